@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Builds the real binaries podguard's tests run against (etcd, kube-apiserver,
+# kubectl, helm) from their Go modules and caches them by version outside the
+# repository. There is no download site for release binaries here, so they are
+# compiled; a cached version is never rebuilt.
+#
+# Usage: hack/tools.sh [all|k8s|etcd|helm|assets-dir|helm-path]
+#   all         build everything that is missing (default)
+#   assets-dir  print the directory to use as KUBEBUILDER_ASSETS (builds if needed)
+#   helm-path   print the path of the helm binary (builds if needed)
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.37.2}"
+ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
+HELM_VERSION="${HELM_VERSION:-3.22.0}"
+CACHE="${PODGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podguard}"
+ASSETS="$CACHE/k8s/$K8S_VERSION-etcd$ETCD_VERSION"
+HELM_DIR="$CACHE/helm/$HELM_VERSION"
+
+log() { echo "hack/tools.sh: $*" >&2; }
+
+# A throwaway module per tool keeps the build's replace directives out of
+# podguard's own go.mod.
+scratch() {
+  local d
+  d="$CACHE/build/$1"
+  rm -rf "$d"
+  mkdir -p "$d"
+  (cd "$d" && go mod init "podguard-tools/$1" >/dev/null 2>&1)
+  echo "$d"
+}
+
+build_etcd() {
+  [ -x "$ASSETS/etcd" ] && return 0
+  log "building etcd v$ETCD_VERSION (cached afterwards in $ASSETS)"
+  local d
+  d=$(scratch etcd)
+  (
+    cd "$d"
+    go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" "go.etcd.io/etcd/api/v3@v$ETCD_VERSION" \
+      "go.etcd.io/etcd/client/pkg/v3@v$ETCD_VERSION" "go.etcd.io/etcd/client/v3@v$ETCD_VERSION" \
+      "go.etcd.io/etcd/pkg/v3@v$ETCD_VERSION" >&2
+    mkdir -p "$ASSETS"
+    CGO_ENABLED=0 go build -trimpath -o "$ASSETS/etcd.tmp" go.etcd.io/etcd/server/v3
+    mv "$ASSETS/etcd.tmp" "$ASSETS/etcd"
+  )
+}
+
+build_k8s() {
+  [ -x "$ASSETS/kube-apiserver" ] && [ -x "$ASSETS/kubectl" ] && return 0
+  log "building kube-apiserver and kubectl v$K8S_VERSION (several minutes on a cold cache)"
+  local d kdir minor
+  d=$(scratch k8s)
+  minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+  (
+    cd "$d"
+    kdir=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    [ -n "$kdir" ] || { log "cannot download k8s.io/kubernetes@v$K8S_VERSION"; exit 1; }
+    # k8s.io/kubernetes points its staging modules at local paths; a consumer
+    # must name the published versions instead.
+    grep -E '^[[:space:]]*k8s.io/[^ ]+ => ./staging/' "$kdir/go.mod" | awk '{print $1}' | while read -r m; do
+      go mod edit -replace "$m=$m@v0.$minor.${K8S_VERSION##*.}"
+    done
+    go mod edit -require "k8s.io/kubernetes@v$K8S_VERSION"
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$K8S_VERSION" "k8s.io/kubernetes/cmd/kubectl@v$K8S_VERSION" >&2
+    local ld=""
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      ld="$ld -X $p.gitVersion=v$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean -X $p.gitCommit=v$K8S_VERSION-podguard-build -X $p.buildDate=1970-01-01T00:00:00Z"
+    done
+    mkdir -p "$ASSETS"
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$ASSETS/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    mv "$ASSETS/kube-apiserver.tmp" "$ASSETS/kube-apiserver"
+    CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$ASSETS/kubectl.tmp" k8s.io/kubernetes/cmd/kubectl
+    mv "$ASSETS/kubectl.tmp" "$ASSETS/kubectl"
+  )
+}
+
+build_helm() {
+  [ -x "$HELM_DIR/helm" ] && return 0
+  log "building helm v$HELM_VERSION"
+  mkdir -p "$HELM_DIR"
+  CGO_ENABLED=0 GOBIN="$HELM_DIR" go install -trimpath \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" >&2
+}
+
+case "${1:-all}" in
+  all) build_etcd; build_k8s; build_helm; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm" ;;
+  k8s) build_etcd; build_k8s ;;
+  etcd) build_etcd ;;
+  helm) build_helm ;;
+  assets-dir) build_etcd; build_k8s; echo "$ASSETS" ;;
+  helm-path) build_helm; echo "$HELM_DIR/helm" ;;
+  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path]" >&2; exit 2 ;;
+esac

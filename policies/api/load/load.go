@@ -1,0 +1,144 @@
+// Package load turns a policy file into a validated policy: strict decoding
+// (unknown and duplicate fields are errors), then defaulting, then semantic
+// validation, as Kubernetes loads its component configs.
+package load
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	sigsjson "sigs.k8s.io/json"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/api/validation"
+	"podguard.dev/podguard/policies/manifest"
+)
+
+// Error lists every problem of one policy file, each with its line where known.
+type Error struct {
+	// Source names the file.
+	Source string
+	// Problems are "line N: path: message" strings, in file order.
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("policy %s is invalid:\n  %s", e.Source, strings.Join(e.Problems, "\n  "))
+}
+
+// Default returns the default policy.
+func Default(ownNamespace string) *v1alpha1.Policy {
+	p := &v1alpha1.Policy{}
+	v1alpha1.SetDefaults(p, ownNamespace)
+	return p
+}
+
+// File loads a policy file. An empty path means the default policy.
+func File(path, ownNamespace string) (*v1alpha1.Policy, error) {
+	if path == "" {
+		return Default(ownNamespace), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	return Bytes(data, path, ownNamespace)
+}
+
+var lineRE = regexp.MustCompile(`line (\d+)`)
+
+// Bytes decodes, defaults and validates a policy. source names it in errors.
+// An empty document (or one holding only comments) is the default policy.
+func Bytes(data []byte, source, ownNamespace string) (*v1alpha1.Policy, error) {
+	fail := func(problems ...string) error { return &Error{Source: source, Problems: problems} }
+
+	var node yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&node); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fail(err.Error())
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil && extra.Kind != 0 {
+		return nil, fail(fmt.Sprintf("line %d: a policy file holds one document; found another", extra.Line))
+	}
+	if node.Kind == 0 || (len(node.Content) == 1 && node.Content[0].Tag == "!!null") {
+		return Default(ownNamespace), nil
+	}
+	if len(node.Content) != 1 || node.Content[0].Kind != yaml.MappingNode {
+		return nil, fail(fmt.Sprintf("line %d: a policy must be a mapping with apiVersion: %s and kind: %s", node.Line, v1alpha1.APIVersion, v1alpha1.PolicyKind))
+	}
+
+	js, err := sigsyaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, fail(strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
+	}
+	p := &v1alpha1.Policy{}
+	strictErrs, err := sigsjson.UnmarshalStrict(js, p, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return nil, fail(decodeProblem(err.Error(), &node))
+	}
+	var problems []string
+	for _, se := range strictErrs {
+		problems = append(problems, decodeProblem(se.Error(), &node))
+	}
+	if p.APIVersion == "" {
+		problems = append(problems, withLine(&node, "apiVersion", "Required value: set apiVersion: "+v1alpha1.APIVersion))
+	}
+	if p.Kind == "" {
+		problems = append(problems, withLine(&node, "kind", "Required value: set kind: "+v1alpha1.PolicyKind))
+	}
+	if len(problems) > 0 {
+		return nil, fail(problems...)
+	}
+	v1alpha1.SetDefaults(p, ownNamespace)
+	if errs := validation.ValidatePolicy(p); len(errs) > 0 {
+		return nil, fail(fieldProblems(errs, &node)...)
+	}
+	return p, nil
+}
+
+var quotedPath = regexp.MustCompile(`field "([^"]+)"`)
+
+// decodeProblem adds the line of the field a decoding error names.
+func decodeProblem(msg string, node *yaml.Node) string {
+	msg = strings.TrimPrefix(msg, "json: ")
+	if m := quotedPath.FindStringSubmatch(msg); m != nil {
+		return withLine(node, m[1], msg)
+	}
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		return msg
+	}
+	// Type errors name the field as "Policy.rules.x": find its line too.
+	if i := strings.Index(msg, "Go struct field Policy."); i >= 0 {
+		f := msg[i+len("Go struct field Policy."):]
+		f, _, _ = strings.Cut(f, " ")
+		return withLine(node, f, msg)
+	}
+	return msg
+}
+
+func withLine(node *yaml.Node, path, msg string) string {
+	if l := manifest.LineOf(node, path); l > 0 {
+		if strings.HasPrefix(msg, path) {
+			return fmt.Sprintf("line %d: %s", l, msg)
+		}
+		return fmt.Sprintf("line %d: %s: %s", l, path, msg)
+	}
+	return path + ": " + msg
+}
+
+func fieldProblems(errs field.ErrorList, node *yaml.Node) []string {
+	out := make([]string, 0, len(errs))
+	for _, e := range errs {
+		out = append(out, withLine(node, e.Field, e.ErrorBody()))
+	}
+	return out
+}

@@ -1,0 +1,238 @@
+// Package change describes what a mutation injects, as path-addressed
+// operations that can be applied to a typed object, rendered as an RFC 6902
+// JSON patch for the webhook, or applied to a YAML tree by the CLI. One
+// description feeds all three, so the cluster and the CLI inject the same.
+package change
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+
+	"podguard.dev/podguard/policies/podspec"
+)
+
+// Op is the kind of a change.
+type Op int
+
+const (
+	// Set gives an absent field a value. Fixes only ever set absent fields.
+	Set Op = iota
+	// Append adds one element at the end of a list, creating the list if absent.
+	Append
+)
+
+// Change is one injected value.
+type Change struct {
+	// Rule is the ID of the rule whose fix made the change.
+	Rule string
+	Op   Op
+	// Path addresses the field (Set) or the list (Append) from the object root.
+	Path podspec.Path
+	// Value is a Go value of the field's (or list element's) API type.
+	Value any
+	// missing is the index of the first path segment that was absent when the
+	// change was applied to the typed object; len(Path) when only the leaf
+	// was. A JSON patch adds the whole missing subtree at that point.
+	missing int
+	applied bool
+}
+
+// String renders the change for people: "spec.securityContext.runAsUser: 1000".
+func (c Change) String() string {
+	v, err := json.Marshal(c.Value)
+	val := string(v)
+	if err != nil {
+		val = fmt.Sprint(c.Value)
+	}
+	val = strings.Trim(val, `"`)
+	if c.Op == Append {
+		return fmt.Sprintf("%s += %s", c.Path, val)
+	}
+	return fmt.Sprintf("%s: %s", c.Path, val)
+}
+
+// Apply performs the change on a typed object (a pointer to an API struct),
+// creating absent intermediate structs, pointers, maps and lists, and records
+// which part of the path was absent for JSON patch rendering.
+func (c *Change) Apply(obj any) error {
+	v := reflect.ValueOf(obj)
+	// missing is the first i for which Path[:i+1] is absent.
+	missing := -1
+	for i, seg := range c.Path {
+		last := i == len(c.Path)-1
+		// Absent pointers were recorded when their field was reached.
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			if seg.Field == "" {
+				return fmt.Errorf("%s: index into an object", c.Path)
+			}
+			idx, ok := fieldIndex(v.Type(), seg.Field)
+			if !ok {
+				return fmt.Errorf("%s: no field %q in %s", c.Path, seg.Field, v.Type())
+			}
+			f := v.FieldByIndex(idx)
+			if missing < 0 && (absent(f) || (last && c.Op == Set)) {
+				missing = i
+			}
+			if !last {
+				v = f
+				continue
+			}
+			var err error
+			if c.Op == Set {
+				err = assign(f, c.Value)
+			} else {
+				err = appendTo(f, c.Value)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.Path, err)
+			}
+			c.finish(missing)
+			return nil
+		case reflect.Slice:
+			if seg.Field != "" || seg.Index < 0 || seg.Index >= v.Len() {
+				return fmt.Errorf("%s: no list element at segment %d", c.Path, i)
+			}
+			if last {
+				return fmt.Errorf("%s: a change must end at a field", c.Path)
+			}
+			v = v.Index(seg.Index)
+		case reflect.Map:
+			if seg.Field == "" || !last || c.Op != Set {
+				return fmt.Errorf("%s: only a map entry can be set in a map", c.Path)
+			}
+			if v.IsNil() {
+				v.Set(reflect.MakeMap(v.Type()))
+			}
+			key := reflect.ValueOf(seg.Field).Convert(v.Type().Key())
+			if v.MapIndex(key).IsValid() {
+				return fmt.Errorf("%s: refusing to overwrite a set value", c.Path)
+			}
+			elem := reflect.New(v.Type().Elem()).Elem()
+			if err := assign(elem, c.Value); err != nil {
+				return fmt.Errorf("%s: %w", c.Path, err)
+			}
+			v.SetMapIndex(key, elem)
+			if missing < 0 {
+				missing = i
+			}
+			c.finish(missing)
+			return nil
+		default:
+			return fmt.Errorf("%s: cannot walk into %s", c.Path, v.Kind())
+		}
+	}
+	return fmt.Errorf("%s: empty path", c.Path)
+}
+
+func (c *Change) finish(missing int) {
+	if missing < 0 {
+		missing = len(c.Path)
+	}
+	c.missing, c.applied = missing, true
+}
+
+// absent reports whether a field would be missing from the object's JSON:
+// a nil pointer, map or list, or an empty struct (the API omits those).
+func absent(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		return v.IsNil()
+	case reflect.Struct:
+		return v.IsZero()
+	}
+	return false
+}
+
+func assign(f reflect.Value, value any) error {
+	val := reflect.ValueOf(value)
+	if f.Kind() == reflect.Pointer {
+		if !f.IsNil() {
+			return fmt.Errorf("refusing to overwrite a set value")
+		}
+		if val.Type() != f.Type() {
+			p := reflect.New(f.Type().Elem())
+			if err := convertInto(p.Elem(), val); err != nil {
+				return err
+			}
+			val = p
+		}
+		f.Set(val)
+		return nil
+	}
+	if !f.IsZero() {
+		return fmt.Errorf("refusing to overwrite a set value")
+	}
+	return convertInto(f, val)
+}
+
+func appendTo(f reflect.Value, value any) error {
+	if f.Kind() != reflect.Slice {
+		return fmt.Errorf("append to a %s", f.Kind())
+	}
+	elem := reflect.New(f.Type().Elem()).Elem()
+	if err := convertInto(elem, reflect.ValueOf(value)); err != nil {
+		return err
+	}
+	f.Set(reflect.Append(f, elem))
+	return nil
+}
+
+func convertInto(dst, val reflect.Value) error {
+	switch {
+	case val.Type().AssignableTo(dst.Type()):
+		dst.Set(val)
+	case val.Type().ConvertibleTo(dst.Type()) && val.Kind() == dst.Kind():
+		dst.Set(val.Convert(dst.Type()))
+	default:
+		return fmt.Errorf("value of type %s does not fit a field of type %s", val.Type(), dst.Type())
+	}
+	return nil
+}
+
+var fieldCache sync.Map // reflect.Type -> map[string][]int
+
+// fieldIndex finds a struct field by its JSON name, looking through inlined
+// (embedded) structs as encoding/json does.
+func fieldIndex(t reflect.Type, name string) ([]int, bool) {
+	if m, ok := fieldCache.Load(t); ok {
+		idx, ok := m.(map[string][]int)[name]
+		return idx, ok
+	}
+	m := map[string][]int{}
+	var walk func(t reflect.Type, prefix []int)
+	walk = func(t reflect.Type, prefix []int) {
+		for i := 0; i < t.NumField(); i++ {
+			sf := t.Field(i)
+			tag := sf.Tag.Get("json")
+			jname, _, _ := strings.Cut(tag, ",")
+			idx := append(append([]int(nil), prefix...), i)
+			if sf.Anonymous && jname == "" && sf.Type.Kind() == reflect.Struct {
+				walk(sf.Type, idx)
+				continue
+			}
+			if jname == "-" || !sf.IsExported() {
+				continue
+			}
+			if jname == "" {
+				jname = sf.Name
+			}
+			if _, dup := m[jname]; !dup {
+				m[jname] = idx
+			}
+		}
+	}
+	walk(t, nil)
+	fieldCache.Store(t, m)
+	idx, ok := m[name]
+	return idx, ok
+}

@@ -1,0 +1,317 @@
+// Package policies is podguard's engine: an Enforcer built from one policy
+// judges (Validate) and fixes (Mutate) the pod spec of any supported object.
+// It is pure Go over typed API objects: no HTTP, no client, no I/O, so the
+// webhook and the offline CLI share it and can never disagree.
+package policies
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/api/validation"
+	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/podspec"
+	"podguard.dev/podguard/policies/rules"
+)
+
+// ErrUnsupported is returned for objects that carry no pod spec podguard knows.
+var ErrUnsupported = errors.New("object kind carries no pod spec podguard judges")
+
+// Attributes describe the request an object comes with.
+type Attributes struct {
+	// Namespace is the object's namespace (the request's, when the object
+	// does not name one).
+	Namespace string
+	// User and Groups are the requesting user; empty offline.
+	User   string
+	Groups []string
+	// Now is the time exemptions expire against; zero means time.Now().
+	Now time.Time
+	// EphemeralContainers, when not nil, limits judging and fixing to these
+	// ephemeral containers (by name) and to container-level fields: the rest
+	// of a running pod can no longer change.
+	EphemeralContainers []string
+	// Rules, when not nil, limits judging to these rule IDs.
+	Rules []string
+}
+
+type compiledRule struct {
+	rules.Rule
+	action v1alpha1.Action
+	mutate bool
+}
+
+type exemption struct {
+	v1alpha1.Exemption
+	index   int
+	expires time.Time
+}
+
+// Enforcer applies one policy. It is safe for concurrent use.
+type Enforcer struct {
+	policy     *v1alpha1.Policy
+	rules      []compiledRule
+	exemptions []exemption
+}
+
+// New builds an Enforcer from a defaulted, validated policy (see
+// policies/api/load). It validates again, so a hand-built policy cannot
+// slip through.
+func New(p *v1alpha1.Policy) (*Enforcer, error) {
+	if errs := validation.ValidatePolicy(p); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid policy: %w", errs.ToAggregate())
+	}
+	e := &Enforcer{policy: p}
+	settings := p.Rules.Settings()
+	for _, r := range rules.Build(p) {
+		s := settings[r.ID]
+		if s == nil {
+			return nil, fmt.Errorf("rule %s has no settings in the policy API", r.ID)
+		}
+		action := s.Action
+		if action == v1alpha1.ActionEnforce && p.Mode != v1alpha1.ActionEnforce {
+			action = p.Mode
+		}
+		e.rules = append(e.rules, compiledRule{Rule: r, action: action, mutate: r.Fix != nil && v1alpha1.Bool(s.Mutate)})
+	}
+	for i, ex := range p.Exemptions {
+		ce := exemption{Exemption: ex, index: i}
+		if ex.Expires != "" {
+			t, err := validation.ParseExpiry(ex.Expires)
+			if err != nil {
+				return nil, fmt.Errorf("exemptions[%d].expires: %w", i, err)
+			}
+			ce.expires = t
+		}
+		e.exemptions = append(e.exemptions, ce)
+	}
+	return e, nil
+}
+
+// Policy returns the policy the Enforcer applies.
+func (e *Enforcer) Policy() *v1alpha1.Policy { return e.policy }
+
+// MutatesTemplates reports whether the policy asks the webhook to mutate
+// workload pod templates, not only Pods.
+func (e *Enforcer) MutatesTemplates() bool { return v1alpha1.Bool(e.policy.Mutation.Templates) }
+
+// Validate judges an object as given.
+func (e *Enforcer) Validate(obj runtime.Object, a Attributes) (*Result, error) {
+	t, ok := podspec.Find(obj)
+	if !ok {
+		return nil, ErrUnsupported
+	}
+	return e.validate(t, &a), nil
+}
+
+// Mutate fills the missing fields of obj in place and returns what it
+// injected, in order. It never overwrites a set value.
+func (e *Enforcer) Mutate(obj runtime.Object, a Attributes) ([]change.Change, error) {
+	t, ok := podspec.Find(obj)
+	if !ok {
+		return nil, ErrUnsupported
+	}
+	res := newResult()
+	var out []change.Change
+	for i := range e.rules {
+		r := &e.rules[i]
+		if !r.mutate || r.action == v1alpha1.ActionOff || !a.ruleSelected(r.ID) {
+			continue
+		}
+		rt := e.scope(t, r.ID, &a, res)
+		if rt == nil {
+			continue
+		}
+		for _, c := range r.Fix(rt) {
+			c.Rule = r.ID
+			if err := c.Apply(obj); err != nil {
+				return out, fmt.Errorf("rule %s: %w", r.ID, err)
+			}
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// Admit judges an object as the cluster admits it. Pods are mutated, then
+// judged. Workloads are judged on a mutated copy of their template: what
+// mutation cannot fix is a violation; what it fixes becomes a warning
+// saying what their pods will get. obj itself is never changed.
+func (e *Enforcer) Admit(obj runtime.Object, a Attributes) (*Result, []change.Change, error) {
+	t, ok := podspec.Find(obj)
+	if !ok {
+		return nil, nil, ErrUnsupported
+	}
+	mutated := obj.DeepCopyObject()
+	changes, err := e.Mutate(mutated, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	mt, _ := podspec.Find(mutated)
+	after := e.validate(mt, &a)
+	if !t.Template {
+		return after, changes, nil
+	}
+	before := e.validate(t, &a)
+	remaining := make(map[string]bool, len(after.Violations))
+	for _, f := range after.Violations {
+		remaining[f.Rule+"\x00"+f.Field] = true
+	}
+	var fixed []Finding
+	for _, f := range before.Violations {
+		if remaining[f.Rule+"\x00"+f.Field] {
+			continue
+		}
+		f.Message += "; podguard injects the fix into the pods at admission"
+		fixed = append(fixed, f)
+	}
+	after.Warnings = append(fixed, after.Warnings...)
+	return after, changes, nil
+}
+
+func (a *Attributes) ruleSelected(id string) bool {
+	return a.Rules == nil || slices.Contains(a.Rules, id)
+}
+
+func (e *Enforcer) validate(t *podspec.Target, a *Attributes) *Result {
+	res := newResult()
+	for i := range e.rules {
+		r := &e.rules[i]
+		if r.action == v1alpha1.ActionOff || !a.ruleSelected(r.ID) {
+			continue
+		}
+		rt := e.scope(t, r.ID, a, res)
+		if rt == nil {
+			continue
+		}
+		for _, f := range r.Check(rt) {
+			out := Finding{Rule: r.ID, Field: f.Path.String(), Message: f.Message, Fix: f.Fix}
+			switch {
+			case r.action == v1alpha1.ActionAudit:
+				res.Audits = append(res.Audits, out)
+			case f.Advisory || r.action == v1alpha1.ActionWarn:
+				res.Warnings = append(res.Warnings, out)
+			default:
+				res.Violations = append(res.Violations, out)
+			}
+		}
+	}
+	res.Allowed = len(res.Violations) == 0
+	return res
+}
+
+// scope returns the target one rule sees: nil when an exemption lifts the
+// rule from the whole object, otherwise with exempt containers removed (and
+// only the named ephemeral containers when a running pod is debugged). It
+// records applied and expired exemptions in res.
+func (e *Enforcer) scope(t *podspec.Target, rule string, a *Attributes, res *Result) *podspec.Target {
+	now := a.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	containers := t.Containers
+	if a.EphemeralContainers != nil {
+		containers = nil
+		for _, c := range t.Containers {
+			if c.Kind == podspec.EphemeralContainer && slices.Contains(a.EphemeralContainers, c.Name) {
+				containers = append(containers, c)
+			}
+		}
+	}
+	narrowed := false
+	for i := range e.exemptions {
+		ex := &e.exemptions[i]
+		if len(ex.Rules) > 0 && !slices.Contains(ex.Rules, rule) {
+			continue
+		}
+		if !ex.matchesRequest(a) {
+			continue
+		}
+		containerScoped := len(ex.Images)+len(ex.ContainerNames) > 0
+		var matched []int
+		if containerScoped {
+			for j, c := range containers {
+				if ex.matchesContainer(c) {
+					matched = append(matched, j)
+				}
+			}
+			if len(matched) == 0 {
+				continue
+			}
+		}
+		if !ex.expires.IsZero() && !now.Before(ex.expires) {
+			res.noteExpired(ex)
+			continue
+		}
+		res.noteExempted(ex, rule)
+		if !containerScoped {
+			return nil
+		}
+		if !narrowed {
+			containers = slices.Clone(containers)
+			narrowed = true
+		}
+		for k := len(matched) - 1; k >= 0; k-- {
+			containers = slices.Delete(containers, matched[k], matched[k]+1)
+		}
+	}
+	if !narrowed && a.EphemeralContainers == nil {
+		return t
+	}
+	rt := *t
+	rt.Containers = containers
+	rt.ContainersOnly = a.EphemeralContainers != nil
+	return &rt
+}
+
+func (ex *exemption) matchesRequest(a *Attributes) bool {
+	if len(ex.Namespaces) > 0 && !slices.ContainsFunc(ex.Namespaces, func(p string) bool { return globMatch(p, a.Namespace) }) {
+		return false
+	}
+	if len(ex.Users) > 0 && (a.User == "" || !slices.Contains(ex.Users, a.User)) {
+		return false
+	}
+	if len(ex.Groups) > 0 && !slices.ContainsFunc(ex.Groups, func(g string) bool { return slices.Contains(a.Groups, g) }) {
+		return false
+	}
+	return true
+}
+
+func (ex *exemption) matchesContainer(c podspec.Container) bool {
+	if len(ex.Images) > 0 && !slices.ContainsFunc(ex.Images, func(p string) bool { return globMatch(p, c.Image) }) {
+		return false
+	}
+	if len(ex.ContainerNames) > 0 && !slices.Contains(ex.ContainerNames, c.Name) {
+		return false
+	}
+	return true
+}
+
+func (r *Result) noteExempted(ex *exemption, rule string) {
+	id := rule
+	if len(ex.Rules) == 0 {
+		id = "*"
+	}
+	for _, x := range r.Exempted {
+		if x.Rule == id && x.Reason == ex.Reason {
+			return
+		}
+	}
+	r.Exempted = append(r.Exempted, Exempted{Rule: id, Reason: ex.Reason, Expires: ex.Expires})
+}
+
+func (r *Result) noteExpired(ex *exemption) {
+	msg := fmt.Sprintf("exemption %d of the policy (%s) expired at %s and no longer applies", ex.index, ex.Reason, ex.expires.Format(time.RFC3339))
+	for _, w := range r.Warnings {
+		if w.Message == msg {
+			return
+		}
+	}
+	r.Warnings = append(r.Warnings, Finding{Rule: "exemptions", Field: fmt.Sprintf("exemptions[%d].expires", ex.index), Message: msg,
+		Fix: "renew the exemption's expires in the policy, or make the object comply"})
+}

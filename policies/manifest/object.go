@@ -1,0 +1,194 @@
+package manifest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	yaml "go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"podguard.dev/podguard/policies/podspec"
+)
+
+// Object is one Kubernetes object of a document: the document itself, or
+// an item of a List.
+type Object struct {
+	// Doc is the document holding the object.
+	Doc *Document
+	// Item is the object's index in its List, or -1.
+	Item int
+	// APIVersion, Kind, Namespace and Name are read from the object.
+	APIVersion, Kind, Namespace, Name string
+	// GroupKind is parsed from APIVersion and Kind.
+	GroupKind schema.GroupKind
+	// Typed is the decoded object for kinds podguard judges; nil otherwise.
+	Typed runtime.Object
+	// node is the object's mapping in Doc.Node.
+	node *yaml.Node
+}
+
+// Source names the object in reports: "<path>#<doc>" or "<path>#<doc>/<item>".
+func (o *Object) Source() string {
+	if o.Item >= 0 {
+		return fmt.Sprintf("%s/%d", o.Doc.Name(), o.Item)
+	}
+	return o.Doc.Name()
+}
+
+// Supported reports whether podguard judges the object's kind.
+func (o *Object) Supported() bool { return o.Typed != nil }
+
+// Objects returns the objects of a document: the document itself, or the
+// items of a List (kind List or any kind ending in List with items). It
+// fails on a document that is not a Kubernetes object, and on a supported
+// kind whose fields do not decode into the API types.
+func (d *Document) Objects() ([]*Object, error) {
+	if d.Err != nil {
+		return nil, d.errorf(lineOfYAMLError(d.Err), "%s", cleanYAMLError(d.Err))
+	}
+	root := d.Node.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, d.errorf(root.Line, "not a Kubernetes object: the document is a YAML %s, not a mapping with apiVersion and kind", kindName(root.Kind))
+	}
+	obj, err := d.object(root, -1)
+	if err != nil {
+		return nil, err
+	}
+	_, items := mapEntry(root, "items")
+	if !strings.HasSuffix(obj.Kind, "List") || items == nil || obj.Typed != nil {
+		return []*Object{obj}, nil
+	}
+	if items.Kind == yaml.ScalarNode && items.Tag == "!!null" {
+		return nil, nil
+	}
+	if items.Kind != yaml.SequenceNode {
+		return nil, d.errorf(items.Line, "%s: items must be a list", obj.Kind)
+	}
+	out := make([]*Object, 0, len(items.Content))
+	for i, it := range items.Content {
+		if it.Kind != yaml.MappingNode {
+			return nil, d.errorf(it.Line, "%s item %d is not a Kubernetes object (a mapping with apiVersion and kind)", obj.Kind, i)
+		}
+		o, err := d.object(it, i)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+func (d *Document) object(n *yaml.Node, item int) (*Object, error) {
+	o := &Object{Doc: d, Item: item, node: n}
+	where := ""
+	if item >= 0 {
+		where = fmt.Sprintf("item %d: ", item)
+	}
+	var err error
+	if o.APIVersion, err = scalarField(n, "apiVersion"); err != nil {
+		return nil, d.errorf(n.Line, "%s%v", where, err)
+	}
+	if o.Kind, err = scalarField(n, "kind"); err != nil {
+		return nil, d.errorf(n.Line, "%s%v", where, err)
+	}
+	if o.APIVersion == "" || o.Kind == "" {
+		return nil, d.errorf(n.Line, "%snot a Kubernetes object: apiVersion and kind are required", where)
+	}
+	gv, err := schema.ParseGroupVersion(o.APIVersion)
+	if err != nil {
+		return nil, d.errorf(n.Line, "%sapiVersion %q: %v", where, o.APIVersion, err)
+	}
+	o.GroupKind = schema.GroupKind{Group: gv.Group, Kind: o.Kind}
+	if _, meta := mapEntry(n, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
+		o.Name, _ = scalarField(meta, "name")
+		o.Namespace, _ = scalarField(meta, "namespace")
+	}
+	typed, ok := podspec.NewObject(o.GroupKind)
+	if !ok {
+		return o, nil
+	}
+	var generic any
+	if err := n.Decode(&generic); err != nil {
+		return nil, d.errorf(n.Line, "%s%s", where, cleanYAMLError(err))
+	}
+	js, err := json.Marshal(generic)
+	if err != nil {
+		return nil, d.errorf(n.Line, "%scannot be read as JSON: %v", where, err)
+	}
+	if err := json.Unmarshal(js, typed); err != nil {
+		return nil, d.errorf(d.lineOfJSONError(n, err), "%s%s", where, cleanJSONError(err))
+	}
+	o.Typed = typed
+	return o, nil
+}
+
+func (d *Document) errorf(line int, format string, args ...any) error {
+	l := 0
+	if line > 0 {
+		l = d.Line + line - 1
+	}
+	return &InputError{Source: d.Source, Doc: d.Index, Line: l, Err: fmt.Errorf(format, args...)}
+}
+
+var jsonFieldRE = regexp.MustCompile(`Go struct field [A-Za-z0-9]+\.([^ ]+) of type`)
+
+func (d *Document) lineOfJSONError(n *yaml.Node, err error) int {
+	if m := jsonFieldRE.FindStringSubmatch(err.Error()); m != nil {
+		return LineOf(n, m[1])
+	}
+	return n.Line
+}
+
+func cleanJSONError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if m := jsonFieldRE.FindStringSubmatch(err.Error()); m != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return fmt.Sprintf("field %s: cannot use a %s here (want %s)", m[1], ute.Value, ute.Type)
+		}
+	}
+	return msg
+}
+
+var yamlLineRE = regexp.MustCompile(`line (\d+):? ?`)
+
+func lineOfYAMLError(err error) int {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		var l int
+		fmt.Sscan(m[1], &l)
+		return l
+	}
+	return 0
+}
+
+func cleanYAMLError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	return "malformed YAML: " + yamlLineRE.ReplaceAllString(msg, "")
+}
+
+func scalarField(n *yaml.Node, key string) (string, error) {
+	_, v := mapEntry(n, key)
+	if v == nil || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
+		return "", nil
+	}
+	if v.Kind != yaml.ScalarNode {
+		return "", fmt.Errorf("%s must be a string", key)
+	}
+	return v.Value, nil
+}
+
+func kindName(k yaml.Kind) string {
+	switch k {
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "scalar"
+	case yaml.AliasNode:
+		return "alias"
+	}
+	return "node"
+}

@@ -1,0 +1,214 @@
+// Package podspec finds the pod spec inside every kind podguard judges and
+// hands the rules a uniform view of it: the spec, the pod metadata, the
+// containers of all three kinds, and the field paths from the object's root.
+package podspec
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// ContainerKind tells the three lists of containers apart.
+type ContainerKind int
+
+const (
+	// InitContainer is an entry of spec.initContainers (including native sidecars).
+	InitContainer ContainerKind = iota
+	// RegularContainer is an entry of spec.containers.
+	RegularContainer
+	// EphemeralContainer is an entry of spec.ephemeralContainers.
+	EphemeralContainer
+)
+
+// String returns the API field name of the container list.
+func (k ContainerKind) String() string {
+	switch k {
+	case InitContainer:
+		return "initContainers"
+	case EphemeralContainer:
+		return "ephemeralContainers"
+	default:
+		return "containers"
+	}
+}
+
+// Container is one container of a pod spec with its position.
+type Container struct {
+	*corev1.Container
+	Kind  ContainerKind
+	Index int
+	// Path is the container's path from the object root, e.g.
+	// spec.template.spec.initContainers[1].
+	Path Path
+}
+
+// SecurityContextPath returns the path of the container's securityContext.
+func (c Container) SecurityContextPath() Path { return c.Path.Child("securityContext") }
+
+// Sidecar reports whether c is a native sidecar: an init container that keeps
+// running for the pod's lifetime.
+func (c Container) Sidecar() bool {
+	return c.Kind == InitContainer && c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways
+}
+
+// Target is one pod spec to judge or fix.
+type Target struct {
+	// Object is the typed root object the paths start from.
+	Object runtime.Object
+	// Kind is the object's group and kind.
+	Kind schema.GroupKind
+	// ObjectMeta is the root object's metadata (name, namespace, owners).
+	ObjectMeta *metav1.ObjectMeta
+	// PodMeta is the pod's metadata: the object's own for a Pod, the
+	// template's for everything else. PSA reads AppArmor annotations here.
+	PodMeta *metav1.ObjectMeta
+	// PodMetaPath is the path of PodMeta from the root.
+	PodMetaPath Path
+	// Spec is the pod spec, modified in place by mutation.
+	Spec *corev1.PodSpec
+	// SpecPath is the path of Spec from the root.
+	SpecPath Path
+	// Template is true when Spec is a pod template rather than a Pod.
+	Template bool
+	// JobPod is true for pods run to completion: Job and CronJob templates and
+	// Pods owned by a Job.
+	JobPod bool
+	// Containers are the containers a rule looks at. The engine narrows this
+	// list per rule (container exemptions, only new ephemeral containers).
+	Containers []Container
+	// ContainersOnly restricts a rule to container-level checks and fixes:
+	// used when only new ephemeral containers of an existing pod are judged,
+	// since the rest of the pod spec can no longer change.
+	ContainersOnly bool
+}
+
+// Windows reports whether the pod is a Windows pod. As in the API server and
+// PSA, only spec.os.name says so; a nodeSelector does not.
+func (t *Target) Windows() bool {
+	return t.Spec.OS != nil && t.Spec.OS.Name == corev1.Windows
+}
+
+// PodSecurityContextPath returns the path of the pod-level securityContext.
+func (t *Target) PodSecurityContextPath() Path { return t.SpecPath.Child("securityContext") }
+
+// SupportedKinds lists the group/kinds whose pod specs podguard judges, in
+// every API version that keeps the pod spec at the same path.
+var SupportedKinds = []schema.GroupKind{
+	{Kind: "Pod"},
+	{Kind: "PodTemplate"},
+	{Kind: "ReplicationController"},
+	{Group: "apps", Kind: "Deployment"},
+	{Group: "apps", Kind: "ReplicaSet"},
+	{Group: "apps", Kind: "StatefulSet"},
+	{Group: "apps", Kind: "DaemonSet"},
+	{Group: "extensions", Kind: "Deployment"},
+	{Group: "extensions", Kind: "ReplicaSet"},
+	{Group: "extensions", Kind: "DaemonSet"},
+	{Group: "batch", Kind: "Job"},
+	{Group: "batch", Kind: "CronJob"},
+}
+
+// NewObject returns an empty typed object for a supported group/kind, or
+// false. Old API versions are decoded into the current types: their pod spec
+// sits at the same path, which is all podguard reads.
+func NewObject(gk schema.GroupKind) (runtime.Object, bool) {
+	switch gk {
+	case schema.GroupKind{Kind: "Pod"}:
+		return &corev1.Pod{}, true
+	case schema.GroupKind{Kind: "PodTemplate"}:
+		return &corev1.PodTemplate{}, true
+	case schema.GroupKind{Kind: "ReplicationController"}:
+		return &corev1.ReplicationController{}, true
+	case schema.GroupKind{Group: "apps", Kind: "Deployment"}, schema.GroupKind{Group: "extensions", Kind: "Deployment"}:
+		return &appsv1.Deployment{}, true
+	case schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}, schema.GroupKind{Group: "extensions", Kind: "ReplicaSet"}:
+		return &appsv1.ReplicaSet{}, true
+	case schema.GroupKind{Group: "apps", Kind: "StatefulSet"}:
+		return &appsv1.StatefulSet{}, true
+	case schema.GroupKind{Group: "apps", Kind: "DaemonSet"}, schema.GroupKind{Group: "extensions", Kind: "DaemonSet"}:
+		return &appsv1.DaemonSet{}, true
+	case schema.GroupKind{Group: "batch", Kind: "Job"}:
+		return &batchv1.Job{}, true
+	case schema.GroupKind{Group: "batch", Kind: "CronJob"}:
+		return &batchv1.CronJob{}, true
+	}
+	return nil, false
+}
+
+// Find returns the pod spec target of a typed object, or false when the
+// object carries no pod spec podguard knows (or its template is absent).
+func Find(obj runtime.Object) (*Target, bool) {
+	t := &Target{Object: obj}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		t.Kind = schema.GroupKind{Kind: "Pod"}
+		t.ObjectMeta, t.PodMeta, t.PodMetaPath = &o.ObjectMeta, &o.ObjectMeta, NewPath("metadata")
+		t.Spec, t.SpecPath = &o.Spec, NewPath("spec")
+		for _, ref := range o.OwnerReferences {
+			if ref.Kind == "Job" && (ref.APIVersion == "batch/v1" || ref.APIVersion == "batch/v1beta1") {
+				t.JobPod = true
+			}
+		}
+	case *corev1.PodTemplate:
+		t.Kind = schema.GroupKind{Kind: "PodTemplate"}
+		t.template(&o.ObjectMeta, &o.Template, NewPath("template"))
+	case *corev1.ReplicationController:
+		t.Kind = schema.GroupKind{Kind: "ReplicationController"}
+		if o.Spec.Template == nil {
+			return nil, false
+		}
+		t.template(&o.ObjectMeta, o.Spec.Template, NewPath("spec", "template"))
+	case *appsv1.Deployment:
+		t.Kind = schema.GroupKind{Group: "apps", Kind: "Deployment"}
+		t.template(&o.ObjectMeta, &o.Spec.Template, NewPath("spec", "template"))
+	case *appsv1.ReplicaSet:
+		t.Kind = schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}
+		t.template(&o.ObjectMeta, &o.Spec.Template, NewPath("spec", "template"))
+	case *appsv1.StatefulSet:
+		t.Kind = schema.GroupKind{Group: "apps", Kind: "StatefulSet"}
+		t.template(&o.ObjectMeta, &o.Spec.Template, NewPath("spec", "template"))
+	case *appsv1.DaemonSet:
+		t.Kind = schema.GroupKind{Group: "apps", Kind: "DaemonSet"}
+		t.template(&o.ObjectMeta, &o.Spec.Template, NewPath("spec", "template"))
+	case *batchv1.Job:
+		t.Kind = schema.GroupKind{Group: "batch", Kind: "Job"}
+		t.template(&o.ObjectMeta, &o.Spec.Template, NewPath("spec", "template"))
+		t.JobPod = true
+	case *batchv1.CronJob:
+		t.Kind = schema.GroupKind{Group: "batch", Kind: "CronJob"}
+		t.template(&o.ObjectMeta, &o.Spec.JobTemplate.Spec.Template, NewPath("spec", "jobTemplate", "spec", "template"))
+		t.JobPod = true
+	default:
+		return nil, false
+	}
+	t.Containers = Containers(t.Spec, t.SpecPath)
+	return t, true
+}
+
+func (t *Target) template(meta *metav1.ObjectMeta, tmpl *corev1.PodTemplateSpec, path Path) {
+	t.ObjectMeta = meta
+	t.PodMeta, t.PodMetaPath = &tmpl.ObjectMeta, path.Child("metadata")
+	t.Spec, t.SpecPath = &tmpl.Spec, path.Child("spec")
+	t.Template = true
+}
+
+// Containers lists every container of a pod spec: init, regular, then
+// ephemeral, as PSA visits them.
+func Containers(spec *corev1.PodSpec, specPath Path) []Container {
+	out := make([]Container, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers))
+	for i := range spec.InitContainers {
+		out = append(out, Container{Container: &spec.InitContainers[i], Kind: InitContainer, Index: i, Path: specPath.Child("initContainers").Index(i)})
+	}
+	for i := range spec.Containers {
+		out = append(out, Container{Container: &spec.Containers[i], Kind: RegularContainer, Index: i, Path: specPath.Child("containers").Index(i)})
+	}
+	for i := range spec.EphemeralContainers {
+		c := (*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon)
+		out = append(out, Container{Container: c, Kind: EphemeralContainer, Index: i, Path: specPath.Child("ephemeralContainers").Index(i)})
+	}
+	return out
+}

@@ -1,0 +1,43 @@
+package policies
+
+// Finding is one reported problem, as the CLI's JSON output and the
+// webhook's responses carry it.
+type Finding struct {
+	// Rule is the rule ID.
+	Rule string `json:"rule"`
+	// Field is the path of the offending field from the object root.
+	Field string `json:"field"`
+	// Message says what is wrong.
+	Message string `json:"message"`
+	// Fix says what to set or remove.
+	Fix string `json:"fix"`
+}
+
+// Exempted records an exemption that applied to an object.
+type Exempted struct {
+	// Rule is the rule ID, or "*" for an exemption covering every rule.
+	Rule string `json:"rule"`
+	// Reason is the exemption's reason.
+	Reason string `json:"reason"`
+	// Expires is the exemption's expiry as written in the policy, or "".
+	Expires string `json:"expires"`
+}
+
+// Result is the verdict on one object.
+type Result struct {
+	// Allowed is false when there is at least one violation.
+	Allowed bool `json:"allowed"`
+	// Violations are findings of enforce-action rules: they deny.
+	Violations []Finding `json:"violations"`
+	// Warnings are findings of warn-action rules, advisory findings, expired
+	// exemptions and, for objects judged as admitted, what mutation injects.
+	Warnings []Finding `json:"warnings"`
+	// Audits are findings of audit-action rules.
+	Audits []Finding `json:"audits"`
+	// Exempted lists the exemptions that applied.
+	Exempted []Exempted `json:"exempted"`
+}
+
+func newResult() *Result {
+	return &Result{Allowed: true, Violations: []Finding{}, Warnings: []Finding{}, Audits: []Finding{}, Exempted: []Exempted{}}
+}

@@ -1,0 +1,58 @@
+package rules
+
+// allowPrivilegeEscalation: every container sets allowPrivilegeEscalation:
+// false (Docker's no-new-privileges), so setuid binaries cannot gain
+// privileges. Field: spec.*containers[*].securityContext.allowPrivilegeEscalation.
+// Fix: set false, except on a container that is privileged or adds
+// SYS_ADMIN: the API server rejects false there, and an API error would hide
+// podguard's own, complete denial. Windows pods cannot set the field:
+// nothing is required or injected there.
+
+import (
+	"slices"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/podspec"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func init() { register("allowPrivilegeEscalation", newAllowPrivilegeEscalation) }
+
+func newAllowPrivilegeEscalation(*v1alpha1.Policy) Rule {
+	s := containerField{
+		field:     "allowPrivilegeEscalation",
+		get:       func(sc *corev1.SecurityContext) *bool { return sc.AllowPrivilegeEscalation },
+		want:      false,
+		linuxOnly: true,
+	}
+	return Rule{
+		ID:      "allowPrivilegeEscalation",
+		Summary: "containers set allowPrivilegeEscalation: false",
+		Check:   s.check,
+		Fix: func(t *podspec.Target) []change.Change {
+			var out []change.Change
+			for _, c := range s.unset(t) {
+				if escalates(c) {
+					continue
+				}
+				out = append(out, change.Change{Op: change.Set, Path: c.SecurityContextPath().Child("allowPrivilegeEscalation"), Value: false})
+			}
+			return out
+		},
+	}
+}
+
+// escalates reports whether the API server forces privilege escalation on:
+// privileged containers and containers adding SYS_ADMIN.
+func escalates(c podspec.Container) bool {
+	sc := c.SecurityContext
+	if sc == nil {
+		return false
+	}
+	if sc.Privileged != nil && *sc.Privileged {
+		return true
+	}
+	return sc.Capabilities != nil && (slices.Contains(sc.Capabilities.Add, "SYS_ADMIN") || slices.Contains(sc.Capabilities.Add, "CAP_SYS_ADMIN"))
+}

@@ -1,0 +1,40 @@
+package rules
+
+// hostNamespaces: the pod shares none of the host's namespaces (Docker's
+// network isolation). Fields: spec.hostNetwork, spec.hostPID, spec.hostIPC
+// must not be true. As PSA baseline. No fix.
+
+import (
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("hostNamespaces", newHostNamespaces) }
+
+func newHostNamespaces(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "hostNamespaces",
+		Summary: "no hostNetwork, hostPID or hostIPC",
+		Check: func(t *podspec.Target) []Finding {
+			if t.ContainersOnly {
+				return nil
+			}
+			var out []Finding
+			for _, ns := range []struct {
+				name string
+				on   bool
+				what string
+			}{
+				{"hostNetwork", t.Spec.HostNetwork, "the host's network: it can reach every node-local service and sniff traffic"},
+				{"hostPID", t.Spec.HostPID, "the host's process namespace: it can see and signal every process on the node"},
+				{"hostIPC", t.Spec.HostIPC, "the host's IPC namespace"},
+			} {
+				if ns.on {
+					p := t.SpecPath.Child(ns.name)
+					out = append(out, forbidden(p, "the pod shares "+ns.what, "remove "+p.String()+" (or set it to false)"))
+				}
+			}
+			return out
+		},
+	}
+}

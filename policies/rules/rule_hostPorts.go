@@ -1,0 +1,45 @@
+package rules
+
+// hostPorts: no container port binds a host port. Field:
+// spec.*containers[*].ports[*].hostPort must be unset or 0. Under
+// hostNetwork the API server defaults hostPort to containerPort, so such a
+// port counts as a host port. As PSA baseline. No fix.
+
+import (
+	"fmt"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("hostPorts", newHostPorts) }
+
+func newHostPorts(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "hostPorts",
+		Summary: "no container port binds a hostPort",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				for j, port := range c.Ports {
+					hp := port.HostPort
+					if hp == 0 && t.Spec.HostNetwork {
+						hp = port.ContainerPort
+					}
+					if hp == 0 {
+						continue
+					}
+					p := c.Path.Child("ports").Index(j).Child("hostPort")
+					fix := fmt.Sprintf("remove %s; expose the port with a Service", p)
+					msg := fmt.Sprintf("container %q binds host port %d", c.Name, hp)
+					if port.HostPort == 0 {
+						msg += " (under hostNetwork every container port is a host port)"
+						fix = fmt.Sprintf("remove %s", t.SpecPath.Child("hostNetwork"))
+					}
+					out = append(out, forbidden(p, msg, fix))
+				}
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,70 @@
+package rules
+
+// hostProbesAndLifecycle: probes and lifecycle handlers talk to the pod
+// itself, never to another host (the kubelet would make requests on the
+// pod's behalf). Fields: {liveness,readiness,startup}Probe and
+// lifecycle.{postStart,preStop} .httpGet.host and .tcpSocket.host must be
+// empty. As PSA baseline (latest). No fix.
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("hostProbesAndLifecycle", newHostProbesAndLifecycle) }
+
+func newHostProbesAndLifecycle(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "hostProbesAndLifecycle",
+		Summary: "probes and lifecycle handlers set no host",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				report := func(p podspec.Path, host string) {
+					if host == "" {
+						return
+					}
+					out = append(out, forbidden(p, fmt.Sprintf("container %q sends a probe or lifecycle request to host %q", c.Name, host),
+						fmt.Sprintf("remove %s; the handler then targets the pod's own IP", p)))
+				}
+				probe := func(name string, pr *corev1.Probe) {
+					if pr == nil {
+						return
+					}
+					if pr.HTTPGet != nil {
+						report(c.Path.Child(name, "httpGet", "host"), pr.HTTPGet.Host)
+					}
+					if pr.TCPSocket != nil {
+						report(c.Path.Child(name, "tcpSocket", "host"), pr.TCPSocket.Host)
+					}
+				}
+				probe("livenessProbe", c.LivenessProbe)
+				probe("readinessProbe", c.ReadinessProbe)
+				probe("startupProbe", c.StartupProbe)
+				if c.Lifecycle == nil {
+					continue
+				}
+				for _, lh := range []struct {
+					name string
+					h    *corev1.LifecycleHandler
+				}{{"postStart", c.Lifecycle.PostStart}, {"preStop", c.Lifecycle.PreStop}} {
+					name, h := lh.name, lh.h
+					if h == nil {
+						continue
+					}
+					if h.HTTPGet != nil {
+						report(c.Path.Child("lifecycle", name, "httpGet", "host"), h.HTTPGet.Host)
+					}
+					if h.TCPSocket != nil {
+						report(c.Path.Child("lifecycle", name, "tcpSocket", "host"), h.TCPSocket.Host)
+					}
+				}
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,58 @@
+package rules
+
+// imageTag: images are pinned: a tag other than latest, or better a digest
+// (@sha256:...). Field: spec.*containers[*].image. An untagged image means
+// :latest, which changes under a running workload. Default action warn. No fix.
+
+import (
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("imageTag", newImageTag) }
+
+// imageTagOf returns the tag of an image reference ("" when untagged) and
+// whether it is pinned by digest.
+func imageTagOf(image string) (tag string, digest bool) {
+	if strings.Contains(image, "@") {
+		return "", true
+	}
+	name := image
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		return name[i+1:], false
+	}
+	return "", false
+}
+
+func newImageTag(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "imageTag",
+		Summary: "images are pinned to a tag other than latest or to a digest",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				tag, digest := imageTagOf(c.Image)
+				if digest || (tag != "" && tag != "latest") {
+					continue
+				}
+				p := c.Path.Child("image")
+				what := "has no tag, which means :latest"
+				if tag == "latest" {
+					what = "uses the :latest tag"
+				}
+				out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+					Message: fmt.Sprintf("container %q image %q %s and can change under a running workload", c.Name, c.Image, what),
+					Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", p)})
+			}
+			return out
+		},
+	}
+}

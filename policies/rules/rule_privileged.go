@@ -1,0 +1,32 @@
+package rules
+
+// privileged: no container is privileged. Field:
+// spec.*containers[*].securityContext.privileged. No fix: a privileged
+// container was asked for explicitly and is reported as Forbidden.
+
+import (
+	"fmt"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("privileged", newPrivileged) }
+
+func newPrivileged(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "privileged",
+		Summary: "no container is privileged",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+					p := c.SecurityContextPath().Child("privileged")
+					out = append(out, forbidden(p, fmt.Sprintf("container %q is privileged: it has every capability and access to all host devices", c.Name),
+						fmt.Sprintf("set %s: false", p)))
+				}
+			}
+			return out
+		},
+	}
+}

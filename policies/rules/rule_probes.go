@@ -1,0 +1,51 @@
+package rules
+
+// probes: long-running containers declare liveness and readiness probes
+// (Docker's HEALTHCHECK), so Kubernetes restarts hung ones and routes
+// traffic only to ready ones. Fields: spec.containers[*].livenessProbe and
+// readinessProbe. Only regular containers: not init containers, native
+// sidecars or ephemeral containers, and not pods that run to completion
+// (Job and CronJob templates, Pods owned by a Job). Default action warn.
+// No fix: a probe must know the application.
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("probes", newProbes) }
+
+func newProbes(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "probes",
+		Summary: "long-running containers have liveness and readiness probes",
+		Check: func(t *podspec.Target) []Finding {
+			if t.JobPod {
+				return nil
+			}
+			var out []Finding
+			for _, c := range t.Containers {
+				if c.Kind != podspec.RegularContainer {
+					continue
+				}
+				if c.LivenessProbe == nil {
+					p := c.Path.Child("livenessProbe")
+					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
+						Message: fmt.Sprintf("container %q has no liveness probe", c.Name),
+						Fix:     fmt.Sprintf("set %s (httpGet, tcpSocket, grpc or exec)", p)})
+				}
+				if c.ReadinessProbe == nil {
+					p := c.Path.Child("readinessProbe")
+					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
+						Message: fmt.Sprintf("container %q has no readiness probe", c.Name),
+						Fix:     fmt.Sprintf("set %s (httpGet, tcpSocket, grpc or exec)", p)})
+				}
+			}
+			return out
+		},
+	}
+}

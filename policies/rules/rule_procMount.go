@@ -1,0 +1,34 @@
+package rules
+
+// procMount: containers keep the default /proc mask. Field:
+// spec.*containers[*].securityContext.procMount must be unset or Default.
+// As PSA restricted (latest), without the hostUsers: false relaxation. No fix.
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("procMount", newProcMount) }
+
+func newProcMount(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "procMount",
+		Summary: "procMount is Default",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				if sc := c.SecurityContext; sc != nil && sc.ProcMount != nil && *sc.ProcMount != corev1.DefaultProcMount {
+					p := c.SecurityContextPath().Child("procMount")
+					out = append(out, forbidden(p, fmt.Sprintf("container %q sets procMount %q, unmasking /proc", c.Name, *sc.ProcMount),
+						fmt.Sprintf("remove %s or set it to Default", p)))
+				}
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,121 @@
+package rules
+
+// resources: every init and regular container sets limits.cpu and
+// limits.memory (Docker's --cpus and --memory); requests never exceed
+// limits; limits never exceed the policy's maxLimits when set. Ephemeral
+// containers cannot have resources and are not looked at. Fields:
+// spec.{initContainers,containers}[*].resources.{limits,requests}.
+// Fix: a missing limit gets the policy's default (cpu 500m, memory 512Mi),
+// raised to the container's own request when that is higher; where the
+// request is missing too it gets the default request (cpu 100m, memory
+// 128Mi), lowered to the limit when that is lower. A request alone is never
+// injected beside an explicit limit: the API server defaults it to the limit.
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("resources", newResources) }
+
+var limitedResources = []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory}
+
+func newResources(p *v1alpha1.Policy) Rule {
+	cfg := p.Rules.Resources
+	defLimit := func(name corev1.ResourceName, c podspec.Container) resource.Quantity {
+		l := cfg.DefaultLimits[name].DeepCopy()
+		if req, ok := c.Resources.Requests[name]; ok && req.Cmp(l) > 0 {
+			l = req.DeepCopy()
+		}
+		return l
+	}
+	return Rule{
+		ID:      "resources",
+		Summary: "containers set cpu and memory limits; requests do not exceed limits",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				if c.Kind == podspec.EphemeralContainer {
+					continue
+				}
+				rp := c.Path.Child("resources")
+				for _, name := range limitedResources {
+					if _, ok := c.Resources.Limits[name]; !ok {
+						l := defLimit(name, c)
+						out = append(out, Finding{Type: field.ErrorTypeRequired, Path: rp.Child("limits", string(name)),
+							Message: fmt.Sprintf("container %q has no %s limit", c.Name, name),
+							Fix:     fmt.Sprintf("set %s: %s", rp.Child("limits", string(name)), l.String())})
+					}
+				}
+				for _, name := range sortedNames(c.Resources.Requests) {
+					req := c.Resources.Requests[name]
+					if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
+						p := rp.Child("requests", string(name))
+						out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+							Message: fmt.Sprintf("container %q requests %s %s, above its limit %s", c.Name, name, req.String(), lim.String()),
+							Fix:     fmt.Sprintf("set %s to at most %s", p, lim.String())})
+					}
+				}
+				for _, name := range sortedNames(cfg.MaxLimits) {
+					max := cfg.MaxLimits[name]
+					if lim, ok := c.Resources.Limits[name]; ok && lim.Cmp(max) > 0 {
+						p := rp.Child("limits", string(name))
+						out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+							Message: fmt.Sprintf("container %q has a %s limit of %s, above the policy's maximum %s", c.Name, name, lim.String(), max.String()),
+							Fix:     fmt.Sprintf("set %s to at most %s", p, max.String())})
+					}
+				}
+			}
+			return out
+		},
+		Fix: func(t *podspec.Target) []change.Change {
+			var out []change.Change
+			for _, c := range t.Containers {
+				if c.Kind == podspec.EphemeralContainer {
+					continue
+				}
+				rp := c.Path.Child("resources")
+				for _, name := range limitedResources {
+					if _, ok := c.Resources.Limits[name]; ok {
+						continue
+					}
+					l := defLimit(name, c)
+					out = append(out, change.Change{Op: change.Set, Path: rp.Child("limits", string(name)), Value: l})
+					if _, ok := c.Resources.Requests[name]; ok {
+						continue
+					}
+					r, ok := cfg.DefaultRequests[name]
+					if !ok {
+						continue
+					}
+					r = r.DeepCopy()
+					if r.Cmp(l) > 0 {
+						r = l.DeepCopy()
+					}
+					out = append(out, change.Change{Op: change.Set, Path: rp.Child("requests", string(name)), Value: r})
+				}
+			}
+			return out
+		},
+	}
+}
+
+func sortedNames(rl corev1.ResourceList) []corev1.ResourceName {
+	names := make([]corev1.ResourceName, 0, len(rl))
+	for n := range rl {
+		names = append(names, n)
+	}
+	for i := 1; i < len(names); i++ {
+		for j := i; j > 0 && names[j] < names[j-1]; j-- {
+			names[j], names[j-1] = names[j-1], names[j]
+		}
+	}
+	return names
+}

@@ -1,0 +1,80 @@
+package rules
+
+// runAsGroup: every container's primary group is an allowed GID (default
+// exactly 1000), and the pod's fsGroup and supplementalGroups are never 0.
+// Fields: spec.securityContext.runAsGroup / fsGroup / supplementalGroups and
+// spec.*containers[*].securityContext.runAsGroup. Unset runAsGroup means the
+// image's group (often root's, 0), so it is Required. Fix: set the pod's
+// runAsGroup to the first allowed GID and, when unset, fsGroup to the same
+// (with fsGroupChangePolicy OnRootMismatch) so volumes are writable by the
+// group. Windows pods: as runAsUser, nothing required or injected.
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("runAsGroup", newRunAsGroup) }
+
+func newRunAsGroup(p *v1alpha1.Policy) Rule {
+	allowed := p.Rules.RunAsGroup.AllowedGIDs
+	s := podDefault[int64]{
+		id:        "runAsGroup",
+		field:     []string{"runAsGroup"},
+		pod:       func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsGroup },
+		container: func(sc *corev1.SecurityContext) *int64 { return sc.RunAsGroup },
+		ok:        func(v int64) bool { return slices.Contains(allowed, v) },
+		show:      func(v int64) string { return strconv.FormatInt(v, 10) },
+		want:      joinInts(allowed),
+		inject:    allowed[0],
+		linuxOnly: true,
+	}
+	return Rule{
+		ID:      "runAsGroup",
+		Summary: fmt.Sprintf("containers run as GID %s; fsGroup and supplementalGroups are never 0", joinInts(allowed)),
+		Check: func(t *podspec.Target) []Finding {
+			out := s.check(t)
+			sc := t.Spec.SecurityContext
+			if sc == nil || t.ContainersOnly {
+				return out
+			}
+			scPath := t.PodSecurityContextPath()
+			if sc.FSGroup != nil && *sc.FSGroup == 0 {
+				out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: scPath.Child("fsGroup"),
+					Message: "fsGroup is 0, root's group: volumes would be owned by root",
+					Fix:     fmt.Sprintf("set %s: %d", scPath.Child("fsGroup"), allowed[0])})
+			}
+			for i, g := range sc.SupplementalGroups {
+				if g == 0 {
+					p := scPath.Child("supplementalGroups").Index(i)
+					out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+						Message: "supplementalGroups contains 0, root's group",
+						Fix:     fmt.Sprintf("remove 0 from %s", scPath.Child("supplementalGroups"))})
+				}
+			}
+			return out
+		},
+		Fix: func(t *podspec.Target) []change.Change {
+			out := s.fix(t)
+			if t.ContainersOnly || t.Windows() {
+				return out
+			}
+			sc := t.Spec.SecurityContext
+			if sc == nil || sc.FSGroup == nil {
+				out = append(out, change.Change{Op: change.Set, Path: t.PodSecurityContextPath().Child("fsGroup"), Value: allowed[0]})
+				if sc == nil || sc.FSGroupChangePolicy == nil {
+					out = append(out, change.Change{Op: change.Set, Path: t.PodSecurityContextPath().Child("fsGroupChangePolicy"), Value: corev1.FSGroupChangeOnRootMismatch})
+				}
+			}
+			return out
+		},
+	}
+}

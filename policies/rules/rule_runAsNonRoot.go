@@ -1,0 +1,37 @@
+package rules
+
+// runAsNonRoot: every container has an effective runAsNonRoot: true, so the
+// kubelet refuses to start it as root whatever the image says. Fields:
+// spec.securityContext.runAsNonRoot and spec.*containers[*].securityContext.runAsNonRoot;
+// the container value wins. Unlike the UID rules this applies to Windows
+// pods too (the API allows it there and PSA restricted requires it).
+// Fix: set the pod's runAsNonRoot: true.
+
+import (
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+)
+
+func init() { register("runAsNonRoot", newRunAsNonRoot) }
+
+func newRunAsNonRoot(*v1alpha1.Policy) Rule {
+	s := podDefault[bool]{
+		id:        "runAsNonRoot",
+		field:     []string{"runAsNonRoot"},
+		pod:       func(sc *corev1.PodSecurityContext) *bool { return sc.RunAsNonRoot },
+		container: func(sc *corev1.SecurityContext) *bool { return sc.RunAsNonRoot },
+		ok:        func(v bool) bool { return v },
+		show:      strconv.FormatBool,
+		want:      "true",
+		inject:    true,
+	}
+	return Rule{
+		ID:      "runAsNonRoot",
+		Summary: "containers run with runAsNonRoot: true",
+		Check:   s.check,
+		Fix:     s.fix,
+	}
+}

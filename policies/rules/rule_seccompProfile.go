@@ -1,0 +1,44 @@
+package rules
+
+// seccompProfile: every container runs under a seccomp profile of type
+// RuntimeDefault or Localhost. Fields: spec.securityContext.seccompProfile and
+// spec.*containers[*].securityContext.seccompProfile; the container value
+// wins. Unset everywhere means Unconfined on most runtimes, so it is
+// Required. Fix: set the pod's seccompProfile.type: RuntimeDefault.
+// Windows pods have no seccomp: nothing is required or injected there.
+
+import (
+	corev1 "k8s.io/api/core/v1"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+)
+
+func init() { register("seccompProfile", newSeccompProfile) }
+
+func newSeccompProfile(*v1alpha1.Policy) Rule {
+	s := podDefault[corev1.SeccompProfile]{
+		id:          "seccompProfile",
+		field:       []string{"seccompProfile"},
+		reportField: []string{"type"},
+		pod:         func(sc *corev1.PodSecurityContext) *corev1.SeccompProfile { return sc.SeccompProfile },
+		container:   func(sc *corev1.SecurityContext) *corev1.SeccompProfile { return sc.SeccompProfile },
+		ok: func(v corev1.SeccompProfile) bool {
+			return v.Type == corev1.SeccompProfileTypeRuntimeDefault || v.Type == corev1.SeccompProfileTypeLocalhost
+		},
+		show: func(v corev1.SeccompProfile) string {
+			if v.Type == "" {
+				return `{type: ""}`
+			}
+			return "{type: " + string(v.Type) + "}"
+		},
+		want:      "{type: RuntimeDefault} or {type: Localhost}",
+		inject:    corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		linuxOnly: true,
+	}
+	return Rule{
+		ID:      "seccompProfile",
+		Summary: "containers run under the RuntimeDefault or a Localhost seccomp profile",
+		Check:   s.check,
+		Fix:     s.fix,
+	}
+}

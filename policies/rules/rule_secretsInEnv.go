@@ -1,0 +1,56 @@
+package rules
+
+// secretsInEnv: no secret is hard-coded in a manifest. An env var whose name
+// matches one of the policy's patterns (PASSWORD, SECRET, TOKEN, API_KEY...)
+// must take its value from a Secret, not from a literal. Field:
+// spec.*containers[*].env[*].value. The value itself never appears in a
+// finding, a log line or a report. Default action warn. No fix.
+
+import (
+	"fmt"
+	"regexp"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("secretsInEnv", newSecretsInEnv) }
+
+func newSecretsInEnv(p *v1alpha1.Policy) Rule {
+	var patterns []*regexp.Regexp
+	for _, s := range p.Rules.SecretsInEnv.NamePatterns {
+		// The policy was validated: every pattern compiles.
+		if re, err := regexp.Compile(s); err == nil {
+			patterns = append(patterns, re)
+		}
+	}
+	looksSecret := func(name string) bool {
+		for _, re := range patterns {
+			if re.MatchString(name) {
+				return true
+			}
+		}
+		return false
+	}
+	return Rule{
+		ID:      "secretsInEnv",
+		Summary: "env vars that look secret take their value from a Secret",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				for j, e := range c.Env {
+					if e.Value == "" || !looksSecret(e.Name) {
+						continue
+					}
+					envPath := c.Path.Child("env").Index(j)
+					out = append(out, Finding{Type: field.ErrorTypeForbidden, Path: envPath.Child("value"),
+						Message: fmt.Sprintf("container %q sets env var %s to a literal value in the manifest", c.Name, e.Name),
+						Fix:     fmt.Sprintf("store it in a Secret and set %s.valueFrom.secretKeyRef instead of value", envPath)})
+				}
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,56 @@
+package rules
+
+// sysctls: the pod sets only namespaced, safe sysctls. Field:
+// spec.securityContext.sysctls[*].name must be one of the PSA baseline
+// (latest) safe set. No fix.
+
+import (
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("sysctls", newSysctls) }
+
+var safeSysctls = sets.New(
+	"kernel.shm_rmid_forced",
+	"net.ipv4.ip_local_port_range",
+	"net.ipv4.tcp_syncookies",
+	"net.ipv4.ping_group_range",
+	"net.ipv4.ip_unprivileged_port_start",
+	"net.ipv4.ip_local_reserved_ports",
+	"net.ipv4.tcp_keepalive_time",
+	"net.ipv4.tcp_fin_timeout",
+	"net.ipv4.tcp_keepalive_intvl",
+	"net.ipv4.tcp_keepalive_probes",
+	"net.ipv4.tcp_rmem",
+	"net.ipv4.tcp_wmem",
+	"net.ipv4.tcp_slow_start_after_idle",
+	"net.ipv4.tcp_notsent_lowat",
+)
+
+func newSysctls(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "sysctls",
+		Summary: "only safe sysctls",
+		Check: func(t *podspec.Target) []Finding {
+			sc := t.Spec.SecurityContext
+			if sc == nil || t.ContainersOnly {
+				return nil
+			}
+			var out []Finding
+			for i, s := range sc.Sysctls {
+				if safeSysctls.Has(s.Name) {
+					continue
+				}
+				p := t.PodSecurityContextPath().Child("sysctls").Index(i).Child("name")
+				out = append(out, forbidden(p, fmt.Sprintf("sysctl %s is not in the safe set", s.Name),
+					fmt.Sprintf("remove %s from %s", s.Name, t.PodSecurityContextPath().Child("sysctls"))))
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,100 @@
+package rules
+
+// volumeTypes: volumes use only the types Pod Security Standard restricted
+// allows: configMap, csi, downwardAPI, emptyDir, ephemeral, image,
+// persistentVolumeClaim, projected, secret. So no hostPath (Docker's bind
+// mounts) and no in-tree network volumes. A volume with no source is an
+// emptyDir (the API server's default). Field: spec.volumes[*]. No fix.
+
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("volumeTypes", newVolumeTypes) }
+
+// volumeType names the source of a volume the restricted level forbids, or
+// returns "" for an allowed one.
+func volumeType(v *corev1.Volume) string {
+	s := v.VolumeSource
+	switch {
+	case s.ConfigMap != nil, s.CSI != nil, s.DownwardAPI != nil, s.EmptyDir != nil, s.Ephemeral != nil,
+		s.Image != nil, s.PersistentVolumeClaim != nil, s.Projected != nil, s.Secret != nil:
+		return ""
+	case s.HostPath != nil:
+		return "hostPath"
+	case s.GCEPersistentDisk != nil:
+		return "gcePersistentDisk"
+	case s.AWSElasticBlockStore != nil:
+		return "awsElasticBlockStore"
+	case s.GitRepo != nil:
+		return "gitRepo"
+	case s.NFS != nil:
+		return "nfs"
+	case s.ISCSI != nil:
+		return "iscsi"
+	case s.Glusterfs != nil:
+		return "glusterfs"
+	case s.RBD != nil:
+		return "rbd"
+	case s.FlexVolume != nil:
+		return "flexVolume"
+	case s.Cinder != nil:
+		return "cinder"
+	case s.CephFS != nil:
+		return "cephfs"
+	case s.Flocker != nil:
+		return "flocker"
+	case s.FC != nil:
+		return "fc"
+	case s.AzureFile != nil:
+		return "azureFile"
+	case s.VsphereVolume != nil:
+		return "vsphereVolume"
+	case s.Quobyte != nil:
+		return "quobyte"
+	case s.AzureDisk != nil:
+		return "azureDisk"
+	case s.PhotonPersistentDisk != nil:
+		return "photonPersistentDisk"
+	case s.PortworxVolume != nil:
+		return "portworxVolume"
+	case s.ScaleIO != nil:
+		return "scaleIO"
+	case s.StorageOS != nil:
+		return "storageos"
+	}
+	// No source at all: the API server makes it an emptyDir.
+	return ""
+}
+
+func newVolumeTypes(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "volumeTypes",
+		Summary: "volumes are configMap, csi, downwardAPI, emptyDir, ephemeral, image, persistentVolumeClaim, projected or secret",
+		Check: func(t *podspec.Target) []Finding {
+			if t.ContainersOnly {
+				return nil
+			}
+			var out []Finding
+			for i := range t.Spec.Volumes {
+				v := &t.Spec.Volumes[i]
+				typ := volumeType(v)
+				if typ == "" {
+					continue
+				}
+				p := t.SpecPath.Child("volumes").Index(i).Child(typ)
+				fix := "use a persistentVolumeClaim, configMap, secret or emptyDir volume instead"
+				if typ == "hostPath" {
+					fix = "remove the hostPath volume; use a persistentVolumeClaim, or emptyDir for scratch space"
+				}
+				out = append(out, forbidden(p, fmt.Sprintf("volume %q uses the %s volume type, which the restricted level forbids", v.Name, typ), fix))
+			}
+			return out
+		},
+	}
+}

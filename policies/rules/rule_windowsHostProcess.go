@@ -1,0 +1,36 @@
+package rules
+
+// windowsHostProcess: no Windows HostProcess containers (they run as a
+// process on the host). Fields: spec.securityContext.windowsOptions.hostProcess
+// and spec.*containers[*].securityContext.windowsOptions.hostProcess must not
+// be true. As PSA baseline. No fix.
+
+import (
+	"fmt"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() { register("windowsHostProcess", newWindowsHostProcess) }
+
+func newWindowsHostProcess(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "windowsHostProcess",
+		Summary: "no Windows HostProcess containers",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			if sc := t.Spec.SecurityContext; sc != nil && sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess && !t.ContainersOnly {
+				p := t.PodSecurityContextPath().Child("windowsOptions", "hostProcess")
+				out = append(out, forbidden(p, "the pod runs as a Windows HostProcess, directly on the host", fmt.Sprintf("remove %s", p)))
+			}
+			for _, c := range t.Containers {
+				if sc := c.SecurityContext; sc != nil && sc.WindowsOptions != nil && sc.WindowsOptions.HostProcess != nil && *sc.WindowsOptions.HostProcess {
+					p := c.SecurityContextPath().Child("windowsOptions", "hostProcess")
+					out = append(out, forbidden(p, fmt.Sprintf("container %q runs as a Windows HostProcess, directly on the host", c.Name), fmt.Sprintf("remove %s", p)))
+				}
+			}
+			return out
+		},
+	}
+}

@@ -1,0 +1,182 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+// podDefault is the shape of a securityContext field that a pod sets for
+// all its containers and a container may override: runAsUser, runAsGroup,
+// runAsNonRoot, seccompProfile. Check and Fix share the getters and the
+// wanted value, so they cannot drift apart.
+type podDefault[T any] struct {
+	id string
+	// field is the path below pod and container securityContext.
+	field []string
+	// reportField is where a bad value is reported, below field (e.g. "type").
+	reportField []string
+	pod         func(*corev1.PodSecurityContext) *T
+	container   func(*corev1.SecurityContext) *T
+	ok          func(T) bool
+	show        func(T) string
+	// want describes the allowed values, e.g. "1000" or "RuntimeDefault or Localhost".
+	want   string
+	inject T
+	// linuxOnly fields are rejected by the API on Windows pods: nothing is
+	// required or injected there, but an explicit bad value is still reported.
+	linuxOnly bool
+}
+
+func (s podDefault[T]) podPath(t *podspec.Target) podspec.Path {
+	return t.PodSecurityContextPath().Child(s.field...)
+}
+
+func (s podDefault[T]) check(t *podspec.Target) []Finding {
+	var out []Finding
+	var podVal *T
+	if t.Spec.SecurityContext != nil {
+		podVal = s.pod(t.Spec.SecurityContext)
+	}
+	injectText := s.show(s.inject)
+	if podVal != nil && !s.ok(*podVal) && !t.ContainersOnly {
+		out = append(out, Finding{
+			Type:    field.ErrorTypeInvalid,
+			Path:    s.podPath(t).Child(s.reportField...),
+			Message: fmt.Sprintf("%s is %s; allowed: %s", strings.Join(s.field, "."), s.show(*podVal), s.want),
+			Fix:     fmt.Sprintf("set %s: %s", s.podPath(t), injectText),
+		})
+	}
+	skipMissing := s.linuxOnly && t.Windows()
+	for _, c := range t.Containers {
+		var cv *T
+		if c.SecurityContext != nil {
+			cv = s.container(c.SecurityContext)
+		}
+		cpath := c.SecurityContextPath().Child(s.field...)
+		switch {
+		case cv != nil && !s.ok(*cv):
+			out = append(out, Finding{
+				Type:    field.ErrorTypeInvalid,
+				Path:    cpath.Child(s.reportField...),
+				Message: fmt.Sprintf("container %q sets %s to %s; allowed: %s", c.Name, strings.Join(s.field, "."), s.show(*cv), s.want),
+				Fix:     fmt.Sprintf("set %s: %s, or remove it to inherit %s", cpath, injectText, s.podPath(t)),
+			})
+		case cv == nil && podVal == nil && !skipMissing:
+			fix := fmt.Sprintf("set %s: %s", s.podPath(t), injectText)
+			if t.ContainersOnly {
+				fix = fmt.Sprintf("set %s: %s", cpath, injectText)
+			}
+			out = append(out, Finding{
+				Type:    field.ErrorTypeRequired,
+				Path:    cpath,
+				Message: fmt.Sprintf("container %q has no %s and the pod sets none; allowed: %s", c.Name, strings.Join(s.field, "."), s.want),
+				Fix:     fix,
+			})
+		}
+	}
+	return out
+}
+
+// missing lists the containers that neither set the field nor inherit it.
+func (s podDefault[T]) missing(t *podspec.Target) []podspec.Container {
+	if s.linuxOnly && t.Windows() {
+		return nil
+	}
+	if t.Spec.SecurityContext != nil && s.pod(t.Spec.SecurityContext) != nil {
+		return nil
+	}
+	var out []podspec.Container
+	for _, c := range t.Containers {
+		if c.SecurityContext == nil || s.container(c.SecurityContext) == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (s podDefault[T]) fix(t *podspec.Target) []change.Change {
+	need := s.missing(t)
+	if len(need) == 0 {
+		return nil
+	}
+	if !t.ContainersOnly {
+		return []change.Change{{Op: change.Set, Path: s.podPath(t), Value: s.inject}}
+	}
+	out := make([]change.Change, 0, len(need))
+	for _, c := range need {
+		out = append(out, change.Change{Op: change.Set, Path: c.SecurityContextPath().Child(s.field...), Value: s.inject})
+	}
+	return out
+}
+
+// containerField is the shape of a per-container securityContext field
+// that must hold a wanted value (allowPrivilegeEscalation,
+// readOnlyRootFilesystem): Required when unset, Invalid when wrong.
+type containerField struct {
+	field     string
+	get       func(*corev1.SecurityContext) *bool
+	want      bool
+	linuxOnly bool
+	// kinds limits the containers looked at; nil means all.
+	skip func(c podspec.Container) bool
+}
+
+func (s containerField) check(t *podspec.Target) []Finding {
+	var out []Finding
+	for _, c := range t.Containers {
+		if s.skip != nil && s.skip(c) {
+			continue
+		}
+		var v *bool
+		if c.SecurityContext != nil {
+			v = s.get(c.SecurityContext)
+		}
+		p := c.SecurityContextPath().Child(s.field)
+		switch {
+		case v == nil && !(s.linuxOnly && t.Windows()):
+			out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
+				Message: fmt.Sprintf("container %q does not set %s", c.Name, s.field),
+				Fix:     fmt.Sprintf("set %s: %t", p, s.want)})
+		case v != nil && *v != s.want:
+			out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+				Message: fmt.Sprintf("container %q sets %s to %t", c.Name, s.field, *v),
+				Fix:     fmt.Sprintf("set %s: %t", p, s.want)})
+		}
+	}
+	return out
+}
+
+// unset lists the containers that do not set the field at all.
+func (s containerField) unset(t *podspec.Target) []podspec.Container {
+	if s.linuxOnly && t.Windows() {
+		return nil
+	}
+	var out []podspec.Container
+	for _, c := range t.Containers {
+		if s.skip != nil && s.skip(c) {
+			continue
+		}
+		if c.SecurityContext == nil || s.get(c.SecurityContext) == nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func forbidden(p podspec.Path, msg, fix string) Finding {
+	return Finding{Type: field.ErrorTypeForbidden, Path: p, Message: msg, Fix: fix}
+}
+
+func quoteList[T ~string](items []T) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = string(it)
+	}
+	return strings.Join(q, ", ")
+}
