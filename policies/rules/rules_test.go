@@ -1,0 +1,326 @@
+package rules_test
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	jsonpatch "gopkg.in/evanphx/json-patch.v4"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/manifest"
+	"podguard.dev/podguard/policies/podspec"
+	"podguard.dev/podguard/policies/rules"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of fix fixtures")
+
+// TestRegistryMatchesFilesAndFixtures proves the rule set is complete and
+// consistent: registry, rule_<ID>.go files, testdata/<ID> folders and the
+// policy API's rule list name the same rules, and a rule has a fix exactly
+// when the policy API says it accepts mutate.
+func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
+	registry := rules.IDs()
+
+	files, _ := filepath.Glob("rule_*.go")
+	var fromFiles []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		fromFiles = append(fromFiles, strings.TrimSuffix(strings.TrimPrefix(f, "rule_"), ".go"))
+	}
+	sort.Strings(fromFiles)
+
+	dirs, _ := os.ReadDir("testdata")
+	var fromFixtures []string
+	for _, d := range dirs {
+		if d.IsDir() {
+			fromFixtures = append(fromFixtures, d.Name())
+		}
+	}
+
+	var fromAPI []string
+	for id := range v1alpha1.RuleDefaults {
+		fromAPI = append(fromAPI, id)
+	}
+	sort.Strings(fromAPI)
+
+	var fromSettings []string
+	var r v1alpha1.Rules
+	for id := range r.Settings() {
+		fromSettings = append(fromSettings, id)
+	}
+	sort.Strings(fromSettings)
+
+	for name, got := range map[string][]string{"rule files": fromFiles, "fixture folders": fromFixtures, "RuleDefaults": fromAPI, "Policy rules fields": fromSettings} {
+		if !slices.Equal(registry, got) {
+			t.Errorf("registry %v != %s %v", registry, name, got)
+		}
+	}
+
+	p := load.Default("")
+	for _, rule := range rules.Build(p) {
+		if fixable := rule.Fix != nil; fixable != v1alpha1.RuleDefaults[rule.ID].Fixable {
+			t.Errorf("rule %s: has fix = %v, but the policy API says fixable = %v", rule.ID, fixable, !fixable)
+		}
+		for _, kind := range []string{"pass", "fail"} {
+			if n := len(fixtureFiles(t, rule.ID, kind)); n == 0 {
+				t.Errorf("rule %s has no %s fixtures", rule.ID, kind)
+			}
+		}
+		if rule.Fix != nil && len(fixtureFiles(t, rule.ID, "fix")) == 0 {
+			t.Errorf("rule %s has a fix but no fix fixtures", rule.ID)
+		}
+		if rule.Summary == "" {
+			t.Errorf("rule %s has no summary", rule.ID)
+		}
+	}
+}
+
+func fixtureFiles(t *testing.T, id, kind string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", id, kind, "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+type fixture struct {
+	path  string
+	obj   *manifest.Object
+	wants []string
+}
+
+var wantRE = regexp.MustCompile(`(?m)^# want: (\S+) (\S+)\s*$`)
+
+func readFixture(t *testing.T, path string) fixture {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := manifest.Split(path, data)
+	if err != nil || len(docs) != 1 {
+		t.Fatalf("%s: want one document: %v", path, err)
+	}
+	objs, err := docs[0].Objects()
+	if err != nil || len(objs) != 1 || !objs[0].Supported() {
+		t.Fatalf("%s: want one supported object: %v", path, err)
+	}
+	f := fixture{path: path, obj: objs[0]}
+	for _, m := range wantRE.FindAllStringSubmatch(string(data), -1) {
+		f.wants = append(f.wants, m[1]+" "+m[2])
+	}
+	return f
+}
+
+func target(t *testing.T, obj runtime.Object) *podspec.Target {
+	t.Helper()
+	tg, ok := podspec.Find(obj)
+	if !ok {
+		t.Fatalf("no pod spec in %T", obj)
+	}
+	return tg
+}
+
+func short(typ field.ErrorType) string {
+	switch typ {
+	case field.ErrorTypeRequired:
+		return "Required"
+	case field.ErrorTypeInvalid:
+		return "Invalid"
+	case field.ErrorTypeForbidden:
+		return "Forbidden"
+	case field.ErrorTypeNotSupported:
+		return "NotSupported"
+	}
+	return string(typ)
+}
+
+func findings(rule rules.Rule, tg *podspec.Target) []string {
+	var out []string
+	for _, f := range rule.Check(tg) {
+		out = append(out, short(f.Type)+" "+f.Path.String())
+		if f.Message == "" || f.Fix == "" {
+			out = append(out, "EMPTY MESSAGE OR FIX at "+f.Path.String())
+		}
+	}
+	return out
+}
+
+// othersFindings returns the findings of every rule but id.
+func othersFindings(all []rules.Rule, id string, tg *podspec.Target) []string {
+	var out []string
+	for _, r := range all {
+		if r.ID == id {
+			continue
+		}
+		for _, f := range findings(r, tg) {
+			out = append(out, r.ID+": "+f)
+		}
+	}
+	return out
+}
+
+// TestFixtures runs every rule over its fixtures: pass cases pass every
+// rule; fail cases fail exactly where their "# want:" lines say, on this
+// rule only; fix cases are fixed cleanly (the rule passes afterwards, no
+// other rule gains a finding), idempotently, and the JSON patch and the
+// YAML edit of the same changes give the same object as the typed edit.
+func TestFixtures(t *testing.T) {
+	p := load.Default("")
+	all := rules.Build(p)
+	for _, rule := range all {
+		t.Run(rule.ID, func(t *testing.T) {
+			for _, path := range fixtureFiles(t, rule.ID, "pass") {
+				f := readFixture(t, path)
+				if got := findings(rule, target(t, f.obj.Typed)); len(got) > 0 {
+					t.Errorf("%s: pass fixture has findings: %v", path, got)
+				}
+				if got := othersFindings(all, rule.ID, target(t, f.obj.Typed)); len(got) > 0 {
+					t.Errorf("%s: pass fixture fails other rules: %v", path, got)
+				}
+			}
+			for _, path := range fixtureFiles(t, rule.ID, "fail") {
+				f := readFixture(t, path)
+				if len(f.wants) == 0 {
+					t.Errorf("%s: fail fixture without # want: lines", path)
+				}
+				got := findings(rule, target(t, f.obj.Typed))
+				if !slices.Equal(got, f.wants) {
+					t.Errorf("%s:\n got  %q\n want %q", path, got, f.wants)
+				}
+				if others := othersFindings(all, rule.ID, target(t, f.obj.Typed)); len(others) > 0 {
+					t.Errorf("%s: not isolated, other rules fail too: %v", path, others)
+				}
+			}
+			for _, path := range fixtureFiles(t, rule.ID, "fix") {
+				checkFix(t, all, rule, path)
+			}
+		})
+	}
+}
+
+func checkFix(t *testing.T, all []rules.Rule, rule rules.Rule, path string) {
+	t.Helper()
+	f := readFixture(t, path)
+	original, err := json.Marshal(f.obj.Typed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := othersFindings(all, rule.ID, target(t, f.obj.Typed))
+	if len(findings(rule, target(t, f.obj.Typed))) == 0 && rule.ID != "runAsGroup" {
+		t.Errorf("%s: fix fixture has nothing to fix", path)
+	}
+
+	changes := rule.Fix(target(t, f.obj.Typed))
+	if len(changes) == 0 {
+		t.Fatalf("%s: no changes", path)
+	}
+	for i := range changes {
+		changes[i].Rule = rule.ID
+		if err := changes[i].Apply(f.obj.Typed); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	// A fix fixture's "# want:" lines name what no fix can remove.
+	if got := findings(rule, target(t, f.obj.Typed)); !slices.Equal(got, f.wants) {
+		t.Errorf("%s: after the fix\n got  %q\n want %q", path, got, f.wants)
+	}
+	if again := rule.Fix(target(t, f.obj.Typed)); len(again) > 0 {
+		t.Errorf("%s: fix is not idempotent, second pass changes %v", path, again)
+	}
+	after := othersFindings(all, rule.ID, target(t, f.obj.Typed))
+	for _, a := range after {
+		if !slices.Contains(before, a) {
+			t.Errorf("%s: the fix added a finding of another rule: %s", path, a)
+		}
+	}
+
+	// The JSON patch, applied to the original, must give the typed result.
+	patch, err := change.JSONPatch(changes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := jsonpatch.DecodePatch(patch)
+	if err != nil {
+		t.Fatalf("%s: bad patch %s: %v", path, patch, err)
+	}
+	patched, err := decoded.Apply(original)
+	if err != nil {
+		t.Fatalf("%s: patch %s does not apply: %v", path, patch, err)
+	}
+	want, _ := json.Marshal(f.obj.Typed)
+	if !jsonEqual(t, patched, want) {
+		t.Errorf("%s: JSON patch result differs from the typed fix\n patched %s\n typed   %s", path, patched, want)
+	}
+
+	// The YAML edit of the same changes must decode to the typed result.
+	if err := f.obj.Apply(changes); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	rendered, err := f.obj.Doc.Render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := manifest.Split(path, rendered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := docs[0].Objects()
+	if err != nil {
+		t.Fatalf("%s: rendered YAML does not decode: %v\n%s", path, err, rendered)
+	}
+	fromYAML, _ := json.Marshal(objs[0].Typed)
+	if !jsonEqual(t, fromYAML, want) {
+		t.Errorf("%s: YAML edit differs from the typed fix\n yaml  %s\n typed %s", path, fromYAML, want)
+	}
+
+	var golden strings.Builder
+	golden.WriteString("# changes\n")
+	for _, c := range changes {
+		golden.WriteString(c.String() + "\n")
+	}
+	fmt.Fprintf(&golden, "# json patch\n%s\n# yaml\n%s", patch, rendered)
+	goldenPath := strings.TrimSuffix(path, ".yaml") + ".golden"
+	if *update {
+		if err := os.WriteFile(goldenPath, []byte(golden.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	wantGolden, err := os.ReadFile(goldenPath)
+	if err != nil {
+		t.Fatalf("%v (run go test ./policies/rules -update)", err)
+	}
+	if string(wantGolden) != golden.String() {
+		t.Errorf("%s: golden output differs (go test ./policies/rules -update rewrites it)\n--- got\n%s--- want\n%s", path, golden.String(), wantGolden)
+	}
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
