@@ -74,27 +74,27 @@ type RuleSettings struct {
 
 // Rules holds one entry per rule ID. Unknown IDs are decoding errors.
 type Rules struct {
-	RunAsUser                RunAsUserRule     `json:"runAsUser,omitempty"`
-	RunAsGroup               RunAsGroupRule    `json:"runAsGroup,omitempty"`
-	RunAsNonRoot             RuleSettings      `json:"runAsNonRoot,omitempty"`
-	Capabilities             CapabilitiesRule  `json:"capabilities,omitempty"`
-	AllowPrivilegeEscalation RuleSettings      `json:"allowPrivilegeEscalation,omitempty"`
-	Privileged               RuleSettings      `json:"privileged,omitempty"`
-	Resources                ResourcesRule     `json:"resources,omitempty"`
-	SeccompProfile           RuleSettings      `json:"seccompProfile,omitempty"`
-	HostNamespaces           RuleSettings      `json:"hostNamespaces,omitempty"`
-	HostPorts                RuleSettings      `json:"hostPorts,omitempty"`
-	VolumeTypes              RuleSettings      `json:"volumeTypes,omitempty"`
-	AppArmorProfile          RuleSettings      `json:"appArmorProfile,omitempty"`
-	SELinuxOptions           RuleSettings      `json:"seLinuxOptions,omitempty"`
-	ProcMount                RuleSettings      `json:"procMount,omitempty"`
-	Sysctls                  RuleSettings      `json:"sysctls,omitempty"`
-	WindowsHostProcess       RuleSettings      `json:"windowsHostProcess,omitempty"`
-	HostProbesAndLifecycle   RuleSettings      `json:"hostProbesAndLifecycle,omitempty"`
-	ReadOnlyRootFilesystem   RuleSettings      `json:"readOnlyRootFilesystem,omitempty"`
-	Probes                   RuleSettings      `json:"probes,omitempty"`
-	SecretsInEnv             SecretsInEnvRule  `json:"secretsInEnv,omitempty"`
-	ImageTag                 RuleSettings      `json:"imageTag,omitempty"`
+	RunAsUser                RunAsUserRule    `json:"runAsUser,omitempty"`
+	RunAsGroup               RunAsGroupRule   `json:"runAsGroup,omitempty"`
+	RunAsNonRoot             RuleSettings     `json:"runAsNonRoot,omitempty"`
+	Capabilities             CapabilitiesRule `json:"capabilities,omitempty"`
+	AllowPrivilegeEscalation RuleSettings     `json:"allowPrivilegeEscalation,omitempty"`
+	Privileged               RuleSettings     `json:"privileged,omitempty"`
+	Resources                ResourcesRule    `json:"resources,omitempty"`
+	SeccompProfile           RuleSettings     `json:"seccompProfile,omitempty"`
+	HostNamespaces           RuleSettings     `json:"hostNamespaces,omitempty"`
+	HostPorts                RuleSettings     `json:"hostPorts,omitempty"`
+	VolumeTypes              RuleSettings     `json:"volumeTypes,omitempty"`
+	AppArmorProfile          RuleSettings     `json:"appArmorProfile,omitempty"`
+	SELinuxOptions           RuleSettings     `json:"seLinuxOptions,omitempty"`
+	ProcMount                RuleSettings     `json:"procMount,omitempty"`
+	Sysctls                  RuleSettings     `json:"sysctls,omitempty"`
+	WindowsHostProcess       RuleSettings     `json:"windowsHostProcess,omitempty"`
+	HostProbesAndLifecycle   RuleSettings     `json:"hostProbesAndLifecycle,omitempty"`
+	ReadOnlyRootFilesystem   RuleSettings     `json:"readOnlyRootFilesystem,omitempty"`
+	Probes                   RuleSettings     `json:"probes,omitempty"`
+	SecretsInEnv             SecretsInEnvRule `json:"secretsInEnv,omitempty"`
+	ImageTag                 RuleSettings     `json:"imageTag,omitempty"`
 }
 
 // RunAsUserRule configures the runAsUser rule.
