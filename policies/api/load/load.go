@@ -127,7 +127,7 @@ func decodeProblem(msg string, node *yaml.Node) string {
 
 func withLine(node *yaml.Node, path, msg string) string {
 	if l := manifest.LineOf(node, path); l > 0 {
-		if strings.HasPrefix(msg, path) {
+		if strings.Contains(msg, path) {
 			return fmt.Sprintf("line %d: %s", l, msg)
 		}
 		return fmt.Sprintf("line %d: %s: %s", l, path, msg)

@@ -1,0 +1,109 @@
+package load_test
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+)
+
+func TestEmptyIsDefault(t *testing.T) {
+	want := load.Default("podguard")
+	for name, in := range map[string]string{"empty": "", "blank": "\n\n", "comments": "# nothing\n", "null": "null\n", "doc marker": "---\n"} {
+		got, err := load.Bytes([]byte(in), name, "podguard")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: not the default policy", name)
+		}
+	}
+}
+
+// TestPrintedDefaultIsDefault pins `podguard policy default` to SetDefaults.
+func TestPrintedDefaultIsDefault(t *testing.T) {
+	for _, ns := range []string{"podguard", "security"} {
+		got, err := load.Bytes(v1alpha1.DefaultPolicyYAML(ns), "default", ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := load.Default(ns); !reflect.DeepEqual(got, want) {
+			t.Errorf("printed default policy for %s decodes to\n%+v\nwant\n%+v", ns, got, want)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	p := load.Default("")
+	if p.Rules.RunAsUser.AllowedUIDs[0] != 1000 || p.Rules.RunAsGroup.AllowedGIDs[0] != 1000 {
+		t.Errorf("default UID/GID: %v %v", p.Rules.RunAsUser.AllowedUIDs, p.Rules.RunAsGroup.AllowedGIDs)
+	}
+	if got := p.Rules.ReadOnlyRootFilesystem; got.Action != v1alpha1.ActionWarn || v1alpha1.Bool(got.Mutate) {
+		t.Errorf("readOnlyRootFilesystem defaults: %+v", got)
+	}
+	if len(p.Exemptions) != 2 || p.Exemptions[1].Namespaces[0] != "podguard" {
+		t.Errorf("default exemptions: %+v", p.Exemptions)
+	}
+	none, err := load.Bytes([]byte("apiVersion: podguard.dev/v1alpha1\nkind: Policy\nexemptions: []\n"), "x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(none.Exemptions) != 0 {
+		t.Errorf("exemptions: [] must replace the defaults, got %+v", none.Exemptions)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name, in string
+		want []string
+	}{
+		{"unknown field", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  runAsUser:\n    allowedUID: [1000]\n",
+			[]string{"line 5", `unknown field "rules.runAsUser.allowedUID"`}},
+		{"unknown rule", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  noSuchRule: {}\n",
+			[]string{"line 4", `unknown field "rules.noSuchRule"`}},
+		{"duplicate field", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: warn\nmode: audit\n",
+			[]string{"line 4", "mode"}},
+		{"wrong type", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  runAsUser:\n    allowedUIDs: one\n",
+			[]string{"rules.runAsUser.allowedUIDs"}},
+		{"missing kind", "apiVersion: podguard.dev/v1alpha1\nmode: warn\n", []string{"kind", "Required"}},
+		{"wrong kind", "apiVersion: podguard.dev/v1alpha1\nkind: Other\n", []string{"line 2", "kind", "Unsupported value"}},
+		{"bad action", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  privileged:\n    action: deny\n",
+			[]string{"line 5", "rules.privileged.action", `"deny"`}},
+		{"mutate without fix", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  privileged:\n    mutate: true\n",
+			[]string{"rules.privileged.mutate", "no fix"}},
+		{"root uid", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  runAsUser:\n    allowedUIDs: [1000, 0]\n",
+			[]string{"rules.runAsUser.allowedUIDs[1]", "root"}},
+		{"exemption without reason", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nexemptions:\n- namespaces: [dev]\n",
+			[]string{"line 4", "exemptions[0].reason", "Required"}},
+		{"exemption bad expiry", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nexemptions:\n- reason: r\n  namespaces: [dev]\n  expires: next week\n",
+			[]string{"line 6", "exemptions[0].expires"}},
+		{"exemption unknown rule", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nexemptions:\n- reason: r\n  namespaces: [dev]\n  rules: [runAsRoot]\n",
+			[]string{"exemptions[0].rules[0]", "runAsRoot"}},
+		{"request above limit", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  resources:\n    defaultRequests: {cpu: '2'}\n",
+			[]string{"rules.resources.defaultRequests[cpu]", "must not exceed"}},
+		{"bad regexp", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  secretsInEnv:\n    namePatterns: ['(']\n",
+			[]string{"rules.secretsInEnv.namePatterns[0]"}},
+		{"not a mapping", "- a\n- b\n", []string{"must be a mapping"}},
+		{"two documents", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\n---\nkind: Policy\n", []string{"one document"}},
+		{"malformed", "apiVersion: [\n", []string{"policy.yaml"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load.Bytes([]byte(c.in), "policy.yaml", "")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if !strings.Contains(err.Error(), "policy.yaml") {
+				t.Errorf("error %q does not name the file", err)
+			}
+		})
+	}
+}
