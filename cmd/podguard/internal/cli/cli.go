@@ -1,0 +1,145 @@
+// Package cli holds what podguard's sub-commands share: streams, exit
+// codes, the policy flags and the reading of manifest inputs.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/pflag"
+
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/manifest"
+)
+
+// Exit codes, a contract with users' scripts and CI.
+const (
+	// ExitOK: everything allowed (warnings may have been printed).
+	ExitOK = 0
+	// ExitDenied: at least one object denied.
+	ExitDenied = 1
+	// ExitBadInput: bad input or usage; the message names file, document and line.
+	ExitBadInput = 2
+)
+
+// Streams are a command's standard input, output and error.
+type Streams struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+}
+
+// ExitError carries an exit code out of a command. Its message, if any, has
+// not been printed yet.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+// Exit returns an ExitError with a code and no further message.
+func Exit(code int) error { return &ExitError{Code: code} }
+
+// BadInput returns an exit-2 error with a message.
+func BadInput(format string, args ...any) error {
+	return &ExitError{Code: ExitBadInput, Err: fmt.Errorf(format, args...)}
+}
+
+// CodeOf maps a command's error to its exit code.
+func CodeOf(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	return ExitBadInput
+}
+
+// PolicyOptions select the policy a command applies.
+type PolicyOptions struct {
+	// File is the policy file; empty means the default policy.
+	File string
+	// Namespace is podguard's own namespace, exempt in the default policy.
+	Namespace string
+}
+
+// AddFlags registers --policy and --namespace.
+func (o *PolicyOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.File, "policy", "", "policy file (podguard.dev/v1alpha1 Policy); default: the built-in default policy")
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = v1alpha1.DefaultNamespace
+	}
+	fs.StringVar(&o.Namespace, "namespace", ns, "podguard's own namespace, exempt under the default exemptions (env POD_NAMESPACE)")
+}
+
+// Load reads, defaults and validates the policy.
+func (o *PolicyOptions) Load() (*v1alpha1.Policy, error) {
+	p, err := load.File(o.File, o.Namespace)
+	if err != nil {
+		return nil, &ExitError{Code: ExitBadInput, Err: err}
+	}
+	return p, nil
+}
+
+// Enforcer builds the engine for the policy.
+func (o *PolicyOptions) Enforcer() (*policies.Enforcer, error) {
+	p, err := o.Load()
+	if err != nil {
+		return nil, err
+	}
+	e, err := policies.New(p)
+	if err != nil {
+		return nil, &ExitError{Code: ExitBadInput, Err: err}
+	}
+	return e, nil
+}
+
+// Input is what a command reads: documents in input order, and the
+// problems met on the way (each already naming file, document and line).
+type Input struct {
+	Docs     []*manifest.Document
+	Problems []error
+}
+
+// ReadInputs expands the -f paths and reads every file. A path that does
+// not exist is returned as an error; unreadable files and binary files are
+// problems, and the other inputs are still read.
+func ReadInputs(paths []string, stdin io.Reader) (*Input, error) {
+	if len(paths) == 0 {
+		return nil, BadInput("no input: give at least one -f FILE, -f DIRECTORY or -f - (stdin)")
+	}
+	files, err := manifest.Expand(paths)
+	if err != nil {
+		return nil, &ExitError{Code: ExitBadInput, Err: err}
+	}
+	in := &Input{}
+	for _, f := range files {
+		docs, err := manifest.ReadFile(f, stdin)
+		if err != nil {
+			in.Problems = append(in.Problems, err)
+			continue
+		}
+		in.Docs = append(in.Docs, docs...)
+	}
+	return in, nil
+}
+
+// PrintProblems writes each problem on its own line to w.
+func PrintProblems(w io.Writer, problems []error) {
+	for _, p := range problems {
+		fmt.Fprintf(w, "podguard: error: %v\n", p)
+	}
+}
