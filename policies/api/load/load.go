@@ -105,6 +105,8 @@ func Bytes(data []byte, source, ownNamespace string) (*v1alpha1.Policy, error) {
 	return p, nil
 }
 
+var structFieldRE = regexp.MustCompile(`Go struct field [A-Za-z0-9]+\.(\S+) of type`)
+
 var quotedPath = regexp.MustCompile(`field "([^"]+)"`)
 
 // decodeProblem adds the line of the field a decoding error names.
@@ -116,11 +118,9 @@ func decodeProblem(msg string, node *yaml.Node) string {
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		return msg
 	}
-	// Type errors name the field as "Policy.rules.x": find its line too.
-	if i := strings.Index(msg, "Go struct field Policy."); i >= 0 {
-		f := msg[i+len("Go struct field Policy."):]
-		f, _, _ = strings.Cut(f, " ")
-		return withLine(node, f, msg)
+	// Type errors name the field as "Go struct field T.rules.x": find its line too.
+	if m := structFieldRE.FindStringSubmatch(msg); m != nil {
+		return withLine(node, m[1], msg)
 	}
 	return msg
 }

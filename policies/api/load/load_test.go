@@ -58,7 +58,7 @@ func TestDefaults(t *testing.T) {
 func TestErrors(t *testing.T) {
 	cases := []struct {
 		name, in string
-		want []string
+		want     []string
 	}{
 		{"unknown field", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  runAsUser:\n    allowedUID: [1000]\n",
 			[]string{"line 5", `unknown field "rules.runAsUser.allowedUID"`}},

@@ -5,6 +5,9 @@
 package v1alpha1
 
 import (
+	"encoding/json"
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -166,4 +169,22 @@ type Exemption struct {
 	// Expires, an RFC 3339 timestamp or a date (YYYY-MM-DD, meaning 00:00
 	// UTC that day), ends the exemption; after it a warning says it expired.
 	Expires string `json:"expires,omitempty"`
+}
+
+// UnmarshalJSON accepts the action names, and YAML 1.1's boolean false for
+// an unquoted "off" (Kubernetes YAML reads off as false).
+func (a *Action) UnmarshalJSON(b []byte) error {
+	switch string(b) {
+	case "false":
+		*a = ActionOff
+		return nil
+	case "true":
+		return fmt.Errorf("true is not an action: write enforce, warn, audit or off")
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("an action is one of enforce, warn, audit, off")
+	}
+	*a = Action(s)
+	return nil
 }
