@@ -141,12 +141,16 @@ func (c *Change) finish(missing int) {
 	c.missing, c.applied = missing, true
 }
 
-// absent reports whether a field would be missing from the object's JSON:
-// a nil pointer, map or list, or an empty struct (the API omits those).
+// absent reports whether a field may be missing from the object's JSON: a
+// nil pointer, an empty map or list, or an empty struct (omitempty drops
+// them). Adding the whole subtree there is right whether the key is missing
+// or holds an empty value, so the patch never depends on which.
 func absent(v reflect.Value) bool {
 	switch v.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+	case reflect.Pointer, reflect.Interface:
 		return v.IsNil()
+	case reflect.Map, reflect.Slice:
+		return v.Len() == 0
 	case reflect.Struct:
 		return v.IsZero()
 	}
