@@ -116,14 +116,15 @@ func (e *Enforcer) Mutate(obj runtime.Object, a Attributes) ([]change.Change, er
 	if !ok {
 		return nil, ErrUnsupported
 	}
-	res := newResult()
+	res := &Result{}
+	scope := e.newScope(t, &a, res)
 	var out []change.Change
 	for i := range e.rules {
 		r := &e.rules[i]
 		if !r.mutate || r.action == v1alpha1.ActionOff || !a.ruleSelected(r.ID) {
 			continue
 		}
-		rt := e.scope(t, r.ID, &a, res)
+		rt := scope.forRule(r.ID, res)
 		if rt == nil {
 			continue
 		}
@@ -179,13 +180,14 @@ func (a *Attributes) ruleSelected(id string) bool {
 }
 
 func (e *Enforcer) validate(t *podspec.Target, a *Attributes) *Result {
-	res := newResult()
+	res := &Result{}
+	scope := e.newScope(t, a, res)
 	for i := range e.rules {
 		r := &e.rules[i]
 		if r.action == v1alpha1.ActionOff || !a.ruleSelected(r.ID) {
 			continue
 		}
-		rt := e.scope(t, r.ID, a, res)
+		rt := scope.forRule(r.ID, res)
 		if rt == nil {
 			continue
 		}
@@ -205,67 +207,108 @@ func (e *Enforcer) validate(t *podspec.Target, a *Attributes) *Result {
 	return res
 }
 
-// scope returns the target one rule sees: nil when an exemption lifts the
-// rule from the whole object, otherwise with exempt containers removed (and
-// only the named ephemeral containers when a running pod is debugged). It
-// records applied and expired exemptions in res.
-func (e *Enforcer) scope(t *podspec.Target, rule string, a *Attributes, res *Result) *podspec.Target {
-	now := a.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	containers := t.Containers
-	if a.EphemeralContainers != nil {
-		containers = nil
+// requestScope is what every rule of one call shares: the containers in
+// scope and the exemptions that match this request, computed once.
+type requestScope struct {
+	t          *podspec.Target
+	containers []podspec.Container
+	ephemeral  bool
+	active     []activeExemption
+}
+
+type activeExemption struct {
+	*exemption
+	// matched lists the indexes (in containers) a container-scoped
+	// exemption covers; nil for an exemption of the whole object.
+	matched []int
+}
+
+// newScope finds the containers in scope and the exemptions that apply,
+// and records expired exemptions in res.
+func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requestScope {
+	s := &requestScope{t: t, containers: t.Containers, ephemeral: a.EphemeralContainers != nil}
+	if s.ephemeral {
+		s.containers = nil
 		for _, c := range t.Containers {
 			if c.Kind == podspec.EphemeralContainer && slices.Contains(a.EphemeralContainers, c.Name) {
-				containers = append(containers, c)
+				s.containers = append(s.containers, c)
 			}
 		}
 	}
-	narrowed := false
+	var now time.Time
 	for i := range e.exemptions {
 		ex := &e.exemptions[i]
-		if len(ex.Rules) > 0 && !slices.Contains(ex.Rules, rule) {
-			continue
-		}
 		if !ex.matchesRequest(a) {
 			continue
 		}
-		containerScoped := len(ex.Images)+len(ex.ContainerNames) > 0
-		var matched []int
-		if containerScoped {
-			for j, c := range containers {
+		ae := activeExemption{exemption: ex}
+		if len(ex.Images)+len(ex.ContainerNames) > 0 {
+			for j, c := range s.containers {
 				if ex.matchesContainer(c) {
-					matched = append(matched, j)
+					ae.matched = append(ae.matched, j)
 				}
 			}
-			if len(matched) == 0 {
+			if ae.matched == nil {
 				continue
 			}
 		}
-		if !ex.expires.IsZero() && !now.Before(ex.expires) {
-			res.noteExpired(ex)
+		if !ex.expires.IsZero() {
+			if now.IsZero() {
+				now = a.Now
+				if now.IsZero() {
+					now = time.Now()
+				}
+			}
+			if !now.Before(ex.expires) {
+				res.noteExpired(ex)
+				continue
+			}
+		}
+		s.active = append(s.active, ae)
+	}
+	return s
+}
+
+// forRule returns the target one rule sees: nil when an exemption lifts the
+// rule from the whole object, otherwise with exempt containers removed. It
+// records the exemptions that applied in res.
+func (s *requestScope) forRule(rule string, res *Result) *podspec.Target {
+	if len(s.active) == 0 && !s.ephemeral {
+		return s.t
+	}
+	containers := s.containers
+	var drop []bool
+	for i := range s.active {
+		ex := &s.active[i]
+		if len(ex.Rules) > 0 && !slices.Contains(ex.Rules, rule) {
 			continue
 		}
-		res.noteExempted(ex, rule)
-		if !containerScoped {
+		res.noteExempted(ex.exemption, rule)
+		if ex.matched == nil {
 			return nil
 		}
-		if !narrowed {
-			containers = slices.Clone(containers)
-			narrowed = true
+		if drop == nil {
+			drop = make([]bool, len(containers))
 		}
-		for k := len(matched) - 1; k >= 0; k-- {
-			containers = slices.Delete(containers, matched[k], matched[k]+1)
+		for _, j := range ex.matched {
+			drop[j] = true
 		}
 	}
-	if !narrowed && a.EphemeralContainers == nil {
-		return t
+	if drop != nil {
+		kept := make([]podspec.Container, 0, len(containers))
+		for j, c := range containers {
+			if !drop[j] {
+				kept = append(kept, c)
+			}
+		}
+		containers = kept
 	}
-	rt := *t
+	if drop == nil && !s.ephemeral {
+		return s.t
+	}
+	rt := *s.t
 	rt.Containers = containers
-	rt.ContainersOnly = a.EphemeralContainers != nil
+	rt.ContainersOnly = s.ephemeral
 	return &rt
 }
 

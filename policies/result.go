@@ -38,6 +38,22 @@ type Result struct {
 	Exempted []Exempted `json:"exempted"`
 }
 
-func newResult() *Result {
-	return &Result{Allowed: true, Violations: []Finding{}, Warnings: []Finding{}, Audits: []Finding{}, Exempted: []Exempted{}}
+// WithLists returns a copy of r whose empty lists are empty slices rather
+// than nil, so JSON shows [] instead of null: scripts index into them
+// without checking.
+func (r *Result) WithLists() *Result {
+	out := *r
+	if out.Violations == nil {
+		out.Violations = []Finding{}
+	}
+	if out.Warnings == nil {
+		out.Warnings = []Finding{}
+	}
+	if out.Audits == nil {
+		out.Audits = []Finding{}
+	}
+	if out.Exempted == nil {
+		out.Exempted = []Exempted{}
+	}
+	return &out
 }

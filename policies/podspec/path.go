@@ -69,10 +69,12 @@ func (p Path) JSONPointer() string {
 			b.WriteString(strconv.Itoa(s.Index))
 			continue
 		}
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(s.Field))
+		b.WriteString(pointerEscaper.Replace(s.Field))
 	}
 	return b.String()
 }
+
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 // FieldPath converts the path to apimachinery's field.Path.
 func (p Path) FieldPath() *field.Path {

@@ -41,13 +41,21 @@ type Container struct {
 	*corev1.Container
 	Kind  ContainerKind
 	Index int
-	// Path is the container's path from the object root, e.g.
-	// spec.template.spec.initContainers[1].
-	Path Path
+	// specPath is the pod spec's path; the container's own path is built
+	// only when a finding or a change needs it.
+	specPath Path
+}
+
+// Path returns the container's path from the object root, e.g.
+// spec.template.spec.initContainers[1].
+func (c Container) Path() Path {
+	p := make(Path, len(c.specPath), len(c.specPath)+4)
+	copy(p, c.specPath)
+	return append(p, Segment{Field: c.Kind.String()}, Segment{Index: c.Index})
 }
 
 // SecurityContextPath returns the path of the container's securityContext.
-func (c Container) SecurityContextPath() Path { return c.Path.Child("securityContext") }
+func (c Container) SecurityContextPath() Path { return c.Path().Child("securityContext") }
 
 // Sidecar reports whether c is a native sidecar: an init container that keeps
 // running for the pod's lifetime.
@@ -201,14 +209,14 @@ func (t *Target) template(meta *metav1.ObjectMeta, tmpl *corev1.PodTemplateSpec,
 func Containers(spec *corev1.PodSpec, specPath Path) []Container {
 	out := make([]Container, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers))
 	for i := range spec.InitContainers {
-		out = append(out, Container{Container: &spec.InitContainers[i], Kind: InitContainer, Index: i, Path: specPath.Child("initContainers").Index(i)})
+		out = append(out, Container{Container: &spec.InitContainers[i], Kind: InitContainer, Index: i, specPath: specPath})
 	}
 	for i := range spec.Containers {
-		out = append(out, Container{Container: &spec.Containers[i], Kind: RegularContainer, Index: i, Path: specPath.Child("containers").Index(i)})
+		out = append(out, Container{Container: &spec.Containers[i], Kind: RegularContainer, Index: i, specPath: specPath})
 	}
 	for i := range spec.EphemeralContainers {
 		c := (*corev1.Container)(&spec.EphemeralContainers[i].EphemeralContainerCommon)
-		out = append(out, Container{Container: c, Kind: EphemeralContainer, Index: i, Path: specPath.Child("ephemeralContainers").Index(i)})
+		out = append(out, Container{Container: c, Kind: EphemeralContainer, Index: i, specPath: specPath})
 	}
 	return out
 }

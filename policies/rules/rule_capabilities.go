@@ -39,20 +39,20 @@ func newCapabilities(p *v1alpha1.Policy) Rule {
 		Check: func(t *podspec.Target) []Finding {
 			var out []Finding
 			for _, c := range t.Containers {
-				capsPath := c.SecurityContextPath().Child("capabilities")
+				capsPath := func() podspec.Path { return c.SecurityContextPath().Child("capabilities") }
 				if !dropsAll(c) && !t.Windows() {
-					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: capsPath.Child("drop"),
+					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: capsPath().Child("drop"),
 						Message: fmt.Sprintf("container %q does not drop ALL capabilities", c.Name),
-						Fix:     fmt.Sprintf("add ALL to %s", capsPath.Child("drop"))})
+						Fix:     fmt.Sprintf("add ALL to %s", capsPath().Child("drop"))})
 				}
 				if c.SecurityContext == nil || c.SecurityContext.Capabilities == nil {
 					continue
 				}
 				for j, add := range c.SecurityContext.Capabilities.Add {
 					if !slices.Contains(allowed, add) {
-						out = append(out, forbidden(capsPath.Child("add").Index(j),
+						out = append(out, forbidden(capsPath().Child("add").Index(j),
 							fmt.Sprintf("container %q adds capability %s; allowed: %s", c.Name, add, allowedText),
-							fmt.Sprintf("remove %s from %s, or exempt this container by name or image", add, capsPath.Child("add"))))
+							fmt.Sprintf("remove %s from %s, or exempt this container by name or image", add, capsPath().Child("add"))))
 					}
 				}
 			}

@@ -29,7 +29,7 @@ func newHostPorts(*v1alpha1.Policy) Rule {
 					if hp == 0 {
 						continue
 					}
-					p := c.Path.Child("ports").Index(j).Child("hostPort")
+					p := c.Path().Child("ports").Index(j).Child("hostPort")
 					fix := fmt.Sprintf("remove %s; expose the port with a Service", p)
 					msg := fmt.Sprintf("container %q binds host port %d", c.Name, hp)
 					if port.HostPort == 0 {

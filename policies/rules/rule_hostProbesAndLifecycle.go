@@ -24,10 +24,11 @@ func newHostProbesAndLifecycle(*v1alpha1.Policy) Rule {
 		Check: func(t *podspec.Target) []Finding {
 			var out []Finding
 			for _, c := range t.Containers {
-				report := func(p podspec.Path, host string) {
+				report := func(host string, segs ...string) {
 					if host == "" {
 						return
 					}
+					p := c.Path().Child(segs...)
 					out = append(out, forbidden(p, fmt.Sprintf("container %q sends a probe or lifecycle request to host %q", c.Name, host),
 						fmt.Sprintf("remove %s; the handler then targets the pod's own IP", p)))
 				}
@@ -36,10 +37,10 @@ func newHostProbesAndLifecycle(*v1alpha1.Policy) Rule {
 						return
 					}
 					if pr.HTTPGet != nil {
-						report(c.Path.Child(name, "httpGet", "host"), pr.HTTPGet.Host)
+						report(pr.HTTPGet.Host, name, "httpGet", "host")
 					}
 					if pr.TCPSocket != nil {
-						report(c.Path.Child(name, "tcpSocket", "host"), pr.TCPSocket.Host)
+						report(pr.TCPSocket.Host, name, "tcpSocket", "host")
 					}
 				}
 				probe("livenessProbe", c.LivenessProbe)
@@ -57,10 +58,10 @@ func newHostProbesAndLifecycle(*v1alpha1.Policy) Rule {
 						continue
 					}
 					if h.HTTPGet != nil {
-						report(c.Path.Child("lifecycle", name, "httpGet", "host"), h.HTTPGet.Host)
+						report(h.HTTPGet.Host, "lifecycle", name, "httpGet", "host")
 					}
 					if h.TCPSocket != nil {
-						report(c.Path.Child("lifecycle", name, "tcpSocket", "host"), h.TCPSocket.Host)
+						report(h.TCPSocket.Host, "lifecycle", name, "tcpSocket", "host")
 					}
 				}
 			}

@@ -43,7 +43,7 @@ func newImageTag(*v1alpha1.Policy) Rule {
 				if digest || (tag != "" && tag != "latest") {
 					continue
 				}
-				p := c.Path.Child("image")
+				p := c.Path().Child("image")
 				what := "has no tag, which means :latest"
 				if tag == "latest" {
 					what = "uses the :latest tag"

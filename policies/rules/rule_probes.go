@@ -33,13 +33,13 @@ func newProbes(*v1alpha1.Policy) Rule {
 					continue
 				}
 				if c.LivenessProbe == nil {
-					p := c.Path.Child("livenessProbe")
+					p := c.Path().Child("livenessProbe")
 					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
 						Message: fmt.Sprintf("container %q has no liveness probe", c.Name),
 						Fix:     fmt.Sprintf("set %s (httpGet, tcpSocket, grpc or exec)", p)})
 				}
 				if c.ReadinessProbe == nil {
-					p := c.Path.Child("readinessProbe")
+					p := c.Path().Child("readinessProbe")
 					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
 						Message: fmt.Sprintf("container %q has no readiness probe", c.Name),
 						Fix:     fmt.Sprintf("set %s (httpGet, tcpSocket, grpc or exec)", p)})

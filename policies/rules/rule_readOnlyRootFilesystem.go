@@ -60,7 +60,7 @@ func newReadOnlyRootFilesystem(*v1alpha1.Policy) Rule {
 						Value: corev1.Volume{Name: TmpVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}})
 					hasVolume = true
 				}
-				out = append(out, change.Change{Op: change.Append, Path: c.Path.Child("volumeMounts"),
+				out = append(out, change.Change{Op: change.Append, Path: c.Path().Child("volumeMounts"),
 					Value: corev1.VolumeMount{Name: TmpVolumeName, MountPath: "/tmp"}})
 			}
 			return out

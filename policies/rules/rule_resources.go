@@ -45,19 +45,20 @@ func newResources(p *v1alpha1.Policy) Rule {
 				if c.Kind == podspec.EphemeralContainer {
 					continue
 				}
-				rp := c.Path.Child("resources")
+				rp := func() podspec.Path { return c.Path().Child("resources") }
 				for _, name := range limitedResources {
 					if _, ok := c.Resources.Limits[name]; !ok {
 						l := defLimit(name, c)
-						out = append(out, Finding{Type: field.ErrorTypeRequired, Path: rp.Child("limits", string(name)),
+						p := rp().Child("limits", string(name))
+						out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
 							Message: fmt.Sprintf("container %q has no %s limit", c.Name, name),
-							Fix:     fmt.Sprintf("set %s: %s", rp.Child("limits", string(name)), l.String())})
+							Fix:     fmt.Sprintf("set %s: %s", p, l.String())})
 					}
 				}
 				for _, name := range sortedNames(c.Resources.Requests) {
 					req := c.Resources.Requests[name]
 					if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
-						p := rp.Child("requests", string(name))
+						p := rp().Child("requests", string(name))
 						out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
 							Message: fmt.Sprintf("container %q requests %s %s, above its limit %s", c.Name, name, req.String(), lim.String()),
 							Fix:     fmt.Sprintf("set %s to at most %s", p, lim.String())})
@@ -66,7 +67,7 @@ func newResources(p *v1alpha1.Policy) Rule {
 				for _, name := range sortedNames(cfg.MaxLimits) {
 					max := cfg.MaxLimits[name]
 					if lim, ok := c.Resources.Limits[name]; ok && lim.Cmp(max) > 0 {
-						p := rp.Child("limits", string(name))
+						p := rp().Child("limits", string(name))
 						out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
 							Message: fmt.Sprintf("container %q has a %s limit of %s, above the policy's maximum %s", c.Name, name, lim.String(), max.String()),
 							Fix:     fmt.Sprintf("set %s to at most %s", p, max.String())})
@@ -81,11 +82,11 @@ func newResources(p *v1alpha1.Policy) Rule {
 				if c.Kind == podspec.EphemeralContainer {
 					continue
 				}
-				rp := c.Path.Child("resources")
 				for _, name := range limitedResources {
 					if _, ok := c.Resources.Limits[name]; ok {
 						continue
 					}
+					rp := c.Path().Child("resources")
 					l := defLimit(name, c)
 					out = append(out, change.Change{Op: change.Set, Path: rp.Child("limits", string(name)), Value: l})
 					if _, ok := c.Resources.Requests[name]; ok {

@@ -9,6 +9,7 @@ package rules
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -19,21 +20,18 @@ import (
 func init() { register("secretsInEnv", newSecretsInEnv) }
 
 func newSecretsInEnv(p *v1alpha1.Policy) Rule {
-	var patterns []*regexp.Regexp
+	// One alternation matches in one pass, however many patterns there are.
+	var alts []string
 	for _, s := range p.Rules.SecretsInEnv.NamePatterns {
-		// The policy was validated: every pattern compiles.
-		if re, err := regexp.Compile(s); err == nil {
-			patterns = append(patterns, re)
-		}
+		alts = append(alts, "(?:"+s+")")
 	}
-	looksSecret := func(name string) bool {
-		for _, re := range patterns {
-			if re.MatchString(name) {
-				return true
-			}
-		}
-		return false
+	// The policy was validated, so every pattern compiles; an empty list
+	// matches nothing.
+	combined, err := regexp.Compile(strings.Join(alts, "|"))
+	if err != nil || len(alts) == 0 {
+		combined = regexp.MustCompile(`$^`)
 	}
+	looksSecret := combined.MatchString
 	return Rule{
 		ID:      "secretsInEnv",
 		Summary: "env vars that look secret take their value from a Secret",
@@ -44,7 +42,7 @@ func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 					if e.Value == "" || !looksSecret(e.Name) {
 						continue
 					}
-					envPath := c.Path.Child("env").Index(j)
+					envPath := c.Path().Child("env").Index(j)
 					out = append(out, Finding{Type: field.ErrorTypeForbidden, Path: envPath.Child("value"),
 						Message: fmt.Sprintf("container %q sets env var %s to a literal value in the manifest", c.Name, e.Name),
 						Fix:     fmt.Sprintf("store it in a Secret and set %s.valueFrom.secretKeyRef instead of value", envPath)})

@@ -58,9 +58,9 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 		if c.SecurityContext != nil {
 			cv = s.container(c.SecurityContext)
 		}
-		cpath := c.SecurityContextPath().Child(s.field...)
 		switch {
 		case cv != nil && !s.ok(*cv):
+			cpath := c.SecurityContextPath().Child(s.field...)
 			out = append(out, Finding{
 				Type:    field.ErrorTypeInvalid,
 				Path:    cpath.Child(s.reportField...),
@@ -68,6 +68,7 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 				Fix:     fmt.Sprintf("set %s: %s, or remove it to inherit %s", cpath, injectText, s.podPath(t)),
 			})
 		case cv == nil && podVal == nil && !skipMissing:
+			cpath := c.SecurityContextPath().Child(s.field...)
 			fix := fmt.Sprintf("set %s: %s", s.podPath(t), injectText)
 			if t.ContainersOnly {
 				fix = fmt.Sprintf("set %s: %s", cpath, injectText)
@@ -137,13 +138,14 @@ func (s containerField) check(t *podspec.Target) []Finding {
 		if c.SecurityContext != nil {
 			v = s.get(c.SecurityContext)
 		}
-		p := c.SecurityContextPath().Child(s.field)
 		switch {
 		case v == nil && !(s.linuxOnly && t.Windows()):
+			p := c.SecurityContextPath().Child(s.field)
 			out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
 				Message: fmt.Sprintf("container %q does not set %s", c.Name, s.field),
 				Fix:     fmt.Sprintf("set %s: %t", p, s.want)})
 		case v != nil && *v != s.want:
+			p := c.SecurityContextPath().Child(s.field)
 			out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
 				Message: fmt.Sprintf("container %q sets %s to %t", c.Name, s.field, *v),
 				Fix:     fmt.Sprintf("set %s: %t", p, s.want)})

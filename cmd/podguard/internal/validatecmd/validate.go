@@ -109,7 +109,7 @@ func (o *Options) Run(_ context.Context, s cli.Streams) error {
 				continue
 			}
 			report.Results = append(report.Results, Result{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind,
-				Namespace: obj.Namespace, Name: obj.Name, Result: res})
+				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists()})
 		}
 	}
 

@@ -18,6 +18,10 @@ var (
 	commit  = ""
 )
 
+// KubernetesLine is the Kubernetes minor release whose API podguard is built
+// against; a test keeps it equal to go.mod's k8s.io/api.
+const KubernetesLine = "1.37"
+
 // Info describes the build.
 type Info struct {
 	Version    string `json:"version"`
@@ -28,12 +32,12 @@ type Info struct {
 
 // Get returns the build's version information.
 func Get() Info {
-	i := Info{Version: version, Commit: commit, GoVersion: runtime.Version(), Kubernetes: "unknown"}
+	i := Info{Version: version, Commit: commit, GoVersion: runtime.Version(), Kubernetes: KubernetesLine}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, m := range bi.Deps {
 			if m.Path == "k8s.io/api" {
 				// k8s.io/api v0.X.Y is Kubernetes 1.X.Y.
-				i.Kubernetes = "1" + m.Version[2:] + " (k8s.io/api " + m.Version + ")"
+				i.Kubernetes = KubernetesLine + " (k8s.io/api " + m.Version + ")"
 			}
 		}
 		if i.Commit == "" {
