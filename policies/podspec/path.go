@@ -69,7 +69,11 @@ func (p Path) JSONPointer() string {
 			b.WriteString(strconv.Itoa(s.Index))
 			continue
 		}
-		b.WriteString(pointerEscaper.Replace(s.Field))
+		if strings.ContainsAny(s.Field, "~/") {
+			b.WriteString(pointerEscaper.Replace(s.Field))
+		} else {
+			b.WriteString(s.Field)
+		}
 	}
 	return b.String()
 }

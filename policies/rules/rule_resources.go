@@ -36,6 +36,7 @@ func newResources(p *v1alpha1.Policy) Rule {
 		}
 		return l
 	}
+	maxNames := sortedNames(cfg.MaxLimits)
 	return Rule{
 		ID:      "resources",
 		Summary: "containers set cpu and memory limits; requests do not exceed limits",
@@ -55,7 +56,18 @@ func newResources(p *v1alpha1.Policy) Rule {
 							Fix:     fmt.Sprintf("set %s: %s", p, l.String())})
 					}
 				}
+				// Sorting (for a stable report) only once something is wrong.
+				over := false
+				for name, req := range c.Resources.Requests {
+					if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
+						over = true
+						break
+					}
+				}
 				for _, name := range sortedNames(c.Resources.Requests) {
+					if !over {
+						break
+					}
 					req := c.Resources.Requests[name]
 					if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
 						p := rp().Child("requests", string(name))
@@ -64,7 +76,7 @@ func newResources(p *v1alpha1.Policy) Rule {
 							Fix:     fmt.Sprintf("set %s to at most %s", p, lim.String())})
 					}
 				}
-				for _, name := range sortedNames(cfg.MaxLimits) {
+				for _, name := range maxNames {
 					max := cfg.MaxLimits[name]
 					if lim, ok := c.Resources.Limits[name]; ok && lim.Cmp(max) > 0 {
 						p := rp().Child("limits", string(name))

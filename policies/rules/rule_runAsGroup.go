@@ -46,18 +46,18 @@ func newRunAsGroup(p *v1alpha1.Policy) Rule {
 			if sc == nil || t.ContainersOnly {
 				return out
 			}
-			scPath := t.PodSecurityContextPath()
+			scPath := t.PodSecurityContextPath
 			if sc.FSGroup != nil && *sc.FSGroup == 0 {
-				out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: scPath.Child("fsGroup"),
+				out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: scPath().Child("fsGroup"),
 					Message: "fsGroup is 0, root's group: volumes would be owned by root",
-					Fix:     fmt.Sprintf("set %s: %d", scPath.Child("fsGroup"), allowed[0])})
+					Fix:     fmt.Sprintf("set %s: %d", scPath().Child("fsGroup"), allowed[0])})
 			}
 			for i, g := range sc.SupplementalGroups {
 				if g == 0 {
-					p := scPath.Child("supplementalGroups").Index(i)
+					p := scPath().Child("supplementalGroups").Index(i)
 					out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
 						Message: "supplementalGroups contains 0, root's group",
-						Fix:     fmt.Sprintf("remove 0 from %s", scPath.Child("supplementalGroups"))})
+						Fix:     fmt.Sprintf("remove 0 from %s", scPath().Child("supplementalGroups"))})
 				}
 			}
 			return out

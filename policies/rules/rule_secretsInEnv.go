@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -18,6 +20,8 @@ import (
 )
 
 func init() { register("secretsInEnv", newSecretsInEnv) }
+
+const secretNameCacheSize = 4096
 
 func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 	// One alternation matches in one pass, however many patterns there are.
@@ -31,7 +35,21 @@ func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 	if err != nil || len(alts) == 0 {
 		combined = regexp.MustCompile(`$^`)
 	}
-	looksSecret := combined.MatchString
+	// Env var names repeat across requests (LOG_LEVEL, POD_NAME...): remember
+	// verdicts, up to a bound so that arbitrary names cannot grow memory.
+	var seen sync.Map
+	var size atomic.Int32
+	looksSecret := func(name string) bool {
+		if v, ok := seen.Load(name); ok {
+			return v.(bool)
+		}
+		m := combined.MatchString(name)
+		if size.Load() < secretNameCacheSize {
+			size.Add(1)
+			seen.Store(name, m)
+		}
+		return m
+	}
 	return Rule{
 		ID:      "secretsInEnv",
 		Summary: "env vars that look secret take their value from a Secret",
