@@ -169,6 +169,7 @@ func (e *Enforcer) Admit(obj runtime.Object, a Attributes) (*Result, []change.Ch
 			continue
 		}
 		f.Message += "; podguard injects the fix into the pods at admission"
+		f.Injected = true
 		fixed = append(fixed, f)
 	}
 	after.Warnings = append(fixed, after.Warnings...)

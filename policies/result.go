@@ -11,6 +11,9 @@ type Finding struct {
 	Message string `json:"message"`
 	// Fix says what to set or remove.
 	Fix string `json:"fix"`
+	// Injected marks a warning about a workload's template that Pod
+	// mutation will fix (Admit).
+	Injected bool `json:"-"`
 }
 
 // Exempted records an exemption that applied to an object.

@@ -11,12 +11,10 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/cmd/podguard/internal/mutatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/policycmd"
+	"podguard.dev/podguard/cmd/podguard/internal/servecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/validatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/versioncmd"
 )
-
-// extra sub-commands registered by other files of this package (serve).
-var extra []func(cli.Streams) *cobra.Command
 
 // NewRoot returns the root command.
 func NewRoot(s cli.Streams) *cobra.Command {
@@ -37,10 +35,7 @@ mutate do the same offline, for CI.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &cli.ExitError{Code: cli.ExitBadInput, Err: fmt.Errorf("%w (see --help)", err)}
 	})
-	root.AddCommand(validatecmd.NewCommand(s), mutatecmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
-	for _, f := range extra {
-		root.AddCommand(f(s))
-	}
+	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }

@@ -1,0 +1,78 @@
+// Package servecmd implements `podguard serve`: the admission webhook server.
+package servecmd
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"podguard.dev/podguard/cmd/podguard/internal/cli"
+	"podguard.dev/podguard/cmd/podguard/internal/versioncmd"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/webhook"
+)
+
+// NewCommand returns the serve command.
+func NewCommand(s cli.Streams) *cobra.Command {
+	o := webhook.DefaultOptions()
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "serve [--policy FILE] [--cert-dir DIR] [--port 9443] [--metrics-bind-address 127.0.0.1:8080] [--health-probe-bind-address 127.0.0.1:8081]",
+		Short: "Run the admission webhook server (/mutate and /validate)",
+		Long: `Run podguard's admission webhook: /mutate injects what the policy can fix,
+/validate denies what breaks it, for Pods and the pod templates of Deployments,
+ReplicaSets, StatefulSets, DaemonSets, Jobs, CronJobs, ReplicationControllers
+and PodTemplates. The policy file is reloaded when it changes; an invalid one is
+refused and the last good policy keeps serving.
+
+Certificates: with --cert-dir (mode dir) tls.crt and tls.key are served from
+that directory and reloaded when they change; no API access is needed for
+them. Without --cert-dir (mode builtin) podguard creates a CA and a serving
+certificate in the Secret --cert-secret, keeps the caBundle of its webhook
+configurations current and renews the certificate before it expires.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lvl := zapcore.InfoLevel
+			if err := lvl.Set(logLevel); err != nil {
+				return cli.BadInput("--log-level: %v", err)
+			}
+			zo := zap.Options{Development: logFormat == "console", Level: lvl, DestWriter: s.Err}
+			log := zap.New(zap.UseFlagOptions(&zo)).WithValues("version", versioncmd.Get().Version)
+			if err := webhook.Run(cmd.Context(), o, log); err != nil {
+				return &cli.ExitError{Code: 1, Err: err}
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.PolicyFile, "policy", "", "policy file, reloaded when it changes; default: the built-in default policy")
+	ns := os.Getenv("POD_NAMESPACE")
+	if ns == "" {
+		ns = v1alpha1.DefaultNamespace
+	}
+	fs.StringVar(&o.Namespace, "namespace", ns, "podguard's own namespace (env POD_NAMESPACE): exempt by default, home of the certificate Secret")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory of tls.crt and tls.key (mode dir); in mode builtin where they are written")
+	fs.StringVar(&o.CertMode, "cert-mode", "", "dir or builtin; default: dir when --cert-dir is given, builtin otherwise")
+	fs.StringVar(&o.Host, "bind-address", o.Host, "address the webhook listens on (empty: all interfaces)")
+	fs.IntVar(&o.Port, "port", o.Port, "port of the webhook server (HTTPS)")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", false, "serve metrics over HTTPS, authenticated and authorized through the API server")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
+	fs.Int64Var(&o.MaxRequestBytes, "max-request-bytes", o.MaxRequestBytes, "largest AdmissionReview accepted")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster configuration or $KUBECONFIG")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may finish after SIGTERM")
+	fs.StringVar(&o.Builtin.SecretName, "cert-secret", o.Builtin.SecretName, "builtin mode: Secret holding the CA and serving certificate (must exist)")
+	fs.StringVar(&o.Builtin.ServiceName, "webhook-service", o.Builtin.ServiceName, "builtin mode: the webhook Service the certificate is for")
+	fs.StringVar(&o.Builtin.MutatingWebhook, "mutating-webhook-configuration", o.Builtin.MutatingWebhook, "builtin mode: MutatingWebhookConfiguration whose caBundle podguard keeps current")
+	fs.StringVar(&o.Builtin.ValidatingWebhook, "validating-webhook-configuration", o.Builtin.ValidatingWebhook, "builtin mode: ValidatingWebhookConfiguration whose caBundle podguard keeps current")
+	fs.DurationVar(&o.Builtin.CertValidity, "cert-validity", o.Builtin.CertValidity, "builtin mode: lifetime of a serving certificate")
+	fs.DurationVar(&o.Builtin.CAValidity, "ca-validity", o.Builtin.CAValidity, "builtin mode: lifetime of the CA")
+	fs.DurationVar(&o.Builtin.Lookahead, "cert-renew-before", o.Builtin.Lookahead, "builtin mode: renew this long before expiry")
+	fs.DurationVar(&o.Builtin.CheckInterval, "cert-check-interval", o.Builtin.CheckInterval, "builtin mode: how often expiry is checked")
+	fs.DurationVar(&o.Builtin.SyncInterval, "cert-sync-interval", o.Builtin.SyncInterval, "builtin mode: how often the Secret is copied to --cert-dir when it changed")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info or error")
+	fs.StringVar(&logFormat, "log-format", "json", "json or console")
+	return cmd
+}

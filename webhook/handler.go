@@ -1,0 +1,425 @@
+// Package webhook is podguard's admission server: thin controller-runtime
+// adapters from AdmissionReviews to the policies engine, and the wiring of
+// the webhook server, certificates, policy reload, metrics and health.
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+// Endpoint paths, a contract with the webhook configurations.
+const (
+	MutatePath   = "/mutate"
+	ValidatePath = "/validate"
+)
+
+// maxWarningLength keeps warnings under the API server's limit (longer ones
+// are truncated by it).
+const maxWarningLength = 200
+
+// Handler serves one endpoint: mutation or validation.
+type Handler struct {
+	Store   *PolicyStore
+	Log     logr.Logger
+	Metrics *Metrics
+	// Mutating selects the mutating endpoint's behaviour.
+	Mutating bool
+}
+
+var _ admission.Handler = &Handler{}
+
+// decision is what one request came to, for the log line and the metrics.
+type decision struct {
+	result   string // allowed, denied, mutated, error
+	reason   string
+	res      *policies.Result
+	patchOps int
+}
+
+// Handle implements admission.Handler. It never panics on bad input: every
+// failure becomes an error response (the webhook also recovers panics).
+func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	var resp admission.Response
+	var d decision
+	if h.Mutating {
+		resp, d = h.mutate(req)
+	} else {
+		resp, d = h.validate(req)
+	}
+	h.record(req, d, time.Since(start))
+	return resp
+}
+
+func (h *Handler) endpoint() string {
+	if h.Mutating {
+		return "mutate"
+	}
+	return "validate"
+}
+
+func errored(code int32, err error) (admission.Response, decision) {
+	return admission.Errored(code, err), decision{result: "error", reason: err.Error()}
+}
+
+func allowed(reason string) (admission.Response, decision) {
+	return admission.Allowed(""), decision{result: "allowed", reason: reason}
+}
+
+// decode turns the request's raw object into the typed object of its kind,
+// with encoding/json: no scheme, no conversion, no second pass.
+func decode(gk schema.GroupKind, raw []byte) (runtime.Object, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("the request carries no object")
+	}
+	obj, ok := podspec.NewObject(gk)
+	if !ok {
+		return nil, fmt.Errorf("kind %s is not one podguard judges", gk)
+	}
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", gk.Kind, err)
+	}
+	return obj, nil
+}
+
+func groupKind(req admission.Request) schema.GroupKind {
+	return schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
+}
+
+func attributes(req admission.Request) policies.Attributes {
+	return policies.Attributes{Namespace: req.Namespace, User: req.UserInfo.Username, Groups: req.UserInfo.Groups}
+}
+
+// newEphemeralContainers names the ephemeral containers the update adds:
+// existing ones cannot change, so only new ones are judged and fixed.
+func newEphemeralContainers(req admission.Request, pod *corev1.Pod) ([]string, error) {
+	old := &corev1.Pod{}
+	if len(req.OldObject.Raw) > 0 {
+		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
+			return nil, fmt.Errorf("decoding the old Pod: %w", err)
+		}
+	}
+	names := []string{}
+	for _, ec := range pod.Spec.EphemeralContainers {
+		if !slices.ContainsFunc(old.Spec.EphemeralContainers, func(o corev1.EphemeralContainer) bool { return o.Name == ec.Name }) {
+			names = append(names, ec.Name)
+		}
+	}
+	return names, nil
+}
+
+// templateUnchanged reports whether an UPDATE leaves the pod spec (and the
+// pod metadata's annotations, where AppArmor profiles live) as it was.
+func templateUnchanged(gk schema.GroupKind, req admission.Request, obj runtime.Object) (bool, error) {
+	old, err := decode(gk, req.OldObject.Raw)
+	if err != nil {
+		return false, fmt.Errorf("old object: %w", err)
+	}
+	ot, ok1 := podspec.Find(old)
+	nt, ok2 := podspec.Find(obj)
+	if !ok1 || !ok2 {
+		return false, nil
+	}
+	return equality.Semantic.DeepEqual(ot.Spec, nt.Spec) && equality.Semantic.DeepEqual(ot.PodMeta.Annotations, nt.PodMeta.Annotations), nil
+}
+
+func (h *Handler) mutate(req admission.Request) (admission.Response, decision) {
+	gk := groupKind(req)
+	if _, ok := podspec.NewObject(gk); !ok {
+		return errored(http.StatusBadRequest, fmt.Errorf("kind %s is not one podguard judges; check the webhook configuration's rules", gk))
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return allowed("operation not mutated")
+	}
+	obj, err := decode(gk, req.Object.Raw)
+	if err != nil {
+		return errored(http.StatusBadRequest, err)
+	}
+	enf := h.Store.Enforcer()
+	attrs := attributes(req)
+	if gk.Kind == "Pod" && gk.Group == "" {
+		switch {
+		case req.SubResource == "ephemeralcontainers":
+			if attrs.EphemeralContainers, err = newEphemeralContainers(req, obj.(*corev1.Pod)); err != nil {
+				return errored(http.StatusBadRequest, err)
+			}
+			if len(attrs.EphemeralContainers) == 0 {
+				return allowed("no new ephemeral container")
+			}
+		case req.SubResource != "" || req.Operation != admissionv1.Create:
+			return allowed("pods are mutated on create only")
+		}
+	} else {
+		if !enf.MutatesTemplates() {
+			return allowed("templates are not mutated (policy mutation.templates: false)")
+		}
+		if req.Operation == admissionv1.Update {
+			same, err := templateUnchanged(gk, req, obj)
+			if err != nil {
+				return errored(http.StatusBadRequest, err)
+			}
+			if same {
+				return allowed("pod template unchanged")
+			}
+		}
+	}
+	changes, err := enf.Mutate(obj, attrs)
+	if err != nil {
+		return errored(http.StatusInternalServerError, err)
+	}
+	if len(changes) == 0 {
+		return allowed("nothing to inject")
+	}
+	patch, err := change.JSONPatch(changes)
+	if err != nil {
+		return errored(http.StatusInternalServerError, err)
+	}
+	pt := admissionv1.PatchTypeJSONPatch
+	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}}
+	return resp, decision{result: "mutated", patchOps: len(changes), res: &policies.Result{Allowed: true, Warnings: injected(changes)}}
+}
+
+// injected describes changes for the log and metrics (rule and field only).
+func injected(changes []change.Change) []policies.Finding {
+	out := make([]policies.Finding, len(changes))
+	for i, c := range changes {
+		out[i] = policies.Finding{Rule: c.Rule, Field: c.Path.String()}
+	}
+	return out
+}
+
+func (h *Handler) validate(req admission.Request) (admission.Response, decision) {
+	gk := groupKind(req)
+	if _, ok := podspec.NewObject(gk); !ok {
+		return errored(http.StatusBadRequest, fmt.Errorf("kind %s is not one podguard judges; check the webhook configuration's rules", gk))
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return allowed("operation not validated")
+	}
+	obj, err := decode(gk, req.Object.Raw)
+	if err != nil {
+		return errored(http.StatusBadRequest, err)
+	}
+	enf := h.Store.Enforcer()
+	attrs := attributes(req)
+	var res *policies.Result
+	if gk.Kind == "Pod" && gk.Group == "" {
+		switch req.SubResource {
+		case "":
+			if req.Operation == admissionv1.Update {
+				same, err := templateUnchanged(gk, req, obj)
+				if err != nil {
+					return errored(http.StatusBadRequest, err)
+				}
+				if same {
+					return allowed("pod spec unchanged")
+				}
+			}
+		case "ephemeralcontainers":
+			if attrs.EphemeralContainers, err = newEphemeralContainers(req, obj.(*corev1.Pod)); err != nil {
+				return errored(http.StatusBadRequest, err)
+			}
+			if len(attrs.EphemeralContainers) == 0 {
+				return allowed("no new ephemeral container")
+			}
+		case "resize":
+			attrs.Rules = []string{"resources"}
+		default:
+			return allowed("subresource not validated")
+		}
+		res, err = enf.Validate(obj, attrs)
+	} else {
+		if req.Operation == admissionv1.Update {
+			same, err := templateUnchanged(gk, req, obj)
+			if err != nil {
+				return errored(http.StatusBadRequest, err)
+			}
+			if same {
+				return allowed("pod template unchanged")
+			}
+		}
+		// Workloads are judged as admitted: what Pod mutation will fix is a
+		// warning now; what nothing can fix is denied now, not in ReplicaSet events.
+		res, _, err = enf.Admit(obj, attrs)
+	}
+	if err != nil {
+		return errored(http.StatusInternalServerError, err)
+	}
+	return respond(gk, req.Name, obj, res), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
+}
+
+// respond turns a result into an admission response: every violation as a
+// cause of an Invalid status, warnings one per rule and short, audits as
+// audit annotations.
+func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies.Result) admission.Response {
+	var resp admission.Response
+	if res.Allowed {
+		resp = admission.Allowed("")
+	} else {
+		if name == "" {
+			if t, ok := podspec.Find(obj); ok {
+				name = t.ObjectMeta.Name
+				if name == "" {
+					name = t.ObjectMeta.GenerateName
+				}
+			}
+		}
+		errs := make(field.ErrorList, 0, len(res.Violations))
+		for _, v := range res.Violations {
+			errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: v.Field, BadValue: field.OmitValueType{},
+				Detail: fmt.Sprintf("podguard %s: %s; fix: %s", v.Rule, v.Message, v.Fix)})
+		}
+		st := apierrors.NewInvalid(gk, name, errs).ErrStatus
+		resp = admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &st}}
+	}
+	resp.Warnings = warnings(res.Warnings)
+	if len(res.Audits) > 0 || len(res.Exempted) > 0 {
+		resp.AuditAnnotations = map[string]string{}
+		for rule, fs := range byRule(res.Audits) {
+			var parts []string
+			for _, f := range fs {
+				parts = append(parts, f.Field+": "+f.Message)
+			}
+			resp.AuditAnnotations[rule] = strings.Join(parts, "; ")
+		}
+		var ex []string
+		for _, x := range res.Exempted {
+			ex = append(ex, x.Rule+": "+x.Reason)
+		}
+		if len(ex) > 0 {
+			resp.AuditAnnotations["exempted"] = strings.Join(ex, "; ")
+		}
+	}
+	return resp
+}
+
+func byRule(fs []policies.Finding) map[string][]policies.Finding {
+	out := map[string][]policies.Finding{}
+	for _, f := range fs {
+		out[f.Rule] = append(out[f.Rule], f)
+	}
+	return out
+}
+
+// warnings makes one short warning per rule, in order of first appearance,
+// prefixed by the rule ID (kubectl prints each as "Warning: ...").
+func warnings(fs []policies.Finding) []string {
+	if len(fs) == 0 {
+		return nil
+	}
+	var order []string
+	groups := byRule(fs)
+	for _, f := range fs {
+		if !slices.Contains(order, f.Rule) {
+			order = append(order, f.Rule)
+		}
+	}
+	out := make([]string, 0, len(order))
+	for _, rule := range order {
+		g := groups[rule]
+		var w string
+		if g[0].Injected {
+			fixes := make([]string, 0, len(g))
+			for _, f := range g {
+				if !slices.Contains(fixes, f.Fix) {
+					fixes = append(fixes, f.Fix)
+				}
+			}
+			w = fmt.Sprintf("%s: not in the pod template; podguard will %s in its pods", rule, strings.Join(fixes, ", "))
+		} else {
+			w = fmt.Sprintf("%s: %s", rule, g[0].Message)
+			if len(g) > 1 {
+				w += fmt.Sprintf(" (and %d more)", len(g)-1)
+			}
+			w += "; fix: " + g[0].Fix
+		}
+		if len(w) > maxWarningLength {
+			w = w[:maxWarningLength-3] + "..."
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// record writes the decision's log line and metrics. It logs rule IDs,
+// field paths, exemption reasons and counts: never a message, so never an
+// env value or anything else taken from the object's data.
+func (h *Handler) record(req admission.Request, d decision, took time.Duration) {
+	kind := req.Kind.Kind
+	op := string(req.Operation)
+	if req.SubResource != "" {
+		op += "/" + req.SubResource
+	}
+	ep := h.endpoint()
+	h.Metrics.Latency.WithLabelValues(ep, kind).Observe(took.Seconds())
+	h.Metrics.Decisions.WithLabelValues(ep, "", "", kind, op, d.result).Inc()
+	kv := []any{"uid", string(req.UID), "endpoint", ep, "kind", kind, "namespace", req.Namespace, "name", req.Name,
+		"operation", op, "user", req.UserInfo.Username, "decision", d.result, "durationMicroseconds", took.Microseconds()}
+	if req.DryRun != nil && *req.DryRun {
+		kv = append(kv, "dryRun", true)
+	}
+	if d.reason != "" {
+		kv = append(kv, "reason", d.reason)
+	}
+	if r := d.res; r != nil {
+		count := func(fs []policies.Finding, action, result string) []string {
+			var rules []string
+			for _, f := range fs {
+				h.Metrics.Decisions.WithLabelValues(ep, f.Rule, action, kind, op, result).Inc()
+				if !slices.Contains(rules, f.Rule) {
+					rules = append(rules, f.Rule)
+				}
+			}
+			return rules
+		}
+		if d.result == "mutated" {
+			kv = append(kv, "injected", count(r.Warnings, "mutate", "injected"), "patchOps", d.patchOps)
+		} else {
+			if v := count(r.Violations, "enforce", "denied"); len(v) > 0 {
+				kv = append(kv, "violations", v, "fields", fields(r.Violations))
+			}
+			if w := count(r.Warnings, "warn", "warned"); len(w) > 0 {
+				kv = append(kv, "warnings", w)
+			}
+			if a := count(r.Audits, "audit", "audited"); len(a) > 0 {
+				kv = append(kv, "audits", a)
+			}
+		}
+		for _, x := range r.Exempted {
+			kv = append(kv, "exempted", x.Rule, "exemptionReason", x.Reason)
+		}
+	}
+	if d.result == "error" {
+		h.Log.Info("request refused", kv...)
+		return
+	}
+	h.Log.Info("admission decision", kv...)
+}
+
+func fields(fs []policies.Finding) []string {
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.Field
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/go-logr/logr"
+
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/load"
+)
+
+// PolicyStore holds the Enforcer every request uses and swaps it atomically
+// when the policy file changes. An invalid file is rejected with a log line
+// and a metric; the last good policy keeps serving.
+type PolicyStore struct {
+	path, namespace string
+	log             logr.Logger
+	metrics         *Metrics
+	poll            time.Duration
+
+	current atomic.Pointer[policies.Enforcer]
+	sum     [sha256.Size]byte
+}
+
+// NewPolicyStore loads the policy file (the default policy when path is
+// empty) and fails if it is invalid: a server must not start without a policy.
+func NewPolicyStore(path, namespace string, log logr.Logger, m *Metrics) (*PolicyStore, error) {
+	s := &PolicyStore{path: path, namespace: namespace, log: log, metrics: m, poll: 10 * time.Second}
+	if err := s.reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Enforcer returns the current policy's engine.
+func (s *PolicyStore) Enforcer() *policies.Enforcer { return s.current.Load() }
+
+// Ready reports whether a policy is loaded (always, once constructed).
+func (s *PolicyStore) Ready() bool { return s.current.Load() != nil }
+
+// reload reads the file and swaps the policy in if it changed and is valid.
+func (s *PolicyStore) reload() error {
+	if s.path == "" {
+		e, err := policies.New(load.Default(s.namespace))
+		if err != nil {
+			return err
+		}
+		s.current.Store(e)
+		s.log.Info("policy loaded", "source", "built-in default")
+		return nil
+	}
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		s.metrics.PolicyReloads.WithLabelValues("failure").Inc()
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if s.current.Load() != nil && bytes.Equal(sum[:], s.sum[:]) {
+		return nil
+	}
+	p, err := load.Bytes(data, s.path, s.namespace)
+	if err == nil {
+		var e *policies.Enforcer
+		if e, err = policies.New(p); err == nil {
+			s.current.Store(e)
+			s.sum = sum
+			s.metrics.PolicyReloads.WithLabelValues("success").Inc()
+			s.metrics.PolicyInfo.Reset()
+			s.metrics.PolicyInfo.WithLabelValues(string(p.Mode), shortSum(sum)).Set(1)
+			s.log.Info("policy loaded", "source", s.path, "sha256", shortSum(sum), "mode", p.Mode, "exemptions", len(p.Exemptions))
+			return nil
+		}
+	}
+	s.metrics.PolicyReloads.WithLabelValues("failure").Inc()
+	return err
+}
+
+func shortSum(sum [sha256.Size]byte) string {
+	const hex = "0123456789abcdef"
+	b := make([]byte, 12)
+	for i := range 6 {
+		b[2*i], b[2*i+1] = hex[sum[i]>>4], hex[sum[i]&0xf]
+	}
+	return string(b)
+}
+
+// Start watches the policy file until ctx ends. A ConfigMap volume changes
+// by swapping a symlink in the file's directory, so the directory is
+// watched, and a periodic check covers events a watcher can miss.
+func (s *PolicyStore) Start(ctx context.Context) error {
+	if s.path == "" {
+		<-ctx.Done()
+		return nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if err := w.Add(filepath.Dir(s.path)); err != nil {
+		s.log.Error(err, "cannot watch the policy directory; falling back to polling", "dir", filepath.Dir(s.path))
+	}
+	tick := time.NewTicker(s.poll)
+	defer tick.Stop()
+	check := func(why string) {
+		if err := s.reload(); err != nil {
+			s.log.Error(err, "policy rejected; the last good policy keeps serving", "source", s.path, "trigger", why)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.Events:
+			// Let a burst of events (write, chmod, symlink swap) settle.
+			time.Sleep(100 * time.Millisecond)
+			for len(w.Events) > 0 {
+				<-w.Events
+			}
+			check("file event")
+		case err := <-w.Errors:
+			s.log.Error(err, "policy watch error")
+		case <-tick.C:
+			check("periodic check")
+		}
+	}
+}
+
+// NeedLeaderElection: every replica serves, so every replica reloads.
+func (s *PolicyStore) NeedLeaderElection() bool { return false }
