@@ -245,6 +245,14 @@ func startCluster(t *testing.T, cc clusterConfig) *cluster {
 	if cc.mutate != nil {
 		cc.mutate(&o)
 	}
+	if cc.builtin {
+		// The chart ships the Secret empty; podguard fills it.
+		c.namespace(t, o.Namespace, nil)
+		_, err := c.cs.CoreV1().Secrets(o.Namespace).Create(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: o.Builtin.SecretName}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	c.opts = o
 	c.startPodguard(t)
 	return c

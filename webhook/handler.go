@@ -143,10 +143,22 @@ func templateUnchanged(gk schema.GroupKind, req admission.Request, obj runtime.O
 	return equality.Semantic.DeepEqual(ot.Spec, nt.Spec) && equality.Semantic.DeepEqual(ot.PodMeta.Annotations, nt.PodMeta.Annotations), nil
 }
 
+// checkKind refuses requests for kinds podguard does not judge: only a
+// misconfigured webhook configuration or a hand-made request sends them.
+func checkKind(gk schema.GroupKind) error {
+	if gk.Kind == "" {
+		return fmt.Errorf("the request names no kind")
+	}
+	if _, ok := podspec.NewObject(gk); !ok {
+		return fmt.Errorf("kind %s is not one podguard judges; check the webhook configuration's rules", gk)
+	}
+	return nil
+}
+
 func (h *Handler) mutate(req admission.Request) (admission.Response, decision) {
 	gk := groupKind(req)
-	if _, ok := podspec.NewObject(gk); !ok {
-		return errored(http.StatusBadRequest, fmt.Errorf("kind %s is not one podguard judges; check the webhook configuration's rules", gk))
+	if err := checkKind(gk); err != nil {
+		return errored(http.StatusBadRequest, err)
 	}
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return allowed("operation not mutated")
@@ -210,8 +222,8 @@ func injected(changes []change.Change) []policies.Finding {
 
 func (h *Handler) validate(req admission.Request) (admission.Response, decision) {
 	gk := groupKind(req)
-	if _, ok := podspec.NewObject(gk); !ok {
-		return errored(http.StatusBadRequest, fmt.Errorf("kind %s is not one podguard judges; check the webhook configuration's rules", gk))
+	if err := checkKind(gk); err != nil {
+		return errored(http.StatusBadRequest, err)
 	}
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return allowed("operation not validated")

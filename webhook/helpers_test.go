@@ -1,6 +1,8 @@
 package webhook_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -34,14 +36,15 @@ func metricValue(t *testing.T, c *cluster, sample string) float64 {
 	return 0
 }
 
-// servedSerial dials the webhook over TLS and returns the serial of the
-// certificate it presents.
-func servedSerial(t *testing.T, host string, port int) int64 {
+// servedCert dials the webhook over TLS and returns a fingerprint of the
+// certificate it presents (cert-controller gives every certificate serial 1).
+func servedCert(t *testing.T, host string, port int) string {
 	t.Helper()
 	conn, err := tls.Dial("tcp", net.JoinHostPort(host, fmt.Sprint(port)), &tls.Config{InsecureSkipVerify: true}) // only reads the serial
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+	sum := sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw)
+	return hex.EncodeToString(sum[:8])
 }

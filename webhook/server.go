@@ -225,7 +225,7 @@ func policySource(p string) string {
 // answers with a well-formed error review.
 func limitBody(h http.Handler, max int64) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if max > 0 && r.Body != nil {
+		if max > 0 && r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(w, r.Body, max)
 		}
 		h.ServeHTTP(w, r)
