@@ -2,8 +2,8 @@ package webhook_test
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"crypto/tls"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"

@@ -464,7 +464,9 @@ exemptions:
 				errs <- err
 			}
 		}()
-		c.ca.issue(t, c.opts.CertDir)
+		if err := c.ca.Issue(c.opts.CertDir); err != nil {
+			t.Fatal(err)
+		}
 		var after string
 		waitFor(t, 30*time.Second, "the new certificate to be served", func() bool {
 			after = servedCert(t, c.opts.Host, c.opts.Port)
