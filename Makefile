@@ -11,7 +11,7 @@ BIN      := bin/podguard
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: all build test unit lint bench bench-engine fuzz run tools image chart clean help
+.PHONY: all build test unit lint bench bench-engine fuzz run demo tools image chart clean help
 
 all: lint build test
 
@@ -44,8 +44,11 @@ fuzz: ## run each fuzz test for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateMutate$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./policies/manifest/
 
-run: build ## the main job on an embedded default (see README)
-	hack/run.sh
+run: build tools ## the main job: a local control plane with podguard serving the default policy (Ctrl-C stops)
+	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/devcluster -podguard $(BIN)
+
+demo: build tools ## make run, but stop after the demo
+	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/devcluster -podguard $(BIN) -demo-only
 
 clean:
 	rm -rf bin dist
