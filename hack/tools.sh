@@ -15,7 +15,10 @@ ETCD_VERSION="${ETCD_VERSION:-3.6.16}"
 HELM_VERSION="${HELM_VERSION:-3.22.0}"
 CACHE="${PODGUARD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/podguard}"
 ASSETS="$CACHE/k8s/$K8S_VERSION-etcd$ETCD_VERSION"
-HELM_DIR="$CACHE/helm/$HELM_VERSION"
+# Helm stamps the Kubernetes version it assumes offline (helm template,
+# lint) from its client-go line, 1.37 for 3.22; without it, it says 1.20.
+HELM_K8S_MINOR="${HELM_K8S_MINOR:-37}"
+HELM_DIR="$CACHE/helm/$HELM_VERSION-k8s1.$HELM_K8S_MINOR"
 
 log() { echo "hack/tools.sh: $*" >&2; }
 
@@ -80,7 +83,9 @@ build_helm() {
   log "building helm v$HELM_VERSION"
   mkdir -p "$HELM_DIR"
   CGO_ENABLED=0 GOBIN="$HELM_DIR" go install -trimpath \
-    -ldflags "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+      -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$HELM_K8S_MINOR \
+      -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$HELM_K8S_MINOR" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" >&2
 }
 

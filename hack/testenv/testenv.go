@@ -240,3 +240,20 @@ func (ca *CA) Issue(dir string) error {
 	}
 	return nil
 }
+
+// HelmPath returns the helm binary: $PODGUARD_HELM, or what hack/tools.sh
+// builds once and caches.
+func HelmPath() (string, error) {
+	if p := os.Getenv("PODGUARD_HELM"); p != "" {
+		return p, nil
+	}
+	cmd := exec.Command(filepath.Join(Root(), "hack", "tools.sh"), "helm-path")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("building helm with hack/tools.sh: %w", err)
+	}
+	p := strings.TrimSpace(string(out))
+	os.Setenv("PODGUARD_HELM", p)
+	return p, nil
+}

@@ -1,0 +1,346 @@
+// Package charts holds podguard's Helm chart; this file tests it with the
+// real helm, the real kubectl and a real kube-apiserver.
+package charts
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"podguard.dev/podguard/hack/testenv"
+)
+
+var updateKustomize = flag.Bool("update-kustomize", false, "regenerate config/{rbac,manager,optout} from the chart")
+
+const chart = "podguard"
+
+// combos are the value combinations every check runs over.
+var combos = map[string][]string{
+	"default":          nil,
+	"cert-manager":     {"certificates.mode=cert-manager"},
+	"cert-manager-ref": {"certificates.mode=cert-manager", "certificates.certManager.issuerRef.name=corp-ca", "certificates.certManager.issuerRef.kind=ClusterIssuer"},
+	"secret":           {"certificates.mode=secret", "certificates.secretName=podguard-tls", "certificates.caBundle=-----BEGIN CERTIFICATE-----"},
+	"ignore":           {"webhook.failurePolicy=Ignore", "webhook.timeoutSeconds=3"},
+	"monitoring":       {"metrics.serviceMonitor.enabled=true", "networkPolicy.enabled=true", "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/8"},
+	"minimal":          {"metrics.enabled=false", "podDisruptionBudget.enabled=false", "optOutPolicy.enabled=false", "replicaCount=1"},
+	"exempt-users":     {"webhook.exemptUsers[0]=system:serviceaccount:ci:deployer", "priorityClassName=system-cluster-critical"},
+}
+
+func helm(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	h, err := testenv.HelmPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(h, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	return out.String(), errOut.String(), err
+}
+
+func setArgs(sets []string) []string {
+	var out []string
+	for _, s := range sets {
+		out = append(out, "--set", s)
+	}
+	return out
+}
+
+func render(t *testing.T, sets []string) string {
+	t.Helper()
+	out, stderr, err := helm(t, append([]string{"template", "podguard", chart, "-n", "podguard"}, setArgs(sets)...)...)
+	if err != nil {
+		t.Fatalf("helm template %v: %v\n%s", sets, err, stderr)
+	}
+	return out
+}
+
+type object = map[string]any
+
+func objects(t *testing.T, manifests string) []object {
+	t.Helper()
+	var out []object
+	for _, doc := range strings.Split(manifests, "\n---") {
+		var o object
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("rendered YAML does not parse: %v\n%s", err, doc)
+		}
+		if len(o) > 0 {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func kindName(o object) string {
+	md, _ := o["metadata"].(map[string]any)
+	return fmt.Sprintf("%s/%s", o["kind"], md["name"])
+}
+
+func TestLintAndTemplate(t *testing.T) {
+	for name, sets := range combos {
+		t.Run(name, func(t *testing.T) {
+			if out, stderr, err := helm(t, append([]string{"lint", "--strict", chart}, setArgs(sets)...)...); err != nil {
+				t.Fatalf("helm lint: %v\n%s%s", err, out, stderr)
+			}
+			objs := objects(t, render(t, sets))
+			kinds := map[string]bool{}
+			for _, o := range objs {
+				kinds[o["kind"].(string)] = true
+			}
+			for _, k := range []string{"Deployment", "Service", "ConfigMap", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"} {
+				if !kinds[k] {
+					t.Errorf("no %s rendered", k)
+				}
+			}
+		})
+	}
+}
+
+func TestSchemaRefusesBadValues(t *testing.T) {
+	_, stderr, err := helm(t, "template", "podguard", chart, "-f", "testdata/bad-values.yaml")
+	if err == nil || !strings.Contains(stderr, "values don't meet the specifications of the schema") {
+		t.Fatalf("a bad values file was accepted: %s", stderr)
+	}
+	// Each mistake alone is refused with its path named, by template and install alike.
+	for set, path := range map[string]string{
+		"replicaCount=0":                           "/replicaCount",
+		"webhook.failurePolicy=Sometimes":          "/webhook/failurePolicy",
+		"certificates.mode=letsencrypt":            "/certificates/mode",
+		"resources.limits.memory=null":             "/resources/limits",
+		"webhook.timeoutSeconds=60":                "/webhook/timeoutSeconds",
+		"image.digest=latest":                      "/image/digest",
+		"certificates.builtin.renewBefore=90 days": "/certificates/builtin/renewBefore",
+		"unknownTopLevel=1":                        "unknownTopLevel",
+	} {
+		_, stderr, err := helm(t, "template", "podguard", chart, "--set", set)
+		if err == nil || !strings.Contains(stderr, path) {
+			t.Errorf("helm template --set %s: err=%v, the refusal does not name %s:\n%s", set, err, path, stderr)
+		}
+	}
+	// The secret mode needs its Secret and CA bundle named.
+	if _, stderr, err := helm(t, "template", "podguard", chart, "--set", "certificates.mode=secret"); err == nil || !strings.Contains(stderr, "secretName") {
+		t.Errorf("secret mode without a secret accepted: %s", stderr)
+	}
+}
+
+// TestChartWorkloadsComply runs the real podguard binary over every rendered
+// variant: the add-on complies with its own default policy, without a warning.
+func TestChartWorkloadsComply(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "podguard")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/podguard").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for name, sets := range combos {
+		f := filepath.Join(t.TempDir(), name+".yaml")
+		if err := os.WriteFile(f, []byte(render(t, sets)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "validate", "-f", f).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "1 object judged, 0 denied (0 violations), 1 allowed, 0 warnings") {
+			t.Errorf("%s: podguard validate: %v\n%s", name, err, out)
+		}
+	}
+}
+
+// normalize drops what only Helm adds (its labels) so chart and kustomize
+// objects compare equal.
+func normalize(o object) object {
+	md := o["metadata"].(map[string]any)
+	if labels, ok := md["labels"].(map[string]any); ok {
+		for _, k := range []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/version"} {
+			delete(labels, k)
+		}
+		if len(labels) == 0 {
+			delete(md, "labels")
+		}
+	}
+	delete(md, "namespace")
+	return o
+}
+
+// TestKustomizeMatchesChart: config/default holds the same objects as the
+// chart with default values, so users without Helm get the same add-on.
+func TestKustomizeMatchesChart(t *testing.T) {
+	assets, err := testenv.AssetsDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := render(t, nil)
+	if *updateKustomize {
+		regenerate(t, rendered)
+	}
+	out, err := exec.Command(filepath.Join(assets, "kubectl"), "kustomize", "../config/default").Output()
+	if err != nil {
+		t.Fatalf("kubectl kustomize: %v", err)
+	}
+	fromKustomize := map[string]object{}
+	for _, o := range objects(t, string(out)) {
+		if o["kind"] == "Namespace" {
+			continue
+		}
+		fromKustomize[kindName(o)] = normalize(o)
+	}
+	fromChart := map[string]object{}
+	for _, o := range objects(t, rendered) {
+		fromChart[kindName(o)] = normalize(o)
+	}
+	var names []string
+	for n := range fromChart {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		k, ok := fromKustomize[n]
+		if !ok {
+			t.Errorf("%s is in the chart, not in config/default", n)
+			continue
+		}
+		if !reflect.DeepEqual(k, fromChart[n]) {
+			a, _ := yaml.Marshal(fromChart[n])
+			b, _ := yaml.Marshal(k)
+			t.Errorf("%s differs (go test ./charts -update-kustomize regenerates config/)\n--- chart\n%s--- kustomize\n%s", n, a, b)
+		}
+		delete(fromKustomize, n)
+	}
+	for n := range fromKustomize {
+		t.Errorf("%s is in config/default, not in the chart", n)
+	}
+}
+
+// regenerate rewrites config/{rbac,manager,optout} from the chart. The
+// webhook configurations (config/webhook) are kept by hand: the tests
+// install them, and the comparison above keeps them equal to the chart's.
+func regenerate(t *testing.T, rendered string) {
+	groups := map[string][]string{
+		"rbac":    {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"},
+		"manager": {"Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget"},
+		"optout":  {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
+	}
+	for dir, kinds := range groups {
+		var b strings.Builder
+		b.WriteString("# Generated from the Helm chart (helm template podguard charts/podguard -n podguard);\n# a test checks the two stay the same. Edit the chart, then run: go test ./charts -update-kustomize\n")
+		for _, o := range objects(t, rendered) {
+			for _, k := range kinds {
+				if o["kind"] == k {
+					y, _ := yaml.Marshal(normalize(o))
+					b.WriteString("---\n")
+					b.Write(y)
+				}
+			}
+		}
+		if err := os.WriteFile(filepath.Join("..", "config", dir, dir+".yaml"), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestServerDryRun applies every rendered variant, and the kustomize
+// build, to a real kube-apiserver with server-side dry run: the API
+// server's own validation must accept every object.
+func TestServerDryRun(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	kubectl := func(stdin string, args ...string) (string, error) {
+		cmd := exec.Command(env.Kubectl, append([]string{"--kubeconfig", env.Kubeconfig}, args...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := kubectl("", "apply", "-f", "testdata/crds.yaml"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := kubectl("", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := kubectl("", "create", "namespace", "podguard"); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for name, sets := range combos {
+		out, err := kubectl(render(t, sets), "apply", "--dry-run=server", "-n", "podguard", "-f", "-")
+		if err != nil {
+			t.Errorf("%s: the API server refused the chart:\n%s", name, out)
+		}
+	}
+	out, err := kubectl("", "apply", "--dry-run=server", "-k", "../config/default")
+	if err != nil {
+		t.Errorf("the API server refused config/default:\n%s", out)
+	}
+}
+
+// TestInstallUninstall installs the chart with helm into a real API server
+// and uninstalls it: nothing may be left behind, above all no webhook
+// configuration that would block the cluster.
+func TestInstallUninstall(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	kc := "--kubeconfig=" + env.Kubeconfig
+	// helm install refuses values that break the schema before touching the cluster.
+	if _, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", "-f", "testdata/bad-values.yaml", kc); err == nil ||
+		!strings.Contains(stderr, "values don't meet the specifications of the schema") {
+		t.Fatalf("helm install accepted bad values: %s", stderr)
+	}
+	if left := leftovers(t, env); len(left) > 0 {
+		t.Fatalf("a refused install left %v", left)
+	}
+	if out, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", kc); err != nil {
+		t.Fatalf("helm install: %v\n%s%s", err, out, stderr)
+	} else if !strings.Contains(out, "Verify the installation") {
+		t.Errorf("NOTES do not tell how to verify the install:\n%s", out)
+	}
+	ctx := context.Background()
+	cs := env.Clientset
+	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "podguard", metav1GetOptions()); err != nil {
+		t.Fatalf("webhook configuration not installed: %v", err)
+	}
+	// An upgrade keeps the release working and does not touch the certificate Secret's data.
+	sec, _ := cs.CoreV1().Secrets("podguard").Get(ctx, "podguard-webhook-cert", metav1GetOptions())
+	sec.Data = map[string][]byte{"tls.crt": []byte("kept"), "tls.key": []byte("kept"), "ca.crt": []byte("kept")}
+	if _, err := cs.CoreV1().Secrets("podguard").Update(ctx, sec, metav1UpdateOptions()); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, err := helm(t, "upgrade", "podguard", chart, "-n", "podguard", "--set", "logLevel=debug", kc); err != nil {
+		t.Fatalf("helm upgrade: %v\n%s%s", err, out, stderr)
+	}
+	sec, _ = cs.CoreV1().Secrets("podguard").Get(ctx, "podguard-webhook-cert", metav1GetOptions())
+	if string(sec.Data["tls.crt"]) != "kept" {
+		t.Error("helm upgrade wiped the certificate Secret: certificates would be regenerated on every upgrade")
+	}
+	if out, stderr, err := helm(t, "uninstall", "podguard", "-n", "podguard", "--wait", kc); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s%s", err, out, stderr)
+	}
+	left := leftovers(t, env)
+	if len(left) > 0 {
+		t.Errorf("left behind after uninstall: %v", left)
+	}
+}
+
+// leftovers lists every object still labelled as the release's.
+func leftovers(t *testing.T, env *testenv.Env) []string {
+	t.Helper()
+	out, err := exec.Command(env.Kubectl, "--kubeconfig", env.Kubeconfig, "get",
+		"mutatingwebhookconfigurations,validatingwebhookconfigurations,validatingadmissionpolicies,validatingadmissionpolicybindings,clusterroles,clusterrolebindings,"+
+			"deployments,services,configmaps,secrets,serviceaccounts,roles,rolebindings,poddisruptionbudgets,networkpolicies",
+		"-A", "-l", "app.kubernetes.io/instance=podguard", "-o", "name").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl get: %v\n%s", err, out)
+	}
+	return strings.Fields(string(out))
+}
