@@ -344,3 +344,9 @@ func leftovers(t *testing.T, env *testenv.Env) []string {
 	}
 	return strings.Fields(string(out))
 }
+
+func execKubectl(env *testenv.Env, stdin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(env.Kubectl, execKubectlCmd(env, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	return cmd
+}

@@ -1,0 +1,217 @@
+package charts
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/yaml"
+
+	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/webhook"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRBACIsSufficient installs the chart's ServiceAccount, RBAC, Secret and
+// webhook configurations into a real API server and runs `podguard serve`
+// as that ServiceAccount (impersonated), with built-in certificates and
+// authenticated metrics, as the chart runs it: it must become ready, inject
+// its CA, admit pods, and serve metrics only to an authorized scraper. It
+// also checks the ServiceAccount can do nothing else of note.
+func TestRBACIsSufficient(t *testing.T) {
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	ctx := context.Background()
+	cs := env.Clientset
+	for _, ns := range []string{"podguard", "apps", "monitoring"} {
+		if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	port, _ := testenv.FreePort()
+	var webhooks []string
+	for _, o := range objects(t, render(t, nil)) {
+		switch o["kind"] {
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret":
+			y, _ := yaml.Marshal(o)
+			cmd := execKubectl(env, string(y), "apply", "-n", "podguard", "-f", "-")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("applying %s: %v\n%s", kindName(o), err, out)
+			}
+		case "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration":
+			y, _ := yaml.Marshal(o)
+			webhooks = append(webhooks, string(y))
+		}
+	}
+	hooks := filepath.Join(t.TempDir(), "webhooks.yaml")
+	if err := os.WriteFile(hooks, []byte(strings.Join(webhooks, "\n---\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The API server reaches the local server by URL; podguard injects the CA.
+	if err := testenv.InstallWebhooks(ctx, cs, hooks, fmt.Sprintf("https://localhost:%d", port), nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// A kubeconfig that acts as the chart's ServiceAccount.
+	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sa = "system:serviceaccount:podguard:podguard"
+	for _, ai := range kc.AuthInfos {
+		ai.Impersonate = sa
+		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:podguard", "system:authenticated"}
+	}
+	saKubeconfig := filepath.Join(t.TempDir(), "sa.kubeconfig")
+	if err := clientcmd.WriteToFile(*kc, saKubeconfig); err != nil {
+		t.Fatal(err)
+	}
+
+	o := webhook.DefaultOptions()
+	o.CertMode, o.CertDir, o.Kubeconfig = webhook.CertModeBuiltin, filepath.Join(t.TempDir(), "certs"), saKubeconfig
+	o.Host, o.Port = "127.0.0.1", port
+	metricsPort, _ := testenv.FreePort()
+	healthPort, _ := testenv.FreePort()
+	o.MetricsBindAddress, o.MetricsSecure = fmt.Sprintf("127.0.0.1:%d", metricsPort), true
+	o.HealthProbeBindAddress = fmt.Sprintf("127.0.0.1:%d", healthPort)
+	o.ShutdownTimeout = 5 * time.Second
+	logs := &lockedBuffer{}
+	lvl := zapcore.InfoLevel
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- webhook.Run(runCtx, o, zap.New(zap.WriteTo(logs), zap.Level(&lvl))) }()
+	defer func() {
+		stop()
+		<-done
+	}()
+
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("podguard exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready as the chart's ServiceAccount:\n%s", logs.String())
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	pod, err := cs.CoreV1().Pods("apps").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1"}}}}, metav1.CreateOptions{})
+	if err != nil || pod.Spec.SecurityContext == nil || pod.Spec.SecurityContext.RunAsUser == nil {
+		t.Fatalf("pod not admitted and filled in: %v", err)
+	}
+	if l := strings.ToLower(logs.String()); strings.Contains(l, "forbidden") {
+		t.Errorf("a request was forbidden to the ServiceAccount:\n%s", logs.String())
+	}
+
+	// Authenticated metrics: a scraper with get on /metrics reads them, an
+	// anonymous request does not.
+	if _, err := cs.CoreV1().ServiceAccounts("monitoring").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "scraper"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
+		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "metrics-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "scraper", Namespace: "monitoring"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := cs.CoreV1().ServiceAccounts("monitoring").CreateToken(ctx, "scraper", &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape := func(token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed metrics cert; the token is what is checked
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := scrape(tok.Status.Token); code != http.StatusOK || !strings.Contains(body, "podguard_decisions_total") {
+		t.Errorf("authorized scrape: %d\n%.300s", code, body)
+	}
+	if code, _ := scrape(""); code != http.StatusUnauthorized && code != http.StatusForbidden {
+		t.Errorf("anonymous scrape answered %d", code)
+	}
+
+	// Least privilege: the ServiceAccount cannot read other secrets, pods, or
+	// change other webhook configurations.
+	cfg, err := clientcmd.BuildConfigFromFlags("", saKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := kubernetes.NewForConfigOrDie(cfg)
+	if _, err := cs.CoreV1().Secrets("podguard").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]error{}
+	_, checks["get another Secret"] = as.CoreV1().Secrets("podguard").Get(ctx, "other", metav1.GetOptions{})
+	_, checks["list Secrets of another namespace"] = as.CoreV1().Secrets("apps").List(ctx, metav1.ListOptions{})
+	_, checks["list Pods"] = as.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	checks["delete its own webhook configuration"] = as.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, "podguard", metav1.DeleteOptions{})
+	_, checks["create a Secret"] = as.CoreV1().Secrets("podguard").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+	for what, err := range checks {
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("the ServiceAccount may %s (err %v)", what, err)
+		}
+	}
+}
+
+func execKubectlCmd(env *testenv.Env, args ...string) []string {
+	return append([]string{"--kubeconfig", env.Kubeconfig}, args...)
+}
