@@ -50,5 +50,12 @@ run: build tools ## the main job: a local control plane with podguard serving th
 demo: build tools ## make run, but stop after the demo
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/devcluster -podguard $(BIN) -demo-only
 
+image: ## build the image (buildah, no Docker engine needed) into dist/podguard-image.tar
+	hack/image.sh
+
+chart: tools ## lint and package the Helm chart into dist/
+	"$$(hack/tools.sh helm-path)" lint --strict charts/podguard
+	mkdir -p dist && "$$(hack/tools.sh helm-path)" package charts/podguard -d dist
+
 clean:
 	rm -rf bin dist
