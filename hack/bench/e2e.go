@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"podguard.dev/podguard/hack/bench/reviews"
+	"podguard.dev/podguard/hack/testenv"
+)
+
+// e2eResult is one batch of pod creates through the API server.
+type e2eResult struct {
+	Case        string         `json:"case"`
+	Round       int            `json:"round"`
+	Concurrency int            `json:"concurrency"`
+	DryRun      bool           `json:"dryRun"`
+	Requests    int            `json:"requests"`
+	Errors      int            `json:"errors"`
+	Seconds     float64        `json:"seconds"`
+	Summary     latencySummary `json:"latency"`
+}
+
+// The four cases, in the report's order.
+const (
+	caseNone     = "no webhook"
+	casePodguard = "podguard"
+	caseVAP      = "CEL policy (VAP)"
+	caseNoop     = "no-op webhook pair"
+)
+
+var cases = []string{caseNone, casePodguard, caseVAP, caseNoop}
+
+func endToEnd(r *results, bins binaries, dir string, quick bool) {
+	s := current
+	defer s.stop()
+	env, err := testenv.Start()
+	if err != nil {
+		fatal(err)
+	}
+	defer env.Stop()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = 100000, 100000
+	cfg.WarningHandler = rest.NoWarnings{}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	c := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(c, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
+		fatal(err)
+	}
+	// The pods name a ServiceAccount, which admission checks exists.
+	if _, err := cs.CoreV1().ServiceAccounts("bench").Create(c, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{}); err != nil {
+		fatal(err)
+	}
+	n1, n32 := 400, 2000
+	if quick {
+		n1, n32 = 50, 300
+	}
+	r.Commands = append(r.Commands, fmt.Sprintf("go run ./hack/bench (end to end: per case and round, %d creates at c=1 and %d at c=32, real and server dry-run; rounds in the orders A B C D and D C B A)", n1, n32))
+	manifests := filepath.Join("config", "webhook", "manifests.yaml")
+	orders := [][]string{cases, {cases[3], cases[2], cases[1], cases[0]}}
+	seq := 0
+	for round, order := range orders {
+		for _, cs2 := range order {
+			setCase(c, cs, cs2, manifests, s)
+			for _, dry := range []bool{true, false} {
+				for _, conc := range []int{1, 32} {
+					n := n32
+					if conc == 1 {
+						n = n1
+					}
+					seq++
+					res := creates(c, cs, cs2, round, conc, n, dry, seq)
+					step("%-20s round %d c=%-2d dry=%-5v: p50 %.2fms p99 %.2fms %.0f/s errors %d", cs2, round, conc, dry, res.Summary.P50, res.Summary.P99, float64(res.Requests)/res.Seconds, res.Errors)
+					r.E2E = append(r.E2E, res)
+				}
+			}
+		}
+	}
+	setCase(c, cs, caseNone, manifests, s)
+}
+
+func creates(c context.Context, cs kubernetes.Interface, name string, round, conc, n int, dry bool, seq int) e2eResult {
+	var next, errs atomic.Int64
+	lat := make([][]time.Duration, conc)
+	opts := metav1.CreateOptions{}
+	if dry {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				pod := reviews.Pod(fmt.Sprintf("p-%d-%d", seq, i), true)
+				pod.Namespace = "bench"
+				t0 := time.Now()
+				_, err := cs.CoreV1().Pods("bench").Create(c, pod, opts)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	res := e2eResult{Case: name, Round: round, Concurrency: conc, DryRun: dry, Seconds: time.Since(start).Seconds(), Errors: int(errs.Load())}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	res.Requests = len(all) + res.Errors
+	res.Summary = summarize(all)
+	return res
+}
+
+// setCase installs what a case needs and waits until the API server uses it.
+func setCase(c context.Context, cs kubernetes.Interface, name, manifests string, s *servers) {
+	ar := cs.AdmissionregistrationV1()
+	_ = ar.MutatingWebhookConfigurations().Delete(c, "podguard", metav1.DeleteOptions{})
+	_ = ar.ValidatingWebhookConfigurations().Delete(c, "podguard", metav1.DeleteOptions{})
+	_ = ar.ValidatingAdmissionPolicyBindings().Delete(c, "bench-restricted-subset", metav1.DeleteOptions{})
+	_ = ar.ValidatingAdmissionPolicies().Delete(c, "bench-restricted-subset", metav1.DeleteOptions{})
+	var err error
+	switch name {
+	case casePodguard:
+		err = testenv.InstallWebhooks(c, cs, manifests, s.podguard.base, s.ca.PEM)
+	case caseNoop:
+		// The same configurations (rules, selectors, timeouts), served by the no-op.
+		err = testenv.InstallWebhooks(c, cs, manifests, s.noop.base, s.ca.PEM)
+	case caseVAP:
+		err = installVAP(c, cs)
+	}
+	if err != nil {
+		fatal(err)
+	}
+	// Wait until the API server's view matches the case.
+	bare := reviews.Pod("probe", false)
+	bare.Spec.Containers = bare.Spec.Containers[:1]
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		got, err := cs.CoreV1().Pods("bench").Create(c, bare, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		last = err
+		// The API server defaults securityContext to {}; podguard sets runAsUser.
+		mutated := err == nil && got.Spec.SecurityContext != nil && got.Spec.SecurityContext.RunAsUser != nil
+		denied := apierrors.IsInvalid(err) || apierrors.IsForbidden(err)
+		ok := false
+		switch name {
+		case caseNone, caseNoop:
+			ok = err == nil && !mutated
+		case casePodguard:
+			ok = mutated
+		case caseVAP:
+			ok = denied
+		}
+		if ok {
+			if name == caseNoop {
+				time.Sleep(time.Second) // nothing observable tells the no-op is in use
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	fatal(fmt.Errorf("case %q did not take effect (last probe: %v)", name, last))
+}
+
+// installVAP installs a ValidatingAdmissionPolicy enforcing, in-process in
+// the API server, a subset equivalent to podguard's core: runAsNonRoot,
+// allowPrivilegeEscalation false, drop ALL, cpu and memory limits.
+func installVAP(c context.Context, cs kubernetes.Interface) error {
+	ar := cs.AdmissionregistrationV1()
+	p := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-restricted-subset"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}}}},
+			Validations: []admissionregistrationv1.Validation{
+				{Expression: "object.spec.containers.all(c, (has(c.securityContext) && has(c.securityContext.runAsNonRoot) && c.securityContext.runAsNonRoot) || (has(object.spec.securityContext) && has(object.spec.securityContext.runAsNonRoot) && object.spec.securityContext.runAsNonRoot))", Message: "runAsNonRoot"},
+				{Expression: "object.spec.containers.all(c, has(c.securityContext) && has(c.securityContext.allowPrivilegeEscalation) && !c.securityContext.allowPrivilegeEscalation)", Message: "allowPrivilegeEscalation"},
+				{Expression: "object.spec.containers.all(c, has(c.securityContext) && has(c.securityContext.capabilities) && has(c.securityContext.capabilities.drop) && 'ALL' in c.securityContext.capabilities.drop)", Message: "drop ALL"},
+				{Expression: "object.spec.containers.all(c, has(c.resources) && has(c.resources.limits) && 'cpu' in c.resources.limits && 'memory' in c.resources.limits)", Message: "limits"},
+			},
+		},
+	}
+	if _, err := ar.ValidatingAdmissionPolicies().Create(c, p, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "bench-restricted-subset"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "bench-restricted-subset",
+			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+			MatchResources:    &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "bench"}}}},
+	}
+	_, err := ar.ValidatingAdmissionPolicyBindings().Create(c, b, metav1.CreateOptions{})
+	return err
+}
