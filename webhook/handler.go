@@ -5,7 +5,6 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -16,7 +15,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -58,14 +57,20 @@ type decision struct {
 
 // Handle implements admission.Handler. It never panics on bad input: every
 // failure becomes an error response (the webhook also recovers panics).
-func (h *Handler) Handle(ctx context.Context, req admission.Request) admission.Response {
+func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Response {
+	return h.handle(req, nil)
+}
+
+// handle decides one request; obj is the request's object when it was
+// already decoded, or nil to decode it from req.Object.Raw.
+func (h *Handler) handle(req admission.Request, obj runtime.Object) admission.Response {
 	start := time.Now()
 	var resp admission.Response
 	var d decision
 	if h.Mutating {
-		resp, d = h.mutate(req)
+		resp, d = h.mutate(req, obj)
 	} else {
-		resp, d = h.validate(req)
+		resp, d = h.validate(req, obj)
 	}
 	h.record(req, d, time.Since(start))
 	return resp
@@ -96,10 +101,18 @@ func decode(gk schema.GroupKind, raw []byte) (runtime.Object, error) {
 	if !ok {
 		return nil, fmt.Errorf("kind %s is not one podguard judges", gk)
 	}
-	if err := json.Unmarshal(raw, obj); err != nil {
+	if err := jsonAPI.Unmarshal(raw, obj); err != nil {
 		return nil, fmt.Errorf("decoding the %s: %w", gk.Kind, err)
 	}
 	return obj, nil
+}
+
+// objectOf returns the request's object: the one already decoded, if any.
+func objectOf(gk schema.GroupKind, req admission.Request, decoded runtime.Object) (runtime.Object, error) {
+	if decoded != nil {
+		return decoded, nil
+	}
+	return decode(gk, req.Object.Raw)
 }
 
 func groupKind(req admission.Request) schema.GroupKind {
@@ -115,7 +128,7 @@ func attributes(req admission.Request) policies.Attributes {
 func newEphemeralContainers(req admission.Request, pod *corev1.Pod) ([]string, error) {
 	old := &corev1.Pod{}
 	if len(req.OldObject.Raw) > 0 {
-		if err := json.Unmarshal(req.OldObject.Raw, old); err != nil {
+		if err := jsonAPI.Unmarshal(req.OldObject.Raw, old); err != nil {
 			return nil, fmt.Errorf("decoding the old Pod: %w", err)
 		}
 	}
@@ -155,7 +168,7 @@ func checkKind(gk schema.GroupKind) error {
 	return nil
 }
 
-func (h *Handler) mutate(req admission.Request) (admission.Response, decision) {
+func (h *Handler) mutate(req admission.Request, obj runtime.Object) (admission.Response, decision) {
 	gk := groupKind(req)
 	if err := checkKind(gk); err != nil {
 		return errored(http.StatusBadRequest, err)
@@ -163,7 +176,7 @@ func (h *Handler) mutate(req admission.Request) (admission.Response, decision) {
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return allowed("operation not mutated")
 	}
-	obj, err := decode(gk, req.Object.Raw)
+	obj, err := objectOf(gk, req, obj)
 	if err != nil {
 		return errored(http.StatusBadRequest, err)
 	}
@@ -220,7 +233,7 @@ func injected(changes []change.Change) []policies.Finding {
 	return out
 }
 
-func (h *Handler) validate(req admission.Request) (admission.Response, decision) {
+func (h *Handler) validate(req admission.Request, obj runtime.Object) (admission.Response, decision) {
 	gk := groupKind(req)
 	if err := checkKind(gk); err != nil {
 		return errored(http.StatusBadRequest, err)
@@ -228,7 +241,7 @@ func (h *Handler) validate(req admission.Request) (admission.Response, decision)
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
 		return allowed("operation not validated")
 	}
-	obj, err := decode(gk, req.Object.Raw)
+	obj, err := objectOf(gk, req, obj)
 	if err != nil {
 		return errored(http.StatusBadRequest, err)
 	}
@@ -296,13 +309,8 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 				}
 			}
 		}
-		errs := make(field.ErrorList, 0, len(res.Violations))
-		for _, v := range res.Violations {
-			errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: v.Field, BadValue: field.OmitValueType{},
-				Detail: fmt.Sprintf("podguard %s: %s; fix: %s", v.Rule, v.Message, v.Fix)})
-		}
-		st := apierrors.NewInvalid(gk, name, errs).ErrStatus
-		resp = admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: &st}}
+		st := invalid(gk, name, res.Violations)
+		resp = admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: st}}
 	}
 	resp.Warnings = warnings(res.Warnings)
 	if len(res.Audits) > 0 || len(res.Exempted) > 0 {
@@ -323,6 +331,40 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 		}
 	}
 	return resp
+}
+
+// invalid builds the Status apierrors.NewInvalid would, one cause per
+// violation, writing the message directly: on the admission path the
+// generic error aggregation cost more than the policy.
+func invalid(gk schema.GroupKind, name string, vs []policies.Finding) *metav1.Status {
+	causes := make([]metav1.StatusCause, len(vs))
+	var msg strings.Builder
+	msg.Grow(64 + 160*len(vs))
+	msg.WriteString(gk.Kind)
+	msg.WriteString(` "`)
+	msg.WriteString(name)
+	msg.WriteString(`" is invalid: `)
+	if len(vs) > 1 {
+		msg.WriteByte('[')
+	}
+	for i, v := range vs {
+		detail := "podguard " + v.Rule + ": " + v.Message + "; fix: " + v.Fix
+		causes[i] = metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeInvalid), Message: "Invalid value: " + detail, Field: v.Field}
+		if i > 0 {
+			msg.WriteString(", ")
+		}
+		msg.WriteString(v.Field)
+		msg.WriteString(": Invalid value: ")
+		msg.WriteString(detail)
+	}
+	if len(vs) > 1 {
+		msg.WriteByte(']')
+	}
+	return &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid,
+		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
+		Message: msg.String(),
+	}
 }
 
 func byRule(fs []policies.Finding) map[string][]policies.Finding {

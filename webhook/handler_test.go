@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -8,7 +9,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -113,5 +117,27 @@ func TestTemplatesMutatedOnlyWhenAsked(t *testing.T) {
 	resp = testHandler(t, "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmutation:\n  templates: true\n", true).Handle(t.Context(), req)
 	if len(resp.Patch) > 0 {
 		t.Errorf("unchanged template patched on update: %s", resp.Patch)
+	}
+}
+
+// TestInvalidMatchesAPIErrors pins the hand-built denial to what
+// apierrors.NewInvalid builds from the same field errors.
+func TestInvalidMatchesAPIErrors(t *testing.T) {
+	vs := []policies.Finding{
+		{Rule: "privileged", Field: "spec.containers[0].securityContext.privileged", Message: "container \"c\" is privileged", Fix: "set x: false"},
+		{Rule: "runAsUser", Field: "spec.securityContext.runAsUser", Message: "runAsUser is 0; allowed: 1000", Fix: "set y: 1000"},
+	}
+	for _, n := range []int{1, 2} {
+		var errs field.ErrorList
+		for _, v := range vs[:n] {
+			errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: v.Field, BadValue: field.OmitValueType{},
+				Detail: "podguard " + v.Rule + ": " + v.Message + "; fix: " + v.Fix})
+		}
+		gk := schema.GroupKind{Kind: "Pod"}
+		want := apierrors.NewInvalid(gk, "p", errs).ErrStatus
+		got := invalid(gk, "p", vs[:n])
+		if !reflect.DeepEqual(*got, want) {
+			t.Errorf("%d violations:\n got  %+v\n want %+v", n, *got, want)
+		}
 	}
 }

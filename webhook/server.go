@@ -57,6 +57,8 @@ type Options struct {
 	Kubeconfig string
 	// ShutdownTimeout bounds how long in-flight requests may finish on stop.
 	ShutdownTimeout time.Duration
+	// PprofBindAddress, when set, serves Go's pprof profiles there.
+	PprofBindAddress string
 }
 
 // DefaultOptions returns the defaults of the command line.
@@ -160,6 +162,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
 		WebhookServer:           whServer,
 		GracefulShutdownTimeout: ptr.To(o.ShutdownTimeout),
+		PprofBindAddress:        o.PprofBindAddress,
 	})
 	if err != nil {
 		return err
@@ -169,7 +172,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
 		h := &Handler{Store: store, Log: log.WithName("admission"), Metrics: metrics, Mutating: mutating}
 		wh := &admission.Webhook{Handler: h, RecoverPanic: ptr.To(true)}
-		srv.Register(path, limitBody(wh, o.MaxRequestBytes))
+		srv.Register(path, &reviewHandler{handler: h, fallback: limitBody(wh, o.MaxRequestBytes), max: o.MaxRequestBytes, log: log.WithName("admission")})
 	}
 	if err := mgr.Add(store); err != nil {
 		return err

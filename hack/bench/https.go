@@ -94,6 +94,11 @@ func httpsLoad(r *results, bins binaries, dir string, quick bool) {
 			}
 		}
 	}
+	// Peak RSS before profiling, which adds its own buffers.
+	for _, sv := range all {
+		r.RSS[sv.name] = peakRSS(sv.cmd.Process.Pid)
+		step("%-14s peak RSS %.1f MiB", sv.name, r.RSS[sv.name])
+	}
 	// A CPU profile of podguard under c=64 load: what dominates its work.
 	profPath := filepath.Join(dir, "podguard.cpu.pprof")
 	done := make(chan struct{})
@@ -111,6 +116,12 @@ func httpsLoad(r *results, bins binaries, dir string, quick bool) {
 	}()
 	runLoad("podguard", s.podguard.base, s.podguard.cmd.Process.Pid, s.ca.PEM, reqs, 64, 1<<30, 6*time.Second)
 	<-done
+	if resp, err := http.Get(s.pprof + "/debug/pprof/allocs"); err == nil {
+		f, _ := os.Create(filepath.Join(dir, "podguard.allocs.pprof"))
+		_, _ = io.Copy(f, resp.Body)
+		f.Close()
+		resp.Body.Close()
+	}
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", bins.podguard, profPath).CombinedOutput()
 	if err == nil {
 		for _, l := range strings.Split(string(out), "\n") {
@@ -118,8 +129,5 @@ func httpsLoad(r *results, bins binaries, dir string, quick bool) {
 				r.Profile = append(r.Profile, l)
 			}
 		}
-	}
-	for _, sv := range all {
-		r.RSS[sv.name] = peakRSS(sv.cmd.Process.Pid)
 	}
 }

@@ -50,6 +50,7 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer requests (a smoke run, not for the report)")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	dataDir := flag.String("data", "dist/bench", "where raw results and the plot go")
+	only := flag.String("only", "", "run one part only (engine, https, e2e), printing results without writing the report")
 	flag.Parse()
 	root := testenv.Root()
 	if err := os.Chdir(root); err != nil {
@@ -60,12 +61,23 @@ func main() {
 		fatal(err)
 	}
 	bins := buildBinaries(*dataDir)
-	step("engine benchmarks")
-	r.Engine = engineBenchmarks(r, *quick)
-	step("HTTPS webhook load")
-	httpsLoad(r, bins, *dataDir, *quick)
-	step("end to end through kube-apiserver")
-	endToEnd(r, bins, *dataDir, *quick)
+	if *only == "" || *only == "engine" {
+		step("engine benchmarks")
+		r.Engine = engineBenchmarks(r, *quick)
+	}
+	if *only == "" || *only == "https" || *only == "e2e" {
+		step("HTTPS webhook load")
+		httpsLoad(r, bins, *dataDir, *quick || *only == "e2e")
+	}
+	if *only == "" || *only == "e2e" {
+		step("end to end through kube-apiserver")
+		endToEnd(r, bins, *dataDir, *quick)
+	} else {
+		current.stop()
+	}
+	if *only != "" {
+		return
+	}
 	raw, _ := json.MarshalIndent(r, "", "  ")
 	if err := os.WriteFile(filepath.Join(*dataDir, "results.json"), raw, 0o644); err != nil {
 		fatal(err)
@@ -115,7 +127,8 @@ type binaries struct{ podguard, noop, baretls string }
 func buildBinaries(dir string) binaries {
 	b := binaries{podguard: "bin/podguard", noop: filepath.Join(dir, "noop"), baretls: filepath.Join(dir, "baretls")}
 	for out, pkg := range map[string]string{b.podguard: "./cmd/podguard", b.noop: "./hack/bench/noop", b.baretls: "./hack/bench/baretls"} {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, pkg)
+		// As make build builds podguard: static, stripped.
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if o, err := cmd.CombinedOutput(); err != nil {
 			fatal(fmt.Errorf("go build %s: %v\n%s", pkg, err, o))

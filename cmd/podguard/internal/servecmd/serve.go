@@ -72,6 +72,7 @@ configurations current and renews the certificate before it expires.`,
 	fs.DurationVar(&o.Builtin.Lookahead, "cert-renew-before", o.Builtin.Lookahead, "builtin mode: renew this long before expiry")
 	fs.DurationVar(&o.Builtin.CheckInterval, "cert-check-interval", o.Builtin.CheckInterval, "builtin mode: how often expiry is checked")
 	fs.DurationVar(&o.Builtin.SyncInterval, "cert-sync-interval", o.Builtin.SyncInterval, "builtin mode: how often the Secret is copied to --cert-dir when it changed")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "serve Go pprof profiles on this address (empty: off); for profiling only")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info or error")
 	fs.StringVar(&logFormat, "log-format", "json", "json or console")
 	return cmd
