@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 
 	"github.com/go-logr/logr"
 	jsoniter "github.com/json-iterator/go"
@@ -41,7 +42,9 @@ func (rh *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rh.fallback.ServeHTTP(w, r)
 		return
 	}
-	body, err := readBody(r, rh.max)
+	buf := bodies.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	body, err := readBody(buf, r, rh.max)
 	r.Body.Close()
 	if err != nil || int64(len(body)) > rh.max {
 		if err == nil {
@@ -74,14 +77,24 @@ func (rh *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeReview(w, resp, rh.log)
 }
 
-// readBody reads the request into a buffer sized by Content-Length, so a
-// review is read without the buffer growing as it goes.
-func readBody(r *http.Request, max int64) ([]byte, error) {
-	n := r.ContentLength
-	if n < 0 || n > max {
-		n = 32 << 10
+// bodies recycles request buffers: every review is read whole, and nothing
+// keeps a reference to the bytes once answered (decoding copies strings and
+// raw sub-objects).
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() > 256<<10 {
+		return // let an unusually large one go
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, n+bytes.MinRead))
+	b.Reset()
+	bodies.Put(b)
+}
+
+// readBody reads the request into buf, grown once to Content-Length.
+func readBody(buf *bytes.Buffer, r *http.Request, max int64) ([]byte, error) {
+	if n := r.ContentLength; n > 0 && n <= max {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
 	_, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
 	return buf.Bytes(), err
 }

@@ -30,6 +30,7 @@ type e2eResult struct {
 	Errors      int            `json:"errors"`
 	Seconds     float64        `json:"seconds"`
 	Summary     latencySummary `json:"latency"`
+	FirstError  string         `json:"firstError,omitempty"`
 }
 
 // The four cases, in the report's order.
@@ -92,6 +93,7 @@ func endToEnd(r *results, bins binaries, dir string, quick bool) {
 
 func creates(c context.Context, cs kubernetes.Interface, name string, round, conc, n int, dry bool, seq int) e2eResult {
 	var next, errs atomic.Int64
+	var firstErr atomic.Value
 	lat := make([][]time.Duration, conc)
 	opts := metav1.CreateOptions{}
 	if dry {
@@ -114,6 +116,7 @@ func creates(c context.Context, cs kubernetes.Interface, name string, round, con
 				_, err := cs.CoreV1().Pods("bench").Create(c, pod, opts)
 				if err != nil {
 					errs.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
 				lat[w] = append(lat[w], time.Since(t0))
@@ -128,6 +131,10 @@ func creates(c context.Context, cs kubernetes.Interface, name string, round, con
 	}
 	res.Requests = len(all) + res.Errors
 	res.Summary = summarize(all)
+	if e, ok := firstErr.Load().(string); ok {
+		res.FirstError = e
+		step("first error: %s", e)
+	}
 	return res
 }
 

@@ -125,7 +125,7 @@ func describeMachine() machine {
 type binaries struct{ podguard, noop, baretls string }
 
 func buildBinaries(dir string) binaries {
-	b := binaries{podguard: "bin/podguard", noop: filepath.Join(dir, "noop"), baretls: filepath.Join(dir, "baretls")}
+	b := binaries{podguard: filepath.Join(dir, "podguard"), noop: filepath.Join(dir, "noop"), baretls: filepath.Join(dir, "baretls")}
 	for out, pkg := range map[string]string{b.podguard: "./cmd/podguard", b.noop: "./hack/bench/noop", b.baretls: "./hack/bench/baretls"} {
 		// As make build builds podguard: static, stripped.
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, pkg)
