@@ -1,7 +1,6 @@
 package charts
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,23 +26,6 @@ import (
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/webhook"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestRBACIsSufficient installs the chart's ServiceAccount, RBAC, Secret and
 // webhook configurations into a real API server and runs `podguard serve`
@@ -112,7 +93,7 @@ func TestRBACIsSufficient(t *testing.T) {
 	o.MetricsBindAddress, o.MetricsSecure = fmt.Sprintf("127.0.0.1:%d", metricsPort), true
 	o.HealthProbeBindAddress = fmt.Sprintf("127.0.0.1:%d", healthPort)
 	o.ShutdownTimeout = 5 * time.Second
-	logs := &lockedBuffer{}
+	logs := &testenv.LogBuffer{}
 	lvl := zapcore.InfoLevel
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)

@@ -31,24 +31,6 @@ import (
 	"podguard.dev/podguard/webhook"
 )
 
-// syncBuffer collects log output from the server goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -63,7 +45,7 @@ func freeAddr(t testing.TB) string {
 type cluster struct {
 	*testenv.Env
 	cs   kubernetes.Interface
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 	opts webhook.Options
 	ca   *testenv.CA
 	stop func()
@@ -83,7 +65,7 @@ func startCluster(t *testing.T, cc clusterConfig) *cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &cluster{Env: env, cs: env.Clientset, logs: &syncBuffer{}}
+	c := &cluster{Env: env, cs: env.Clientset, logs: &testenv.LogBuffer{}}
 	t.Cleanup(func() {
 		c.stopPodguard(t)
 		if err := c.Env.Stop(); err != nil {

@@ -65,15 +65,29 @@ func (h *Handler) Handle(_ context.Context, req admission.Request) admission.Res
 // already decoded, or nil to decode it from req.Object.Raw.
 func (h *Handler) handle(req admission.Request, obj runtime.Object) admission.Response {
 	start := time.Now()
-	var resp admission.Response
-	var d decision
-	if h.Mutating {
-		resp, d = h.mutate(req, obj)
-	} else {
-		resp, d = h.validate(req, obj)
-	}
+	resp, d := h.decide(req, obj)
 	h.record(req, d, time.Since(start))
 	return resp
+}
+
+// decide does what both endpoints share (kind, operation, object), then
+// the endpoint's own work.
+func (h *Handler) decide(req admission.Request, obj runtime.Object) (admission.Response, decision) {
+	gk := groupKind(req)
+	if err := checkKind(gk); err != nil {
+		return errored(http.StatusBadRequest, err)
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return allowed("operation not judged")
+	}
+	obj, err := objectOf(gk, req, obj)
+	if err != nil {
+		return errored(http.StatusBadRequest, err)
+	}
+	if h.Mutating {
+		return h.mutate(req, gk, obj)
+	}
+	return h.validate(req, gk, obj)
 }
 
 func (h *Handler) endpoint() string {
@@ -168,18 +182,8 @@ func checkKind(gk schema.GroupKind) error {
 	return nil
 }
 
-func (h *Handler) mutate(req admission.Request, obj runtime.Object) (admission.Response, decision) {
-	gk := groupKind(req)
-	if err := checkKind(gk); err != nil {
-		return errored(http.StatusBadRequest, err)
-	}
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return allowed("operation not mutated")
-	}
-	obj, err := objectOf(gk, req, obj)
-	if err != nil {
-		return errored(http.StatusBadRequest, err)
-	}
+func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, obj runtime.Object) (admission.Response, decision) {
+	var err error
 	enf := h.Store.Enforcer()
 	attrs := attributes(req)
 	if gk.Kind == "Pod" && gk.Group == "" {
@@ -233,18 +237,8 @@ func injected(changes []change.Change) []policies.Finding {
 	return out
 }
 
-func (h *Handler) validate(req admission.Request, obj runtime.Object) (admission.Response, decision) {
-	gk := groupKind(req)
-	if err := checkKind(gk); err != nil {
-		return errored(http.StatusBadRequest, err)
-	}
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return allowed("operation not validated")
-	}
-	obj, err := objectOf(gk, req, obj)
-	if err != nil {
-		return errored(http.StatusBadRequest, err)
-	}
+func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runtime.Object) (admission.Response, decision) {
+	var err error
 	enf := h.Store.Enforcer()
 	attrs := attributes(req)
 	var res *policies.Result

@@ -63,13 +63,17 @@ func endToEnd(r *results, bins binaries, dir string, quick bool) {
 	if _, err := cs.CoreV1().ServiceAccounts("bench").Create(c, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "web"}}, metav1.CreateOptions{}); err != nil {
 		fatal(err)
 	}
-	n1, n32 := 400, 2000
+	n1, n32 := 800, 2000
 	if quick {
 		n1, n32 = 50, 300
 	}
-	r.Commands = append(r.Commands, fmt.Sprintf("go run ./hack/bench (end to end: per case and round, %d creates at c=1 and %d at c=32, real and server dry-run; rounds in the orders A B C D and D C B A)", n1, n32))
+	r.Commands = append(r.Commands, fmt.Sprintf("go run ./hack/bench (end to end: per case and round, %d creates at c=1 and %d at c=32, real and server dry-run; four rounds in the orders A B C D, D C B A, A B C D, D C B A)", n1, n32))
 	manifests := filepath.Join("config", "webhook", "manifests.yaml")
-	orders := [][]string{cases, {cases[3], cases[2], cases[1], cases[0]}}
+	reverse := []string{cases[3], cases[2], cases[1], cases[0]}
+	orders := [][]string{cases, reverse, cases, reverse}
+	if quick {
+		orders = orders[:2]
+	}
 	seq := 0
 	for round, order := range orders {
 		for _, cs2 := range order {

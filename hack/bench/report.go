@@ -179,7 +179,7 @@ func report(r *results) string {
 
 	// Engine.
 	w("## 1. Engine\n\n`%s`\n\n", r.Commands[0])
-	w("A typical Pod and Deployment: 3 containers with env, ports, probes, volume mounts and requests; *compliant* already satisfies the default policy, *bare* sets nothing (what mutation fixes). Mutation benchmarks include a deep copy of the object per iteration (listed as DeepCopy; the webhook decodes a fresh object per request instead) and rendering the JSON patch.\n\n")
+	w("A typical Pod and Deployment: 3 containers with env, ports, probes, volume mounts and requests; *compliant* already satisfies the default policy, *bare* sets nothing (what mutation fixes). Each benchmark ran 5 times; the median is shown. Mutation benchmarks include a deep copy of the object per iteration (listed as DeepCopy; the webhook decodes a fresh object per request instead) and rendering the JSON patch.\n\n")
 	w("| benchmark | ns/op | B/op | allocs/op | vs PSA restricted on the same object |\n|---|---:|---:|---:|---:|\n")
 	for _, e := range r.Engine {
 		ratio := ""
@@ -231,7 +231,7 @@ func report(r *results) string {
 	if len(r.Commands) > 2 {
 		w("## 3. End to end through kube-apiserver\n\n`%s`\n\n", r.Commands[2])
 	}
-	w("A real kube-apiserver v1.37.2 and etcd (the envtest binaries `hack/tools.sh` builds), on loopback; a compliant 3-container Pod created by client-go. Cases: (a) no webhook; (b) podguard's webhooks (`config/webhook/manifests.yaml`, mutating + validating); (c) a ValidatingAdmissionPolicy in CEL enforcing an equivalent subset (runAsNonRoot, allowPrivilegeEscalation false, drop ALL, cpu and memory limits), in-process in the API server; (d) the no-op webhook registered with the same mutating + validating configurations. p50/p99 are means over the rounds; noise is the spread between rounds.\n\n")
+	w("A real kube-apiserver v1.37.2 and etcd (the envtest binaries `hack/tools.sh` builds), on loopback; a compliant 3-container Pod created by client-go. Cases: (a) no webhook; (b) podguard's webhooks (`config/webhook/manifests.yaml`, mutating + validating); (c) a ValidatingAdmissionPolicy in CEL enforcing an equivalent subset (runAsNonRoot, allowPrivilegeEscalation false, drop ALL, cpu and memory limits), in-process in the API server; (d) the no-op webhook registered with the same mutating + validating configurations. p50/p99 are means over the rounds; noise is the spread (max - min) / mean between rounds.\n\n")
 	w("| case | mode | c | p50 ms | p99 ms | p99 noise | errors |\n|---|---|---:|---:|---:|---:|---:|\n")
 	for _, dry := range []bool{false, true} {
 		for _, c := range []int{1, 32} {
