@@ -38,7 +38,7 @@ lint: ## gofmt, go vet
 bench-engine: ## Go benchmarks of the engine beside pod-security-admission
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./policies/
 
-bench: build tools ## every benchmark, regenerating BENCHMARKS.md and docs-latency.svg (about 10 minutes)
+bench: build tools ## every benchmark, regenerating BENCHMARKS.md and hack/bench/latency.svg (about 10 minutes)
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/bench -out BENCHMARKS.md
 
 fuzz: ## run each fuzz test for FUZZTIME

@@ -182,6 +182,24 @@ func checkKind(gk schema.GroupKind) error {
 	return nil
 }
 
+// unchangedUpdate answers an UPDATE that leaves the pod spec (or template)
+// as it was: allowed, so objects from before podguard stay manageable.
+func unchangedUpdate(gk schema.GroupKind, req admission.Request, obj runtime.Object) (admission.Response, decision, bool) {
+	if req.Operation != admissionv1.Update {
+		return admission.Response{}, decision{}, false
+	}
+	same, err := templateUnchanged(gk, req, obj)
+	if err != nil {
+		resp, d := errored(http.StatusBadRequest, err)
+		return resp, d, true
+	}
+	if same {
+		resp, d := allowed("pod spec unchanged")
+		return resp, d, true
+	}
+	return admission.Response{}, decision{}, false
+}
+
 func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, obj runtime.Object) (admission.Response, decision) {
 	var err error
 	enf := h.Store.Enforcer()
@@ -202,14 +220,8 @@ func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, obj runtime
 		if !enf.MutatesTemplates() {
 			return allowed("templates are not mutated (policy mutation.templates: false)")
 		}
-		if req.Operation == admissionv1.Update {
-			same, err := templateUnchanged(gk, req, obj)
-			if err != nil {
-				return errored(http.StatusBadRequest, err)
-			}
-			if same {
-				return allowed("pod template unchanged")
-			}
+		if resp, d, done := unchangedUpdate(gk, req, obj); done {
+			return resp, d
 		}
 	}
 	changes, err := enf.Mutate(obj, attrs)
@@ -245,14 +257,8 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runti
 	if gk.Kind == "Pod" && gk.Group == "" {
 		switch req.SubResource {
 		case "":
-			if req.Operation == admissionv1.Update {
-				same, err := templateUnchanged(gk, req, obj)
-				if err != nil {
-					return errored(http.StatusBadRequest, err)
-				}
-				if same {
-					return allowed("pod spec unchanged")
-				}
+			if resp, d, done := unchangedUpdate(gk, req, obj); done {
+				return resp, d
 			}
 		case "ephemeralcontainers":
 			if attrs.EphemeralContainers, err = newEphemeralContainers(req, obj.(*corev1.Pod)); err != nil {
@@ -268,14 +274,8 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runti
 		}
 		res, err = enf.Validate(obj, attrs)
 	} else {
-		if req.Operation == admissionv1.Update {
-			same, err := templateUnchanged(gk, req, obj)
-			if err != nil {
-				return errored(http.StatusBadRequest, err)
-			}
-			if same {
-				return allowed("pod template unchanged")
-			}
+		if resp, d, done := unchangedUpdate(gk, req, obj); done {
+			return resp, d
 		}
 		// Workloads are judged as admitted: what Pod mutation will fix is a
 		// warning now; what nothing can fix is denied now, not in ReplicaSet events.

@@ -84,13 +84,13 @@ func main() {
 		fatal(err)
 	}
 	svg := latencySVG(r)
-	if err := os.WriteFile("docs-latency.svg", []byte(svg), 0o644); err != nil {
+	if err := os.WriteFile("hack/bench/latency.svg", []byte(svg), 0o644); err != nil {
 		fatal(err)
 	}
 	if err := os.WriteFile(*out, []byte(report(r)), 0o644); err != nil {
 		fatal(err)
 	}
-	step("wrote %s, docs-latency.svg and %s/results.json", *out, *dataDir)
+	step("wrote %s, hack/bench/latency.svg and %s/results.json", *out, *dataDir)
 }
 
 func step(format string, args ...any) {

@@ -256,7 +256,7 @@ func report(r *results) string {
 			w("| %s | %d | %.2f | %.2f | %.2f |\n", mode, c, bb.p99/a.p99, bb.p99/cc.p99, bb.p99/d.p99)
 		}
 	}
-	w("\n## 4. Plot\n\n![Latency percentiles per case](docs-latency.svg)\n\n")
+	w("\n## 4. Plot\n\n![Latency percentiles per case](hack/bench/latency.svg)\n\n")
 
 	b.WriteString(notes)
 	if len(r.Profile) > 0 {
