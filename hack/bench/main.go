@@ -52,10 +52,28 @@ func main() {
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	dataDir := flag.String("data", "dist/bench", "where raw results and the plot go")
 	only := flag.String("only", "", "run one part only (engine, https, e2e), printing results without writing the report")
+	replot := flag.Bool("replot", false, "rewrite the report and the plot from the last run's results.json, measuring nothing")
 	flag.Parse()
 	root := testenv.Root()
 	if err := os.Chdir(root); err != nil {
 		fatal(err)
+	}
+	if *replot {
+		raw, err := os.ReadFile(filepath.Join(*dataDir, "results.json"))
+		if err != nil {
+			fatal(err)
+		}
+		var r results
+		if err := json.Unmarshal(raw, &r); err != nil {
+			fatal(err)
+		}
+		if err := os.WriteFile("hack/bench/latency.svg", []byte(latencySVG(&r)), 0o644); err != nil {
+			fatal(err)
+		}
+		if err := os.WriteFile(*out, []byte(report(&r)), 0o644); err != nil {
+			fatal(err)
+		}
+		return
 	}
 	r := &results{Started: time.Now().UTC(), Machine: describeMachine(), Quick: *quick, RSS: map[string]float64{}}
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
