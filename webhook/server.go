@@ -90,7 +90,11 @@ func restConfig(o Options) (*rest.Config, error) {
 	if o.Kubeconfig != "" {
 		return clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
 	}
-	cfg, err := ctrl.GetConfig()
+	// In a pod: the service account; elsewhere $KUBECONFIG or ~/.kube/config.
+	cfg, err := rest.InClusterConfig()
+	if err != nil {
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
+	}
 	if err == nil {
 		return cfg, nil
 	}
@@ -99,7 +103,7 @@ func restConfig(o Options) (*rest.Config, error) {
 		// the manager still wants a config, which nothing will use.
 		return &rest.Config{Host: "https://127.0.0.1:1"}, nil
 	}
-	return nil, fmt.Errorf("the built-in certificate mode needs API access: %w", err)
+	return nil, fmt.Errorf("the built-in certificate mode needs API access (give --kubeconfig, or --cert-dir to serve certificate files): %w", err)
 }
 
 // Run serves until ctx ends, then lets in-flight requests finish.
