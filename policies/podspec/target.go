@@ -92,6 +92,9 @@ type Target struct {
 	// used when only new ephemeral containers of an existing pod are judged,
 	// since the rest of the pod spec can no longer change.
 	ContainersOnly bool
+
+	// buf holds Containers for typical pods, saving an allocation per call.
+	buf [4]Container
 }
 
 // Windows reports whether the pod is a Windows pod. As in the API server and
@@ -193,7 +196,7 @@ func Find(obj runtime.Object) (*Target, bool) {
 	default:
 		return nil, false
 	}
-	t.Containers = Containers(t.Spec, t.SpecPath)
+	t.Containers = appendContainers(t.buf[:0], t.Spec, t.SpecPath)
 	return t, true
 }
 
@@ -207,7 +210,10 @@ func (t *Target) template(meta *metav1.ObjectMeta, tmpl *corev1.PodTemplateSpec,
 // Containers lists every container of a pod spec: init, regular, then
 // ephemeral, as PSA visits them.
 func Containers(spec *corev1.PodSpec, specPath Path) []Container {
-	out := make([]Container, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers))
+	return appendContainers(make([]Container, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers)), spec, specPath)
+}
+
+func appendContainers(out []Container, spec *corev1.PodSpec, specPath Path) []Container {
 	for i := range spec.InitContainers {
 		out = append(out, Container{Container: &spec.InitContainers[i], Kind: InitContainer, Index: i, specPath: specPath})
 	}

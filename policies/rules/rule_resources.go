@@ -56,12 +56,26 @@ func newResources(p *v1alpha1.Policy) Rule {
 							Fix:     fmt.Sprintf("set %s: %s", p, l.String())})
 					}
 				}
-				// Sorting (for a stable report) only once something is wrong.
-				over := false
-				for name, req := range c.Resources.Requests {
+				// cpu and memory by lookup; a range over the map (random
+				// start, every key) only when other resources are requested.
+				// Sorting, for a stable report, only once something is wrong.
+				over, known := false, 0
+				for _, name := range limitedResources {
+					req, ok := c.Resources.Requests[name]
+					if !ok {
+						continue
+					}
+					known++
 					if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
 						over = true
-						break
+					}
+				}
+				if !over && len(c.Resources.Requests) > known {
+					for name, req := range c.Resources.Requests {
+						if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
+							over = true
+							break
+						}
 					}
 				}
 				for _, name := range sortedNames(c.Resources.Requests) {
