@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -82,14 +83,7 @@ func (s *PolicyStore) reload() error {
 	return err
 }
 
-func shortSum(sum [sha256.Size]byte) string {
-	const hex = "0123456789abcdef"
-	b := make([]byte, 12)
-	for i := range 6 {
-		b[2*i], b[2*i+1] = hex[sum[i]>>4], hex[sum[i]&0xf]
-	}
-	return string(b)
-}
+func shortSum(sum [sha256.Size]byte) string { return hex.EncodeToString(sum[:6]) }
 
 // Start watches the policy file until ctx ends. A ConfigMap volume changes
 // by swapping a symlink in the file's directory, so the directory is

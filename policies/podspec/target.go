@@ -207,12 +207,8 @@ func (t *Target) template(meta *metav1.ObjectMeta, tmpl *corev1.PodTemplateSpec,
 	t.Template = true
 }
 
-// Containers lists every container of a pod spec: init, regular, then
-// ephemeral, as PSA visits them.
-func Containers(spec *corev1.PodSpec, specPath Path) []Container {
-	return appendContainers(make([]Container, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers)), spec, specPath)
-}
-
+// appendContainers lists every container of a pod spec: init, regular,
+// then ephemeral, as PSA visits them.
 func appendContainers(out []Container, spec *corev1.PodSpec, specPath Path) []Container {
 	for i := range spec.InitContainers {
 		out = append(out, Container{Container: &spec.InitContainers[i], Kind: InitContainer, Index: i, specPath: specPath})

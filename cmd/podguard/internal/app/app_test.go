@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"slices"
 	"context"
 	"encoding/json"
 	"os"
@@ -231,8 +232,8 @@ items:
 		for k := range res {
 			keys = append(keys, k)
 		}
-		if strings.Join(sorted(keys), ",") != strings.Join(want, ",") {
-			t.Errorf("keys %v, want %v", sorted(keys), want)
+		if strings.Join(slices.Sorted(slices.Values(keys)), ",") != strings.Join(want, ",") {
+			t.Errorf("keys %v, want %v", slices.Sorted(slices.Values(keys)), want)
 		}
 		for _, k := range []string{"violations", "warnings", "audits", "exempted"} {
 			if string(res[k]) == "null" {
@@ -267,14 +268,6 @@ items:
 	}
 }
 
-func sorted(s []string) []string {
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j] < s[j-1]; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
-	return s
-}
 
 // TestMutateOutput: unchanged documents come out byte-identical, changed
 // ones keep comments and order, JSON stays JSON, Lists stay Lists, and the
