@@ -2,11 +2,11 @@ package app_test
 
 import (
 	"bytes"
-	"slices"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -267,7 +267,6 @@ items:
 		}
 	}
 }
-
 
 // TestMutateOutput: unchanged documents come out byte-identical, changed
 // ones keep comments and order, JSON stays JSON, Lists stay Lists, and the
