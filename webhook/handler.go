@@ -49,10 +49,10 @@ var _ admission.Handler = &Handler{}
 
 // decision is what one request came to, for the log line and the metrics.
 type decision struct {
-	result   string // allowed, denied, mutated, error
-	reason   string
-	res      *policies.Result
-	patchOps int
+	result  string // allowed, denied, mutated, error
+	reason  string
+	res     *policies.Result
+	changes []change.Change // what a mutation injected
 }
 
 // Handle implements admission.Handler. It never panics on bad input: every
@@ -237,16 +237,7 @@ func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, obj runtime
 	}
 	pt := admissionv1.PatchTypeJSONPatch
 	resp := admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true, Patch: patch, PatchType: &pt}}
-	return resp, decision{result: "mutated", patchOps: len(changes), res: &policies.Result{Allowed: true, Warnings: injected(changes)}}
-}
-
-// injected describes changes for the log and metrics (rule and field only).
-func injected(changes []change.Change) []policies.Finding {
-	out := make([]policies.Finding, len(changes))
-	for i, c := range changes {
-		out[i] = policies.Finding{Rule: c.Rule, Field: c.Path.String()}
-	}
-	return out
+	return resp, decision{result: "mutated", changes: changes}
 }
 
 func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runtime.Object) (admission.Response, decision) {
@@ -429,6 +420,16 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 	if d.reason != "" {
 		kv = append(kv, "reason", d.reason)
 	}
+	if len(d.changes) > 0 {
+		var rules []string
+		for _, c := range d.changes {
+			h.Metrics.Decisions.WithLabelValues(ep, c.Rule, "mutate", kind, op, "injected").Inc()
+			if !slices.Contains(rules, c.Rule) {
+				rules = append(rules, c.Rule)
+			}
+		}
+		kv = append(kv, "injected", rules, "patchOps", len(d.changes))
+	}
 	if r := d.res; r != nil {
 		count := func(fs []policies.Finding, action, result string) []string {
 			var rules []string
@@ -440,18 +441,14 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 			}
 			return rules
 		}
-		if d.result == "mutated" {
-			kv = append(kv, "injected", count(r.Warnings, "mutate", "injected"), "patchOps", d.patchOps)
-		} else {
-			if v := count(r.Violations, "enforce", "denied"); len(v) > 0 {
-				kv = append(kv, "violations", v, "fields", fields(r.Violations))
-			}
-			if w := count(r.Warnings, "warn", "warned"); len(w) > 0 {
-				kv = append(kv, "warnings", w)
-			}
-			if a := count(r.Audits, "audit", "audited"); len(a) > 0 {
-				kv = append(kv, "audits", a)
-			}
+		if v := count(r.Violations, "enforce", "denied"); len(v) > 0 {
+			kv = append(kv, "violations", v, "fields", fields(r.Violations))
+		}
+		if w := count(r.Warnings, "warn", "warned"); len(w) > 0 {
+			kv = append(kv, "warnings", w)
+		}
+		if a := count(r.Audits, "audit", "audited"); len(a) > 0 {
+			kv = append(kv, "audits", a)
 		}
 		for _, x := range r.Exempted {
 			kv = append(kv, "exempted", x.Rule, "exemptionReason", x.Reason)
