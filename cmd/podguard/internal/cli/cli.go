@@ -143,3 +143,21 @@ func PrintProblems(w io.Writer, problems []error) {
 		fmt.Fprintf(w, "podguard: error: %v\n", p)
 	}
 }
+
+// RequestOptions name the requesting user offline, for user and group
+// exemptions (the webhook reads them from the request).
+type RequestOptions struct {
+	User   string
+	Groups []string
+}
+
+// AddFlags registers --user and --group.
+func (o *RequestOptions) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.User, "user", "", "requesting user, for user exemptions (the webhook knows it; offline you say it)")
+	fs.StringArrayVar(&o.Groups, "group", nil, "requesting user's group, for group exemptions; repeatable")
+}
+
+// Attributes returns the engine's request attributes for an object of namespace ns.
+func (o *RequestOptions) Attributes(ns string) policies.Attributes {
+	return policies.Attributes{Namespace: ns, User: o.User, Groups: o.Groups}
+}

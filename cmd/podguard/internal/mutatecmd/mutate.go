@@ -11,16 +11,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
-	"podguard.dev/podguard/policies"
 )
 
 // Options are the flags of `podguard mutate`.
 type Options struct {
-	Files  []string
-	Diff   bool
-	User   string
-	Groups []string
-	Policy cli.PolicyOptions
+	Files   []string
+	Diff    bool
+	Request cli.RequestOptions
+	Policy  cli.PolicyOptions
 }
 
 // NewCommand returns the mutate command.
@@ -44,8 +42,7 @@ Exit status: 0, or 2 on bad input (bad documents are still printed, unchanged).`
 	fs := cmd.Flags()
 	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "file, directory or - (stdin); repeatable")
 	fs.BoolVar(&o.Diff, "diff", false, "print a unified diff of what is injected instead of the documents")
-	fs.StringVar(&o.User, "user", "", "requesting user, for user exemptions")
-	fs.StringArrayVar(&o.Groups, "group", nil, "requesting user's group, for group exemptions; repeatable")
+	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	return cmd
 }
@@ -71,7 +68,7 @@ func (o *Options) Run(_ context.Context, s cli.Streams) error {
 			if !obj.Supported() {
 				continue
 			}
-			changes, err := enf.Mutate(obj.Typed, policies.Attributes{Namespace: obj.Namespace, User: o.User, Groups: o.Groups})
+			changes, err := enf.Mutate(obj.Typed, o.Request.Attributes(obj.Namespace))
 			if err == nil {
 				err = obj.Apply(changes)
 			}

@@ -17,12 +17,11 @@ import (
 
 // Options are the flags of `podguard validate`.
 type Options struct {
-	Files  []string
-	Mutate bool
-	Output string
-	User   string
-	Groups []string
-	Policy cli.PolicyOptions
+	Files   []string
+	Mutate  bool
+	Output  string
+	Request cli.RequestOptions
+	Policy  cli.PolicyOptions
 }
 
 // Result is one judged object in the JSON output.
@@ -63,8 +62,7 @@ object denied, 2 bad input or usage (the message names file, document, line).`,
 	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "file, directory or - (stdin); repeatable")
 	fs.BoolVar(&o.Mutate, "mutate", false, "judge objects as the cluster admits them (mutation first)")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
-	fs.StringVar(&o.User, "user", "", "requesting user, for user exemptions (the webhook knows it; offline you say it)")
-	fs.StringArrayVar(&o.Groups, "group", nil, "requesting user's group, for group exemptions; repeatable")
+	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	return cmd
 }
@@ -97,7 +95,7 @@ func (o *Options) Run(_ context.Context, s cli.Streams) error {
 				skipped++
 				continue
 			}
-			attrs := policies.Attributes{Namespace: obj.Namespace, User: o.User, Groups: o.Groups}
+			attrs := o.Request.Attributes(obj.Namespace)
 			var res *policies.Result
 			if o.Mutate {
 				res, _, err = enf.Admit(obj.Typed, attrs)
