@@ -42,19 +42,27 @@ func Root() string {
 
 // AssetsDir returns the directory of etcd, kube-apiserver and kubectl:
 // $KUBEBUILDER_ASSETS, or what hack/tools.sh builds once and caches.
-func AssetsDir() (string, error) {
-	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
-		return d, nil
+func AssetsDir() (string, error) { return tool("KUBEBUILDER_ASSETS", "assets-dir") }
+
+// HelmPath returns the helm binary: $PODGUARD_HELM, or what hack/tools.sh
+// builds once and caches.
+func HelmPath() (string, error) { return tool("PODGUARD_HELM", "helm-path") }
+
+// tool returns $env, or asks hack/tools.sh (which builds on first use) and
+// sets $env for the rest of the process.
+func tool(env, arg string) (string, error) {
+	if p := os.Getenv(env); p != "" {
+		return p, nil
 	}
-	cmd := exec.Command(filepath.Join(Root(), "hack", "tools.sh"), "assets-dir")
+	cmd := exec.Command(filepath.Join(Root(), "hack", "tools.sh"), arg)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("building the control plane binaries with hack/tools.sh: %w", err)
+		return "", fmt.Errorf("building test binaries with hack/tools.sh %s: %w", arg, err)
 	}
-	d := strings.TrimSpace(string(out))
-	os.Setenv("KUBEBUILDER_ASSETS", d)
-	return d, nil
+	p := strings.TrimSpace(string(out))
+	os.Setenv(env, p)
+	return p, nil
 }
 
 // Env is a running control plane.
@@ -262,19 +270,3 @@ func (ca *CA) Issue(dir string) error {
 	return nil
 }
 
-// HelmPath returns the helm binary: $PODGUARD_HELM, or what hack/tools.sh
-// builds once and caches.
-func HelmPath() (string, error) {
-	if p := os.Getenv("PODGUARD_HELM"); p != "" {
-		return p, nil
-	}
-	cmd := exec.Command(filepath.Join(Root(), "hack", "tools.sh"), "helm-path")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("building helm with hack/tools.sh: %w", err)
-	}
-	p := strings.TrimSpace(string(out))
-	os.Setenv("PODGUARD_HELM", p)
-	return p, nil
-}
