@@ -269,4 +269,3 @@ func (ca *CA) Issue(dir string) error {
 	}
 	return nil
 }
-
