@@ -6,6 +6,8 @@ import (
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"podguard.dev/podguard/policies/yamlpath"
+
 	"podguard.dev/podguard/policies/change"
 )
 
@@ -42,7 +44,7 @@ func applyNode(n *yaml.Node, c change.Change) error {
 		if n.Kind != yaml.MappingNode {
 			return fmt.Errorf("%s: %s is not a mapping", c.Path, c.Path[:i])
 		}
-		_, v := mapEntry(n, seg.Field)
+		_, v := yamlpath.MapEntry(n, seg.Field)
 		if last {
 			value, err := valueNode(c.Value)
 			if err != nil {

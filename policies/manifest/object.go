@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"podguard.dev/podguard/policies/yamlpath"
 
 	"podguard.dev/podguard/policies/podspec"
 )
@@ -48,7 +51,8 @@ func (o *Object) Supported() bool { return o.Typed != nil }
 // kind whose fields do not decode into the API types.
 func (d *Document) Objects() ([]*Object, error) {
 	if d.Err != nil {
-		return nil, d.errorf(lineOfYAMLError(d.Err), "%s", cleanYAMLError(d.Err))
+		line, msg := d.yamlError(d.Err)
+		return nil, &InputError{Source: d.Source, Doc: d.Index, Line: line, Err: errors.New(msg)}
 	}
 	root := d.Node.Content[0]
 	if root.Kind != yaml.MappingNode {
@@ -58,7 +62,7 @@ func (d *Document) Objects() ([]*Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, items := mapEntry(root, "items")
+	_, items := yamlpath.MapEntry(root, "items")
 	if !strings.HasSuffix(obj.Kind, "List") || items == nil || obj.Typed != nil {
 		return []*Object{obj}, nil
 	}
@@ -103,7 +107,7 @@ func (d *Document) object(n *yaml.Node, item int) (*Object, error) {
 		return nil, d.errorf(n.Line, "%sapiVersion %q: %v", where, o.APIVersion, err)
 	}
 	o.GroupKind = schema.GroupKind{Group: gv.Group, Kind: o.Kind}
-	if _, meta := mapEntry(n, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
+	if _, meta := yamlpath.MapEntry(n, "metadata"); meta != nil && meta.Kind == yaml.MappingNode {
 		o.Name, _ = scalarField(meta, "name")
 		o.Namespace, _ = scalarField(meta, "namespace")
 	}
@@ -113,7 +117,11 @@ func (d *Document) object(n *yaml.Node, item int) (*Object, error) {
 	}
 	var generic any
 	if err := n.Decode(&generic); err != nil {
-		return nil, d.errorf(n.Line, "%s%s", where, cleanYAMLError(err))
+		line, msg := d.yamlError(err)
+		if line == 0 {
+			line = d.Line + n.Line - 1
+		}
+		return nil, &InputError{Source: d.Source, Doc: d.Index, Line: line, Err: fmt.Errorf("%s%s", where, msg)}
 	}
 	js, err := json.Marshal(generic)
 	if err != nil {
@@ -138,7 +146,7 @@ var jsonFieldRE = regexp.MustCompile(`Go struct field [A-Za-z0-9]+\.([^ ]+) of t
 
 func (d *Document) lineOfJSONError(n *yaml.Node, err error) int {
 	if m := jsonFieldRE.FindStringSubmatch(err.Error()); m != nil {
-		return LineOf(n, m[1])
+		return yamlpath.LineOf(n, m[1])
 	}
 	return n.Line
 }
@@ -154,24 +162,33 @@ func cleanJSONError(err error) string {
 	return msg
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+):? ?`)
+var yamlLineRE = regexp.MustCompile(`line (\d+)`)
 
-func lineOfYAMLError(err error) int {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		var l int
-		fmt.Sscan(m[1], &l)
-		return l
-	}
-	return 0
-}
-
-func cleanYAMLError(err error) string {
+// yamlError rewrites a YAML error for people: every "line N" (counted in
+// the document) becomes the line in the file, the first one is returned to
+// head the message, and yaml.v3's prefixes go.
+func (d *Document) yamlError(err error) (int, string) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	return "malformed YAML: " + yamlLineRE.ReplaceAllString(msg, "")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:")
+	first := 0
+	msg = yamlLineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		n, _ := strconv.Atoi(m[len("line "):])
+		l := d.Line + n - 1
+		if first == 0 {
+			first = l
+		}
+		return "line " + strconv.Itoa(l)
+	})
+	msg = strings.Join(strings.Fields(msg), " ")
+	if first > 0 {
+		// The first line heads the message already.
+		msg = strings.TrimPrefix(msg, fmt.Sprintf("line %d: ", first))
+	}
+	return first, "malformed YAML: " + msg
 }
 
 func scalarField(n *yaml.Node, key string) (string, error) {
-	_, v := mapEntry(n, key)
+	_, v := yamlpath.MapEntry(n, key)
 	if v == nil || (v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
 		return "", nil
 	}

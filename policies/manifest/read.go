@@ -1,20 +1,18 @@
 // Package manifest reads and writes the manifests the offline CLI judges:
-// files, directories and stdin; multi-document YAML, JSON and Lists. It keeps
-// each document's original bytes and a comment-preserving YAML tree, so
-// documents podguard does not change come out byte-identical and changed ones
-// keep their comments and key order.
+// multi-document YAML, JSON streams and Lists, from bytes it is handed (the
+// CLI does the file I/O). It keeps each document's original bytes and a
+// comment-preserving YAML tree, so documents podguard does not change come
+// out byte-identical and changed ones keep their comments and key order.
 package manifest
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -33,7 +31,7 @@ type Document struct {
 	Line int
 	// Raw holds the document's bytes as read.
 	Raw []byte
-	// JSON is true for a JSON document (written back as JSON).
+	// JSON is true for a document read as JSON (written back as JSON).
 	JSON bool
 	// Node is the parsed document; nil when Err is set.
 	Node *yaml.Node
@@ -76,145 +74,212 @@ func (e *InputError) Error() string {
 
 func (e *InputError) Unwrap() error { return e.Err }
 
-// ErrNotExist is wrapped by the error for a path that does not exist.
-var ErrNotExist = fs.ErrNotExist
-
-// Expand resolves the -f arguments to files: a file as is, a directory
-// recursively to its *.yaml, *.yml and *.json files in lexical order, "-"
-// as stdin. A directory without manifests expands to nothing.
-func Expand(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		if p == Stdin {
-			out = append(out, p)
-			continue
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, &InputError{Source: p, Doc: -1, Err: err}
-		}
-		if !info.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		var files []string
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			switch strings.ToLower(filepath.Ext(path)) {
-			case ".yaml", ".yml", ".json":
-				files = append(files, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, &InputError{Source: p, Doc: -1, Err: err}
-		}
-		sort.Strings(files)
-		out = append(out, files...)
-	}
-	return out, nil
-}
-
-// ReadFile reads one expanded path ("-" reads stdin) and splits it.
-func ReadFile(path string, stdin io.Reader) ([]*Document, error) {
-	var data []byte
-	var err error
-	if path == Stdin {
-		if stdin == nil {
-			return nil, &InputError{Source: path, Doc: -1, Err: errors.New("no standard input")}
-		}
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(path)
-	}
-	if err != nil {
-		return nil, &InputError{Source: path, Doc: -1, Err: err}
-	}
-	return Split(path, data)
-}
-
-// Split cuts a file into its documents and parses each one. A file that is
-// not text is an error; a document that does not parse carries its error
-// and its raw bytes, so callers can report it and still pass it through.
+// Split cuts a whole input into its documents and parses each one; see
+// Splitter for the rules. Callers that handle large inputs should use a
+// Splitter, which parses one document at a time.
 func Split(source string, data []byte) ([]*Document, error) {
-	if bytes.IndexByte(data, 0) >= 0 || !utf8.Valid(data) {
-		return nil, &InputError{Source: source, Doc: -1, Err: errors.New("binary file: not YAML or JSON text")}
-	}
-	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
-	isJSON := strings.EqualFold(filepath.Ext(source), ".json") || (len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '['))
-	var chunks []chunk
-	if isJSON {
-		chunks = []chunk{{line: 1, raw: data}}
-	} else {
-		chunks = splitYAML(data)
+	s, err := NewSplitter(source, data)
+	if err != nil {
+		return nil, err
 	}
 	var docs []*Document
-	for _, c := range chunks {
-		d := &Document{Source: source, Index: len(docs), Line: c.line, Raw: c.raw, JSON: isJSON}
-		var node yaml.Node
-		err := yaml.NewDecoder(bytes.NewReader(c.raw)).Decode(&node)
-		switch {
-		case errors.Is(err, io.EOF):
-			continue // empty or comments only: not a document
-		case err != nil:
-			d.Err = err
-		case node.Kind == yaml.DocumentNode && len(node.Content) == 1 && node.Content[0].Kind == yaml.ScalarNode && node.Content[0].Tag == "!!null":
-			continue // an explicit null document holds nothing
-		default:
-			d.Node = &node
+	for {
+		d, ok := s.Next()
+		if !ok {
+			return docs, nil
 		}
 		docs = append(docs, d)
 	}
-	return docs, nil
 }
 
-type chunk struct {
-	line int
-	raw  []byte
+// Splitter yields the documents of one input in order, parsing each only
+// when asked, so memory holds the input's bytes and one document's tree,
+// not a tree per object.
+//
+// It cuts the input exactly where kubectl's decoder
+// (k8s.io/apimachinery/pkg/util/yaml.YAMLOrJSONDecoder) does, so every
+// document kubectl would apply is judged: an input whose first non-space
+// byte is "{" is read as a stream of JSON values; once more than one has
+// been read, the stream is JSON to the end. If the first or second value
+// does not parse as JSON (flow-style YAML, or a "---" after one JSON
+// object), the rest of the input is YAML, cut at "---" lines. A YAML chunk
+// that holds more than one document without a "---" is an error, never a
+// silently shortened input.
+type Splitter struct {
+	source string
+	data   []byte
+	pos    int // next unread byte
+	line   int // line of data[pos]
+	json   bool
+	nJSON  int
+	index  int
+	// broken is set when a JSON stream of more than one value breaks.
+	broken bool
 }
 
-// splitYAML cuts at "---" lines. In YAML a document marker at column 0 can
-// be neither block-scalar content (which is indented) nor inside a quoted
-// scalar, so cutting by lines is exact.
-func splitYAML(data []byte) []chunk {
-	var out []chunk
-	start, startLine, line := 0, 1, 1
-	for i := 0; i <= len(data); {
-		end := bytes.IndexByte(data[i:], '\n')
-		next := len(data) + 1
+// NewSplitter returns a Splitter over data. A file that is not text is an
+// error.
+func NewSplitter(source string, data []byte) (*Splitter, error) {
+	if bytes.IndexByte(data, 0) >= 0 || !utf8.Valid(data) {
+		return nil, &InputError{Source: source, Doc: -1, Err: errors.New("binary file: not YAML or JSON text")}
+	}
+	s := &Splitter{source: source, data: data, line: 1}
+	s.json = bytes.HasPrefix(bytes.TrimLeftFunc(data, unicode.IsSpace), []byte("{"))
+	return s, nil
+}
+
+// Next returns the next non-empty document, or false at the end.
+func (s *Splitter) Next() (*Document, bool) {
+	for s.pos < len(s.data) {
+		var raw []byte
+		var line int
+		isJSON := false
+		if s.json {
+			raw, line, isJSON = s.nextJSON()
+		}
+		if !isJSON {
+			if raw == nil && s.pos >= len(s.data) {
+				return nil, false
+			}
+			if raw == nil {
+				raw, line = s.nextYAML()
+			}
+		}
+		d := &Document{Source: s.source, Index: s.index, Line: line, Raw: raw, JSON: isJSON}
+		if s.broken {
+			s.broken = false
+			d.JSON = false
+			d.Err = fmt.Errorf("line 1: after %d JSON objects the stream goes on with something that is not JSON (kubectl stops here too)", s.nJSON)
+			s.index++
+			return d, true
+		}
+		if !s.parse(d) {
+			continue // empty, comments only or an explicit null: not a document
+		}
+		s.index++
+		return d, true
+	}
+	return nil, false
+}
+
+// nextJSON reads one JSON value. ok is false when the stream turns out to
+// be YAML from here on (s.json is then false); raw is then nil, or the
+// erroneous rest of an unambiguous JSON stream.
+func (s *Splitter) nextJSON() (raw []byte, line int, ok bool) {
+	rest := s.data[s.pos:]
+	skip := len(rest) - len(bytes.TrimLeftFunc(rest, unicode.IsSpace))
+	if skip == len(rest) {
+		s.advance(len(rest))
+		return nil, 0, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	var v json.RawMessage
+	err := dec.Decode(&v)
+	if err == nil {
+		end := int(dec.InputOffset())
+		s.advance(skip)
+		line = s.line
+		raw = rest[skip:end]
+		s.advance(end - skip)
+		s.nJSON++
+		return raw, line, true
+	}
+	if s.nJSON > 1 {
+		// An unambiguous JSON stream that breaks: kubectl stops with an error
+		// here too. Hand the rest over as one document that fails to parse.
+		s.advance(skip)
+		line = s.line
+		raw = rest[skip:]
+		s.advance(len(rest) - skip)
+		s.json = false
+		s.broken = true
+		return raw, line, true
+	}
+	// Not JSON after all: YAML from here, after the white space up to and
+	// including the first line break, as kubectl's decoder does.
+	s.json = false
+	for i, r := range string(rest) {
+		if !unicode.IsSpace(r) {
+			s.advance(i)
+			break
+		}
+		if r == '\n' {
+			s.advance(i + 1)
+			break
+		}
+	}
+	return nil, 0, false
+}
+
+// nextYAML cuts the next chunk at a "---" (or "...") line. In YAML a
+// document marker at column 0 can be neither block-scalar content (which is
+// indented) nor inside a quoted scalar, so cutting by lines is exact.
+func (s *Splitter) nextYAML() (raw []byte, line int) {
+	start, startLine := s.pos, s.line
+	i := s.pos
+	for i < len(s.data) {
+		end := bytes.IndexByte(s.data[i:], '\n')
+		next := len(s.data)
 		var l []byte
 		if end < 0 {
-			l = data[i:]
+			l = s.data[i:]
 		} else {
-			l = data[i : i+end]
+			l = s.data[i : i+end]
 			next = i + end + 1
 		}
 		l = bytes.TrimRight(l, "\r")
 		if isMarker(l) {
-			out = append(out, chunk{line: startLine, raw: data[start:i]})
+			raw = s.data[start:i]
 			rest := bytes.TrimLeft(l[3:], " \t")
 			if len(rest) > 0 && rest[0] != '#' {
 				// "--- {a: 1}": content on the marker line belongs to the next document.
-				start = i + 3
-				startLine = line
+				s.advance(i + 3 - s.pos)
 			} else {
-				start = min(next, len(data))
-				startLine = line + 1
+				s.advance(next - s.pos)
 			}
+			return raw, startLine
 		}
 		i = next
-		line++
-		if end < 0 {
-			break
-		}
 	}
-	out = append(out, chunk{line: startLine, raw: data[start:]})
-	return out
+	raw = s.data[start:]
+	s.advance(len(s.data) - s.pos)
+	return raw, startLine
+}
+
+// advance moves n bytes on, counting lines.
+func (s *Splitter) advance(n int) {
+	s.line += bytes.Count(s.data[s.pos:s.pos+n], []byte("\n"))
+	s.pos += n
+}
+
+// parse fills d.Node or d.Err; false means the chunk holds no document.
+func (s *Splitter) parse(d *Document) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(d.Raw))
+	var node yaml.Node
+	err := dec.Decode(&node)
+	switch {
+	case errors.Is(err, io.EOF):
+		return false
+	case err != nil:
+		d.Err = err
+		return true
+	}
+	// yaml.v3 reports trouble after the first document (a second flow
+	// mapping, a second document without "---") only on the next call.
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		d.Err = fmt.Errorf("line %d: a second document without a --- separator", extra.Line)
+		return true
+	case !errors.Is(err, io.EOF):
+		d.Err = err
+		return true
+	}
+	if node.Kind == yaml.DocumentNode && len(node.Content) == 1 && node.Content[0].Kind == yaml.ScalarNode && node.Content[0].Tag == "!!null" {
+		return false // an explicit null document holds nothing
+	}
+	d.Node = &node
+	return true
 }
 
 func isMarker(l []byte) bool {

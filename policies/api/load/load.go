@@ -19,7 +19,7 @@ import (
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/api/validation"
-	"podguard.dev/podguard/policies/manifest"
+	"podguard.dev/podguard/policies/yamlpath"
 )
 
 // Error lists every problem of one policy file, each with its line where known.
@@ -41,14 +41,27 @@ func Default(ownNamespace string) *v1alpha1.Policy {
 	return p
 }
 
+// MaxPolicyBytes caps a policy file: a real one is a few kilobytes (a
+// ConfigMap holds at most 1 MiB), and the cap keeps a wrong path such as
+// /dev/zero from exhausting memory.
+const MaxPolicyBytes = 4 << 20
+
 // File loads a policy file. An empty path means the default policy.
 func File(path, ownNamespace string) (*v1alpha1.Policy, error) {
 	if path == "" {
 		return Default(ownNamespace), nil
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxPolicyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading policy %s: %w", path, err)
+	}
+	if len(data) > MaxPolicyBytes {
+		return nil, fmt.Errorf("reading policy %s: larger than %d bytes; a policy file is a few kilobytes", path, MaxPolicyBytes)
 	}
 	return Bytes(data, path, ownNamespace)
 }
@@ -126,7 +139,7 @@ func decodeProblem(msg string, node *yaml.Node) string {
 }
 
 func withLine(node *yaml.Node, path, msg string) string {
-	if l := manifest.LineOf(node, path); l > 0 {
+	if l := yamlpath.LineOf(node, path); l > 0 {
 		if strings.Contains(msg, path) {
 			return fmt.Sprintf("line %d: %s", l, msg)
 		}

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,8 @@ const (
 	ExitDenied = 1
 	// ExitBadInput: bad input or usage; the message names file, document and line.
 	ExitBadInput = 2
+	// ExitInterrupted: SIGINT or SIGTERM ended an offline command (128 + SIGINT).
+	ExitInterrupted = 130
 )
 
 // Streams are a command's standard input, output and error.
@@ -85,18 +88,30 @@ func (o *PolicyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", ns, "podguard's own namespace, exempt under the default exemptions (env POD_NAMESPACE)")
 }
 
-// Load reads, defaults and validates the policy.
-func (o *PolicyOptions) Load() (*v1alpha1.Policy, error) {
-	p, err := load.File(o.File, o.Namespace)
-	if err != nil {
-		return nil, &ExitError{Code: ExitBadInput, Err: err}
+// Load reads, defaults and validates the policy. Reading is bounded and
+// stops when ctx ends, like every input (a FIFO given as --policy must not
+// hang the command).
+func (o *PolicyOptions) Load(ctx context.Context) (*v1alpha1.Policy, error) {
+	if o.File == "" {
+		return load.Default(o.Namespace), nil
 	}
-	return p, nil
+	in := InputOptions{MaxBytes: load.MaxPolicyBytes}
+	data, err := in.Read(ctx, Input{Path: o.File, open: o.File}, nil)
+	if errors.Is(err, ErrInterrupted) {
+		return nil, &ExitError{Code: ExitInterrupted, Err: err}
+	}
+	if err == nil {
+		var p *v1alpha1.Policy
+		if p, err = load.Bytes(data, o.File, o.Namespace); err == nil {
+			return p, nil
+		}
+	}
+	return nil, &ExitError{Code: ExitBadInput, Err: err}
 }
 
 // Enforcer builds the engine for the policy.
-func (o *PolicyOptions) Enforcer() (*policies.Enforcer, error) {
-	p, err := o.Load()
+func (o *PolicyOptions) Enforcer(ctx context.Context) (*policies.Enforcer, error) {
+	p, err := o.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -107,34 +122,45 @@ func (o *PolicyOptions) Enforcer() (*policies.Enforcer, error) {
 	return e, nil
 }
 
-// Input is what a command reads: documents in input order, and the
-// problems met on the way (each already naming file, document and line).
-type Input struct {
-	Docs     []*manifest.Document
-	Problems []error
-}
-
-// ReadInputs expands the -f paths and reads every file. A path that does
-// not exist is returned as an error; unreadable files and binary files are
-// problems, and the other inputs are still read.
-func ReadInputs(paths []string, stdin io.Reader) (*Input, error) {
-	if len(paths) == 0 {
-		return nil, BadInput("no input: give at least one -f FILE, -f DIRECTORY or -f - (stdin)")
-	}
-	files, err := manifest.Expand(paths)
+// EachDocument reads the inputs in order and hands fn every document, one
+// at a time, so memory holds one input's bytes and one document's tree, not
+// every object of a stream. Notes (files passed over) go to notes; files
+// that cannot be read go to problem. It stops with ErrInterrupted when ctx
+// ends, and fails only when the arguments are unusable.
+func (o *InputOptions) EachDocument(ctx context.Context, stdin io.Reader, notes func(string), problem func(error), fn func(*manifest.Document)) error {
+	inputs, skipped, err := o.Expand()
 	if err != nil {
-		return nil, &ExitError{Code: ExitBadInput, Err: err}
+		return err
 	}
-	in := &Input{}
-	for _, f := range files {
-		docs, err := manifest.ReadFile(f, stdin)
+	for _, n := range skipped {
+		notes(n)
+	}
+	for _, in := range inputs {
+		data, err := o.Read(ctx, in, stdin)
+		if errors.Is(err, ErrInterrupted) {
+			return &ExitError{Code: ExitInterrupted, Err: err}
+		}
 		if err != nil {
-			in.Problems = append(in.Problems, err)
+			problem(err)
 			continue
 		}
-		in.Docs = append(in.Docs, docs...)
+		s, err := manifest.NewSplitter(in.Path, data)
+		if err != nil {
+			problem(err)
+			continue
+		}
+		for {
+			if ctx.Err() != nil {
+				return &ExitError{Code: ExitInterrupted, Err: ErrInterrupted}
+			}
+			d, ok := s.Next()
+			if !ok {
+				break
+			}
+			fn(d)
+		}
 	}
-	return in, nil
+	return nil
 }
 
 // PrintProblems writes each problem on its own line to w.

@@ -11,11 +11,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
+	"podguard.dev/podguard/policies/manifest"
 )
 
 // Options are the flags of `podguard mutate`.
 type Options struct {
-	Files   []string
+	Input   cli.InputOptions
 	Diff    bool
 	Request cli.RequestOptions
 	Policy  cli.PolicyOptions
@@ -35,34 +36,38 @@ comments and key order, with injected keys appended; JSON stays JSON.
 
 --diff prints a unified diff of the changed documents instead.
 
-Exit status: 0, or 2 on bad input (bad documents are still printed, unchanged).`,
+Exit status: 0, 2 on bad input (bad documents are still printed, unchanged),
+130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.Run(cmd.Context(), s) },
 	}
 	fs := cmd.Flags()
-	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "file, directory or - (stdin); repeatable")
+	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Diff, "diff", false, "print a unified diff of what is injected instead of the documents")
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	return cmd
 }
 
-// Run mutates the inputs and prints them.
-func (o *Options) Run(_ context.Context, s cli.Streams) error {
-	enf, err := o.Policy.Enforcer()
+// Run mutates the inputs and prints them, document by document.
+func (o *Options) Run(ctx context.Context, s cli.Streams) error {
+	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
 	}
-	in, err := cli.ReadInputs(o.Files, s.In)
-	if err != nil {
-		return err
+	problems, docs := 0, 0
+	problem := func(err error) {
+		problems++
+		cli.PrintProblems(s.Err, []error{err})
 	}
-	problems := in.Problems
-	var out bytes.Buffer
-	for i, doc := range in.Docs {
+	note := func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", n) }
+	var prev *manifest.Document
+	var werr error
+	err = o.Input.EachDocument(ctx, s.In, note, problem, func(doc *manifest.Document) {
+		docs++
 		objs, err := doc.Objects()
 		if err != nil {
-			problems = append(problems, err)
+			problem(err)
 		}
 		for _, obj := range objs {
 			if !obj.Supported() {
@@ -73,41 +78,53 @@ func (o *Options) Run(_ context.Context, s cli.Streams) error {
 				err = obj.Apply(changes)
 			}
 			if err != nil {
-				problems = append(problems, fmt.Errorf("%s: %w", obj.Source(), err))
+				problem(fmt.Errorf("%s: %w", obj.Source(), err))
 			}
 		}
 		rendered, err := doc.Render()
 		if err != nil {
-			problems = append(problems, err)
+			problem(err)
 			rendered = doc.Raw
 		}
+		var out bytes.Buffer
 		if o.Diff {
 			if !doc.Changed() {
-				continue
+				return
 			}
-			d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+			d, err := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
 				A: difflib.SplitLines(string(doc.Raw)), B: difflib.SplitLines(string(rendered)),
 				FromFile: doc.Name(), ToFile: doc.Name() + " (mutated)", Context: 3,
 			})
+			if err != nil {
+				problem(fmt.Errorf("%s: diff: %w", doc.Name(), err))
+				return
+			}
 			out.WriteString(d)
-			continue
+		} else {
+			// A JSON stream stays a JSON stream; everything else is cut by ---.
+			if prev != nil && !(prev.JSON && doc.JSON && prev.Source == doc.Source) {
+				out.WriteString("---\n")
+			}
+			out.Write(rendered)
+			if len(rendered) > 0 && rendered[len(rendered)-1] != '\n' {
+				out.WriteByte('\n')
+			}
 		}
-		if i > 0 {
-			out.WriteString("---\n")
+		prev = doc
+		if _, err := s.Out.Write(out.Bytes()); err != nil && werr == nil {
+			werr = err
 		}
-		out.Write(rendered)
-		if len(rendered) > 0 && rendered[len(rendered)-1] != '\n' {
-			out.WriteByte('\n')
-		}
-	}
-	if _, err := s.Out.Write(out.Bytes()); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	cli.PrintProblems(s.Err, problems)
-	if len(in.Docs) == 0 && len(problems) == 0 {
+	if werr != nil {
+		return werr
+	}
+	if docs == 0 && problems == 0 {
 		fmt.Fprintln(s.Err, "podguard: note: the input holds no Kubernetes objects")
 	}
-	if len(problems) > 0 {
+	if problems > 0 {
 		return cli.Exit(cli.ExitBadInput)
 	}
 	return nil

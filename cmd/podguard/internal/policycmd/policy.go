@@ -52,7 +52,7 @@ validate a policy file, then print what it enforces, rule by rule.
 
 Exit status: 0 valid, 2 invalid or unreadable (the message names the line).`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" && len(args) == 1 {
 				file = args[0]
 			}
@@ -60,7 +60,7 @@ Exit status: 0 valid, 2 invalid or unreadable (the message names the line).`,
 				return cli.BadInput("give the policy file with -f FILE")
 			}
 			o.File = file
-			p, err := o.Load()
+			p, err := o.Load(cmd.Context())
 			if err != nil {
 				return err
 			}

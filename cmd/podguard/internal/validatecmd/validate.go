@@ -13,11 +13,12 @@ import (
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/manifest"
 )
 
 // Options are the flags of `podguard validate`.
 type Options struct {
-	Files   []string
+	Input   cli.InputOptions
 	Mutate  bool
 	Output  string
 	Request cli.RequestOptions
@@ -34,11 +35,6 @@ type Result struct {
 	*policies.Result
 }
 
-// Report is the JSON output: {"results": [...]}.
-type Report struct {
-	Results []Result `json:"results"`
-}
-
 // NewCommand returns the validate command.
 func NewCommand(s cli.Streams) *cobra.Command {
 	o := &Options{}
@@ -48,18 +44,20 @@ func NewCommand(s cli.Streams) *cobra.Command {
 		Long: `Judge every Pod and pod template in the given manifests against the policy.
 
 PATH is a file, a directory (read recursively: *.yaml, *.yml, *.json) or - for
-stdin. Multi-document YAML, JSON and Lists are read; objects of other kinds are
-passed over. Without --mutate objects are judged as written; with --mutate as
-the cluster admits them: Pods are mutated first, workloads are judged on their
+stdin. Multi-document YAML, JSON streams and Lists are read, cut into
+documents exactly as kubectl cuts them; objects of other kinds are passed
+over. Without --mutate objects are judged as written; with --mutate as the
+cluster admits them: Pods are mutated first, workloads are judged on their
 mutated template and what mutation fixes is reported as a warning.
 
 Exit status: 0 everything allowed (warnings may be printed), 1 at least one
-object denied, 2 bad input or usage (the message names file, document, line).`,
+object denied, 2 bad input or usage (the message names file, document, line),
+130 interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.Run(cmd.Context(), s) },
 	}
 	fs := cmd.Flags()
-	fs.StringArrayVarP(&o.Files, "filename", "f", nil, "file, directory or - (stdin); repeatable")
+	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Mutate, "mutate", false, "judge objects as the cluster admits them (mutation first)")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
 	o.Request.AddFlags(fs)
@@ -67,32 +65,38 @@ object denied, 2 bad input or usage (the message names file, document, line).`,
 	return cmd
 }
 
-// Run judges the inputs and writes the report.
-func (o *Options) Run(_ context.Context, s cli.Streams) error {
+// Run judges the inputs and writes the report, object by object.
+func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if o.Output != "text" && o.Output != "json" {
 		return cli.BadInput("unknown output format %q: use text or json", o.Output)
 	}
-	enf, err := o.Policy.Enforcer()
+	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
 	}
-	in, err := cli.ReadInputs(o.Files, s.In)
-	if err != nil {
-		return err
+	var w writer
+	if o.Output == "json" {
+		w = newJSONWriter(s.Out)
+	} else {
+		w = &textWriter{w: s.Out}
 	}
-	report := Report{Results: []Result{}}
-	problems := in.Problems
-	skipped, objects := 0, 0
-	for _, doc := range in.Docs {
+	var st stats
+	problems := 0
+	problem := func(err error) {
+		problems++
+		cli.PrintProblems(s.Err, []error{err})
+	}
+	note := func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", n) }
+	err = o.Input.EachDocument(ctx, s.In, note, problem, func(doc *manifest.Document) {
 		objs, err := doc.Objects()
 		if err != nil {
-			problems = append(problems, err)
-			continue
+			problem(err)
+			return
 		}
 		for _, obj := range objs {
-			objects++
+			st.objects++
 			if !obj.Supported() {
-				skipped++
+				st.skipped++
 				continue
 			}
 			attrs := o.Request.Attributes(obj.Namespace)
@@ -103,82 +107,126 @@ func (o *Options) Run(_ context.Context, s cli.Streams) error {
 				res, err = enf.Validate(obj.Typed, attrs)
 			}
 			if err != nil {
-				problems = append(problems, fmt.Errorf("%s: %w", obj.Source(), err))
+				problem(fmt.Errorf("%s: %w", obj.Source(), err))
 				continue
 			}
-			report.Results = append(report.Results, Result{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind,
-				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists()})
+			st.add(res)
+			if err := w.result(Result{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind,
+				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists()}); err != nil {
+				problem(err)
+			}
 		}
+	})
+	if err != nil {
+		return err
 	}
-
-	cli.PrintProblems(s.Err, problems)
-	if objects == 0 && len(problems) == 0 {
+	if st.objects == 0 && problems == 0 {
 		fmt.Fprintln(s.Err, "podguard: note: the input holds no Kubernetes objects")
 	}
-	if o.Output == "json" {
-		enc := json.NewEncoder(s.Out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(report); err != nil {
-			return err
-		}
-	} else {
-		writeText(s.Out, report, skipped)
+	if err := w.finish(st); err != nil {
+		return err
 	}
-
 	switch {
-	case len(problems) > 0:
+	case problems > 0:
 		return cli.Exit(cli.ExitBadInput)
-	case denied(report) > 0:
+	case st.denied > 0:
 		return cli.Exit(cli.ExitDenied)
 	}
 	return nil
 }
 
-func denied(r Report) int {
-	n := 0
-	for _, res := range r.Results {
-		if !res.Allowed {
-			n++
-		}
-	}
-	return n
+// stats are the counts a report ends with.
+type stats struct {
+	objects, judged, denied, violations, warnings, skipped int
 }
 
-func writeText(w io.Writer, r Report, skipped int) {
-	var violations, warnings int
-	for _, res := range r.Results {
-		who := fmt.Sprintf("%s %s/%s", res.Source, res.Kind, res.Name)
-		line := func(prefix string, f policies.Finding) {
-			fmt.Fprintf(w, "%s: %s: %s: %s%s (fix: %s)\n", who, f.Rule, f.Field, prefix, f.Message, f.Fix)
-		}
-		for _, f := range res.Violations {
-			line("", f)
-		}
-		for _, f := range res.Warnings {
-			line("warning: ", f)
-		}
-		for _, f := range res.Audits {
-			line("audit: ", f)
-		}
-		for _, x := range res.Exempted {
-			exp := ""
-			if x.Expires != "" {
-				exp = ", expires " + x.Expires
-			}
-			fmt.Fprintf(w, "%s: %s: -: exempted: %s%s\n", who, x.Rule, x.Reason, exp)
-		}
-		violations += len(res.Violations)
-		warnings += len(res.Warnings)
+func (st *stats) add(r *policies.Result) {
+	st.judged++
+	if !r.Allowed {
+		st.denied++
 	}
-	n := denied(r)
-	parts := []string{fmt.Sprintf("%d %s judged", len(r.Results), plural(len(r.Results), "object", "objects")),
-		fmt.Sprintf("%d denied (%d %s)", n, violations, plural(violations, "violation", "violations")),
-		fmt.Sprintf("%d allowed", len(r.Results)-n),
-		fmt.Sprintf("%d %s", warnings, plural(warnings, "warning", "warnings"))}
-	if skipped > 0 {
-		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", skipped, plural(skipped, "object", "objects")))
+	st.violations += len(r.Violations)
+	st.warnings += len(r.Warnings)
+}
+
+// writer prints results as they come, so output never waits for, or
+// holds, the whole input.
+type writer interface {
+	result(Result) error
+	finish(stats) error
+}
+
+// jsonWriter streams {"results": [...]} in the layout of
+// json.Encoder with two-space indentation.
+type jsonWriter struct {
+	w io.Writer
+	n int
+}
+
+func newJSONWriter(w io.Writer) *jsonWriter { return &jsonWriter{w: w} }
+
+func (j *jsonWriter) result(r Result) error {
+	b, err := json.MarshalIndent(r, "    ", "  ")
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "podguard: %s\n", strings.Join(parts, ", "))
+	sep := ",\n    "
+	if j.n == 0 {
+		sep = "{\n  \"results\": [\n    "
+	}
+	j.n++
+	_, err = j.w.Write(append([]byte(sep), b...))
+	return err
+}
+
+func (j *jsonWriter) finish(stats) error {
+	end := "\n  ]\n}\n"
+	if j.n == 0 {
+		end = "{\n  \"results\": []\n}\n"
+	}
+	_, err := io.WriteString(j.w, end)
+	return err
+}
+
+type textWriter struct {
+	w io.Writer
+}
+
+func (t *textWriter) result(res Result) error {
+	w := t.w
+	who := fmt.Sprintf("%s %s/%s", res.Source, res.Kind, res.Name)
+	line := func(prefix string, f policies.Finding) {
+		fmt.Fprintf(w, "%s: %s: %s: %s%s (fix: %s)\n", who, f.Rule, f.Field, prefix, f.Message, f.Fix)
+	}
+	for _, f := range res.Violations {
+		line("", f)
+	}
+	for _, f := range res.Warnings {
+		line("warning: ", f)
+	}
+	for _, f := range res.Audits {
+		line("audit: ", f)
+	}
+	for _, x := range res.Exempted {
+		exp := ""
+		if x.Expires != "" {
+			exp = ", expires " + x.Expires
+		}
+		fmt.Fprintf(w, "%s: %s: -: exempted: %s%s\n", who, x.Rule, x.Reason, exp)
+	}
+	return nil
+}
+
+func (t *textWriter) finish(st stats) error {
+	parts := []string{fmt.Sprintf("%d %s judged", st.judged, plural(st.judged, "object", "objects")),
+		fmt.Sprintf("%d denied (%d %s)", st.denied, st.violations, plural(st.violations, "violation", "violations")),
+		fmt.Sprintf("%d allowed", st.judged-st.denied),
+		fmt.Sprintf("%d %s", st.warnings, plural(st.warnings, "warning", "warnings"))}
+	if st.skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", st.skipped, plural(st.skipped, "object", "objects")))
+	}
+	_, err := fmt.Fprintf(t.w, "podguard: %s\n", strings.Join(parts, ", "))
+	return err
 }
 
 func plural(n int, one, many string) string {

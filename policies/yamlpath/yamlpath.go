@@ -1,4 +1,7 @@
-package manifest
+// Package yamlpath finds values in a YAML tree by the field paths podguard
+// reports (spec.containers[0].securityContext), so errors and findings can
+// name the line they are on.
+package yamlpath
 
 import (
 	"strconv"
@@ -33,7 +36,7 @@ func LineOf(node *yaml.Node, path string) int {
 func child(n *yaml.Node, seg string) *yaml.Node {
 	switch n.Kind {
 	case yaml.MappingNode:
-		if k, v := mapEntry(n, seg); k != nil {
+		if k, v := MapEntry(n, seg); k != nil {
 			// Point at the key's line: that is the field people read.
 			if v.Kind == yaml.ScalarNode || v.Line == k.Line {
 				return v
@@ -54,8 +57,8 @@ func child(n *yaml.Node, seg string) *yaml.Node {
 	return nil
 }
 
-// mapEntry returns the key and value nodes of a mapping entry, or nils.
-func mapEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
+// MapEntry returns the key and value nodes of a mapping entry, or nils.
+func MapEntry(n *yaml.Node, key string) (k, v *yaml.Node) {
 	if n.Kind != yaml.MappingNode {
 		return nil, nil
 	}

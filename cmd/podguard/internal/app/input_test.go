@@ -1,0 +1,232 @@
+package app_test
+
+// Regression tests for the inputs of the offline commands: every document
+// kubectl would apply is judged, and no input can exhaust memory or hang
+// the command.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"podguard.dev/podguard/cmd/podguard/internal/app"
+)
+
+const evilJSON = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"evil"},"spec":{"hostPID":true,"containers":[{"name":"c","image":"x:1","securityContext":{"privileged":true}}]}}`
+
+// TestEveryDocumentKubectlApplies: the CI bypass. A JSON (or flow-style
+// YAML) first document used to hide everything after it.
+func TestEveryDocumentKubectlApplies(t *testing.T) {
+	dir := t.TempDir()
+	cm := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}`
+	yamlPod := strings.TrimPrefix(privilegedPod, "")
+	cases := []struct {
+		name, file, content string
+		code                int
+		judged              int
+	}{
+		{"JSON stream", "s.json", cm + "\n" + evilJSON + "\n", 1, 1},
+		{"JSON stream without newlines", "s2.json", cm + evilJSON + cm, 1, 1},
+		{"JSON then --- then YAML", "s3.yaml", cm + "\n---\n" + yamlPod, 1, 1},
+		{"flow YAML then --- then YAML", "s4.yaml", "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n---\n" + yamlPod, 1, 1},
+		{"JSON stream of Pods", "s5.json", evilJSON + "\n" + evilJSON + "\n" + evilJSON, 1, 3},
+		// kubectl stops with an error on these; so does podguard, never a silent pass.
+		{"two flow mappings without ---", "s6.yaml", "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n{apiVersion: v1, kind: Pod}\n", 2, 0},
+		{"a broken JSON stream", "s7.json", cm + "\n" + cm + "\n---\n" + yamlPod, 2, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := write(t, dir, c.file, c.content)
+			r := podguard(t, "", "validate", "-f", p)
+			if r.code != c.code {
+				t.Errorf("exit %d, want %d\n%s%s", r.code, c.code, r.out, r.err)
+			}
+			if want := fmt.Sprintf("%d object", c.judged); !strings.Contains(r.out, want) {
+				t.Errorf("want %s judged:\n%s", want, r.out)
+			}
+			// The same from stdin.
+			if r := podguard(t, c.content, "validate", "-f", "-"); r.code != c.code {
+				t.Errorf("stdin: exit %d, want %d\n%s%s", r.code, c.code, r.out, r.err)
+			}
+		})
+	}
+	// mutate keeps a JSON stream a JSON stream and fills in every Pod.
+	p := write(t, dir, "m.json", cm+"\n"+evilJSON+"\n")
+	r := podguard(t, "", "mutate", "-f", p)
+	if r.code != 0 || strings.Contains(r.out, "---") || !strings.Contains(r.out, `"runAsUser": 1000`) || !strings.HasPrefix(r.out, cm+"\n") {
+		t.Errorf("mutate of a JSON stream: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+}
+
+// TestInputBounds: endless and oversized inputs end with a clear error.
+func TestInputBounds(t *testing.T) {
+	dir := t.TempDir()
+	r := podguard(t, "", "validate", "-f", "/dev/zero")
+	if r.code != 2 || !strings.Contains(r.err, "/dev/zero") || !strings.Contains(r.err, "--max-input-bytes") {
+		t.Errorf("-f /dev/zero: exit %d: %s", r.code, r.err)
+	}
+	r = podguard(t, "", "mutate", "-f", "/dev/zero", "--max-input-bytes", "1000")
+	if r.code != 2 || !strings.Contains(r.err, "larger than 1000 bytes") {
+		t.Errorf("mutate -f /dev/zero: exit %d: %s", r.code, r.err)
+	}
+	ok := write(t, dir, "ok.yaml", compliantPod)
+	r = podguard(t, "", "validate", "-f", ok, "--policy", "/dev/zero")
+	if r.code != 2 || !strings.Contains(r.err, "/dev/zero") || !strings.Contains(r.err, "larger than") {
+		t.Errorf("--policy /dev/zero: exit %d: %s", r.code, r.err)
+	}
+	r = podguard(t, "", "policy", "check", "-f", "/dev/zero")
+	if r.code != 2 || !strings.Contains(r.err, "larger than") {
+		t.Errorf("policy check -f /dev/zero: exit %d: %s", r.code, r.err)
+	}
+	big := write(t, dir, "big.yaml", compliantPod+strings.Repeat("# padding\n", 200))
+	r = podguard(t, "", "validate", "-f", big, "--max-input-bytes", "1024")
+	if r.code != 2 || !strings.Contains(r.err, "big.yaml") {
+		t.Errorf("over the cap: exit %d: %s", r.code, r.err)
+	}
+	if r := podguard(t, "", "validate", "-f", big, "--max-input-bytes", "0"); r.code != 2 {
+		t.Errorf("--max-input-bytes 0 accepted")
+	}
+}
+
+// TestSpecialFiles: FIFOs inside directories are passed over with a note;
+// a FIFO named explicitly is read like stdin and a signal ends the wait;
+// a symlinked directory is followed.
+func TestSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	manifests := filepath.Join(dir, "manifests")
+	write(t, manifests, "bad.yaml", privilegedPod)
+	if err := syscall.Mkfifo(filepath.Join(manifests, "fifo.yaml"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan run, 1)
+	go func() { done <- podguard(t, "", "validate", "-f", manifests) }()
+	select {
+	case r := <-done:
+		if r.code != 1 || !strings.Contains(r.err, "fifo.yaml: skipped: not a regular file (a FIFO)") || !strings.Contains(r.out, "1 object judged") {
+			t.Errorf("directory with a FIFO: exit %d\n%s%s", r.code, r.out, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a FIFO inside a directory blocked validate")
+	}
+
+	// A FIFO named explicitly, with no writer: blocks until a signal.
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut strings.Builder
+	code := make(chan int, 1)
+	go func() {
+		code <- app.Main(ctx, []string{"validate", "-f", filepath.Join(manifests, "fifo.yaml")}, strings.NewReader(""), &out, &errOut)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case c := <-code:
+		if c != 130 || !strings.Contains(errOut.String(), "interrupted") {
+			t.Errorf("interrupted read: exit %d, stderr %s", c, errOut.String())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a signal did not end a blocked read")
+	}
+
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(manifests, link); err != nil {
+		t.Fatal(err)
+	}
+	// A loop back to the directory itself is read once.
+	if err := os.Symlink(manifests, filepath.Join(manifests, "loop")); err != nil {
+		t.Fatal(err)
+	}
+	r := podguard(t, "", "validate", "-f", link, "-o", "json")
+	if r.code != 1 || !strings.Contains(r.out, filepath.Join(link, "bad.yaml")+"#0") || strings.Count(r.out, `"source"`) != 1 {
+		t.Errorf("symlinked directory: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+}
+
+// TestErrorPositions: YAML errors name the lines of the file.
+func TestErrorPositions(t *testing.T) {
+	dir := t.TempDir()
+	p := write(t, dir, "dup.yaml", compliantPod+"---\n# comment\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n  name: y\n")
+	r := podguard(t, "", "validate", "-f", p)
+	want := `dup.yaml (document 1, line 21): malformed YAML: mapping key "name" already defined at line 20`
+	if r.code != 2 || !strings.Contains(r.err, want) {
+		t.Errorf("duplicate key: exit %d\nstderr %s\nwant   %s", r.code, r.err, want)
+	}
+}
+
+// TestStreamingMemory: memory does not grow with the number of objects.
+// The command runs in a child process (this test binary, re-executed) so
+// its peak RSS can be read from the kernel.
+func TestStreamingMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds large inputs; run without -short")
+	}
+	dir := t.TempDir()
+	pod := "apiVersion: v1\nkind: Pod\nmetadata: {name: p%d}\nspec: {containers: [{name: c, image: x}]}\n---\n"
+	var small, large strings.Builder
+	for i := range 42000 {
+		fmt.Fprintf(&small, pod, i)
+	}
+	for range 3 {
+		large.WriteString(small.String())
+	}
+	smallPath := write(t, dir, "small.yaml", small.String())
+	largePath := write(t, dir, "large.yaml", large.String())
+	peak := func(args ...string) int64 {
+		hwm := filepath.Join(dir, "hwm")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestChildPodguard$")
+		cmd.Env = append(os.Environ(), "PODGUARD_CHILD_ARGS="+strings.Join(args, "\x1f"), "PODGUARD_CHILD_HWM="+hwm)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		b, err := os.ReadFile(hwm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kib int64
+		fmt.Sscan(string(b), &kib)
+		return kib >> 10
+	}
+	for _, args := range [][]string{{"validate", "-o", "json"}, {"mutate"}} {
+		s := peak(append(args, "-f", smallPath)...)
+		l := peak(append(args, "--max-input-bytes", "100000000", "-f", largePath)...)
+		t.Logf("%v: peak RSS %d MiB for %d KiB (42k Pods), %d MiB for 3x that", args, s, small.Len()>>10, l)
+		// Before streaming: 554 MiB for the 42k Pods. Now the input is held once
+		// (plus one copy while a pipe is read); nothing grows with the objects.
+		if s > 80 || l > s+(2*int64(large.Len()-small.Len())>>20)+8 {
+			t.Errorf("%v: peak RSS %d MiB (42k Pods) and %d MiB (126k Pods): memory grows with the objects", args, s, l)
+		}
+	}
+}
+
+// TestChildPodguard runs podguard with the arguments of TestStreamingMemory
+// in a child process, output discarded, and writes the peak RSS the kernel
+// measured for it (VmHWM, KiB); it does nothing in a normal run.
+func TestChildPodguard(t *testing.T) {
+	args := os.Getenv("PODGUARD_CHILD_ARGS")
+	if args == "" {
+		return
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := app.Main(context.Background(), strings.Split(args, "\x1f"), null, null, null); code > 1 {
+		t.Fatalf("exit %d", code)
+	}
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			if err := os.WriteFile(os.Getenv("PODGUARD_CHILD_HWM"), []byte(strings.TrimSuffix(strings.TrimSpace(v), " kB")), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
