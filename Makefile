@@ -28,12 +28,13 @@ test: tools ## every test: unit, fixtures, differential, CLI, and integration ag
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" PODGUARD_HELM="$$(hack/tools.sh helm-path)" \
 		$(GO) test -count=1 -timeout 40m ./...
 
-unit: ## fast tests that need no binaries
-	$(GO) test -short ./policies/... ./cmd/...
+unit: ## fast tests that need no binaries (handlers included; cluster tests skip under -short)
+	$(GO) test -short ./policies/... ./cmd/... ./webhook/...
 
-lint: ## gofmt, go vet
+lint: ## gofmt, go vet, go mod tidy, no build output tracked
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	hack/check-tracked.sh
 
 bench-engine: ## Go benchmarks of the engine beside pod-security-admission
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./policies/

@@ -38,6 +38,11 @@ type Attributes struct {
 	EphemeralContainers []string
 	// Rules, when not nil, limits judging to these rule IDs.
 	Rules []string
+	// MaxFindings, when above 0, keeps at most this many findings in each
+	// list of the Result and counts the rest in Result.Omitted: a webhook
+	// answering a pod of thousands of containers must bound its memory
+	// and its response, not list every field.
+	MaxFindings int
 }
 
 type compiledRule struct {
@@ -193,18 +198,21 @@ func (e *Enforcer) validate(t *podspec.Target, a *Attributes) *Result {
 			continue
 		}
 		for _, f := range r.Check(rt) {
-			out := Finding{Rule: r.ID, Field: f.Path.String(), Message: f.Message, Fix: f.Fix}
+			list, omitted := &res.Violations, &res.Omitted.Violations
 			switch {
 			case r.action == v1alpha1.ActionAudit:
-				res.Audits = append(res.Audits, out)
+				list, omitted = &res.Audits, &res.Omitted.Audits
 			case f.Advisory || r.action == v1alpha1.ActionWarn:
-				res.Warnings = append(res.Warnings, out)
-			default:
-				res.Violations = append(res.Violations, out)
+				list, omitted = &res.Warnings, &res.Omitted.Warnings
 			}
+			if a.MaxFindings > 0 && len(*list) >= a.MaxFindings {
+				count(omitted, r.ID)
+				continue
+			}
+			*list = append(*list, Finding{Rule: r.ID, Field: f.Path.String(), Message: f.Message, Fix: f.Fix})
 		}
 	}
-	res.Allowed = len(res.Violations) == 0
+	res.Allowed = len(res.Violations) == 0 && len(res.Omitted.Violations) == 0
 	return res
 }
 

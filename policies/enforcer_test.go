@@ -276,14 +276,27 @@ func TestEphemeralContainersOnly(t *testing.T) {
 	})
 	attrs := policies.Attributes{Namespace: "apps", EphemeralContainers: []string{"debugger"}}
 	res, _ := e.Validate(p, attrs)
+	// The bare debugger breaks the container-level rules, and only those:
+	// the pod (bare too) is not judged again.
+	wantRules := []string{"allowPrivilegeEscalation", "capabilities", "runAsNonRoot", "runAsUser", "runAsGroup", "seccompProfile"}
+	var got []string
 	for _, f := range append(res.Violations, res.Warnings...) {
 		if !strings.HasPrefix(f.Field, "spec.ephemeralContainers[0]") {
 			t.Errorf("finding outside the ephemeral container: %+v", f)
+		}
+		got = append(got, f.Rule)
+	}
+	for _, r := range wantRules {
+		if !slices.Contains(got, r) {
+			t.Errorf("the bare ephemeral container is not reported under %s (findings: %v)", r, got)
 		}
 	}
 	changes, err := e.Mutate(p, attrs)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(changes) == 0 {
+		t.Fatal("nothing injected into the bare ephemeral container")
 	}
 	for _, c := range changes {
 		if !strings.HasPrefix(c.Path.String(), "spec.ephemeralContainers[0].securityContext") {

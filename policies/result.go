@@ -39,6 +39,32 @@ type Result struct {
 	Audits []Finding `json:"audits"`
 	// Exempted lists the exemptions that applied.
 	Exempted []Exempted `json:"exempted"`
+	// Omitted counts the findings left out of the lists above by
+	// Attributes.MaxFindings.
+	Omitted Omitted `json:"-"`
+}
+
+// Omitted counts findings beyond Attributes.MaxFindings, by list and rule ID.
+type Omitted struct {
+	Violations, Warnings, Audits map[string]int
+}
+
+// Total is the number of findings omitted from every list.
+func (o *Omitted) Total() int {
+	n := 0
+	for _, m := range []map[string]int{o.Violations, o.Warnings, o.Audits} {
+		for _, c := range m {
+			n += c
+		}
+	}
+	return n
+}
+
+func count(m *map[string]int, rule string) {
+	if *m == nil {
+		*m = map[string]int{}
+	}
+	(*m)[rule]++
 }
 
 // WithLists returns a copy of r whose empty lists are empty slices rather

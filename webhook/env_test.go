@@ -61,6 +61,9 @@ type clusterConfig struct {
 
 func startCluster(t *testing.T, cc clusterConfig) *cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs kube-apiserver and etcd; make test runs it")
+	}
 	env, err := testenv.Start()
 	if err != nil {
 		t.Fatal(err)

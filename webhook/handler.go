@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -32,9 +33,27 @@ const (
 	ValidatePath = "/validate"
 )
 
-// maxWarningLength keeps warnings under the API server's limit (longer ones
-// are truncated by it).
-const maxWarningLength = 200
+// Bounds on what one answer may hold, whatever the request: a pod with
+// thousands of containers gets a complete decision and an answer of bounded
+// size, never one that grows with every field of every container.
+const (
+	// maxWarningLength keeps warnings under the API server's limit (longer
+	// ones are truncated by it, possibly mid-character).
+	maxWarningLength = 200
+	// maxFindings is how many findings of each kind (violations, warnings,
+	// audits) a request keeps; the rest are counted.
+	maxFindings = 100
+	// maxCauses is how many violations a denial lists as causes; one more
+	// cause then counts the rest and points to podguard validate.
+	maxCauses = 50
+	// maxFindingText caps a finding's message and fix, which can quote
+	// values from the object (capability names, images).
+	maxFindingText = 300
+	// maxAnnotation caps each audit annotation's value.
+	maxAnnotation = 2048
+	// maxLogValue caps each request value written to a log line.
+	maxLogValue = 256
+)
 
 // Handler serves one endpoint: mutation or validation.
 type Handler struct {
@@ -51,6 +70,7 @@ var _ admission.Handler = &Handler{}
 type decision struct {
 	result  string // allowed, denied, mutated, error
 	reason  string
+	refusal string // a refusal reason label, for errors of form
 	res     *policies.Result
 	changes []change.Change // what a mutation injected
 }
@@ -82,7 +102,11 @@ func (h *Handler) decide(req admission.Request, obj runtime.Object) (admission.R
 	}
 	obj, err := objectOf(gk, req, obj)
 	if err != nil {
-		return errored(http.StatusBadRequest, err)
+		resp, d := errored(http.StatusBadRequest, err)
+		if _, ok := err.(*kindMismatch); ok {
+			d.refusal = refusedKindMismatch
+		}
+		return resp, d
 	}
 	if h.Mutating {
 		return h.mutate(req, gk, obj)
@@ -105,36 +129,34 @@ func allowed(reason string) (admission.Response, decision) {
 	return admission.Allowed(""), decision{result: "allowed", reason: reason}
 }
 
-// decode turns the request's raw object into the typed object of its kind,
-// with encoding/json: no scheme, no conversion, no second pass.
-func decode(gk schema.GroupKind, raw []byte) (runtime.Object, error) {
-	if len(raw) == 0 {
-		return nil, fmt.Errorf("the request carries no object")
+// objectOf returns the request's object (the one already decoded, if any)
+// after checking that it is of the kind the request names: a privileged Pod
+// sent as a Deployment would otherwise be read as an empty Deployment.
+func objectOf(gk schema.GroupKind, req admission.Request, decoded runtime.Object) (runtime.Object, error) {
+	obj := decoded
+	if obj == nil {
+		var err error
+		if obj, err = decode(gk, req.Object.Raw); err != nil {
+			return nil, err
+		}
 	}
-	obj, ok := podspec.NewObject(gk)
-	if !ok {
-		return nil, fmt.Errorf("kind %s is not one podguard judges", gk)
-	}
-	if err := jsonAPI.Unmarshal(raw, obj); err != nil {
-		return nil, fmt.Errorf("decoding the %s: %w", gk.Kind, err)
+	got := obj.GetObjectKind().GroupVersionKind()
+	if got.Kind != gk.Kind || got.Group != gk.Group {
+		return nil, &kindMismatch{fmt.Errorf("the object is %s %q, the request says %s %s: refusing to judge one kind as another",
+			truncate(got.GroupVersion().String(), maxLogValue), truncate(got.Kind, maxLogValue), req.Kind.Group+"/"+req.Kind.Version, req.Kind.Kind)}
 	}
 	return obj, nil
 }
 
-// objectOf returns the request's object: the one already decoded, if any.
-func objectOf(gk schema.GroupKind, req admission.Request, decoded runtime.Object) (runtime.Object, error) {
-	if decoded != nil {
-		return decoded, nil
-	}
-	return decode(gk, req.Object.Raw)
-}
+// kindMismatch is an object whose apiVersion and kind differ from the request's.
+type kindMismatch struct{ error }
 
 func groupKind(req admission.Request) schema.GroupKind {
 	return schema.GroupKind{Group: req.Kind.Group, Kind: req.Kind.Kind}
 }
 
 func attributes(req admission.Request) policies.Attributes {
-	return policies.Attributes{Namespace: req.Namespace, User: req.UserInfo.Username, Groups: req.UserInfo.Groups}
+	return policies.Attributes{Namespace: req.Namespace, User: req.UserInfo.Username, Groups: req.UserInfo.Groups, MaxFindings: maxFindings}
 }
 
 // newEphemeralContainers names the ephemeral containers the update adds:
@@ -294,7 +316,11 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 				}
 			}
 		}
-		st := invalid(gk, name, res.Violations)
+		omitted := 0
+		for _, n := range res.Omitted.Violations {
+			omitted += n
+		}
+		st := invalid(gk, truncate(name, maxLogValue), res.Violations, omitted)
 		resp = admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: st}}
 	}
 	resp.Warnings = warnings(res.Warnings)
@@ -305,14 +331,17 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 			for _, f := range fs {
 				parts = append(parts, f.Field+": "+f.Message)
 			}
-			resp.AuditAnnotations[rule] = strings.Join(parts, "; ")
+			if n := res.Omitted.Audits[rule]; n > 0 {
+				parts = append(parts, fmt.Sprintf("and %d more", n))
+			}
+			resp.AuditAnnotations[rule] = truncate(strings.Join(parts, "; "), maxAnnotation)
 		}
 		var ex []string
 		for _, x := range res.Exempted {
 			ex = append(ex, x.Rule+": "+x.Reason)
 		}
 		if len(ex) > 0 {
-			resp.AuditAnnotations["exempted"] = strings.Join(ex, "; ")
+			resp.AuditAnnotations["exempted"] = truncate(strings.Join(ex, "; "), maxAnnotation)
 		}
 	}
 	return resp
@@ -320,29 +349,45 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 
 // invalid builds the Status apierrors.NewInvalid would, one cause per
 // violation, writing the message directly: on the admission path the
-// generic error aggregation cost more than the policy.
-func invalid(gk schema.GroupKind, name string, vs []policies.Finding) *metav1.Status {
-	causes := make([]metav1.StatusCause, len(vs))
+// generic error aggregation cost more than the policy. At most maxCauses
+// violations are listed; a last cause counts the rest (omitted counts those
+// the engine did not even keep).
+func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted int) *metav1.Status {
+	more := omitted
+	if len(vs) > maxCauses {
+		more += len(vs) - maxCauses
+		vs = vs[:maxCauses]
+	}
+	n := len(vs)
+	if more > 0 {
+		n++
+	}
+	causes := make([]metav1.StatusCause, 0, n)
 	var msg strings.Builder
-	msg.Grow(64 + 160*len(vs))
+	msg.Grow(64 + 160*n)
 	msg.WriteString(gk.Kind)
 	msg.WriteString(` "`)
 	msg.WriteString(name)
 	msg.WriteString(`" is invalid: `)
-	if len(vs) > 1 {
+	if n > 1 {
 		msg.WriteByte('[')
 	}
-	for i, v := range vs {
-		detail := "podguard " + v.Rule + ": " + v.Message + "; fix: " + v.Fix
-		causes[i] = metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeInvalid), Message: "Invalid value: " + detail, Field: v.Field}
-		if i > 0 {
+	add := func(fieldPath, detail string) {
+		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeInvalid), Message: "Invalid value: " + detail, Field: fieldPath})
+		if len(causes) > 1 {
 			msg.WriteString(", ")
 		}
-		msg.WriteString(v.Field)
+		msg.WriteString(fieldPath)
 		msg.WriteString(": Invalid value: ")
 		msg.WriteString(detail)
 	}
-	if len(vs) > 1 {
+	for _, v := range vs {
+		add(v.Field, "podguard "+v.Rule+": "+truncate(v.Message, maxFindingText)+"; fix: "+truncate(v.Fix, maxFindingText))
+	}
+	if more > 0 {
+		add("<more>", fmt.Sprintf("podguard: %d more violations; run podguard validate on the manifest for the full list", more))
+	}
+	if n > 1 {
 		msg.WriteByte(']')
 	}
 	return &metav1.Status{
@@ -392,28 +437,38 @@ func warnings(fs []policies.Finding) []string {
 			}
 			w += "; fix: " + g[0].Fix
 		}
-		if len(w) > maxWarningLength {
-			w = w[:maxWarningLength-3] + "..."
-		}
-		out = append(out, w)
+		out = append(out, truncate(w, maxWarningLength))
 	}
 	return out
 }
 
 // record writes the decision's log line and metrics. It logs rule IDs,
 // field paths, exemption reasons and counts: never a message, so never an
-// env value or anything else taken from the object's data.
+// env value or anything else taken from the object's data. Metric labels
+// come from fixed sets; logged request values are truncated.
 func (h *Handler) record(req admission.Request, d decision, took time.Duration) {
-	kind := req.Kind.Kind
-	op := string(req.Operation)
-	if req.SubResource != "" {
-		op += "/" + req.SubResource
+	kind := label(labelKinds, req.Kind.Kind)
+	op := label(labelOperations, string(req.Operation))
+	sub := label(labelSubresources, req.SubResource)
+	legacyOp := op
+	if sub != "" {
+		legacyOp += "/" + sub
 	}
 	ep := h.endpoint()
 	h.Metrics.Latency.WithLabelValues(ep, kind).Observe(took.Seconds())
-	h.Metrics.Decisions.WithLabelValues(ep, "", "", kind, op, d.result).Inc()
-	kv := []any{"uid", string(req.UID), "endpoint", ep, "kind", kind, "namespace", req.Namespace, "name", req.Name,
-		"operation", op, "user", req.UserInfo.Username, "decision", d.result, "durationMicroseconds", took.Microseconds()}
+	h.Metrics.Requests.WithLabelValues(ep, kind, op, sub, d.result).Inc()
+	h.Metrics.Decisions.WithLabelValues(ep, "", "", kind, legacyOp, d.result).Inc()
+	if d.refusal != "" {
+		h.Metrics.RequestsRefused.WithLabelValues(d.refusal).Inc()
+	}
+	finding := func(rule, action, legacyResult string, n int) {
+		h.Metrics.Findings.WithLabelValues(ep, rule, action, kind).Add(float64(n))
+		h.Metrics.Decisions.WithLabelValues(ep, rule, action, kind, legacyOp, legacyResult).Add(float64(n))
+	}
+	kv := []any{"uid", truncate(string(req.UID), maxLogValue), "endpoint", ep, "kind", truncate(req.Kind.Kind, maxLogValue),
+		"namespace", truncate(req.Namespace, maxLogValue), "name", truncate(req.Name, maxLogValue),
+		"operation", truncate(string(req.Operation), maxLogValue), "subresource", truncate(req.SubResource, maxLogValue),
+		"user", truncate(req.UserInfo.Username, maxLogValue), "decision", d.result, "durationMicroseconds", took.Microseconds()}
 	if req.DryRun != nil && *req.DryRun {
 		kv = append(kv, "dryRun", true)
 	}
@@ -423,7 +478,7 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 	if len(d.changes) > 0 {
 		var rules []string
 		for _, c := range d.changes {
-			h.Metrics.Decisions.WithLabelValues(ep, c.Rule, "mutate", kind, op, "injected").Inc()
+			finding(c.Rule, "mutate", "injected", 1)
 			if !slices.Contains(rules, c.Rule) {
 				rules = append(rules, c.Rule)
 			}
@@ -434,7 +489,7 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 		count := func(fs []policies.Finding, action, result string) []string {
 			var rules []string
 			for _, f := range fs {
-				h.Metrics.Decisions.WithLabelValues(ep, f.Rule, action, kind, op, result).Inc()
+				finding(f.Rule, action, result, 1)
 				if !slices.Contains(rules, f.Rule) {
 					rules = append(rules, f.Rule)
 				}
@@ -449,6 +504,17 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 		}
 		if a := count(r.Audits, "audit", "audited"); len(a) > 0 {
 			kv = append(kv, "audits", a)
+		}
+		for _, o := range []struct {
+			m              map[string]int
+			action, result string
+		}{{r.Omitted.Violations, "enforce", "denied"}, {r.Omitted.Warnings, "warn", "warned"}, {r.Omitted.Audits, "audit", "audited"}} {
+			for rule, n := range o.m {
+				finding(rule, o.action, o.result, n)
+			}
+		}
+		if n := r.Omitted.Total(); n > 0 {
+			kv = append(kv, "omittedFindings", n)
 		}
 		for _, x := range r.Exempted {
 			kv = append(kv, "exempted", x.Rule, "exemptionReason", x.Reason)
@@ -467,4 +533,21 @@ func fields(fs []policies.Finding) []string {
 		out[i] = f.Field
 	}
 	return out
+}
+
+// truncate shortens s to at most max bytes without splitting a UTF-8
+// character or, where a space allows, a word, ending it with "…".
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	cut := max - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if sp := strings.LastIndexByte(s[:cut], ' '); sp > cut/2 {
+		cut = sp
+	}
+	return strings.TrimRight(s[:cut], " ,;") + ellipsis
 }

@@ -135,7 +135,7 @@ func TestInvalidMatchesAPIErrors(t *testing.T) {
 		}
 		gk := schema.GroupKind{Kind: "Pod"}
 		want := apierrors.NewInvalid(gk, "p", errs).ErrStatus
-		got := invalid(gk, "p", vs[:n])
+		got := invalid(gk, "p", vs[:n], 0)
 		if !reflect.DeepEqual(*got, want) {
 			t.Errorf("%d violations:\n got  %+v\n want %+v", n, *got, want)
 		}

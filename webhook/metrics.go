@@ -5,14 +5,25 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"podguard.dev/podguard/policies/podspec"
 )
 
 // Metrics are podguard's Prometheus metrics, served on the manager's
-// metrics endpoint next to controller-runtime's own.
+// metrics endpoint next to controller-runtime's own. Every label value
+// comes from a fixed set (see label), never straight from a request, so a
+// client cannot grow the series without bound.
 type Metrics struct {
-	// Decisions counts findings and request outcomes: one sample per
-	// finding (rule, action, result denied/warned/audited/injected), and one
-	// per request with rule "" (result allowed/denied/mutated/error).
+	// Requests counts admission requests by outcome (allowed, denied,
+	// mutated, error), one sample per request.
+	Requests *prometheus.CounterVec
+	// Findings counts findings by rule and action (enforce, warn, audit,
+	// mutate), one sample per finding.
+	Findings *prometheus.CounterVec
+	// Decisions is the metric of podguard 0.1, which mixed one sample per
+	// request (rule "") and one per finding in one series.
+	//
+	// Deprecated: use Requests and Findings; kept for one release.
 	Decisions *prometheus.CounterVec
 	// Latency is the time podguard spends on a request, by endpoint.
 	Latency *prometheus.HistogramVec
@@ -22,14 +33,26 @@ type Metrics struct {
 	PolicyInfo *prometheus.GaugeVec
 	// CertExpiry is the serving certificate's expiry as a Unix time.
 	CertExpiry prometheus.Gauge
+	// RequestsRefused counts requests answered without a decision because
+	// of their form (malformed, too large, too slow, server busy), by reason.
+	RequestsRefused *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podguard_admission_requests_total",
+			Help: "Admission requests by endpoint, kind, operation, subresource and result (allowed, denied, mutated, error).",
+		}, []string{"endpoint", "kind", "operation", "subresource", "result"}),
+		Findings: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podguard_rule_findings_total",
+			Help: "Findings by endpoint, rule, action (enforce, warn, audit, mutate) and kind: one per offending field.",
+		}, []string{"endpoint", "rule", "action", "kind"}),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "podguard_decisions_total",
-			Help: "Admission decisions: per finding (by rule and action) and per request (rule=\"\").",
+			Help: "DEPRECATED (removed in the next release): use podguard_admission_requests_total and podguard_rule_findings_total. " +
+				"Per finding (by rule and action) and per request (rule=\"\") in one series.",
 		}, []string{"endpoint", "rule", "action", "kind", "operation", "result"}),
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "podguard_request_duration_seconds",
@@ -48,9 +71,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "podguard_certificate_expiry_timestamp_seconds",
 			Help: "Expiry of the webhook's serving certificate, as a Unix time.",
 		}),
+		RequestsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podguard_requests_refused_total",
+			Help: "Requests answered with an error before any decision, by reason (malformed, too_large, read_timeout, busy, kind_mismatch).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry)
+		reg.MustRegister(m.Requests, m.Findings, m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry, m.RequestsRefused)
 	}
 	return m
 }
@@ -58,3 +85,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // DefaultMetrics registers with controller-runtime's registry, which the
 // manager's metrics server exposes, once per process.
 var DefaultMetrics = sync.OnceValue(func() *Metrics { return NewMetrics(ctrlmetrics.Registry) })
+
+// labelKinds are the kind label values: the kinds podguard judges.
+var labelKinds = func() map[string]bool {
+	m := map[string]bool{}
+	for _, gk := range podspec.SupportedKinds {
+		m[gk.Kind] = true
+	}
+	return m
+}()
+
+// Fixed label sets for values that come from a request.
+var (
+	labelOperations   = map[string]bool{"CREATE": true, "UPDATE": true, "DELETE": true, "CONNECT": true}
+	labelSubresources = map[string]bool{"": true, "ephemeralcontainers": true, "resize": true, "status": true, "binding": true, "eviction": true}
+)
+
+// label returns v when it is in the fixed set, else "other".
+func label(set map[string]bool, v string) string {
+	if set[v] {
+		return v
+	}
+	return "other"
+}

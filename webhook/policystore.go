@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
 // PolicyStore holds the Enforcer every request uses and swaps it atomically
@@ -48,17 +48,12 @@ func (s *PolicyStore) Ready() bool { return s.current.Load() != nil }
 
 // reload reads the file and swaps the policy in if it changed and is valid.
 func (s *PolicyStore) reload() error {
+	source, data := s.path, []byte(nil)
+	var err error
 	if s.path == "" {
-		e, err := policies.New(load.Default(s.namespace))
-		if err != nil {
-			return err
-		}
-		s.current.Store(e)
-		s.log.Info("policy loaded", "source", "built-in default")
-		return nil
-	}
-	data, err := os.ReadFile(s.path)
-	if err != nil {
+		// The built-in default is the documented default policy file.
+		source, data = "built-in default", v1alpha1.DefaultPolicyYAML(s.namespace)
+	} else if data, err = load.ReadFile(s.path); err != nil {
 		s.metrics.PolicyReloads.WithLabelValues("failure").Inc()
 		return err
 	}
@@ -66,7 +61,7 @@ func (s *PolicyStore) reload() error {
 	if s.current.Load() != nil && bytes.Equal(sum[:], s.sum[:]) {
 		return nil
 	}
-	p, err := load.Bytes(data, s.path, s.namespace)
+	p, err := load.Bytes(data, source, s.namespace)
 	if err == nil {
 		var e *policies.Enforcer
 		if e, err = policies.New(p); err == nil {
@@ -75,7 +70,7 @@ func (s *PolicyStore) reload() error {
 			s.metrics.PolicyReloads.WithLabelValues("success").Inc()
 			s.metrics.PolicyInfo.Reset()
 			s.metrics.PolicyInfo.WithLabelValues(string(p.Mode), shortSum(sum)).Set(1)
-			s.log.Info("policy loaded", "source", s.path, "sha256", shortSum(sum), "mode", p.Mode, "exemptions", len(p.Exemptions))
+			s.log.Info("policy loaded", "source", source, "sha256", shortSum(sum), "mode", p.Mode, "exemptions", len(p.Exemptions))
 			return nil
 		}
 	}

@@ -1,106 +1,239 @@
 package webhook
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	jsoniter "github.com/json-iterator/go"
+	"golang.org/x/sync/semaphore"
 	admissionv1 "k8s.io/api/admission/v1"
+	admissionv1beta1 "k8s.io/api/admission/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"podguard.dev/podguard/policies/podspec"
 )
 
-// reviewHandler is podguard's HTTP entry point. An admission.k8s.io/v1
-// AdmissionReview (what API servers since 1.16 send when the configuration
-// asks for v1, as podguard's does) is decoded in one streaming pass: the
-// envelope's fields are read in order and the object is decoded straight
-// into the typed object of its kind, as soon as its bytes are reached. The
-// generic path decodes the envelope through a scheme and the object again,
-// which is most of a webhook's cost per request. Anything else (another
-// review version, another content type, a body that does not parse) goes to
-// controller-runtime's admission.Webhook, which answers it as it always does.
+// reviewHandler is podguard's HTTP entry point. It reads the body within a
+// deadline and a server-wide memory budget, then decodes an
+// admission.k8s.io/v1 AdmissionReview (what API servers since 1.16 send
+// when the configuration asks for v1, as podguard's does) in one streaming
+// pass: the envelope's fields are read in order and the object is decoded
+// straight into the typed object of its kind, as soon as its bytes are
+// reached. A body the fast path cannot take (fields in an unusual order,
+// for one) goes through the generic decoding controller-runtime's webhook
+// uses; a test fuzzes both against each other. Every request is answered
+// with a complete admission.k8s.io/v1 AdmissionReview carrying the
+// request's uid when it can be read.
 type reviewHandler struct {
-	handler  *Handler
-	fallback http.Handler
-	max      int64
+	handler *Handler
+	limits  bodyLimits
+	// draining, once set, closes each connection after its answer, so the
+	// API server reconnects to a replica that is not shutting down.
+	draining *atomic.Bool
 	log      logr.Logger
+	metrics  *Metrics
 }
 
-var jsonAPI = jsoniter.ConfigCompatibleWithStandardLibrary
+// bodyLimits bound what reading request bodies may cost.
+type bodyLimits struct {
+	// max is the largest body accepted.
+	max int64
+	// readTimeout is how long the whole body may take to arrive.
+	readTimeout time.Duration
+	// budget caps the bytes held by request bodies being read or answered,
+	// across all connections. Memory is charged as it is allocated, for
+	// bytes that actually arrived, so a client that announces a large
+	// Content-Length and trickles its body holds only what it sent, and
+	// only until readTimeout.
+	budget *semaphore.Weighted
+	// slots caps the reviews decoded and decided at once. The work is CPU
+	// bound, so more at once would not go faster; each holds at most one
+	// body and maxContainers containers' worth of findings and changes.
+	slots *semaphore.Weighted
+}
+
+// Reasons a request is refused before a decision (metric label values).
+const (
+	refusedMalformed    = "malformed"
+	refusedTooLarge     = "too_large"
+	refusedReadTimeout  = "read_timeout"
+	refusedBusy         = "busy"
+	refusedKindMismatch = "kind_mismatch"
+)
 
 func (rh *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody || r.Header.Get("Content-Type") != "application/json" {
-		rh.fallback.ServeHTTP(w, r)
+	if rh.draining != nil && rh.draining.Load() {
+		w.Header().Set("Connection", "close")
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		rh.refuse(w, http.StatusMethodNotAllowed, "", refusedMalformed, fmt.Errorf("method %s: an AdmissionReview is POSTed", r.Method))
 		return
 	}
-	buf := bodies.Get().(*bytes.Buffer)
-	defer putBody(buf)
-	body, err := readBody(buf, r, rh.max)
-	r.Body.Close()
-	if err != nil || int64(len(body)) > rh.max {
-		if err == nil {
-			err = fmt.Errorf("request entity is too large; limit is %d bytes", rh.max)
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		rh.refuse(w, http.StatusOK, "", refusedMalformed, fmt.Errorf("contentType=%q, expected application/json", r.Header.Get("Content-Type")))
+		return
+	}
+	body, release, err := rh.limits.read(w, r)
+	defer release()
+	if err != nil {
+		reason := refusedMalformed
+		var re *readError
+		if errors.As(err, &re) {
+			reason = re.reason
 		}
-		rh.log.Info("request refused", "reason", err.Error())
-		writeReview(w, admission.Errored(http.StatusBadRequest, err), rh.log)
+		rh.refuse(w, http.StatusOK, "", reason, err)
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), rh.limits.readTimeout)
+	err = rh.limits.slots.Acquire(ctx, 1)
+	cancel()
+	if err != nil {
+		rh.refuse(w, http.StatusOK, scrapeUID(body), refusedBusy, errors.New("podguard is deciding too many requests at once; try again"))
+		return
+	}
+	defer rh.limits.slots.Release(1)
 	req, obj, ok := decodeReview(body)
 	if !ok {
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		rh.fallback.ServeHTTP(w, r)
-		return
+		if req, err = decodeGeneric(body); err != nil {
+			rh.refuse(w, http.StatusOK, scrapeUID(body), refusedMalformed, err)
+			return
+		}
 	}
 	var resp admission.Response
 	func() {
 		defer func() {
 			if p := recover(); p != nil {
-				rh.log.Error(fmt.Errorf("%v", p), "panic while handling a request", "uid", string(req.UID))
-				resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("internal error"))
+				rh.log.Error(fmt.Errorf("%v", p), "panic while handling a request", "uid", truncate(string(req.UID), maxLogValue))
+				resp = admission.Errored(http.StatusInternalServerError, errors.New("internal error"))
 			}
 		}()
 		resp = rh.handler.handle(req, obj)
 	}()
 	if err := resp.Complete(req); err != nil {
 		resp = admission.Errored(http.StatusInternalServerError, err)
-		resp.UID = req.UID
 	}
-	writeReview(w, resp, rh.log)
+	resp.UID = req.UID
+	writeReview(w, http.StatusOK, resp, rh.log)
 }
+
+// refuse answers a request that cannot be decided with an error review.
+// err's text is podguard's own: never decoder output quoting the body.
+func (rh *reviewHandler) refuse(w http.ResponseWriter, status int, uid types.UID, reason string, err error) {
+	rh.metrics.RequestsRefused.WithLabelValues(reason).Inc()
+	rh.log.Info("request refused", "uid", truncate(string(uid), maxLogValue), "refusal", reason, "reason", err.Error())
+	resp := admission.Errored(http.StatusBadRequest, err)
+	if reason == refusedBusy {
+		resp = admission.Errored(http.StatusServiceUnavailable, err)
+	}
+	resp.UID = uid
+	writeReview(w, status, resp, rh.log)
+}
+
+// readError is a failure to read the body, with its refusal reason.
+type readError struct {
+	reason string
+	msg    string
+}
+
+func (e *readError) Error() string { return e.msg }
+
+// minChunk is the least free space a read is given; buffers start here.
+const minChunk = 16 << 10
 
 // bodies recycles request buffers: every review is read whole, and nothing
 // keeps a reference to the bytes once answered (decoding copies strings and
 // raw sub-objects).
-var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, minChunk); return &b }}
 
-func putBody(b *bytes.Buffer) {
-	if b.Cap() > 256<<10 {
-		return // let an unusually large one go
+// read reads the whole body within the deadline, growing its buffer only
+// as bytes arrive and charging every byte of capacity to the budget. The
+// caller must call release once the body and the answer built from it are
+// no longer needed.
+func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
+	deadline := time.Now().Add(l.readTimeout)
+	_ = http.NewResponseController(w).SetReadDeadline(deadline)
+	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+	defer cancel()
+	bp := bodies.Get().(*[]byte)
+	data := (*bp)[:0]
+	var held int64
+	release = func() {
+		if held > 0 {
+			l.budget.Release(held)
+			held = 0
+		}
+		if cap(data) <= 256<<10 {
+			*bp = data[:0]
+			bodies.Put(bp)
+		}
 	}
-	b.Reset()
-	bodies.Put(b)
+	charge := func(n int64) error {
+		if err := l.budget.Acquire(ctx, n); err != nil {
+			if r.Context().Err() != nil {
+				return &readError{refusedMalformed, "the client went away"}
+			}
+			return &readError{refusedBusy, "podguard is reading too many request bodies at once; try again"}
+		}
+		held += n
+		return nil
+	}
+	if err := charge(int64(cap(data))); err != nil {
+		return nil, release, err
+	}
+	defer r.Body.Close()
+	for {
+		if int64(len(data)) > l.max {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now()) // stop reading the rest
+			return nil, release, &readError{refusedTooLarge, fmt.Sprintf("request entity is too large; limit is %d bytes", l.max)}
+		}
+		if cap(data)-len(data) < minChunk/2 {
+			grown := min(max(2*int64(cap(data)), int64(len(data)+minChunk)), l.max+1)
+			if grown <= int64(cap(data)) {
+				grown = int64(cap(data)) + minChunk
+			}
+			if err := charge(grown - int64(cap(data))); err != nil {
+				return nil, release, err
+			}
+			next := make([]byte, len(data), grown)
+			copy(next, data)
+			data = next
+		}
+		n, err := r.Body.Read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		switch {
+		case err == io.EOF:
+			if len(data) == 0 {
+				return nil, release, &readError{refusedMalformed, "request body is empty"}
+			}
+			return data, release, nil
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil, release, &readError{refusedReadTimeout, fmt.Sprintf("the request body did not arrive within %s", l.readTimeout)}
+		case err != nil:
+			return nil, release, &readError{refusedMalformed, "reading the request body failed"}
+		}
+	}
 }
 
-// readBody reads the request into buf, grown once to Content-Length.
-func readBody(buf *bytes.Buffer, r *http.Request, max int64) ([]byte, error) {
-	if n := r.ContentLength; n > 0 && n <= max {
-		buf.Grow(int(n) + bytes.MinRead)
-	}
-	_, err := buf.ReadFrom(io.LimitReader(r.Body, max+1))
-	return buf.Bytes(), err
-}
-
-func writeReview(w http.ResponseWriter, resp admission.Response, log logr.Logger) {
+func writeReview(w http.ResponseWriter, status int, resp admission.Response, log logr.Logger) {
 	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
 	ar := admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: admissionv1.SchemeGroupVersion.String(), Kind: "AdmissionReview"},
 		Response: &resp.AdmissionResponse,
@@ -110,16 +243,93 @@ func writeReview(w http.ResponseWriter, resp admission.Response, log logr.Logger
 	}
 }
 
+// scrapeUID reads request.uid from a body that does not decode as a
+// review, so even an error answer names the request it answers.
+func scrapeUID(body []byte) types.UID {
+	var probe struct {
+		Request struct {
+			UID json.RawMessage `json:"uid"`
+		} `json:"request"`
+	}
+	if json.Unmarshal(body, &probe) != nil {
+		it := jsonAPI.BorrowIterator(body)
+		defer jsonAPI.ReturnIterator(it)
+		var uid string
+		it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+			if field != "request" || it.WhatIsNext() != jsoniter.ObjectValue {
+				it.Skip()
+				return it.Error == nil
+			}
+			it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+				if field == "uid" && it.WhatIsNext() == jsoniter.StringValue {
+					uid = it.ReadString()
+				} else {
+					it.Skip()
+				}
+				return it.Error == nil
+			})
+			return false
+		})
+		return types.UID(truncate(uid, 128))
+	}
+	var uid string
+	if json.Unmarshal(probe.Request.UID, &uid) != nil {
+		return ""
+	}
+	return types.UID(truncate(uid, 128))
+}
+
+// reviewCodecs decode reviews exactly as controller-runtime's webhook does
+// (admission.k8s.io v1 and v1beta1 registered, v1 the default).
+var reviewCodecs = func() serializer.CodecFactory {
+	s := runtime.NewScheme()
+	_ = admissionv1.AddToScheme(s)
+	_ = admissionv1beta1.AddToScheme(s)
+	return serializer.NewCodecFactory(s)
+}()
+
+// decodeGeneric decodes a review the way controller-runtime's
+// admission.Webhook does, for bodies the fast path does not take. Only
+// admission.k8s.io/v1 is answered: podguard's configurations ask for it.
+func decodeGeneric(body []byte) (admission.Request, error) {
+	ar := admissionv1.AdmissionReview{}
+	gvk := admissionv1.SchemeGroupVersion.WithKind("AdmissionReview")
+	_, got, err := reviewCodecs.UniversalDeserializer().Decode(body, &gvk, &ar)
+	if err != nil {
+		// The deserializer's messages can quote the body: never pass them on.
+		return admission.Request{}, errors.New("the body is not an admission.k8s.io/v1 AdmissionReview (malformed JSON, or a field of the wrong type)")
+	}
+	if got == nil || *got != gvk {
+		return admission.Request{}, fmt.Errorf("podguard answers admission.k8s.io/v1 AdmissionReviews only; set admissionReviewVersions: [v1] in the webhook configuration")
+	}
+	if ar.Request == nil {
+		return admission.Request{}, errors.New("the AdmissionReview has no request")
+	}
+	return admission.Request{AdmissionRequest: *ar.Request}, nil
+}
+
 // decodeReview reads a v1 AdmissionReview in one pass. ok is false when the
 // body is anything else, for the generic path to answer. obj is the decoded
 // object when its kind was known before its bytes (the API server writes
 // kind first); otherwise req.Object.Raw holds it.
 func decodeReview(body []byte) (req admission.Request, obj runtime.Object, ok bool) {
+	if !utf8.Valid(body) {
+		// encoding/json replaces invalid UTF-8 with U+FFFD; jsoniter keeps
+		// the bytes. API servers send valid UTF-8; the rest goes generic.
+		return req, nil, false
+	}
 	it := jsonAPI.BorrowIterator(body)
 	defer jsonAPI.ReturnIterator(it)
 	var apiVersion, kind string
+	var seen fieldSet
 	hasRequest := false
 	it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+		if !seen.first(field, reviewFields) {
+			// A duplicate key: decoders differ on which one wins. Let the
+			// generic path decide.
+			it.ReportError("decodeReview", "duplicate key")
+			return false
+		}
 		switch field {
 		case "apiVersion":
 			apiVersion = it.ReadString()
@@ -149,10 +359,15 @@ func decodeReview(body []byte) (req admission.Request, obj runtime.Object, ok bo
 
 func readRequest(it *jsoniter.Iterator, r *admissionv1.AdmissionRequest) runtime.Object {
 	var obj runtime.Object
+	var seen fieldSet
 	it.ReadObjectCB(func(it *jsoniter.Iterator, field string) bool {
+		if !seen.first(field, requestFields) {
+			it.ReportError("readRequest", "duplicate key")
+			return false
+		}
 		switch field {
 		case "uid":
-			r.UID = typesUID(it.ReadString())
+			r.UID = types.UID(it.ReadString())
 		case "kind":
 			it.ReadVal(&r.Kind)
 		case "resource":
@@ -198,7 +413,36 @@ func readRequest(it *jsoniter.Iterator, r *admissionv1.AdmissionRequest) runtime
 	if isNull(r.OldObject.Raw) {
 		r.OldObject.Raw = nil
 	}
+	if isNull(r.Options.Raw) {
+		r.Options.Raw = nil
+	}
 	return obj
+}
+
+// The fields the fast path reads, for duplicate detection without a map.
+var (
+	reviewFields  = []string{"apiVersion", "kind", "request"}
+	requestFields = []string{"uid", "kind", "resource", "subResource", "requestKind", "requestResource", "requestSubResource",
+		"name", "namespace", "operation", "userInfo", "dryRun", "object", "oldObject", "options"}
+)
+
+// fieldSet remembers which of a list of field names were seen.
+type fieldSet uint32
+
+// first reports whether field is seen for the first time (fields not in
+// names always are).
+func (s *fieldSet) first(field string, names []string) bool {
+	for i, n := range names {
+		if n == field {
+			bit := fieldSet(1) << i
+			if *s&bit != 0 {
+				return false
+			}
+			*s |= bit
+			return true
+		}
+	}
+	return true
 }
 
 func isNull(b []byte) bool { return len(b) == 4 && string(b) == "null" }

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	goruntime "runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/semaphore"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -20,8 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
 // Certificate modes.
@@ -53,6 +54,21 @@ type Options struct {
 	HealthProbeBindAddress string
 	// MaxRequestBytes caps an AdmissionReview's size.
 	MaxRequestBytes int64
+	// MaxInflightRequestBytes caps the memory of all request bodies being
+	// read or answered at once.
+	MaxInflightRequestBytes int64
+	// RequestReadTimeout is how long a request body may take to arrive.
+	RequestReadTimeout time.Duration
+	// MaxConnections caps the webhook server's open connections.
+	MaxConnections int
+	// MaxConcurrentReviews caps the reviews decoded and decided at once;
+	// 0 means 2 per CPU (GOMAXPROCS), at least 4.
+	MaxConcurrentReviews int
+	// ShutdownDelay is how long podguard keeps serving after a stop signal,
+	// not ready and closing each connection after its answer, so the
+	// Service's endpoints and the API server's connections move to other
+	// replicas before the listener closes.
+	ShutdownDelay time.Duration
 	// Kubeconfig is a kubeconfig path; empty means in-cluster or $KUBECONFIG.
 	Kubeconfig string
 	// ShutdownTimeout bounds how long in-flight requests may finish on stop.
@@ -64,14 +80,18 @@ type Options struct {
 // DefaultOptions returns the defaults of the command line.
 func DefaultOptions() Options {
 	return Options{
-		Namespace:              "podguard",
-		CertDir:                "",
-		Host:                   "127.0.0.1",
-		Port:                   9443,
-		MetricsBindAddress:     "127.0.0.1:8080",
-		HealthProbeBindAddress: "127.0.0.1:8081",
-		MaxRequestBytes:        4 << 20,
-		ShutdownTimeout:        30 * time.Second,
+		Namespace:               "podguard",
+		CertDir:                 "",
+		Host:                    "127.0.0.1",
+		Port:                    9443,
+		MetricsBindAddress:      "127.0.0.1:8080",
+		HealthProbeBindAddress:  "127.0.0.1:8081",
+		MaxRequestBytes:         4 << 20,
+		MaxInflightRequestBytes: 16 << 20,
+		RequestReadTimeout:      10 * time.Second,
+		MaxConnections:          512,
+		ShutdownDelay:           5 * time.Second,
+		ShutdownTimeout:         30 * time.Second,
 		Builtin: BuiltinCerts{
 			SecretName:        "podguard-webhook-cert",
 			ServiceName:       "podguard-webhook",
@@ -106,8 +126,37 @@ func restConfig(o Options) (*rest.Config, error) {
 	return nil, fmt.Errorf("the built-in certificate mode needs API access (give --kubeconfig, or --cert-dir to serve certificate files): %w", err)
 }
 
-// Run serves until ctx ends, then lets in-flight requests finish.
+// Validate checks the options that cannot be checked by their type.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.MaxRequestBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--max-request-bytes must be greater than 0 (is %d)", o.MaxRequestBytes))
+	}
+	if o.MaxInflightRequestBytes < o.MaxRequestBytes+minChunk {
+		errs = append(errs, fmt.Errorf("--max-inflight-request-bytes (%d) must exceed --max-request-bytes (%d) by at least %d, or no request of the largest size could be read", o.MaxInflightRequestBytes, o.MaxRequestBytes, minChunk))
+	}
+	if o.RequestReadTimeout <= 0 {
+		errs = append(errs, errors.New("--request-read-timeout must be greater than 0"))
+	}
+	if o.MaxConcurrentReviews < 0 {
+		errs = append(errs, errors.New("--max-concurrent-reviews must not be negative (0: 2 per CPU)"))
+	}
+	if o.MaxConnections < 0 {
+		errs = append(errs, errors.New("--max-connections must not be negative (0: no limit)"))
+	}
+	if o.ShutdownDelay < 0 || o.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--shutdown-delay must not be negative and --shutdown-timeout must be greater than 0"))
+	}
+	return errors.Join(errs...)
+}
+
+// Run serves until ctx ends. It then drains: readiness turns false and
+// each connection is closed after its answer for ShutdownDelay, then the
+// listener closes and in-flight requests get ShutdownTimeout to finish.
 func Run(ctx context.Context, o Options, log logr.Logger) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	if o.CertMode == "" {
 		o.CertMode = CertModeDir
 		if o.CertDir == "" {
@@ -143,14 +192,11 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	certs := &certSource{dir: o.CertDir, log: log.WithName("certs"), metrics: metrics}
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
-	whServer := crwebhook.NewServer(crwebhook.Options{
-		Host: o.Host,
-		Port: o.Port,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
-			c.MinVersion = tls.VersionTLS12
-			c.GetCertificate = certs.GetCertificate
-		}, noHTTP2},
-	})
+	whServer := newTLSServer(o.Host, o.Port, &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: certs.GetCertificate,
+		NextProtos:     []string{"http/1.1"},
+	}, o.MaxConnections, o.ShutdownTimeout, log.WithName("webhook"))
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -173,10 +219,16 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	// GetWebhookServer also adds the server to the manager's runnables.
 	srv := mgr.GetWebhookServer()
+	draining := &atomic.Bool{}
+	slots := o.MaxConcurrentReviews
+	if slots == 0 {
+		slots = max(4, 2*goruntime.GOMAXPROCS(0))
+	}
+	limits := bodyLimits{max: o.MaxRequestBytes, readTimeout: o.RequestReadTimeout,
+		budget: semaphore.NewWeighted(o.MaxInflightRequestBytes), slots: semaphore.NewWeighted(int64(slots))}
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
 		h := &Handler{Store: store, Log: log.WithName("admission"), Metrics: metrics, Mutating: mutating}
-		wh := &admission.Webhook{Handler: h, RecoverPanic: ptr.To(true)}
-		srv.Register(path, &reviewHandler{handler: h, fallback: limitBody(wh, o.MaxRequestBytes), max: o.MaxRequestBytes, log: log.WithName("admission")})
+		srv.Register(path, &reviewHandler{handler: h, limits: limits, draining: draining, log: log.WithName("admission"), metrics: metrics})
 	}
 	if err := mgr.Add(store); err != nil {
 		return err
@@ -188,6 +240,12 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		return err
 	}
 	checks := map[string]healthz.Checker{
+		"shutdown": func(*http.Request) error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
 		"webhook-server": whServer.StartedChecker(),
 		"certificate":    certs.Ready,
 		"policy": func(*http.Request) error {
@@ -218,7 +276,26 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	log.Info("starting podguard", "webhook", fmt.Sprintf("%s:%d", o.Host, o.Port), "certMode", o.CertMode, "certDir", o.CertDir,
 		"metrics", o.MetricsBindAddress, "health", o.HealthProbeBindAddress, "policy", policySource(o.PolicyFile))
-	return mgr.Start(ctx)
+	mgrCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	mgrDone := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-mgrDone:
+			return
+		}
+		draining.Store(true)
+		log.Info("stopping: not ready, draining connections", "shutdownDelay", o.ShutdownDelay.String(), "shutdownTimeout", o.ShutdownTimeout.String())
+		select {
+		case <-time.After(o.ShutdownDelay):
+		case <-mgrDone:
+		}
+		stop()
+	}()
+	err = mgr.Start(mgrCtx)
+	close(mgrDone)
+	return err
 }
 
 func policySource(p string) string {
@@ -226,15 +303,4 @@ func policySource(p string) string {
 		return "built-in default"
 	}
 	return p
-}
-
-// limitBody refuses AdmissionReviews above max bytes; the webhook then
-// answers with a well-formed error review.
-func limitBody(h http.Handler, max int64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if max > 0 && r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, max)
-		}
-		h.ServeHTTP(w, r)
-	})
 }

@@ -231,6 +231,13 @@ func NewCA() (*CA, error) {
 	return &CA{cert: cert, key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), serial: 1}, nil
 }
 
+// Pool returns a certificate pool holding the CA, for clients.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
 // Issue writes a new serving certificate (tls.crt) and key (tls.key) into
 // dir, each replaced atomically.
 func (ca *CA) Issue(dir string) error {

@@ -3,8 +3,6 @@ package podspec
 import (
 	"strconv"
 	"strings"
-
-	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 // Segment is one step of a Path: a field name, or a list index when Field is empty.
@@ -79,32 +77,3 @@ func (p Path) JSONPointer() string {
 }
 
 var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
-
-// FieldPath converts the path to apimachinery's field.Path.
-func (p Path) FieldPath() *field.Path {
-	var fp *field.Path
-	for _, s := range p {
-		switch {
-		case s.Field == "" && fp != nil:
-			fp = fp.Index(s.Index)
-		case fp == nil:
-			fp = field.NewPath(s.Field)
-		default:
-			fp = fp.Child(s.Field)
-		}
-	}
-	return fp
-}
-
-// HasPrefix reports whether q is a prefix of p.
-func (p Path) HasPrefix(q Path) bool {
-	if len(q) > len(p) {
-		return false
-	}
-	for i := range q {
-		if p[i] != q[i] {
-			return false
-		}
-	}
-	return true
-}

@@ -31,12 +31,6 @@ type Finding struct {
 	Advisory bool
 }
 
-// FieldError converts the finding to apimachinery's field.Error, with the
-// fix in the detail, as the webhook reports denials.
-func (f Finding) FieldError() *field.Error {
-	return &field.Error{Type: f.Type, Field: f.Path.String(), BadValue: "", Detail: f.Message + "; fix: " + f.Fix}
-}
-
 // Rule is one check with its fix.
 type Rule struct {
 	// ID is the stable camelCase name used in policies and reports.

@@ -7,7 +7,7 @@ package rules
 // image's group (often root's, 0), so it is Required. Fix: set the pod's
 // runAsGroup to the first allowed GID and, when unset, fsGroup to the same
 // (with fsGroupChangePolicy OnRootMismatch) so volumes are writable by the
-// group. Windows pods: as runAsUser, nothing required or injected.
+// group; a pod whose runAsGroup is set gets nothing. Windows pods: as runAsUser, nothing required or injected.
 
 import (
 	"fmt"
@@ -64,7 +64,11 @@ func newRunAsGroup(p *v1alpha1.Policy) Rule {
 		},
 		Fix: func(t *podspec.Target) []change.Change {
 			out := s.fix(t)
-			if t.ContainersOnly || t.Windows() {
+			// fsGroup comes with the injected runAsGroup, so the pod's volumes
+			// are writable by the group it now runs as. A pod whose runAsGroup
+			// is set passes the check and is left alone: a fix never changes
+			// what the check accepts.
+			if len(out) == 0 || t.ContainersOnly || t.Windows() {
 				return out
 			}
 			sc := t.Spec.SecurityContext

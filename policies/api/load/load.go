@@ -51,6 +51,19 @@ func File(path, ownNamespace string) (*v1alpha1.Policy, error) {
 	if path == "" {
 		return Default(ownNamespace), nil
 	}
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Bytes(data, path, ownNamespace)
+}
+
+// ReadFile reads a policy file, refusing one above MaxPolicyBytes and
+// anything but a regular file (a FIFO would block the reader forever).
+func ReadFile(path string) ([]byte, error) {
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading policy %s: not a regular file (%s)", path, info.Mode().Type())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
@@ -63,7 +76,7 @@ func File(path, ownNamespace string) (*v1alpha1.Policy, error) {
 	if len(data) > MaxPolicyBytes {
 		return nil, fmt.Errorf("reading policy %s: larger than %d bytes; a policy file is a few kilobytes", path, MaxPolicyBytes)
 	}
-	return Bytes(data, path, ownNamespace)
+	return data, nil
 }
 
 var lineRE = regexp.MustCompile(`line (\d+)`)

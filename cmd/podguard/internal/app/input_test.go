@@ -230,3 +230,54 @@ func TestChildPodguard(t *testing.T) {
 		}
 	}
 }
+
+// TestServeExitCodes: serve used to exit 1, the code that means "denied",
+// when it could not start; bad flags were accepted and broke every request.
+func TestServeExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	bad := write(t, dir, "policy.yaml", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: sometimes\n")
+	for _, c := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"serve", "--max-request-bytes", "0"}, "--max-request-bytes must be greater than 0"},
+		{[]string{"serve", "--max-request-bytes", "-5"}, "--max-request-bytes must be greater than 0"},
+		{[]string{"serve", "--max-inflight-request-bytes", "1000"}, "--max-inflight-request-bytes"},
+		{[]string{"serve", "--cert-dir", dir, "--policy", bad, "--health-probe-bind-address", "127.0.0.1:0", "--metrics-bind-address", "0", "--port", "0"}, "mode"},
+	} {
+		r := podguard(t, "", c.args...)
+		if r.code != 2 || !strings.Contains(r.err, c.err) {
+			t.Errorf("%v: exit %d, want 2 with %q\n%s", c.args, r.code, c.err, r.err)
+		}
+	}
+}
+
+// TestHostileYAML: alias bombs and deep nesting end with a clean error.
+func TestHostileYAML(t *testing.T) {
+	dir := t.TempDir()
+	var bomb strings.Builder
+	bomb.WriteString("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bomb\n  annotations:\n    a0: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
+	for i := 1; i < 10; i++ {
+		fmt.Fprintf(&bomb, "    a%d: &a%d [*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d,*a%d]\n", i, i, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1, i-1)
+	}
+	bomb.WriteString("spec: {containers: [{name: c, image: x}]}\n")
+	deep := "apiVersion: v1\nkind: Pod\nmetadata: {name: deep}\nspec: {containers: [{name: c, image: x, args: " + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + "}]}\n"
+	deepJSON := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"deep"},"spec":{"containers":[{"name":"c","image":"x","args":` + strings.Repeat("[", 20000) + strings.Repeat("]", 20000) + `}]}}`
+	for name, content := range map[string]string{"bomb.yaml": bomb.String(), "deep.yaml": deep, "deep.json": deepJSON} {
+		p := write(t, dir, name, content)
+		done := make(chan run, 1)
+		go func() { done <- podguard(t, "", "validate", "-f", p) }()
+		select {
+		case r := <-done:
+			if r.code != 2 || !strings.Contains(r.err, name) {
+				t.Errorf("%s: exit %d\n%s%s", name, r.code, r.out, r.err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: no answer within 20s", name)
+		}
+		policy := write(t, dir, "policy-"+name, strings.Replace(content, "apiVersion: v1\nkind: Pod\n", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\n", 1))
+		if r := podguard(t, "", "policy", "check", "-f", policy); r.code != 2 {
+			t.Errorf("policy %s: exit %d", name, r.code)
+		}
+	}
+}

@@ -40,8 +40,12 @@ configurations current and renews the certificate before it expires.`,
 			}
 			zo := zap.Options{Development: logFormat == "console", Level: lvl, DestWriter: s.Err}
 			log := zap.New(zap.UseFlagOptions(&zo)).WithValues("version", versioncmd.Get().Version)
+			if err := o.Validate(); err != nil {
+				return cli.BadInput("%v", err)
+			}
+			setMemoryLimit(log)
 			if err := webhook.Run(cmd.Context(), o, log); err != nil {
-				return &cli.ExitError{Code: 1, Err: err}
+				return &cli.ExitError{Code: cli.ExitBadInput, Err: err}
 			}
 			return nil
 		},
@@ -60,7 +64,12 @@ configurations current and renews the certificate before it expires.`,
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.BoolVar(&o.MetricsSecure, "metrics-secure", false, "serve metrics over HTTPS, authenticated and authorized through the API server")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
-	fs.Int64Var(&o.MaxRequestBytes, "max-request-bytes", o.MaxRequestBytes, "largest AdmissionReview accepted")
+	fs.Int64Var(&o.MaxRequestBytes, "max-request-bytes", o.MaxRequestBytes, "largest AdmissionReview accepted, in bytes")
+	fs.Int64Var(&o.MaxInflightRequestBytes, "max-inflight-request-bytes", o.MaxInflightRequestBytes, "memory all request bodies being read or answered may hold together, in bytes")
+	fs.DurationVar(&o.RequestReadTimeout, "request-read-timeout", o.RequestReadTimeout, "how long a request body may take to arrive")
+	fs.IntVar(&o.MaxConnections, "max-connections", o.MaxConnections, "most connections the webhook server keeps open (0: no limit)")
+	fs.IntVar(&o.MaxConcurrentReviews, "max-concurrent-reviews", 0, "most reviews decoded and decided at once (0: 2 per CPU, at least 4)")
+	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "after SIGTERM, how long to keep serving while not ready, so endpoints and connections move to other replicas")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; default: in-cluster configuration or $KUBECONFIG")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&o.Builtin.SecretName, "cert-secret", o.Builtin.SecretName, "builtin mode: Secret holding the CA and serving certificate (must exist)")
