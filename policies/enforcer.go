@@ -72,11 +72,10 @@ func New(p *v1alpha1.Policy) (*Enforcer, error) {
 		return nil, fmt.Errorf("invalid policy: %w", errs.ToAggregate())
 	}
 	e := &Enforcer{policy: p}
-	settings := p.Rules.Settings()
 	for _, r := range rules.Build(p) {
-		s := settings[r.ID]
+		s := p.Rules[r.ID]
 		if s == nil {
-			return nil, fmt.Errorf("rule %s has no settings in the policy API", r.ID)
+			return nil, fmt.Errorf("the policy has no entry for rule %s (was it defaulted?)", r.ID)
 		}
 		action := s.Action
 		if action == v1alpha1.ActionEnforce && p.Mode != v1alpha1.ActionEnforce {

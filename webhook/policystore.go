@@ -15,6 +15,7 @@ import (
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/rules"
 )
 
 // PolicyStore holds the Enforcer every request uses and swaps it atomically
@@ -71,6 +72,9 @@ func (s *PolicyStore) reload() error {
 			s.metrics.PolicyInfo.Reset()
 			s.metrics.PolicyInfo.WithLabelValues(string(p.Mode), shortSum(sum)).Set(1)
 			s.log.Info("policy loaded", "source", source, "sha256", shortSum(sum), "mode", p.Mode, "exemptions", len(p.Exemptions))
+			for _, w := range rules.PSSWeakenings(p) {
+				s.log.Info("warning: the policy gives up a Pod Security Standards control", "setting", w.Field, "control", w.Control, "detail", w.Detail)
+			}
 			return nil
 		}
 	}

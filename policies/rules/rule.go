@@ -1,12 +1,17 @@
 // Package rules holds podguard's rules, one per file (rule_<ID>.go), each
-// with its check and its fix defined together, and the registry that
-// collects them. Rules are pure functions of a pod spec target and the
-// policy; they never do I/O.
+// with everything that is true of it: its check and its fix defined
+// together, its defaults, its parameters with their defaults and
+// validation, the Pod Security Standards and CIS controls it implements,
+// and its native (CEL) form. The registry collects them; the policy API,
+// the default policy file, policy check, export and audit read the
+// registry and keep no copy. Rules are pure functions of a pod spec target
+// and the policy; they never do I/O.
 package rules
 
 import (
 	"fmt"
 	"sort"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -31,7 +36,7 @@ type Finding struct {
 	Advisory bool
 }
 
-// Rule is one check with its fix.
+// Rule is one check with its fix, built for one policy.
 type Rule struct {
 	// ID is the stable camelCase name used in policies and reports.
 	ID string
@@ -44,16 +49,95 @@ type Rule struct {
 	Fix func(t *podspec.Target) []change.Change
 }
 
-// Constructor builds a rule from the (defaulted) policy's parameters.
-type Constructor func(p *v1alpha1.Policy) Rule
+// PSSLevel is a Pod Security Standards level.
+type PSSLevel string
 
-var registry = map[string]Constructor{}
+// The Pod Security Standards levels.
+const (
+	Baseline   PSSLevel = "baseline"
+	Restricted PSSLevel = "restricted"
+)
 
-func register(id string, c Constructor) {
-	if _, dup := registry[id]; dup {
-		panic(fmt.Sprintf("rule %s registered twice", id))
+// PSSCheck is a check of Kubernetes' Pod Security Admission
+// (k8s.io/pod-security-admission/policy), by its check ID and level.
+type PSSCheck struct {
+	ID    string
+	Level PSSLevel
+}
+
+// CISBenchmark names the CIS Kubernetes Benchmark version the CIS IDs cite.
+const CISBenchmark = "CIS Kubernetes Benchmark v1.10"
+
+// Definition is everything true of one rule, written in its own file.
+type Definition struct {
+	// ID is the rule's stable name.
+	ID string
+	// Order places the rule in the default policy file and in tables.
+	Order int
+	// Action is the rule's default action.
+	Action v1alpha1.Action
+	// Mutate is mutate's default for a fixable rule. Whether a rule is
+	// fixable is not declared: it is whether New builds a Fix.
+	Mutate bool
+	// Doc is the comment above the rule in the default policy file.
+	Doc string
+	// PSS lists the Pod Security Standards checks the rule implements;
+	// empty for a rule beyond the standards.
+	PSS []PSSCheck
+	// CIS lists the CIS Kubernetes Benchmark recommendations it implements.
+	CIS []string
+	// Params returns the rule's parameters, unset; nil when it has none.
+	Params func() v1alpha1.RuleParams
+	// New builds the rule for a defaulted, validated policy.
+	New func(p *v1alpha1.Policy) Rule
+
+	fixable bool
+}
+
+// Fixable reports whether the rule has a fix.
+func (d *Definition) Fixable() bool { return d.fixable }
+
+// Controls renders the rule's controls for people, e.g.
+// "PSS restricted runAsNonRoot; CIS 5.2.7".
+func (d *Definition) Controls() string {
+	var parts []string
+	for _, c := range d.PSS {
+		parts = append(parts, fmt.Sprintf("PSS %s %s", c.Level, c.ID))
 	}
-	registry[id] = c
+	if len(d.PSS) == 0 {
+		parts = append(parts, "beyond PSS")
+	}
+	if len(d.CIS) > 0 {
+		parts = append(parts, "CIS "+strings.Join(d.CIS, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+var registry = map[string]*Definition{}
+
+// register adds a rule. Whether it is fixable is found by building it with
+// its default parameters. It registers the rule's policy settings with the
+// policy API too, so a rule is one file.
+func register(d Definition) {
+	if _, dup := registry[d.ID]; dup {
+		panic(fmt.Sprintf("rule %s registered twice", d.ID))
+	}
+	p := &v1alpha1.Policy{Rules: v1alpha1.Rules{d.ID: &v1alpha1.RuleConfig{}}}
+	if d.Params != nil {
+		params := d.Params()
+		params.Default()
+		p.Rules[d.ID].Params = params
+	}
+	r := d.New(p)
+	if r.ID != d.ID {
+		panic(fmt.Sprintf("rule registered as %s builds %s", d.ID, r.ID))
+	}
+	d.fixable = r.Fix != nil
+	registry[d.ID] = &d
+	v1alpha1.RegisterRuleType(v1alpha1.RuleType{
+		ID: d.ID, Order: d.Order, DefaultAction: d.Action, Fixable: d.fixable, DefaultMutate: d.Mutate && d.fixable,
+		NewParams: d.Params, Doc: strings.TrimSpace(d.Doc) + "\nControls: " + d.Controls(),
+	})
 }
 
 // IDs returns the ID of every registered rule, sorted.
@@ -66,24 +150,41 @@ func IDs() []string {
 	return ids
 }
 
+// Definitions returns every rule's definition, in the order of the default
+// policy file.
+func Definitions() []*Definition {
+	out := make([]*Definition, 0, len(registry))
+	for _, t := range v1alpha1.RuleTypes() {
+		out = append(out, registry[t.ID])
+	}
+	return out
+}
+
+// Lookup returns one rule's definition.
+func Lookup(id string) (*Definition, bool) {
+	d, ok := registry[id]
+	return d, ok
+}
+
 // Build constructs every rule for a defaulted policy, sorted by ID.
 func Build(p *v1alpha1.Policy) []Rule {
 	out := make([]Rule, 0, len(registry))
 	for _, id := range IDs() {
-		r := registry[id](p)
-		if r.ID != id {
-			panic(fmt.Sprintf("rule registered as %s builds %s", id, r.ID))
-		}
-		out = append(out, r)
+		out = append(out, registry[id].New(p))
 	}
 	return out
 }
 
 // Get builds one rule by ID.
 func Get(p *v1alpha1.Policy, id string) (Rule, bool) {
-	c, ok := registry[id]
+	d, ok := registry[id]
 	if !ok {
 		return Rule{}, false
 	}
-	return c(p), true
+	return d.New(p), true
+}
+
+// params returns a rule's parameters from a defaulted policy, typed.
+func params[T v1alpha1.RuleParams](p *v1alpha1.Policy, id string) T {
+	return p.Rules[id].Params.(T)
 }

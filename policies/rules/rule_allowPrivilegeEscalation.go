@@ -18,7 +18,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-func init() { register("allowPrivilegeEscalation", newAllowPrivilegeEscalation) }
+func init() {
+	register(Definition{
+		ID: "allowPrivilegeEscalation", Order: 50, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Doc: `Containers set allowPrivilegeEscalation: false (Docker's no-new-privileges).`,
+		PSS: []PSSCheck{{ID: "allowPrivilegeEscalation", Level: Restricted}},
+		CIS: []string{"5.2.6"},
+		New: newAllowPrivilegeEscalation,
+	})
+}
 
 func newAllowPrivilegeEscalation(*v1alpha1.Policy) Rule {
 	s := containerField{

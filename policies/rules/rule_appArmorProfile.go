@@ -18,7 +18,15 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("appArmorProfile", newAppArmorProfile) }
+func init() {
+	register(Definition{
+		ID: "appArmorProfile", Order: 120, Action: v1alpha1.ActionEnforce,
+		Doc: `AppArmor is never Unconfined (fields and annotations).`,
+		PSS: []PSSCheck{{ID: "appArmorProfile", Level: Baseline}},
+		CIS: []string{"5.7.3"},
+		New: newAppArmorProfile,
+	})
+}
 
 func appArmorTypeOK(t corev1.AppArmorProfileType) bool {
 	return t == corev1.AppArmorProfileTypeRuntimeDefault || t == corev1.AppArmorProfileTypeLocalhost

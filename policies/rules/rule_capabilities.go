@@ -11,6 +11,7 @@ package rules
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -20,12 +21,22 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("capabilities", newCapabilities) }
+func init() {
+	register(Definition{
+		ID: "capabilities", Order: 40, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Doc: `Containers drop ALL capabilities (ALL is appended to drop) and add back
+only these.`,
+		PSS:    []PSSCheck{{ID: "capabilities_baseline", Level: Baseline}, {ID: "capabilities_restricted", Level: Restricted}},
+		CIS:    []string{"5.2.8", "5.2.9", "5.2.10"},
+		Params: func() v1alpha1.RuleParams { return &CapabilitiesParams{} },
+		New:    newCapabilities,
+	})
+}
 
 const capAll corev1.Capability = "ALL"
 
 func newCapabilities(p *v1alpha1.Policy) Rule {
-	allowed := p.Rules.Capabilities.AllowedAdd
+	allowed := params[*CapabilitiesParams](p, "capabilities").AllowedAdd
 	allowedText := quoteList(allowed)
 	if allowedText == "" {
 		allowedText = "none"
@@ -71,4 +82,49 @@ func newCapabilities(p *v1alpha1.Policy) Rule {
 			return out
 		},
 	}
+}
+
+// CapabilitiesParams are the capabilities rule's parameters.
+type CapabilitiesParams struct {
+	// AllowedAdd are the capabilities containers may add after dropping ALL.
+	// Default [NET_BIND_SERVICE], as Pod Security Standard restricted.
+	AllowedAdd []corev1.Capability `json:"allowedAdd,omitempty"`
+}
+
+// pssAllowedAdd is what PSS restricted lets a container add back.
+var pssAllowedAdd = []corev1.Capability{"NET_BIND_SERVICE"}
+
+// Default allows NET_BIND_SERVICE when the list is left out (nil); an
+// explicit empty list allows nothing.
+func (c *CapabilitiesParams) Default() {
+	if c.AllowedAdd == nil {
+		c.AllowedAdd = slices.Clone(pssAllowedAdd)
+	}
+}
+
+// Validate refuses ALL and names Kubernetes would not recognise.
+func (c *CapabilitiesParams) Validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	cp := path.Child("allowedAdd")
+	for i, cap := range c.AllowedAdd {
+		switch {
+		case cap == capAll:
+			errs = append(errs, field.Invalid(cp.Index(i), cap, "adding ALL capabilities cannot be allowed"))
+		case strings.HasPrefix(string(cap), "CAP_") || strings.ToUpper(string(cap)) != string(cap) || cap == "":
+			errs = append(errs, field.Invalid(cp.Index(i), cap, "write capabilities as Kubernetes does: upper case without the CAP_ prefix, e.g. NET_BIND_SERVICE"))
+		}
+	}
+	return errs
+}
+
+// belowRestricted names the allowed capabilities PSS restricted forbids.
+func (c *CapabilitiesParams) belowRestricted(path *field.Path) []Weakening {
+	var out []Weakening
+	for i, cap := range c.AllowedAdd {
+		if !slices.Contains(pssAllowedAdd, cap) {
+			out = append(out, Weakening{Field: path.Child("allowedAdd").Index(i).String(), Control: "PSS restricted capabilities_restricted",
+				Detail: fmt.Sprintf("containers may add %s; restricted allows only NET_BIND_SERVICE", cap)})
+		}
+	}
+	return out
 }

@@ -12,7 +12,15 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("hostPorts", newHostPorts) }
+func init() {
+	register(Definition{
+		ID: "hostPorts", Order: 100, Action: v1alpha1.ActionEnforce,
+		Doc: `No container port binds a hostPort.`,
+		PSS: []PSSCheck{{ID: "hostPorts", Level: Baseline}},
+		CIS: []string{"5.2.13"},
+		New: newHostPorts,
+	})
+}
 
 func newHostPorts(*v1alpha1.Policy) Rule {
 	return Rule{

@@ -15,7 +15,14 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("hostProbesAndLifecycle", newHostProbesAndLifecycle) }
+func init() {
+	register(Definition{
+		ID: "hostProbesAndLifecycle", Order: 170, Action: v1alpha1.ActionEnforce,
+		Doc: `Probes and lifecycle handlers set no host.`,
+		PSS: []PSSCheck{{ID: "hostProbesAndHostLifecycle", Level: Baseline}},
+		New: newHostProbesAndLifecycle,
+	})
+}
 
 func newHostProbesAndLifecycle(*v1alpha1.Policy) Rule {
 	return Rule{

@@ -14,7 +14,13 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("imageTag", newImageTag) }
+func init() {
+	register(Definition{
+		ID: "imageTag", Order: 210, Action: v1alpha1.ActionWarn,
+		Doc: `Images are pinned to a tag other than latest, or to a digest.`,
+		New: newImageTag,
+	})
+}
 
 // imageTagOf returns the tag of an image reference ("" when untagged) and
 // whether it is pinned by digest.

@@ -11,7 +11,15 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("privileged", newPrivileged) }
+func init() {
+	register(Definition{
+		ID: "privileged", Order: 60, Action: v1alpha1.ActionEnforce,
+		Doc: `No privileged containers.`,
+		PSS: []PSSCheck{{ID: "privileged", Level: Baseline}},
+		CIS: []string{"5.2.2"},
+		New: newPrivileged,
+	})
+}
 
 func newPrivileged(*v1alpha1.Policy) Rule {
 	return Rule{

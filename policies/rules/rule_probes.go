@@ -17,7 +17,14 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("probes", newProbes) }
+func init() {
+	register(Definition{
+		ID: "probes", Order: 190, Action: v1alpha1.ActionWarn,
+		Doc: `Long-running containers have liveness and readiness probes (not init,
+sidecar or ephemeral containers, not pods of Jobs and CronJobs).`,
+		New: newProbes,
+	})
+}
 
 func newProbes(*v1alpha1.Policy) Rule {
 	return Rule{

@@ -13,7 +13,15 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("procMount", newProcMount) }
+func init() {
+	register(Definition{
+		ID: "procMount", Order: 140, Action: v1alpha1.ActionEnforce,
+		Doc: `procMount is Default.`,
+		PSS: []PSSCheck{{ID: "procMount", Level: Baseline}, {ID: "procMount_restricted", Level: Restricted}},
+		CIS: []string{"5.7.3"},
+		New: newProcMount,
+	})
+}
 
 func newProcMount(*v1alpha1.Policy) Rule {
 	return Rule{

@@ -19,7 +19,16 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("readOnlyRootFilesystem", newReadOnlyRootFilesystem) }
+func init() {
+	register(Definition{
+		ID: "readOnlyRootFilesystem", Order: 180, Action: v1alpha1.ActionWarn,
+		Doc: `Containers have a read-only root filesystem (Docker's --read-only). With
+mutate: true, it is set and an emptyDir is mounted at /tmp where nothing
+is mounted there.`,
+		CIS: []string{"5.7.3"},
+		New: newReadOnlyRootFilesystem,
+	})
+}
 
 // TmpVolumeName is the emptyDir the readOnlyRootFilesystem fix mounts at /tmp.
 const TmpVolumeName = "podguard-tmp"

@@ -25,12 +25,23 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("resources", newResources) }
+func init() {
+	register(Definition{
+		ID: "resources", Order: 70, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Doc: `Init and regular containers set cpu and memory limits; requests never
+exceed limits; limits never exceed maxLimits when set (e.g. maxLimits:
+{cpu: "4", memory: 8Gi}; none by default). Missing limits get
+defaultLimits (never below the container's own request); where the
+request is missing too, it gets defaultRequests (never above the limit).`,
+		Params: func() v1alpha1.RuleParams { return &ResourcesParams{} },
+		New:    newResources,
+	})
+}
 
 var limitedResources = []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory}
 
 func newResources(p *v1alpha1.Policy) Rule {
-	cfg := p.Rules.Resources
+	cfg := params[*ResourcesParams](p, "resources")
 	defLimit := func(name corev1.ResourceName, c podspec.Container) resource.Quantity {
 		l := cfg.DefaultLimits[name].DeepCopy()
 		if req, ok := c.Resources.Requests[name]; ok && req.Cmp(l) > 0 {
@@ -138,4 +149,66 @@ func newResources(p *v1alpha1.Policy) Rule {
 
 func sortedNames(rl corev1.ResourceList) []corev1.ResourceName {
 	return slices.Sorted(maps.Keys(rl))
+}
+
+// ResourcesParams are the resources rule's parameters.
+type ResourcesParams struct {
+	// DefaultLimits are injected where a container has no limit.
+	// Default cpu 500m, memory 512Mi.
+	DefaultLimits corev1.ResourceList `json:"defaultLimits,omitempty"`
+	// DefaultRequests are injected where a container has neither a request
+	// nor a limit. Default cpu 100m, memory 128Mi.
+	DefaultRequests corev1.ResourceList `json:"defaultRequests,omitempty"`
+	// MaxLimits, when set, caps the limits a container may ask for.
+	MaxLimits corev1.ResourceList `json:"maxLimits,omitempty"`
+}
+
+// Default sets the default limits and requests when left out.
+func (r *ResourcesParams) Default() {
+	if r.DefaultLimits == nil {
+		r.DefaultLimits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("512Mi")}
+	}
+	if r.DefaultRequests == nil {
+		r.DefaultRequests = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")}
+	}
+}
+
+// Validate checks that limits exist for cpu and memory and that requests
+// and limits are consistent with each other and with maxLimits.
+func (r *ResourcesParams) Validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	errs = append(errs, validateResourceList(r.DefaultLimits, path.Child("defaultLimits"))...)
+	errs = append(errs, validateResourceList(r.DefaultRequests, path.Child("defaultRequests"))...)
+	errs = append(errs, validateResourceList(r.MaxLimits, path.Child("maxLimits"))...)
+	for _, name := range limitedResources {
+		lim, hasLim := r.DefaultLimits[name]
+		if !hasLim {
+			errs = append(errs, field.Required(path.Child("defaultLimits").Key(string(name)), "the resources rule injects a limit for cpu and memory"))
+		}
+		req, hasReq := r.DefaultRequests[name]
+		if hasLim && hasReq && req.Cmp(lim) > 0 {
+			errs = append(errs, field.Invalid(path.Child("defaultRequests").Key(string(name)), req.String(), fmt.Sprintf("must not exceed defaultLimits.%s (%s)", name, lim.String())))
+		}
+		if max, ok := r.MaxLimits[name]; ok && hasLim && lim.Cmp(max) > 0 {
+			errs = append(errs, field.Invalid(path.Child("defaultLimits").Key(string(name)), lim.String(), fmt.Sprintf("must not exceed maxLimits.%s (%s)", name, max.String())))
+		}
+	}
+	return errs
+}
+
+func validateResourceList(rl corev1.ResourceList, path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, name := range sortedNames(rl) {
+		q := rl[name]
+		switch name {
+		case corev1.ResourceCPU, corev1.ResourceMemory, corev1.ResourceEphemeralStorage:
+		default:
+			errs = append(errs, field.NotSupported(path.Key(string(name)), name, []string{"cpu", "memory", "ephemeral-storage"}))
+			continue
+		}
+		if q.Sign() <= 0 {
+			errs = append(errs, field.Invalid(path.Key(string(name)), q.String(), "must be greater than zero"))
+		}
+	}
+	return errs
 }

@@ -22,10 +22,20 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("runAsGroup", newRunAsGroup) }
+func init() {
+	register(Definition{
+		ID: "runAsGroup", Order: 20, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Doc: `Containers run as one of these primary GIDs; the first is injected as
+runAsGroup, and as fsGroup (with fsGroupChangePolicy: OnRootMismatch)
+when unset. fsGroup and supplementalGroups must never be 0.`,
+		CIS:    []string{"5.7.3"},
+		Params: func() v1alpha1.RuleParams { return &RunAsGroupParams{} },
+		New:    newRunAsGroup,
+	})
+}
 
 func newRunAsGroup(p *v1alpha1.Policy) Rule {
-	allowed := p.Rules.RunAsGroup.AllowedGIDs
+	allowed := params[*RunAsGroupParams](p, "runAsGroup").AllowedGIDs
 	s := podDefault[int64]{
 		id:        "runAsGroup",
 		field:     []string{"runAsGroup"},
@@ -81,4 +91,23 @@ func newRunAsGroup(p *v1alpha1.Policy) Rule {
 			return out
 		},
 	}
+}
+
+// RunAsGroupParams are the runAsGroup rule's parameters.
+type RunAsGroupParams struct {
+	// AllowedGIDs are the primary group IDs containers may run as; the first
+	// is injected as runAsGroup and fsGroup. Default [1000]. 0 is never allowed.
+	AllowedGIDs []int64 `json:"allowedGIDs,omitempty"`
+}
+
+// Default sets AllowedGIDs to [1000] when empty.
+func (r *RunAsGroupParams) Default() {
+	if len(r.AllowedGIDs) == 0 {
+		r.AllowedGIDs = []int64{v1alpha1.DefaultGID}
+	}
+}
+
+// Validate refuses root's group and out-of-range or duplicate IDs.
+func (r *RunAsGroupParams) Validate(path *field.Path) field.ErrorList {
+	return validateIDs(r.AllowedGIDs, path.Child("allowedGIDs"), "GID 0 is root's group; choose a non-root group")
 }

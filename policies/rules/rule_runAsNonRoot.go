@@ -15,7 +15,15 @@ import (
 	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
-func init() { register("runAsNonRoot", newRunAsNonRoot) }
+func init() {
+	register(Definition{
+		ID: "runAsNonRoot", Order: 30, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Doc: `Containers run with runAsNonRoot: true (injected at pod level).`,
+		PSS: []PSSCheck{{ID: "runAsNonRoot", Level: Restricted}},
+		CIS: []string{"5.2.7"},
+		New: newRunAsNonRoot,
+	})
+}
 
 func newRunAsNonRoot(*v1alpha1.Policy) Rule {
 	s := podDefault[bool]{

@@ -21,10 +21,20 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("runAsUser", newRunAsUser) }
+func init() {
+	register(Definition{
+		ID: "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Doc: `Containers run as one of these UIDs; the first is injected as the pod's
+securityContext.runAsUser when neither pod nor container sets one.`,
+		PSS:    []PSSCheck{{ID: "runAsUser", Level: Restricted}},
+		CIS:    []string{"5.2.7", "5.7.3"},
+		Params: func() v1alpha1.RuleParams { return &RunAsUserParams{} },
+		New:    newRunAsUser,
+	})
+}
 
 func newRunAsUser(p *v1alpha1.Policy) Rule {
-	allowed := p.Rules.RunAsUser.AllowedUIDs
+	allowed := params[*RunAsUserParams](p, "runAsUser").AllowedUIDs
 	s := podDefault[int64]{
 		id:        "runAsUser",
 		field:     []string{"runAsUser"},
@@ -86,4 +96,23 @@ func joinInts(v []int64) string {
 		s += strconv.FormatInt(x, 10)
 	}
 	return s
+}
+
+// RunAsUserParams are the runAsUser rule's parameters.
+type RunAsUserParams struct {
+	// AllowedUIDs are the user IDs containers may run as. The first is
+	// injected when none is set. Default [1000]. 0 (root) is never allowed.
+	AllowedUIDs []int64 `json:"allowedUIDs,omitempty"`
+}
+
+// Default sets AllowedUIDs to [1000] when empty.
+func (r *RunAsUserParams) Default() {
+	if len(r.AllowedUIDs) == 0 {
+		r.AllowedUIDs = []int64{v1alpha1.DefaultUID}
+	}
+}
+
+// Validate refuses root and out-of-range or duplicate IDs.
+func (r *RunAsUserParams) Validate(path *field.Path) field.ErrorList {
+	return validateIDs(r.AllowedUIDs, path.Child("allowedUIDs"), "UID 0 is root; the policy requires a non-root user")
 }

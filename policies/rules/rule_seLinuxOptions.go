@@ -16,7 +16,15 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("seLinuxOptions", newSELinuxOptions) }
+func init() {
+	register(Definition{
+		ID: "seLinuxOptions", Order: 130, Action: v1alpha1.ActionEnforce,
+		Doc: `SELinux: container types only, no user or role.`,
+		PSS: []PSSCheck{{ID: "seLinuxOptions", Level: Baseline}},
+		CIS: []string{"5.7.3"},
+		New: newSELinuxOptions,
+	})
+}
 
 var seLinuxTypes = sets.New("", "container_t", "container_init_t", "container_kvm_t", "container_engine_t")
 

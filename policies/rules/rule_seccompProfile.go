@@ -13,7 +13,16 @@ import (
 	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
-func init() { register("seccompProfile", newSeccompProfile) }
+func init() {
+	register(Definition{
+		ID: "seccompProfile", Order: 80, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Doc: `Containers run under the RuntimeDefault or a Localhost seccomp profile
+(RuntimeDefault is injected at pod level).`,
+		PSS: []PSSCheck{{ID: "seccompProfile_baseline", Level: Baseline}, {ID: "seccompProfile_restricted", Level: Restricted}},
+		CIS: []string{"5.7.2"},
+		New: newSeccompProfile,
+	})
+}
 
 func newSeccompProfile(*v1alpha1.Policy) Rule {
 	s := podDefault[corev1.SeccompProfile]{

@@ -9,6 +9,7 @@ package rules
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,14 +20,23 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("secretsInEnv", newSecretsInEnv) }
+func init() {
+	register(Definition{
+		ID: "secretsInEnv", Order: 200, Action: v1alpha1.ActionWarn,
+		Doc: `Env vars whose names match one of these regular expressions take their
+value from a Secret (valueFrom.secretKeyRef), never from a literal value.`,
+		CIS:    []string{"5.4.1"},
+		Params: func() v1alpha1.RuleParams { return &SecretsInEnvParams{} },
+		New:    newSecretsInEnv,
+	})
+}
 
 const secretNameCacheSize = 4096
 
 func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 	// One alternation matches in one pass, however many patterns there are.
 	var alts []string
-	for _, s := range p.Rules.SecretsInEnv.NamePatterns {
+	for _, s := range params[*SecretsInEnvParams](p, "secretsInEnv").NamePatterns {
 		alts = append(alts, "(?:"+s+")")
 	}
 	// The policy was validated, so every pattern compiles; an empty list
@@ -69,4 +79,40 @@ func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 			return out
 		},
 	}
+}
+
+// SecretsInEnvParams are the secretsInEnv rule's parameters.
+type SecretsInEnvParams struct {
+	// NamePatterns are regular expressions (RE2); an env var whose name
+	// matches one must not carry a literal value.
+	NamePatterns []string `json:"namePatterns,omitempty"`
+}
+
+// DefaultSecretNamePatterns match env var names that look like they hold a secret.
+var DefaultSecretNamePatterns = []string{
+	`(?i)passw(or)?d`,
+	`(?i)secret`,
+	`(?i)token`,
+	`(?i)api_?key`,
+	`(?i)private_?key`,
+	`(?i)access_?key`,
+	`(?i)credential`,
+}
+
+// Default sets the name patterns when left out.
+func (s *SecretsInEnvParams) Default() {
+	if len(s.NamePatterns) == 0 {
+		s.NamePatterns = slices.Clone(DefaultSecretNamePatterns)
+	}
+}
+
+// Validate checks that every pattern compiles.
+func (s *SecretsInEnvParams) Validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for i, pat := range s.NamePatterns {
+		if _, err := regexp.Compile(pat); err != nil {
+			errs = append(errs, field.Invalid(path.Child("namePatterns").Index(i), pat, "not a valid regular expression: "+err.Error()))
+		}
+	}
+	return errs
 }

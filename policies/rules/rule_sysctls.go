@@ -13,7 +13,15 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("sysctls", newSysctls) }
+func init() {
+	register(Definition{
+		ID: "sysctls", Order: 150, Action: v1alpha1.ActionEnforce,
+		Doc: `Only the safe sysctls.`,
+		PSS: []PSSCheck{{ID: "sysctls", Level: Baseline}},
+		CIS: []string{"5.7.3"},
+		New: newSysctls,
+	})
+}
 
 var safeSysctls = sets.New(
 	"kernel.shm_rmid_forced",

@@ -15,7 +15,17 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("volumeTypes", newVolumeTypes) }
+func init() {
+	register(Definition{
+		ID: "volumeTypes", Order: 110, Action: v1alpha1.ActionEnforce,
+		Doc: `Only configMap, csi, downwardAPI, emptyDir, ephemeral, image,
+persistentVolumeClaim, projected and secret volumes: no hostPath, no bind
+mounts.`,
+		PSS: []PSSCheck{{ID: "hostPathVolumes", Level: Baseline}, {ID: "restrictedVolumes", Level: Restricted}},
+		CIS: []string{"5.2.12"},
+		New: newVolumeTypes,
+	})
+}
 
 // volumeType names the source of a volume the restricted level forbids, or
 // returns "" for an allowed one.

@@ -12,7 +12,15 @@ import (
 	"podguard.dev/podguard/policies/podspec"
 )
 
-func init() { register("windowsHostProcess", newWindowsHostProcess) }
+func init() {
+	register(Definition{
+		ID: "windowsHostProcess", Order: 160, Action: v1alpha1.ActionEnforce,
+		Doc: `No Windows HostProcess containers.`,
+		PSS: []PSSCheck{{ID: "windowsHostProcess", Level: Baseline}},
+		CIS: []string{"5.2.11"},
+		New: newWindowsHostProcess,
+	})
+}
 
 func newWindowsHostProcess(*v1alpha1.Policy) Rule {
 	return Rule{

@@ -28,8 +28,9 @@ var update = flag.Bool("update", false, "rewrite the golden files of fix fixture
 
 // TestRegistryMatchesFilesAndFixtures proves the rule set is complete and
 // consistent: registry, rule_<ID>.go files, testdata/<ID> folders and the
-// policy API's rule list name the same rules, and a rule has a fix exactly
-// when the policy API says it accepts mutate.
+// policy API's rule types name the same rules (the rule files register
+// both), and a rule has a fix exactly when the policy API says it accepts
+// mutate.
 func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 	registry := rules.IDs()
 
@@ -51,20 +52,8 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 		}
 	}
 
-	var fromAPI []string
-	for id := range v1alpha1.RuleDefaults {
-		fromAPI = append(fromAPI, id)
-	}
-	sort.Strings(fromAPI)
-
-	var fromSettings []string
-	var r v1alpha1.Rules
-	for id := range r.Settings() {
-		fromSettings = append(fromSettings, id)
-	}
-	sort.Strings(fromSettings)
-
-	for name, got := range map[string][]string{"rule files": fromFiles, "fixture folders": fromFixtures, "RuleDefaults": fromAPI, "Policy rules fields": fromSettings} {
+	fromAPI := v1alpha1.RuleIDs()
+	for name, got := range map[string][]string{"rule files": fromFiles, "fixture folders": fromFixtures, "policy API rule types": fromAPI} {
 		if !slices.Equal(registry, got) {
 			t.Errorf("registry %v != %s %v", registry, name, got)
 		}
@@ -72,8 +61,12 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 
 	p := load.Default("")
 	for _, rule := range rules.Build(p) {
-		if fixable := rule.Fix != nil; fixable != v1alpha1.RuleDefaults[rule.ID].Fixable {
-			t.Errorf("rule %s: has fix = %v, but the policy API says fixable = %v", rule.ID, fixable, !fixable)
+		rt, _ := v1alpha1.RuleTypeOf(rule.ID)
+		if fixable := rule.Fix != nil; fixable != rt.Fixable {
+			t.Errorf("rule %s: has fix = %v, but the policy API says fixable = %v", rule.ID, fixable, rt.Fixable)
+		}
+		if d, _ := rules.Lookup(rule.ID); strings.TrimSpace(d.Doc) == "" || d.Order == 0 {
+			t.Errorf("rule %s has no policy-file comment or no order", rule.ID)
 		}
 		for _, kind := range []string{"pass", "fail"} {
 			if n := len(fixtureFiles(t, rule.ID, kind)); n == 0 {

@@ -182,3 +182,21 @@ func quoteList[T ~string](items []T) string {
 	}
 	return strings.Join(q, ", ")
 }
+
+// validateIDs checks a list of UIDs or GIDs: never 0, in range, no duplicates.
+func validateIDs(ids []int64, path *field.Path, rootMsg string) field.ErrorList {
+	var errs field.ErrorList
+	seen := map[int64]bool{}
+	for i, id := range ids {
+		switch {
+		case id == 0:
+			errs = append(errs, field.Invalid(path.Index(i), id, rootMsg))
+		case id < 0 || id > 2147483647:
+			errs = append(errs, field.Invalid(path.Index(i), id, "must be between 1 and 2147483647"))
+		case seen[id]:
+			errs = append(errs, field.Duplicate(path.Index(i), id))
+		}
+		seen[id] = true
+	}
+	return errs
+}

@@ -10,15 +10,17 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	sigsjson "sigs.k8s.io/json"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/api/validation"
+	// The rules register their policy settings with the policy API.
+	_ "podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/policies/yamlpath"
 )
 
@@ -102,51 +104,66 @@ func Bytes(data []byte, source, ownNamespace string) (*v1alpha1.Policy, error) {
 		return nil, fail(fmt.Sprintf("line %d: a policy must be a mapping with apiVersion: %s and kind: %s", node.Line, v1alpha1.APIVersion, v1alpha1.PolicyKind))
 	}
 
+	if dups := duplicateKeys(node.Content[0]); len(dups) > 0 {
+		return nil, fail(dups...)
+	}
 	js, err := sigsyaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, fail(strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
+		return nil, fail(yamlProblem(strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")))
 	}
 	p := &v1alpha1.Policy{}
-	strictErrs, err := sigsjson.UnmarshalStrict(js, p, sigsjson.DisallowDuplicateFields, sigsjson.DisallowUnknownFields)
-	if err != nil {
-		return nil, fail(decodeProblem(err.Error(), &node))
-	}
-	var problems []string
-	for _, se := range strictErrs {
-		problems = append(problems, decodeProblem(se.Error(), &node))
-	}
+	errs := decodeStrict(js, p)
 	if p.APIVersion == "" {
-		problems = append(problems, withLine(&node, "apiVersion", "Required value: set apiVersion: "+v1alpha1.APIVersion))
+		errs = append(errs, field.Required(field.NewPath("apiVersion"), "set apiVersion: "+v1alpha1.APIVersion))
 	}
 	if p.Kind == "" {
-		problems = append(problems, withLine(&node, "kind", "Required value: set kind: "+v1alpha1.PolicyKind))
+		errs = append(errs, field.Required(field.NewPath("kind"), "set kind: "+v1alpha1.PolicyKind))
 	}
-	if len(problems) > 0 {
-		return nil, fail(problems...)
+	// Validate what did decode too, so one run reports every problem; a
+	// field that did not decode is not judged again.
+	broken := map[string]bool{}
+	for _, e := range errs {
+		broken[e.Field] = true
 	}
 	v1alpha1.SetDefaults(p, ownNamespace)
-	if errs := validation.ValidatePolicy(p); len(errs) > 0 {
+	for _, e := range validation.ValidatePolicy(p) {
+		if !broken[e.Field] && !(e.Field == "apiVersion" && p.APIVersion == v1alpha1.APIVersion) {
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
 		return nil, fail(fieldProblems(errs, &node)...)
 	}
 	return p, nil
 }
 
-var structFieldRE = regexp.MustCompile(`Go struct field [A-Za-z0-9]+\.(\S+) of type`)
-
-var quotedPath = regexp.MustCompile(`field "([^"]+)"`)
-
-// decodeProblem adds the line of the field a decoding error names.
-func decodeProblem(msg string, node *yaml.Node) string {
-	msg = strings.TrimPrefix(msg, "json: ")
-	if m := quotedPath.FindStringSubmatch(msg); m != nil {
-		return withLine(node, m[1], msg)
+// duplicateKeys reports every key defined twice in a mapping, with both
+// lines: decoders disagree on which one wins.
+func duplicateKeys(n *yaml.Node) []string {
+	var out []string
+	if n.Kind == yaml.MappingNode {
+		seen := map[string]int{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if first, dup := seen[k.Value]; dup {
+				out = append(out, fmt.Sprintf("line %d: key %q already defined at line %d", k.Line, k.Value, first))
+			} else {
+				seen[k.Value] = k.Line
+			}
+		}
 	}
-	if m := lineRE.FindStringSubmatch(msg); m != nil {
-		return msg
+	for _, c := range n.Content {
+		out = append(out, duplicateKeys(c)...)
 	}
-	// Type errors name the field as "Go struct field T.rules.x": find its line too.
-	if m := structFieldRE.FindStringSubmatch(msg); m != nil {
-		return withLine(node, m[1], msg)
+	return out
+}
+
+// yamlProblem keeps every line number of a YAML error ("mapping key
+// already defined at line 3") and puts the first one in front.
+func yamlProblem(msg string) string {
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	if m := lineRE.FindStringSubmatch(msg); m != nil && !strings.HasPrefix(msg, "line ") {
+		return "line " + m[1] + ": " + msg
 	}
 	return msg
 }
@@ -162,9 +179,22 @@ func withLine(node *yaml.Node, path, msg string) string {
 }
 
 func fieldProblems(errs field.ErrorList, node *yaml.Node) []string {
-	out := make([]string, 0, len(errs))
+	type problem struct {
+		line int
+		text string
+	}
+	ps := make([]problem, 0, len(errs))
 	for _, e := range errs {
-		out = append(out, withLine(node, e.Field, e.ErrorBody()))
+		body := e.ErrorBody()
+		if e.Type == field.ErrorTypeNotSupported && e.BadValue == (field.OmitValueType{}) {
+			body = e.Detail // an unknown field: the detail says it all
+		}
+		ps = append(ps, problem{yamlpath.LineOf(node, e.Field), withLine(node, e.Field, body)})
+	}
+	sort.SliceStable(ps, func(i, j int) bool { return ps[i].line < ps[j].line })
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.text
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 
 	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/rules"
 )
 
 func TestEmptyIsDefault(t *testing.T) {
@@ -37,10 +38,12 @@ func TestPrintedDefaultIsDefault(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	p := load.Default("")
-	if p.Rules.RunAsUser.AllowedUIDs[0] != 1000 || p.Rules.RunAsGroup.AllowedGIDs[0] != 1000 {
-		t.Errorf("default UID/GID: %v %v", p.Rules.RunAsUser.AllowedUIDs, p.Rules.RunAsGroup.AllowedGIDs)
+	uids := p.Rules["runAsUser"].Params.(*rules.RunAsUserParams).AllowedUIDs
+	gids := p.Rules["runAsGroup"].Params.(*rules.RunAsGroupParams).AllowedGIDs
+	if uids[0] != 1000 || gids[0] != 1000 {
+		t.Errorf("default UID/GID: %v %v", uids, gids)
 	}
-	if got := p.Rules.ReadOnlyRootFilesystem; got.Action != v1alpha1.ActionWarn || v1alpha1.Bool(got.Mutate) {
+	if got := p.Rules["readOnlyRootFilesystem"]; got.Action != v1alpha1.ActionWarn || v1alpha1.Bool(got.Mutate) {
 		t.Errorf("readOnlyRootFilesystem defaults: %+v", got)
 	}
 	if len(p.Exemptions) != 2 || p.Exemptions[1].Namespaces[0] != "podguard" {
@@ -89,6 +92,12 @@ func TestErrors(t *testing.T) {
 		{"not a mapping", "- a\n- b\n", []string{"must be a mapping"}},
 		{"two documents", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\n---\nkind: Policy\n", []string{"one document"}},
 		{"malformed", "apiVersion: [\n", []string{"policy.yaml"}},
+		{"bad quantity", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  resources:\n    defaultLimits: {cpu: lots}\n",
+			[]string{"line 5", "rules.resources.defaultLimits[cpu]", "quantities must match"}},
+		{"action of the wrong type", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  privileged:\n    action: [warn]\n",
+			[]string{"line 5", "rules.privileged.action", "an action is one of"}},
+		{"duplicate key", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  privileged: {}\n  privileged: {}\n",
+			[]string{"line 5", "already defined at line 4"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -105,5 +114,38 @@ func TestErrors(t *testing.T) {
 				t.Errorf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// TestEveryErrorReported: a decoding error used to hide the others.
+func TestEveryErrorReported(t *testing.T) {
+	in := `apiVersion: podguard.dev/v1alpha1
+kind: Policy
+mode: sometimes
+rules:
+  privileged:
+    action: [warn]
+  resources:
+    defaultLimits: {cpu: lots}
+  runAsUser:
+    allowedUIDs: [0]
+    allowedUid: [5]
+exemptions:
+- namespaces: [dev]
+`
+	_, err := load.Bytes([]byte(in), "p.yaml", "")
+	if err == nil {
+		t.Fatal("no error")
+	}
+	want := []string{"line 3: mode", "line 6: rules.privileged.action", "line 8: rules.resources.defaultLimits[cpu]", "line 8: rules.resources.defaultLimits[memory]: Required",
+		"line 10: rules.runAsUser.allowedUIDs[0]", `line 11: unknown field "rules.runAsUser.allowedUid"`, "line 13: exemptions[0].reason"}
+	lines := strings.Split(err.Error(), "\n")[1:]
+	if len(lines) != len(want) {
+		t.Errorf("%d problems, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if i < len(lines) && !strings.Contains(lines[i], w) {
+			t.Errorf("problem %d: %q, want %q", i, lines[i], w)
+		}
 	}
 }

@@ -3,7 +3,11 @@ package v1alpha1
 import (
 	"bytes"
 	_ "embed"
+	"encoding/json"
+	"strings"
 	"text/template"
+
+	yaml "go.yaml.in/yaml/v3"
 )
 
 //go:embed default-policy.yaml.tmpl
@@ -11,17 +15,104 @@ var defaultPolicyTemplate string
 
 var defaultPolicy = template.Must(template.New("default-policy").Parse(defaultPolicyTemplate))
 
-// DefaultPolicyYAML returns the default policy as a commented policy file.
-// A test decodes it and compares it with SetDefaults, so the two cannot drift.
+// DefaultPolicyYAML returns the default policy as a commented policy file:
+// the rules section is written from the registered rule types (their
+// comments, defaults and parameters), so it cannot drift from them. A test
+// decodes it and compares it with SetDefaults.
 func DefaultPolicyYAML(ownNamespace string) []byte {
 	if ownNamespace == "" {
 		ownNamespace = DefaultNamespace
 	}
+	p := &Policy{}
+	SetDefaults(p, ownNamespace)
+	var rules strings.Builder
+	for _, t := range RuleTypes() {
+		for _, l := range strings.Split(strings.TrimSpace(t.Doc), "\n") {
+			rules.WriteString(strings.TrimRight("  # "+l, " ") + "\n")
+		}
+		rules.WriteString("  " + t.ID + ":\n")
+		rules.WriteString(indent(ruleYAML(p.Rules[t.ID]), "    "))
+	}
 	var b bytes.Buffer
 	// The template and its data are fixed: execution cannot fail.
 	_ = defaultPolicy.Execute(&b, struct {
-		Namespace      string
-		SecretPatterns []string
-	}{ownNamespace, DefaultSecretNamePatterns})
+		Namespace string
+		Rules     string
+	}{ownNamespace, strings.TrimRight(rules.String(), "\n")})
 	return b.Bytes()
+}
+
+// ruleYAML writes a rule's entry in block style, with lists of scalars in
+// flow style ([1000]) as people write them.
+func ruleYAML(c *RuleConfig) string {
+	js, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // rule parameters are plain data
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(js, &n); err != nil {
+		panic(err)
+	}
+	// JSON object keys come back sorted from the map in MarshalJSON; put
+	// action and mutate first.
+	style(&n)
+	m := n.Content[0]
+	front := func(key string) {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if m.Content[i].Value == key && i > 0 {
+				k, v := m.Content[i], m.Content[i+1]
+				m.Content = append(m.Content[:i], m.Content[i+2:]...)
+				m.Content = append([]*yaml.Node{k, v}, m.Content...)
+				return
+			}
+		}
+	}
+	front("mutate")
+	front("action")
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		panic(err)
+	}
+	return b.String()
+}
+
+func style(n *yaml.Node) {
+	n.Style = 0
+	if n.Kind == yaml.SequenceNode {
+		flow := true
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				flow = false
+			}
+		}
+		if flow {
+			n.Style = yaml.FlowStyle
+		}
+	}
+	for _, c := range n.Content {
+		if c.Kind == yaml.ScalarNode {
+			c.Style = 0
+			if c.Tag == "!!str" && needsQuotes(c.Value) {
+				c.Style = yaml.SingleQuotedStyle
+			}
+			continue
+		}
+		style(c)
+	}
+}
+
+// needsQuotes keeps strings that YAML would read as something else, or
+// that hold regular-expression syntax, quoted.
+func needsQuotes(s string) bool {
+	return strings.ContainsAny(s, "()[]{}?*|\\:#,'\"&!%@`") || s == "" || strings.TrimSpace(s) != s
+}
+
+func indent(s, by string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString(by + l + "\n")
+	}
+	return b.String()
 }

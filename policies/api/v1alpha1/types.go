@@ -7,9 +7,10 @@ package v1alpha1
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
 const (
@@ -49,7 +50,8 @@ type Policy struct {
 	// Mutation holds settings of the mutating side.
 	Mutation Mutation `json:"mutation,omitempty"`
 
-	// Rules configures each rule by its ID. Rules left out keep their defaults.
+	// Rules configures each rule by its ID. Rules left out keep their
+	// defaults; every rule has an entry once defaulted.
 	Rules Rules `json:"rules,omitempty"`
 
 	// Exemptions lists who or what a rule does not apply to. Left out (null),
@@ -75,74 +77,80 @@ type RuleSettings struct {
 	Mutate *bool `json:"mutate,omitempty"`
 }
 
-// Rules holds one entry per rule ID. Unknown IDs are decoding errors.
-type Rules struct {
-	RunAsUser                RunAsUserRule    `json:"runAsUser,omitempty"`
-	RunAsGroup               RunAsGroupRule   `json:"runAsGroup,omitempty"`
-	RunAsNonRoot             RuleSettings     `json:"runAsNonRoot,omitempty"`
-	Capabilities             CapabilitiesRule `json:"capabilities,omitempty"`
-	AllowPrivilegeEscalation RuleSettings     `json:"allowPrivilegeEscalation,omitempty"`
-	Privileged               RuleSettings     `json:"privileged,omitempty"`
-	Resources                ResourcesRule    `json:"resources,omitempty"`
-	SeccompProfile           RuleSettings     `json:"seccompProfile,omitempty"`
-	HostNamespaces           RuleSettings     `json:"hostNamespaces,omitempty"`
-	HostPorts                RuleSettings     `json:"hostPorts,omitempty"`
-	VolumeTypes              RuleSettings     `json:"volumeTypes,omitempty"`
-	AppArmorProfile          RuleSettings     `json:"appArmorProfile,omitempty"`
-	SELinuxOptions           RuleSettings     `json:"seLinuxOptions,omitempty"`
-	ProcMount                RuleSettings     `json:"procMount,omitempty"`
-	Sysctls                  RuleSettings     `json:"sysctls,omitempty"`
-	WindowsHostProcess       RuleSettings     `json:"windowsHostProcess,omitempty"`
-	HostProbesAndLifecycle   RuleSettings     `json:"hostProbesAndLifecycle,omitempty"`
-	ReadOnlyRootFilesystem   RuleSettings     `json:"readOnlyRootFilesystem,omitempty"`
-	Probes                   RuleSettings     `json:"probes,omitempty"`
-	SecretsInEnv             SecretsInEnvRule `json:"secretsInEnv,omitempty"`
-	ImageTag                 RuleSettings     `json:"imageTag,omitempty"`
+// RuleParams are a rule's own parameters (allowed UIDs, default limits...).
+// Each rule defines its type, defaults and validation in its own file
+// (policies/rules) and registers it with RegisterRuleType.
+type RuleParams interface {
+	// Default fills the parameters left unset.
+	Default()
+	// Validate returns every problem of defaulted parameters; path is the
+	// rule's path in the policy (rules.<ID>).
+	Validate(path *field.Path) field.ErrorList
 }
 
-// RunAsUserRule configures the runAsUser rule.
-type RunAsUserRule struct {
-	RuleSettings `json:",inline"`
-	// AllowedUIDs are the user IDs containers may run as. The first is
-	// injected when none is set. Default [1000]. 0 (root) is never allowed.
-	AllowedUIDs []int64 `json:"allowedUIDs,omitempty"`
+// RuleConfig is one rule's entry in a policy: its settings and, in the
+// same mapping of the file, its parameters.
+type RuleConfig struct {
+	RuleSettings
+	// Params holds the rule's parameters; nil for a rule that has none.
+	Params RuleParams
 }
 
-// RunAsGroupRule configures the runAsGroup rule.
-type RunAsGroupRule struct {
-	RuleSettings `json:",inline"`
-	// AllowedGIDs are the primary group IDs containers may run as; the first
-	// is injected as runAsGroup and fsGroup. Default [1000]. 0 is never allowed.
-	AllowedGIDs []int64 `json:"allowedGIDs,omitempty"`
+// MarshalJSON writes the settings and the parameters as one mapping, as
+// the policy file has them.
+func (c RuleConfig) MarshalJSON() ([]byte, error) {
+	out := map[string]json.RawMessage{}
+	for _, part := range []any{c.RuleSettings, c.Params} {
+		if part == nil || (reflect.ValueOf(part).Kind() == reflect.Pointer && reflect.ValueOf(part).IsNil()) {
+			continue
+		}
+		b, err := json.Marshal(part)
+		if err != nil {
+			return nil, err
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return json.Marshal(out)
 }
 
-// CapabilitiesRule configures the capabilities rule.
-type CapabilitiesRule struct {
-	RuleSettings `json:",inline"`
-	// AllowedAdd are the capabilities containers may add after dropping ALL.
-	// Default [NET_BIND_SERVICE], as Pod Security Standard restricted.
-	AllowedAdd []corev1.Capability `json:"allowedAdd,omitempty"`
-}
+// Rules holds one entry per rule ID. Which IDs exist, and the type of each
+// rule's parameters, come from the rules themselves (RegisterRuleType).
+type Rules map[string]*RuleConfig
 
-// ResourcesRule configures the resources rule.
-type ResourcesRule struct {
-	RuleSettings `json:",inline"`
-	// DefaultLimits are injected where a container has no limit.
-	// Default cpu 500m, memory 512Mi.
-	DefaultLimits corev1.ResourceList `json:"defaultLimits,omitempty"`
-	// DefaultRequests are injected where a container has neither a request
-	// nor a limit. Default cpu 100m, memory 128Mi.
-	DefaultRequests corev1.ResourceList `json:"defaultRequests,omitempty"`
-	// MaxLimits, when set, caps the limits a container may ask for.
-	MaxLimits corev1.ResourceList `json:"maxLimits,omitempty"`
-}
-
-// SecretsInEnvRule configures the secretsInEnv rule.
-type SecretsInEnvRule struct {
-	RuleSettings `json:",inline"`
-	// NamePatterns are regular expressions (RE2); an env var whose name
-	// matches one must not carry a literal value.
-	NamePatterns []string `json:"namePatterns,omitempty"`
+// UnmarshalJSON decodes each entry into its rule's parameter type. It is
+// lenient (unknown fields are ignored) as encoding/json is; policy files
+// are decoded strictly by policies/api/load.
+func (r *Rules) UnmarshalJSON(b []byte) error {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	out := Rules{}
+	for id, entry := range raw {
+		t, ok := RuleTypeOf(id)
+		if !ok {
+			return fmt.Errorf("unknown rule %q", id)
+		}
+		c := &RuleConfig{}
+		if err := json.Unmarshal(entry, &c.RuleSettings); err != nil {
+			return fmt.Errorf("rules.%s: %w", id, err)
+		}
+		if t.NewParams != nil {
+			c.Params = t.NewParams()
+			if err := json.Unmarshal(entry, c.Params); err != nil {
+				return fmt.Errorf("rules.%s: %w", id, err)
+			}
+		}
+		out[id] = c
+	}
+	*r = out
+	return nil
 }
 
 // Exemption lifts rules from matching objects or containers. Every criterion

@@ -281,3 +281,34 @@ func TestHostileYAML(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyCheckWarnsBelowRestricted: settings that give up a PSS control
+// used to pass without a word.
+func TestPolicyCheckWarnsBelowRestricted(t *testing.T) {
+	dir := t.TempDir()
+	weak := write(t, dir, "weak.yaml", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  capabilities:\n    allowedAdd: [NET_BIND_SERVICE, SYS_ADMIN]\n  privileged:\n    action: warn\n  hostPorts:\n    action: 'off'\n")
+	r := podguard(t, "", "policy", "check", "-f", weak)
+	for _, w := range []string{
+		"rules.capabilities.allowedAdd[1] gives up PSS restricted capabilities_restricted: containers may add SYS_ADMIN",
+		"rules.privileged.action gives up PSS baseline privileged: warn",
+		"rules.hostPorts.action gives up PSS baseline hostPorts: off",
+	} {
+		if !strings.Contains(r.err, w) {
+			t.Errorf("stderr lacks %q:\n%s", w, r.err)
+		}
+	}
+	if r.code != 0 {
+		t.Errorf("without --strict: exit %d", r.code)
+	}
+	if r := podguard(t, "", "policy", "check", "--strict", "-f", weak); r.code != 1 || !strings.Contains(r.err, "--strict") {
+		t.Errorf("--strict: exit %d\n%s", r.code, r.err)
+	}
+	rollout := write(t, dir, "rollout.yaml", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: warn\n")
+	if r := podguard(t, "", "policy", "check", "--strict", "-f", rollout); r.code != 1 || !strings.Contains(r.err, "mode gives up PSS baseline privileged") {
+		t.Errorf("mode warn --strict: exit %d\n%s", r.code, r.err)
+	}
+	def := write(t, dir, "default.yaml", "")
+	if r := podguard(t, "", "policy", "check", "--strict", "-f", def); r.code != 0 || strings.Contains(r.err, "gives up") {
+		t.Errorf("the default policy gives up nothing: exit %d\n%s", r.code, r.err)
+	}
+}

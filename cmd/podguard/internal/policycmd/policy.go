@@ -4,13 +4,15 @@ package policycmd
 
 import (
 	"fmt"
-	"sort"
+	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/api/validation"
 	"podguard.dev/podguard/policies/rules"
 )
 
@@ -44,13 +46,19 @@ func newDefault(s cli.Streams) *cobra.Command {
 func newCheck(s cli.Streams) *cobra.Command {
 	o := cli.PolicyOptions{}
 	var file string
+	var strict bool
 	cmd := &cobra.Command{
-		Use:   "check -f FILE",
+		Use:   "check -f FILE [--strict]",
 		Short: "Check a policy file and print the rules it enforces",
 		Long: `Decode (strictly: unknown and duplicate fields are errors), default and
-validate a policy file, then print what it enforces, rule by rule.
+validate a policy file, then print what it enforces, rule by rule, with the
+Pod Security Standards and CIS controls of each, and every exemption with its
+scope. Settings that give up a Pod Security Standards control (a PSS rule set
+to warn, audit or off, mode warn or audit, capabilities beyond restricted's)
+are warned about on stderr.
 
-Exit status: 0 valid, 2 invalid or unreadable (the message names the line).`,
+Exit status: 0 valid, 1 valid but giving up a PSS control with --strict, 2
+invalid or unreadable (every problem is listed with its line).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" && len(args) == 1 {
@@ -66,14 +74,19 @@ Exit status: 0 valid, 2 invalid or unreadable (the message names the line).`,
 			}
 			fmt.Fprintf(s.Out, "policy %s is valid (mode %s)\n\n", file, p.Mode)
 			printRules(s, p)
-			fmt.Fprintf(s.Out, "\nexemptions: %d\n", len(p.Exemptions))
-			for _, e := range p.Exemptions {
-				fmt.Fprintf(s.Out, "- %s\n", e.Reason)
+			printExemptions(s, p, time.Now())
+			weak := rules.PSSWeakenings(p)
+			for _, w := range weak {
+				fmt.Fprintf(s.Err, "podguard: warning: %s\n", w)
+			}
+			if strict && len(weak) > 0 {
+				return &cli.ExitError{Code: cli.ExitDenied, Err: fmt.Errorf("--strict: the policy gives up %d Pod Security Standards setting(s)", len(weak))}
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "policy file")
+	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 when the policy gives up a Pod Security Standards control")
 	o.AddFlags(cmd.Flags())
 	_ = cmd.Flags().MarkHidden("policy")
 	return cmd
@@ -81,22 +94,51 @@ Exit status: 0 valid, 2 invalid or unreadable (the message names the line).`,
 
 func printRules(s cli.Streams, p *v1alpha1.Policy) {
 	tw := tabwriter.NewWriter(s.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tACTION\tMUTATE\tREQUIRES")
-	settings := p.Rules.Settings()
-	ids := rules.IDs()
-	sort.Strings(ids)
-	for _, id := range ids {
-		r, _ := rules.Get(p, id)
-		st := settings[id]
-		action := st.Action
-		if action == v1alpha1.ActionEnforce && p.Mode != v1alpha1.ActionEnforce {
-			action = p.Mode + " (mode)"
+	fmt.Fprintln(tw, "RULE\tACTION\tMUTATE\tCONTROLS\tREQUIRES")
+	for _, d := range rules.Definitions() {
+		r, _ := rules.Get(p, d.ID)
+		st := p.Rules[d.ID]
+		action := string(st.Action)
+		if st.Action == v1alpha1.ActionEnforce && p.Mode != v1alpha1.ActionEnforce {
+			action = string(p.Mode) + " (mode)"
 		}
 		mutate := "-"
 		if st.Mutate != nil {
 			mutate = fmt.Sprint(*st.Mutate)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", id, action, mutate, r.Summary)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, action, mutate, d.Controls(), r.Summary)
 	}
 	_ = tw.Flush()
+}
+
+// printExemptions lists each exemption with its full scope, and says
+// which have expired.
+func printExemptions(s cli.Streams, p *v1alpha1.Policy, now time.Time) {
+	fmt.Fprintf(s.Out, "\nexemptions: %d\n", len(p.Exemptions))
+	for i, e := range p.Exemptions {
+		scope := []string{}
+		add := func(name string, vals []string) {
+			if len(vals) > 0 {
+				scope = append(scope, name+" "+strings.Join(vals, ", "))
+			}
+		}
+		rulesText := []string{"all rules"}
+		if len(e.Rules) > 0 {
+			rulesText = e.Rules
+		}
+		add("rules", rulesText)
+		add("namespaces", e.Namespaces)
+		add("users", e.Users)
+		add("groups", e.Groups)
+		add("images", e.Images)
+		add("containers", e.ContainerNames)
+		expiry := ""
+		if e.Expires != "" {
+			expiry = "; expires " + e.Expires
+			if t, err := validation.ParseExpiry(e.Expires); err == nil && !now.Before(t) {
+				expiry += " (EXPIRED: no longer applies)"
+			}
+		}
+		fmt.Fprintf(s.Out, "- [%d] %s\n      %s%s\n", i, e.Reason, strings.Join(scope, "; "), expiry)
+	}
 }
