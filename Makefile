@@ -26,7 +26,8 @@ tools: ## build and cache etcd, kube-apiserver, kubectl and helm from their Go m
 
 test: tools ## every test: unit, fixtures, differential, CLI, and integration against a real kube-apiserver
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" PODGUARD_HELM="$$(hack/tools.sh helm-path)" \
-		$(GO) test -count=1 -timeout 40m ./...
+		$(GO) test -count=1 -timeout 60m ./...
+	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime 20s ./webhook/
 
 unit: ## fast tests that need no binaries (handlers included; cluster tests skip under -short)
 	$(GO) test -short ./policies/... ./cmd/... ./webhook/...
@@ -45,6 +46,7 @@ bench: build tools ## every benchmark, regenerating BENCHMARKS.md and hack/bench
 fuzz: ## run each fuzz test for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateMutate$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./policies/manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime $(FUZZTIME) ./webhook/
 
 run: build tools ## the main job: a local control plane with podguard serving the default policy (Ctrl-C stops)
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/devcluster -podguard $(BIN)

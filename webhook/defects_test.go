@@ -290,3 +290,22 @@ func TestDefaultPolicyIsReported(t *testing.T) {
 		}
 	}
 }
+
+// TestMethodAndContentType: anything but a JSON POST gets an error review.
+func TestMethodAndContentType(t *testing.T) {
+	e := newTestEndpoint(t, "", false)
+	for _, c := range []struct {
+		method, contentType string
+		status              int
+	}{{http.MethodGet, "application/json", http.StatusMethodNotAllowed}, {http.MethodPut, "application/json", http.StatusMethodNotAllowed},
+		{http.MethodPost, "text/plain", http.StatusOK}, {http.MethodPost, "application/json; charset=utf-8", http.StatusOK}} {
+		req := httptest.NewRequest(c.method, "/validate", strings.NewReader(review("u", "Pod", "", hostPIDPod)))
+		req.Header.Set("Content-Type", c.contentType)
+		rec := httptest.NewRecorder()
+		e.rh.ServeHTTP(rec, req)
+		var ar admissionv1.AdmissionReview
+		if err := json.Unmarshal(rec.Body.Bytes(), &ar); err != nil || rec.Code != c.status || ar.Response == nil || ar.Response.Allowed {
+			t.Errorf("%s %s: HTTP %d %s", c.method, c.contentType, rec.Code, rec.Body.Bytes())
+		}
+	}
+}
