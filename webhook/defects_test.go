@@ -309,3 +309,33 @@ func TestMethodAndContentType(t *testing.T) {
 		}
 	}
 }
+
+// TestCanarySecretsNeverShown: with secretsInEnv warning, enforcing or
+// auditing, on both endpoints, no detected secret appears in an answer
+// (warnings, denial, audit annotations, patch), a log line or a metric.
+func TestCanarySecretsNeverShown(t *testing.T) {
+	pod, err := testenv.CanaryPod()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, action := range []string{"warn", "enforce", "audit"} {
+		policy := "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  secretsInEnv:\n    action: " + action + "\n"
+		for _, mutating := range []bool{false, true} {
+			e := newTestEndpoint(t, policy, mutating)
+			_, raw, ar := e.post(t, review("u", "Pod", "", string(pod)))
+			if strings.Contains(string(raw), testenv.CanaryMarker) || strings.Contains(e.logs.String(), testenv.CanaryMarker) || strings.Contains(e.metrics(t), testenv.CanaryMarker) {
+				t.Errorf("%s (mutating %v): a secret shows:\n%s\n%s", action, mutating, raw, e.logs.String())
+			}
+			if mutating {
+				continue
+			}
+			found := strings.Join(ar.Response.Warnings, "\n") + fmt.Sprint(ar.Response.AuditAnnotations)
+			if ar.Response.Result != nil {
+				found += ar.Response.Result.Message
+			}
+			if !strings.Contains(found, "secretsInEnv") {
+				t.Errorf("%s: the secrets are not reported: %s", action, raw)
+			}
+		}
+	}
+}

@@ -276,3 +276,16 @@ func (ca *CA) Issue(dir string) error {
 	}
 	return nil
 }
+
+// CanaryPod is a Pod (JSON) with a hard-coded secret for every detector of
+// the secretsInEnv rule, each holding the marker CanaryMarker: tests check
+// the marker never appears in any output, answer, log line or metric.
+func CanaryPod() ([]byte, error) {
+	return os.ReadFile(filepath.Join(Root(), "hack", "testenv", "testdata", "canary-pod.json"))
+}
+
+// CanaryMarker is in every secret value of CanaryPod.
+const CanaryMarker = "CANARY"
+
+// CanarySecrets is how many secrets CanaryPod hides (env values and args).
+const CanarySecrets = 12

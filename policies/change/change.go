@@ -22,6 +22,11 @@ const (
 	Set Op = iota
 	// Append adds one element at the end of a list, creating the list if absent.
 	Append
+	// Remove deletes one element of a list (Path ends with its index).
+	// Fixes use it only for what the API server itself added, never for
+	// what a person wrote: the service account token volume that the
+	// ServiceAccount admission plugin mounts before any webhook runs.
+	Remove
 )
 
 // Change is one injected value.
@@ -48,8 +53,11 @@ func (c Change) String() string {
 		val = fmt.Sprint(c.Value)
 	}
 	val = strings.Trim(val, `"`)
-	if c.Op == Append {
+	switch c.Op {
+	case Append:
 		return fmt.Sprintf("%s += %s", c.Path, val)
+	case Remove:
+		return fmt.Sprintf("%s -= (removed)", c.Path)
 	}
 	return fmt.Sprintf("%s: %s", c.Path, val)
 }
@@ -101,6 +109,11 @@ func (c *Change) Apply(obj any) error {
 		case reflect.Slice:
 			if seg.Field != "" || seg.Index < 0 || seg.Index >= v.Len() {
 				return fmt.Errorf("%s: no list element at segment %d", c.Path, i)
+			}
+			if last && c.Op == Remove {
+				v.Set(reflect.AppendSlice(v.Slice(0, seg.Index), v.Slice(seg.Index+1, v.Len())))
+				c.finish(len(c.Path))
+				return nil
 			}
 			if last {
 				return fmt.Errorf("%s: a change must end at a field", c.Path)

@@ -36,6 +36,10 @@ func JSONPatch(changes []Change) ([]byte, error) {
 		if !c.applied {
 			return nil, fmt.Errorf("change %s was not applied", c)
 		}
+		if c.Op == Remove {
+			ops = append(ops, &patchOp{op: "remove", path: c.Path.JSONPointer()})
+			continue
+		}
 		leaf := &node{leaf: c.Value}
 		if c.missing >= len(c.Path) { // append to an existing list
 			ptr := c.Path.JSONPointer()
@@ -43,7 +47,7 @@ func JSONPatch(changes []Change) ([]byte, error) {
 				n.items = append(n.items, leaf)
 				continue
 			}
-			ops = append(ops, &patchOp{path: ptr + "/-", value: leaf})
+			ops = append(ops, &patchOp{op: "add", path: ptr + "/-", value: leaf})
 			continue
 		}
 		// The deepest prefix that this patch adds already, if any.
@@ -64,7 +68,7 @@ func JSONPatch(changes []Change) ([]byte, error) {
 			for j := len(c.Path) - 1; j > c.missing; j-- {
 				top = &node{keys: []string{c.Path[j].Field}, fields: map[string]*node{c.Path[j].Field: top}}
 			}
-			ops = append(ops, &patchOp{path: root.JSONPointer(), value: top})
+			ops = append(ops, &patchOp{op: "add", path: root.JSONPointer(), value: top})
 			index(created, root, top)
 			continue
 		}
@@ -101,11 +105,13 @@ func JSONPatch(changes []Change) ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString(`{"op":"add","path":`)
+		b.WriteString(`{"op":"` + op.op + `","path":`)
 		writeString(b, op.path)
-		b.WriteString(`,"value":`)
-		if err := op.value.write(b); err != nil {
-			return nil, err
+		if op.value != nil {
+			b.WriteString(`,"value":`)
+			if err := op.value.write(b); err != nil {
+				return nil, err
+			}
 		}
 		b.WriteByte('}')
 	}
@@ -113,8 +119,9 @@ func JSONPatch(changes []Change) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// patchOp is one "add" operation with its value as a tree.
+// patchOp is one operation ("add" with its value as a tree, or "remove").
 type patchOp struct {
+	op    string
 	path  string
 	value *node
 }

@@ -34,6 +34,10 @@ func applyNode(n *yaml.Node, c change.Change) error {
 			if n.Kind != yaml.SequenceNode || seg.Index >= len(n.Content) {
 				return fmt.Errorf("%s: no list element %d", c.Path, seg.Index)
 			}
+			if last && c.Op == change.Remove {
+				n.Content = append(n.Content[:seg.Index], n.Content[seg.Index+1:]...)
+				return nil
+			}
 			n = n.Content[seg.Index]
 			continue
 		}

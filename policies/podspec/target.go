@@ -4,6 +4,9 @@
 package podspec
 
 import (
+	"fmt"
+	"strings"
+
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -121,6 +124,25 @@ var SupportedKinds = []schema.GroupKind{
 	{Group: "extensions", Kind: "DaemonSet"},
 	{Group: "batch", Kind: "Job"},
 	{Group: "batch", Kind: "CronJob"},
+}
+
+// servedAPIVersions are the API versions that serve each pod-bearing kind
+// today, the first the one to write.
+var servedAPIVersions = map[string][]string{
+	"Pod": {"v1"}, "PodTemplate": {"v1"}, "ReplicationController": {"v1"},
+	"Deployment": {"apps/v1"}, "ReplicaSet": {"apps/v1"}, "StatefulSet": {"apps/v1"}, "DaemonSet": {"apps/v1"},
+	"Job": {"batch/v1"}, "CronJob": {"batch/v1"},
+}
+
+// SkipReason says why an object of this group and kind is not judged: a
+// pod-bearing kind under an API group that does not serve it ("apps/v1
+// expected" for a v1 Deployment, a typo people make), or a kind that
+// carries no pod spec. misplaced is true in the first case.
+func SkipReason(apiVersion, kind string) (reason string, misplaced bool) {
+	if versions, ok := servedAPIVersions[kind]; ok {
+		return fmt.Sprintf("%s does not serve %s: %s expected", apiVersion, kind, strings.Join(versions, " or ")), true
+	}
+	return "not a pod-bearing kind", false
 }
 
 // NewObject returns an empty typed object for a supported group/kind, or

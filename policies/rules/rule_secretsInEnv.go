@@ -1,10 +1,16 @@
 package rules
 
-// secretsInEnv: no secret is hard-coded in a manifest. An env var whose name
-// matches one of the policy's patterns (PASSWORD, SECRET, TOKEN, API_KEY...)
-// must take its value from a Secret, not from a literal. Field:
-// spec.*containers[*].env[*].value. The value itself never appears in a
-// finding, a log line or a report. Default action warn. No fix.
+// secretsInEnv: no secret is hard-coded in a manifest. Fields:
+// spec.*containers[*].env[*].value, .command[*] and .args[*]. A literal is
+// reported when a detector recognises a secret in it by its published
+// format (PEM private keys, AWS access key IDs, GitHub, GitLab, Slack and
+// Stripe tokens, Google API keys, JWTs, URLs with a password), or when it
+// is given to an env var whose name matches one of the policy's patterns
+// (PASSWORD, SECRET, TOKEN, API_KEY...) or to a flag named like one
+// (--password=..., --token ...): detector secretName. References to values
+// kept elsewhere ($(VAR), ${VAR}) and file paths are not secrets. The value
+// itself never appears in a finding, a log line or a report: only the
+// detector's name and the field. Default action warn. No fix.
 
 import (
 	"fmt"
@@ -23,9 +29,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "secretsInEnv", Order: 200, Action: v1alpha1.ActionWarn,
-		Doc: `Env vars whose names match one of these regular expressions take their
-value from a Secret (valueFrom.secretKeyRef), never from a literal value.`,
-		CIS:    []string{"5.4.1"},
+		Doc: `No secret is hard-coded in env values, command or args. Detectors find
+one by its value (pemPrivateKey, awsAccessKeyID, githubToken, gitlabToken,
+slackToken, stripeLiveKey, googleAPIKey, jwt, urlPassword) or by its name
+(secretName: any literal given to an env var matching namePatterns, or to a
+flag such as --password). Put secrets in a Secret (valueFrom.secretKeyRef).`,		CIS:    []string{"5.4.1"},
 		Params: func() v1alpha1.RuleParams { return &SecretsInEnvParams{} },
 		New:    newSecretsInEnv,
 	})
@@ -34,9 +42,14 @@ value from a Secret (valueFrom.secretKeyRef), never from a literal value.`,
 const secretNameCacheSize = 4096
 
 func newSecretsInEnv(p *v1alpha1.Policy) Rule {
+	cfg := params[*SecretsInEnvParams](p, "secretsInEnv")
+	enabled := map[string]bool{}
+	for _, d := range cfg.Detectors {
+		enabled[d] = true
+	}
 	// One alternation matches in one pass, however many patterns there are.
 	var alts []string
-	for _, s := range params[*SecretsInEnvParams](p, "secretsInEnv").NamePatterns {
+	for _, s := range cfg.NamePatterns {
 		alts = append(alts, "(?:"+s+")")
 	}
 	// The policy was validated, so every pattern compiles; an empty list
@@ -62,18 +75,41 @@ func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 	}
 	return Rule{
 		ID:      "secretsInEnv",
-		Summary: "env vars that look secret take their value from a Secret",
+		Summary: "no literal secrets in env, command or args; env vars that look secret take their value from a Secret",
 		Check: func(t *podspec.Target) []Finding {
 			var out []Finding
 			for _, c := range t.Containers {
 				for j, e := range c.Env {
-					if e.Value == "" || !looksSecret(e.Name) {
+					if e.Value == "" {
 						continue
 					}
 					envPath := c.Path().Child("env").Index(j)
-					out = append(out, Finding{Type: field.ErrorTypeForbidden, Path: envPath.Child("value"),
-						Message: fmt.Sprintf("container %q sets env var %s to a literal value in the manifest", c.Name, e.Name),
-						Fix:     fmt.Sprintf("store it in a Secret and set %s.valueFrom.secretKeyRef instead of value", envPath)})
+					var msg string
+					if d, found := detect(e.Value, enabled); found {
+						msg = fmt.Sprintf("container %q sets env var %s to a literal that looks like %s (detector %s)", c.Name, e.Name, d.what, d.name)
+					} else if enabled[secretNameDetector] && looksSecret(e.Name) && literalSecret(e.Value) {
+						msg = fmt.Sprintf("container %q sets env var %s, whose name looks secret, to a literal value (detector %s)", c.Name, e.Name, secretNameDetector)
+					} else {
+						continue
+					}
+					out = append(out, Finding{Type: field.ErrorTypeForbidden, Path: envPath.Child("value"), Message: msg,
+						Fix: fmt.Sprintf("store it in a Secret and set %s.valueFrom.secretKeyRef instead of value", envPath)})
+				}
+				for _, list := range []struct {
+					name string
+					args []string
+				}{{"command", c.Command}, {"args", c.Args}} {
+					for _, a := range argSecrets(list.args, enabled) {
+						p := c.Path().Child(list.name).Index(a.index)
+						var msg string
+						if a.flag != "" {
+							msg = fmt.Sprintf("container %q passes %s to --%s in %s[%d] (detector %s)", c.Name, a.detector.what, a.flag, list.name, a.index, a.detector.name)
+						} else {
+							msg = fmt.Sprintf("container %q has %s in %s[%d] (detector %s)", c.Name, a.detector.what, list.name, a.index, a.detector.name)
+						}
+						out = append(out, Finding{Type: field.ErrorTypeForbidden, Path: p, Message: msg,
+							Fix: fmt.Sprintf("store it in a Secret, set an env var from valueFrom.secretKeyRef, and write $(THAT_VAR) in %s", p)})
+					}
 				}
 			}
 			return out
@@ -86,6 +122,11 @@ type SecretsInEnvParams struct {
 	// NamePatterns are regular expressions (RE2); an env var whose name
 	// matches one must not carry a literal value.
 	NamePatterns []string `json:"namePatterns,omitempty"`
+	// Detectors are the detectors in use: secretName (the name patterns
+	// above, and flags named like --password), pemPrivateKey,
+	// awsAccessKeyID, githubToken, gitlabToken, slackToken, stripeLiveKey,
+	// googleAPIKey, jwt, urlPassword. Default: all.
+	Detectors []string `json:"detectors,omitempty"`
 }
 
 // DefaultSecretNamePatterns match env var names that look like they hold a secret.
@@ -99,10 +140,13 @@ var DefaultSecretNamePatterns = []string{
 	`(?i)credential`,
 }
 
-// Default sets the name patterns when left out.
+// Default sets the name patterns and turns every detector on when left out.
 func (s *SecretsInEnvParams) Default() {
 	if len(s.NamePatterns) == 0 {
 		s.NamePatterns = slices.Clone(DefaultSecretNamePatterns)
+	}
+	if s.Detectors == nil {
+		s.Detectors = DetectorNames()
 	}
 }
 
@@ -113,6 +157,16 @@ func (s *SecretsInEnvParams) Validate(path *field.Path) field.ErrorList {
 		if _, err := regexp.Compile(pat); err != nil {
 			errs = append(errs, field.Invalid(path.Child("namePatterns").Index(i), pat, "not a valid regular expression: "+err.Error()))
 		}
+	}
+	seen := map[string]bool{}
+	for i, d := range s.Detectors {
+		switch {
+		case !slices.Contains(DetectorNames(), d):
+			errs = append(errs, field.NotSupported(path.Child("detectors").Index(i), d, DetectorNames()))
+		case seen[d]:
+			errs = append(errs, field.Duplicate(path.Child("detectors").Index(i), d))
+		}
+		seen[d] = true
 	}
 	return errs
 }

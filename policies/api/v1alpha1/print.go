@@ -81,12 +81,14 @@ func ruleYAML(c *RuleConfig) string {
 func style(n *yaml.Node) {
 	n.Style = 0
 	if n.Kind == yaml.SequenceNode {
-		flow := true
+		flow, width := true, 0
 		for _, c := range n.Content {
+			width += len(c.Value) + 2
 			if c.Kind != yaml.ScalarNode {
 				flow = false
 			}
 		}
+		flow = flow && width < 60
 		if flow {
 			n.Style = yaml.FlowStyle
 		}

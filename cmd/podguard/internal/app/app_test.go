@@ -46,6 +46,7 @@ metadata:
   namespace: apps
 spec:
   securityContext: {runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: {type: RuntimeDefault}}
+  automountServiceAccountToken: false
   containers:
   - name: c
     image: registry.example/c:1

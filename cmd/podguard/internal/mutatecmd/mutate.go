@@ -12,12 +12,15 @@ import (
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies/manifest"
+	"podguard.dev/podguard/policies/podspec"
 )
 
 // Options are the flags of `podguard mutate`.
 type Options struct {
 	Input   cli.InputOptions
 	Diff    bool
+	Verbose bool
+	Strict  bool
 	Request cli.RequestOptions
 	Policy  cli.PolicyOptions
 }
@@ -44,6 +47,8 @@ Exit status: 0, 2 on bad input (bad documents are still printed, unchanged),
 	fs := cmd.Flags()
 	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Diff, "diff", false, "print a unified diff of what is injected instead of the documents")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "list every object not filled in (not pod-bearing), with the reason, on stderr")
+	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error")
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	return cmd
@@ -55,7 +60,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
-	problems, docs := 0, 0
+	problems, docs, skipped := 0, 0, 0
 	problem := func(err error) {
 		problems++
 		cli.PrintProblems(s.Err, []error{err})
@@ -71,6 +76,14 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		}
 		for _, obj := range objs {
 			if !obj.Supported() {
+				skipped++
+				reason, misplaced := podspec.SkipReason(obj.APIVersion, obj.Kind)
+				if misplaced && o.Strict {
+					problem(&manifest.InputError{Source: doc.Source, Doc: doc.Index, Line: doc.Line, Err: fmt.Errorf("%s (--strict)", reason)})
+				} else if o.Verbose || misplaced {
+					// A misplaced kind is named always: it is a mistake to see.
+					fmt.Fprintf(s.Err, "podguard: note: %s %s %s/%s: skipped: %s\n", obj.Source(), obj.APIVersion, obj.Kind, obj.Name, reason)
+				}
 				continue
 			}
 			changes, err := enf.Mutate(obj.Typed, o.Request.Attributes(obj.Namespace))
@@ -120,6 +133,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	}
 	if werr != nil {
 		return werr
+	}
+	if skipped > 0 && !o.Verbose {
+		fmt.Fprintf(s.Err, "podguard: note: %d objects are not pod-bearing kinds and were passed through unchanged (-v lists them)\n", skipped)
 	}
 	if docs == 0 && problems == 0 {
 		fmt.Fprintln(s.Err, "podguard: note: the input holds no Kubernetes objects")

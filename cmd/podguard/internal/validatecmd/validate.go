@@ -3,7 +3,9 @@
 package validatecmd
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/manifest"
+	"podguard.dev/podguard/policies/podspec"
 )
 
 // Options are the flags of `podguard validate`.
@@ -21,8 +24,36 @@ type Options struct {
 	Input   cli.InputOptions
 	Mutate  bool
 	Output  string
+	Verbose bool
+	Strict  bool
 	Request cli.RequestOptions
 	Policy  cli.PolicyOptions
+}
+
+// Skipped is an object (or a document) that was not judged, with why.
+type Skipped struct {
+	Source     string `json:"source"`
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	Reason     string `json:"reason"`
+	// misplaced marks a pod-bearing kind under the wrong API version: text
+	// output names it even without -v.
+	misplaced bool
+}
+
+// Summary counts what a run judged.
+type Summary struct {
+	// Objects is every object read: judged and skipped.
+	Objects int `json:"objects"`
+	Judged  int `json:"judged"`
+	Allowed int `json:"allowed"`
+	Denied  int `json:"denied"`
+	// Violations and Warnings count findings.
+	Violations int `json:"violations"`
+	Warnings   int `json:"warnings"`
+	Skipped    int `json:"skipped"`
 }
 
 // Result is one judged object in the JSON output.
@@ -60,6 +91,8 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Mutate, "mutate", false, "judge objects as the cluster admits them (mutation first)")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
+	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "text output: list every object not judged, with the reason")
+	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error, not a skipped object")
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	return cmd
@@ -78,7 +111,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if o.Output == "json" {
 		w = newJSONWriter(s.Out)
 	} else {
-		w = &textWriter{w: s.Out}
+		w = &textWriter{w: s.Out, verbose: o.Verbose}
 	}
 	var st stats
 	problems := 0
@@ -91,12 +124,23 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		objs, err := doc.Objects()
 		if err != nil {
 			problem(err)
+			reason := err.Error()
+			var ie *manifest.InputError
+			if errors.As(err, &ie) {
+				reason = ie.Err.Error()
+			}
+			w.skip(Skipped{Source: doc.Name(), Reason: reason})
 			return
 		}
 		for _, obj := range objs {
 			st.objects++
 			if !obj.Supported() {
+				reason, misplaced := podspec.SkipReason(obj.APIVersion, obj.Kind)
+				if misplaced && o.Strict {
+					problem(&manifest.InputError{Source: obj.Doc.Source, Doc: obj.Doc.Index, Line: obj.Doc.Line, Err: fmt.Errorf("%s (--strict)", reason)})
+				}
 				st.skipped++
+				w.skip(Skipped{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, Reason: reason, misplaced: misplaced})
 				continue
 			}
 			attrs := o.Request.Attributes(obj.Namespace)
@@ -123,7 +167,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if st.objects == 0 && problems == 0 {
 		fmt.Fprintln(s.Err, "podguard: note: the input holds no Kubernetes objects")
 	}
-	if err := w.finish(st); err != nil {
+	if err := w.finish(st.summary()); err != nil {
 		return err
 	}
 	switch {
@@ -149,18 +193,25 @@ func (st *stats) add(r *policies.Result) {
 	st.warnings += len(r.Warnings)
 }
 
-// writer prints results as they come, so output never waits for, or
-// holds, the whole input.
-type writer interface {
-	result(Result) error
-	finish(stats) error
+func (st *stats) summary() Summary {
+	return Summary{Objects: st.objects, Judged: st.judged, Allowed: st.judged - st.denied, Denied: st.denied,
+		Violations: st.violations, Warnings: st.warnings, Skipped: st.skipped}
 }
 
-// jsonWriter streams {"results": [...]} in the layout of
-// json.Encoder with two-space indentation.
+// writer prints results as they come, so output never waits for, or
+// holds, the whole input (only what was skipped is kept, to list at the end).
+type writer interface {
+	result(Result) error
+	skip(Skipped)
+	finish(Summary) error
+}
+
+// jsonWriter streams {"results": [...], "skipped": [...], "summary": {...}}
+// in the layout of json.Encoder with two-space indentation.
 type jsonWriter struct {
-	w io.Writer
-	n int
+	w       io.Writer
+	n       int
+	skipped []Skipped
 }
 
 func newJSONWriter(w io.Writer) *jsonWriter { return &jsonWriter{w: w} }
@@ -179,17 +230,43 @@ func (j *jsonWriter) result(r Result) error {
 	return err
 }
 
-func (j *jsonWriter) finish(stats) error {
-	end := "\n  ]\n}\n"
+func (j *jsonWriter) skip(s Skipped) { j.skipped = append(j.skipped, s) }
+
+func (j *jsonWriter) finish(sum Summary) error {
+	var b bytes.Buffer
 	if j.n == 0 {
-		end = "{\n  \"results\": []\n}\n"
+		b.WriteString("{\n  \"results\": [],\n")
+	} else {
+		b.WriteString("\n  ],\n")
 	}
-	_, err := io.WriteString(j.w, end)
+	skipped := j.skipped
+	if skipped == nil {
+		skipped = []Skipped{}
+	}
+	for _, part := range []struct {
+		key   string
+		value any
+		last  bool
+	}{{"skipped", skipped, false}, {"summary", sum, true}} {
+		v, err := json.MarshalIndent(part.value, "  ", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "  %q: %s", part.key, v)
+		if !part.last {
+			b.WriteString(",")
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("}\n")
+	_, err := j.w.Write(b.Bytes())
 	return err
 }
 
 type textWriter struct {
-	w io.Writer
+	w       io.Writer
+	verbose bool
+	skipped []Skipped
 }
 
 func (t *textWriter) result(res Result) error {
@@ -217,13 +294,26 @@ func (t *textWriter) result(res Result) error {
 	return nil
 }
 
-func (t *textWriter) finish(st stats) error {
-	parts := []string{fmt.Sprintf("%d %s judged", st.judged, plural(st.judged, "object", "objects")),
-		fmt.Sprintf("%d denied (%d %s)", st.denied, st.violations, plural(st.violations, "violation", "violations")),
-		fmt.Sprintf("%d allowed", st.judged-st.denied),
-		fmt.Sprintf("%d %s", st.warnings, plural(st.warnings, "warning", "warnings"))}
-	if st.skipped > 0 {
-		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", st.skipped, plural(st.skipped, "object", "objects")))
+func (t *textWriter) skip(s Skipped) {
+	if t.verbose || s.misplaced {
+		t.skipped = append(t.skipped, s)
+	}
+}
+
+func (t *textWriter) finish(sum Summary) error {
+	for _, s := range t.skipped {
+		what := s.Source
+		if s.Kind != "" {
+			what += fmt.Sprintf(" %s %s/%s", s.APIVersion, s.Kind, s.Name)
+		}
+		fmt.Fprintf(t.w, "%s: skipped: %s\n", what, s.Reason)
+	}
+	parts := []string{fmt.Sprintf("%d %s judged", sum.Judged, plural(sum.Judged, "object", "objects")),
+		fmt.Sprintf("%d denied (%d %s)", sum.Denied, sum.Violations, plural(sum.Violations, "violation", "violations")),
+		fmt.Sprintf("%d allowed", sum.Allowed),
+		fmt.Sprintf("%d %s", sum.Warnings, plural(sum.Warnings, "warning", "warnings"))}
+	if sum.Skipped > 0 {
+		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", sum.Skipped, plural(sum.Skipped, "object", "objects")))
 	}
 	_, err := fmt.Fprintf(t.w, "podguard: %s\n", strings.Join(parts, ", "))
 	return err
