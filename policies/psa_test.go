@@ -21,9 +21,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	psapolicy "k8s.io/pod-security-admission/policy"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
 
+	"podguard.dev/podguard/hack/testenv/podgen"
 	"podguard.dev/podguard/policies"
 )
 
@@ -158,7 +158,7 @@ func TestPSAGenerated(t *testing.T) {
 	}
 	admitted := 0
 	for i := range n {
-		if checkDifferential(t, e, o, fmt.Sprintf("generated pod %d", i), genPod(r, i)) {
+		if checkDifferential(t, e, o, fmt.Sprintf("generated pod %d", i), podgen.Pod(r, i)) {
 			admitted++
 		}
 	}
@@ -167,128 +167,4 @@ func TestPSAGenerated(t *testing.T) {
 		t.Errorf("only %d of %d generated pods are admitted after mutation: the generator is too harsh to test anything", admitted, n)
 	}
 	t.Logf("%d generated pods, %d admitted by podguard after mutation", n, admitted)
-}
-
-func pick[T any](r *rand.Rand, vals ...T) T { return vals[r.IntN(len(vals))] }
-
-// maybe sets a value one time in four: most generated pods then have
-// only a few explicit values, so a single wrong check shows.
-func maybe[T any](r *rand.Rand, v T) *T {
-	if r.IntN(4) != 0 {
-		return nil
-	}
-	return &v
-}
-
-func genPod(r *rand.Rand, i int) *corev1.Pod {
-	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("gen-%d", i)}}
-	s := &p.Spec
-	if r.IntN(6) == 0 {
-		s.OS = &corev1.PodOS{Name: corev1.Windows}
-	}
-	s.HostNetwork = r.IntN(20) == 0
-	s.HostPID = r.IntN(20) == 0
-	s.HostIPC = r.IntN(20) == 0
-	if r.IntN(5) == 0 {
-		s.HostUsers = ptr.To(false)
-	}
-	if r.IntN(4) > 0 {
-		sc := &corev1.PodSecurityContext{
-			RunAsUser:    maybe(r, pick[int64](r, 0, 1000, 1000, 1000, 2000)),
-			RunAsGroup:   maybe(r, pick[int64](r, 0, 1000, 1000, 1000, 3000)),
-			RunAsNonRoot: maybe(r, r.IntN(4) != 0),
-			FSGroup:      maybe(r, pick[int64](r, 0, 1000, 1000, 1000)),
-		}
-		if r.IntN(2) == 0 {
-			sc.SeccompProfile = &corev1.SeccompProfile{Type: pick(r, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeLocalhost, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined)}
-		}
-		if r.IntN(8) == 0 {
-			sc.Sysctls = []corev1.Sysctl{{Name: pick(r, "net.ipv4.tcp_syncookies", "kernel.msgmax", "net.ipv4.tcp_notsent_lowat")}}
-		}
-		if r.IntN(8) == 0 {
-			sc.SELinuxOptions = &corev1.SELinuxOptions{Type: pick(r, "container_t", "spc_t", ""), User: pick(r, "", "u")}
-		}
-		if r.IntN(8) == 0 {
-			sc.AppArmorProfile = &corev1.AppArmorProfile{Type: pick(r, corev1.AppArmorProfileTypeRuntimeDefault, corev1.AppArmorProfileTypeUnconfined)}
-		}
-		if r.IntN(10) == 0 {
-			sc.WindowsOptions = &corev1.WindowsSecurityContextOptions{HostProcess: ptr.To(r.IntN(2) == 0)}
-		}
-		s.SecurityContext = sc
-	}
-	if r.IntN(8) == 0 {
-		p.Annotations = map[string]string{"container.apparmor.security.beta.kubernetes.io/c0": pick(r, "runtime/default", "unconfined", "localhost/x")}
-	}
-	for v := range r.IntN(3) {
-		vol := corev1.Volume{Name: fmt.Sprintf("v%d", v)}
-		switch r.IntN(8) {
-		case 0:
-			vol.HostPath = &corev1.HostPathVolumeSource{Path: "/"}
-		case 1:
-			vol.EmptyDir = &corev1.EmptyDirVolumeSource{}
-		case 2:
-			vol.NFS = &corev1.NFSVolumeSource{Server: "nfs", Path: "/"}
-		case 3:
-			vol.ConfigMap = &corev1.ConfigMapVolumeSource{}
-		}
-		s.Volumes = append(s.Volumes, vol)
-	}
-	nc := 1 + r.IntN(3)
-	for c := range nc {
-		ctr := genContainer(r, fmt.Sprintf("c%d", c))
-		switch r.IntN(5) {
-		case 0:
-			s.InitContainers = append(s.InitContainers, ctr)
-		case 1:
-			s.EphemeralContainers = append(s.EphemeralContainers, corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon(ctr)})
-		default:
-			s.Containers = append(s.Containers, ctr)
-		}
-	}
-	return p
-}
-
-func genContainer(r *rand.Rand, name string) corev1.Container {
-	c := corev1.Container{Name: name, Image: "registry.example/app:1"}
-	if r.IntN(6) == 0 {
-		c.Ports = []corev1.ContainerPort{{ContainerPort: 8080, HostPort: pick[int32](r, 0, 8080)}}
-	}
-	if r.IntN(8) == 0 {
-		c.LivenessProbe = &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Host: pick(r, "", "10.0.0.1")}}}
-	}
-	if r.IntN(2) == 0 {
-		return c
-	}
-	sc := &corev1.SecurityContext{
-		RunAsUser:                maybe(r, pick[int64](r, 0, 1000, 1000, 1000, 2000)),
-		RunAsGroup:               maybe(r, pick[int64](r, 0, 1000, 1000, 1000)),
-		RunAsNonRoot:             maybe(r, r.IntN(4) != 0),
-		AllowPrivilegeEscalation: maybe(r, r.IntN(4) == 0),
-		Privileged:               maybe(r, r.IntN(6) == 0),
-		ReadOnlyRootFilesystem:   maybe(r, r.IntN(2) == 0),
-	}
-	if r.IntN(3) == 0 {
-		caps := &corev1.Capabilities{}
-		for range r.IntN(3) {
-			caps.Drop = append(caps.Drop, pick[corev1.Capability](r, "ALL", "NET_RAW", "all"))
-		}
-		for range r.IntN(2) {
-			caps.Add = append(caps.Add, pick[corev1.Capability](r, "NET_BIND_SERVICE", "NET_BIND_SERVICE", "NET_BIND_SERVICE", "SYS_ADMIN", "CHOWN"))
-		}
-		sc.Capabilities = caps
-	}
-	if r.IntN(3) == 0 {
-		sc.SeccompProfile = &corev1.SeccompProfile{Type: pick(r, corev1.SeccompProfileTypeRuntimeDefault, corev1.SeccompProfileTypeUnconfined, corev1.SeccompProfileTypeLocalhost)}
-	}
-	if r.IntN(10) == 0 {
-		sc.ProcMount = ptr.To(pick(r, corev1.DefaultProcMount, corev1.UnmaskedProcMount))
-	}
-	if r.IntN(10) == 0 {
-		sc.WindowsOptions = &corev1.WindowsSecurityContextOptions{HostProcess: ptr.To(r.IntN(2) == 0)}
-	}
-	if r.IntN(10) == 0 {
-		sc.SELinuxOptions = &corev1.SELinuxOptions{Role: pick(r, "", "r")}
-	}
-	c.SecurityContext = sc
-	return c
 }

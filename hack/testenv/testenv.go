@@ -80,7 +80,11 @@ type Env struct {
 }
 
 // Start starts kube-apiserver and etcd on loopback.
-func Start() (*Env, error) {
+func Start() (*Env, error) { return StartWith(nil) }
+
+// StartWith starts kube-apiserver with extra flags (name without dashes
+// to value) and etcd, on loopback.
+func StartWith(apiserverFlags map[string]string) (*Env, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
@@ -92,7 +96,10 @@ func Start() (*Env, error) {
 	e := &Env{Environment: &envtest.Environment{BinaryAssetsDirectory: assets}, Dir: dir, Kubectl: filepath.Join(assets, "kubectl")}
 	// Both are needed to keep every listener on loopback; one without the
 	// other fails to start.
-	e.ControlPlane.GetAPIServer().Configure().Set("advertise-address", "127.0.0.1").Set("endpoint-reconciler-type", "none")
+	args := e.ControlPlane.GetAPIServer().Configure().Set("advertise-address", "127.0.0.1").Set("endpoint-reconciler-type", "none")
+	for k, v := range apiserverFlags {
+		args.Set(k, v)
+	}
 	cfg, err := e.Environment.Start()
 	if err != nil {
 		os.RemoveAll(dir)

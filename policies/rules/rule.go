@@ -90,6 +90,8 @@ type Definition struct {
 	Params func() v1alpha1.RuleParams
 	// New builds the rule for a defaulted, validated policy.
 	New func(p *v1alpha1.Policy) Rule
+	// Native renders the rule as CEL for a defaulted policy (see Native).
+	Native func(p *v1alpha1.Policy, mode NativeMode) Native
 
 	fixable bool
 }

@@ -9,6 +9,7 @@ package rules
 // nothing is required or injected there.
 
 import (
+	"fmt"
 	"slices"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
@@ -21,10 +22,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "allowPrivilegeEscalation", Order: 50, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Doc: `Containers set allowPrivilegeEscalation: false (Docker's no-new-privileges).`,
-		PSS: []PSSCheck{{ID: "allowPrivilegeEscalation", Level: Restricted}},
-		CIS: []string{"5.2.6"},
-		New: newAllowPrivilegeEscalation,
+		Doc:    `Containers set allowPrivilegeEscalation: false (Docker's no-new-privileges).`,
+		PSS:    []PSSCheck{{ID: "allowPrivilegeEscalation", Level: Restricted}},
+		CIS:    []string{"5.2.6"},
+		New:    newAllowPrivilegeEscalation,
+		Native: nativeAllowPrivilegeEscalation,
 	})
 }
 
@@ -63,4 +65,19 @@ func escalates(c podspec.Container) bool {
 		return true
 	}
 	return sc.Capabilities != nil && (slices.Contains(sc.Capabilities.Add, "SYS_ADMIN") || slices.Contains(sc.Capabilities.Add, "CAP_SYS_ADMIN"))
+}
+
+// celEscalates is escalates in CEL: privileged, or adding SYS_ADMIN.
+const celEscalates = "(c.?securityContext.?privileged.orValue(false) || c.?securityContext.?capabilities.?add.orValue([]).exists(a, a == 'SYS_ADMIN' || a == 'CAP_SYS_ADMIN'))"
+
+func nativeAllowPrivilegeEscalation(p *v1alpha1.Policy, mode NativeMode) Native {
+	s := containerField{field: "allowPrivilegeEscalation", want: false, linuxOnly: true}
+	opt := "c.?securityContext.?allowPrivilegeEscalation"
+	n := s.native(p, "allowPrivilegeEscalation", mode,
+		fmt.Sprintf("%s.hasValue() ? %s.value() == false : (variables.windows || !%s)", opt, opt, celEscalates))
+	if mode == AsSubmitted && fixInForce(p, "allowPrivilegeEscalation") {
+		n.Mutations = forLists(fmt.Sprintf("!$exempt(c) && !variables.windows && !%s.hasValue() && !%s", opt, celEscalates),
+			"Object.spec.LIST{name: c.name, securityContext: Object.spec.LIST.securityContext{allowPrivilegeEscalation: false}}")
+	}
+	return n
 }

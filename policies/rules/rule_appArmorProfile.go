@@ -21,10 +21,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "appArmorProfile", Order: 120, Action: v1alpha1.ActionEnforce,
-		Doc: `AppArmor is never Unconfined (fields and annotations).`,
-		PSS: []PSSCheck{{ID: "appArmorProfile", Level: Baseline}},
-		CIS: []string{"5.7.3"},
-		New: newAppArmorProfile,
+		Doc:    `AppArmor is never Unconfined (fields and annotations).`,
+		PSS:    []PSSCheck{{ID: "appArmorProfile", Level: Baseline}},
+		CIS:    []string{"5.7.3"},
+		New:    newAppArmorProfile,
+		Native: nativeAppArmorProfile,
 	})
 }
 
@@ -72,5 +73,18 @@ func newAppArmorProfile(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeAppArmorProfile(*v1alpha1.Policy, NativeMode) Native {
+	ok := "%s.?appArmorProfile.?type.orValue('RuntimeDefault') in ['RuntimeDefault', 'Localhost']"
+	return Native{
+		Pod: fmt.Sprintf(ok, "variables.spec.?securityContext") + fmt.Sprintf(" && variables.meta.?annotations.orValue({}).all(k, !k.startsWith(%s) || "+
+			"variables.meta.annotations[k] == '' || variables.meta.annotations[k] == 'runtime/default' || variables.meta.annotations[k].startsWith('localhost/'))",
+			celString(corev1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix)),
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("the pod sets an Unconfined AppArmor profile; fix: set "), specField("securityContext.appArmorProfile.type"),
+			celString(": RuntimeDefault and remove container.apparmor.security.beta.kubernetes.io annotations that say unconfined")),
+		Container:        fmt.Sprintf(ok, "c.?securityContext"),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("set an Unconfined AppArmor profile; fix: set "), specField("containers[*].securityContext.appArmorProfile.type"), celString(": RuntimeDefault")),
 	}
 }

@@ -30,6 +30,7 @@ only these.`,
 		CIS:    []string{"5.2.8", "5.2.9", "5.2.10"},
 		Params: func() v1alpha1.RuleParams { return &CapabilitiesParams{} },
 		New:    newCapabilities,
+		Native: nativeCapabilities,
 	})
 }
 
@@ -127,4 +128,34 @@ func (c *CapabilitiesParams) belowRestricted(path *field.Path) []Weakening {
 		}
 	}
 	return out
+}
+
+func nativeCapabilities(p *v1alpha1.Policy, mode NativeMode) Native {
+	allowed := params[*CapabilitiesParams](p, "capabilities").AllowedAdd
+	dropsAll := "c.?securityContext.?capabilities.?drop.orValue([]).exists(d, d == 'ALL')"
+	adds := fmt.Sprintf("c.?securityContext.?capabilities.?add.orValue([]).all(a, a in %s)", celList(allowed))
+	n := Native{
+		Container: fmt.Sprintf("(variables.windows || %s) && %s", dropsAll, adds),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString(fmt.Sprintf("do not drop ALL capabilities or add one outside %s; fix: add ALL to ", quoteList(allowed))),
+			specField("containers[*].securityContext.capabilities.drop"), celString(" and remove the others from add")),
+	}
+	fix := fixInForce(p, "capabilities")
+	if mode == AsAdmitted && fix {
+		n.Container = adds
+	}
+	if mode == AsSubmitted && fix {
+		// drop is an atomic list: an apply configuration would replace it,
+		// so ALL is appended with a JSON patch, creating what is missing.
+		for _, list := range []string{"initContainers", "containers"} {
+			at := fmt.Sprintf("'/spec/%s/' + string(i) + '/securityContext", list)
+			n.Mutations = append(n.Mutations, Mutation{JSONPatch: true, Expression: fmt.Sprintf(
+				"object.spec.?%s.orValue([]).transformList(i, c, !$exempt(c) && !variables.windows && !%s ? "+
+					"(!has(c.securityContext) ? [JSONPatch{op: 'add', path: %s', value: {'capabilities': {'drop': ['ALL']}}}] : "+
+					"!has(c.securityContext.capabilities) ? [JSONPatch{op: 'add', path: %s/capabilities', value: {'drop': ['ALL']}}] : "+
+					"!has(c.securityContext.capabilities.drop) ? [JSONPatch{op: 'add', path: %s/capabilities/drop', value: ['ALL']}] : "+
+					"[JSONPatch{op: 'add', path: %s/capabilities/drop/-', value: 'ALL'}]) : []).flatten()",
+				list, dropsAll, at, at, at, at)})
+		}
+	}
+	return n
 }

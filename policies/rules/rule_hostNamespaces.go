@@ -5,6 +5,8 @@ package rules
 // must not be true. As PSA baseline. No fix.
 
 import (
+	"fmt"
+
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/podspec"
 )
@@ -12,10 +14,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "hostNamespaces", Order: 90, Action: v1alpha1.ActionEnforce,
-		Doc: `No hostNetwork, hostPID or hostIPC (Docker's network isolation).`,
-		PSS: []PSSCheck{{ID: "hostNamespaces", Level: Baseline}},
-		CIS: []string{"5.2.3", "5.2.4", "5.2.5"},
-		New: newHostNamespaces,
+		Doc:    `No hostNetwork, hostPID or hostIPC (Docker's network isolation).`,
+		PSS:    []PSSCheck{{ID: "hostNamespaces", Level: Baseline}},
+		CIS:    []string{"5.2.3", "5.2.4", "5.2.5"},
+		New:    newHostNamespaces,
+		Native: nativeHostNamespaces,
 	})
 }
 
@@ -44,5 +47,13 @@ func newHostNamespaces(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeHostNamespaces(*v1alpha1.Policy, NativeMode) Native {
+	return Native{
+		Pod: "!variables.spec.?hostNetwork.orValue(false) && !variables.spec.?hostPID.orValue(false) && !variables.spec.?hostIPC.orValue(false)",
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("the pod shares the host's network, PID or IPC namespace; fix: remove hostNetwork, hostPID and hostIPC from "),
+			"variables.specPath", celString("")),
 	}
 }

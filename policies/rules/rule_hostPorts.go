@@ -15,10 +15,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "hostPorts", Order: 100, Action: v1alpha1.ActionEnforce,
-		Doc: `No container port binds a hostPort.`,
-		PSS: []PSSCheck{{ID: "hostPorts", Level: Baseline}},
-		CIS: []string{"5.2.13"},
-		New: newHostPorts,
+		Doc:    `No container port binds a hostPort.`,
+		PSS:    []PSSCheck{{ID: "hostPorts", Level: Baseline}},
+		CIS:    []string{"5.2.13"},
+		New:    newHostPorts,
+		Native: nativeHostPorts,
 	})
 }
 
@@ -49,5 +50,13 @@ func newHostPorts(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeHostPorts(*v1alpha1.Policy, NativeMode) Native {
+	return Native{
+		Container: "c.?ports.orValue([]).all(p, p.?hostPort.orValue(0) == 0) && !(variables.spec.?hostNetwork.orValue(false) && c.?ports.orValue([]).size() > 0)",
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("bind host ports (under hostNetwork every container port is one); fix: remove "),
+			specField("containers[*].ports[*].hostPort"), celString(" and expose the ports with a Service")),
 	}
 }

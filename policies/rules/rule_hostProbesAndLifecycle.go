@@ -8,6 +8,7 @@ package rules
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -18,9 +19,10 @@ import (
 func init() {
 	register(Definition{
 		ID: "hostProbesAndLifecycle", Order: 170, Action: v1alpha1.ActionEnforce,
-		Doc: `Probes and lifecycle handlers set no host.`,
-		PSS: []PSSCheck{{ID: "hostProbesAndHostLifecycle", Level: Baseline}},
-		New: newHostProbesAndLifecycle,
+		Doc:    `Probes and lifecycle handlers set no host.`,
+		PSS:    []PSSCheck{{ID: "hostProbesAndHostLifecycle", Level: Baseline}},
+		New:    newHostProbesAndLifecycle,
+		Native: nativeHostProbesAndLifecycle,
 	})
 }
 
@@ -74,5 +76,19 @@ func newHostProbesAndLifecycle(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeHostProbesAndLifecycle(*v1alpha1.Policy, NativeMode) Native {
+	var parts []string
+	for _, h := range []string{"livenessProbe", "readinessProbe", "startupProbe", "lifecycle.?postStart", "lifecycle.?preStop"} {
+		for _, a := range []string{"httpGet", "tcpSocket"} {
+			parts = append(parts, fmt.Sprintf("c.?%s.?%s.?host.orValue('') == ''", h, a))
+		}
+	}
+	return Native{
+		Container: strings.Join(parts, " && "),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("send probe or lifecycle requests to another host; fix: remove host from "),
+			specField("containers[*]"), celString(" probes and lifecycle handlers")),
 	}
 }

@@ -17,8 +17,9 @@ import (
 func init() {
 	register(Definition{
 		ID: "imageTag", Order: 210, Action: v1alpha1.ActionWarn,
-		Doc: `Images are pinned to a tag other than latest, or to a digest.`,
-		New: newImageTag,
+		Doc:    `Images are pinned to a tag other than latest, or to a digest.`,
+		New:    newImageTag,
+		Native: nativeImageTag,
 	})
 }
 
@@ -60,5 +61,15 @@ func newImageTag(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeImageTag(*v1alpha1.Policy, NativeMode) Native {
+	name := "c.?image.orValue('').substring(c.?image.orValue('').lastIndexOf('/') + 1)"
+	tag := fmt.Sprintf("%s.substring(%s.lastIndexOf(':') + 1)", name, name)
+	return Native{
+		Container: fmt.Sprintf("c.?image.orValue('').contains('@') || (%s.lastIndexOf(':') >= 0 && %s != '' && %s != 'latest')", name, tag, tag),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("use the :latest tag or no tag, which can change under a running workload; fix: set "),
+			specField("containers[*].image"), celString(" to a fixed tag or a digest (image@sha256:...)")),
 	}
 }

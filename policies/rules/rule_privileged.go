@@ -14,10 +14,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "privileged", Order: 60, Action: v1alpha1.ActionEnforce,
-		Doc: `No privileged containers.`,
-		PSS: []PSSCheck{{ID: "privileged", Level: Baseline}},
-		CIS: []string{"5.2.2"},
-		New: newPrivileged,
+		Doc:    `No privileged containers.`,
+		PSS:    []PSSCheck{{ID: "privileged", Level: Baseline}},
+		CIS:    []string{"5.2.2"},
+		New:    newPrivileged,
+		Native: nativePrivileged,
 	})
 }
 
@@ -36,5 +37,12 @@ func newPrivileged(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativePrivileged(*v1alpha1.Policy, NativeMode) Native {
+	return Native{
+		Container:        "!c.?securityContext.?privileged.orValue(false)",
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("are privileged; fix: set "), specField("containers[*].securityContext.privileged"), celString(": false")),
 	}
 }

@@ -22,7 +22,8 @@ func init() {
 		ID: "probes", Order: 190, Action: v1alpha1.ActionWarn,
 		Doc: `Long-running containers have liveness and readiness probes (not init,
 sidecar or ephemeral containers, not pods of Jobs and CronJobs).`,
-		New: newProbes,
+		New:    newProbes,
+		Native: nativeProbes,
 	})
 }
 
@@ -54,5 +55,14 @@ func newProbes(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeProbes(*v1alpha1.Policy, NativeMode) Native {
+	return Native{
+		Regular:   true,
+		Container: "variables.jobPod || (has(c.livenessProbe) && has(c.readinessProbe))",
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("lack a liveness or readiness probe; fix: set "),
+			specField("containers[*].livenessProbe"), celString(" and readinessProbe (httpGet, tcpSocket, grpc or exec)")),
 	}
 }

@@ -16,10 +16,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "procMount", Order: 140, Action: v1alpha1.ActionEnforce,
-		Doc: `procMount is Default.`,
-		PSS: []PSSCheck{{ID: "procMount", Level: Baseline}, {ID: "procMount_restricted", Level: Restricted}},
-		CIS: []string{"5.7.3"},
-		New: newProcMount,
+		Doc:    `procMount is Default.`,
+		PSS:    []PSSCheck{{ID: "procMount", Level: Baseline}, {ID: "procMount_restricted", Level: Restricted}},
+		CIS:    []string{"5.7.3"},
+		New:    newProcMount,
+		Native: nativeProcMount,
 	})
 }
 
@@ -38,5 +39,12 @@ func newProcMount(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeProcMount(*v1alpha1.Policy, NativeMode) Native {
+	return Native{
+		Container:        "c.?securityContext.?procMount.orValue('Default') == 'Default'",
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("unmask /proc; fix: remove "), specField("containers[*].securityContext.procMount"), celString(" or set it to Default")),
 	}
 }

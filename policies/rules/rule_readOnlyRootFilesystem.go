@@ -12,6 +12,8 @@ package rules
 // Windows pods cannot set the field: nothing is required or injected.
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
@@ -25,8 +27,9 @@ func init() {
 		Doc: `Containers have a read-only root filesystem (Docker's --read-only). With
 mutate: true, it is set and an emptyDir is mounted at /tmp where nothing
 is mounted there.`,
-		CIS: []string{"5.7.3"},
-		New: newReadOnlyRootFilesystem,
+		CIS:    []string{"5.7.3"},
+		New:    newReadOnlyRootFilesystem,
+		Native: nativeReadOnlyRootFilesystem,
 	})
 }
 
@@ -84,4 +87,14 @@ func mountsTmp(c podspec.Container) bool {
 		}
 	}
 	return false
+}
+
+func nativeReadOnlyRootFilesystem(p *v1alpha1.Policy, mode NativeMode) Native {
+	s := containerField{field: "readOnlyRootFilesystem", want: true, linuxOnly: true}
+	opt := "c.?securityContext.?readOnlyRootFilesystem"
+	n := s.native(p, "readOnlyRootFilesystem", mode, fmt.Sprintf("!%s.hasValue() || %s.value() == true", opt, opt))
+	if mode == AsSubmitted && fixInForce(p, "readOnlyRootFilesystem") {
+		n.MutationWebhookOnly = "the fix also mounts an emptyDir at /tmp where nothing is mounted there; it is not exported"
+	}
+	return n
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -35,6 +36,7 @@ defaultLimits (never below the container's own request); where the
 request is missing too, it gets defaultRequests (never above the limit).`,
 		Params: func() v1alpha1.RuleParams { return &ResourcesParams{} },
 		New:    newResources,
+		Native: nativeResources,
 	})
 }
 
@@ -211,4 +213,62 @@ func validateResourceList(rl corev1.ResourceList, path *field.Path) field.ErrorL
 		}
 	}
 	return errs
+}
+
+func nativeResources(p *v1alpha1.Policy, mode NativeMode) Native {
+	cfg := params[*ResourcesParams](p, "resources")
+	const L, R = "c.?resources.?limits.orValue({})", "c.?resources.?requests.orValue({})"
+	q := func(m, k string) string { return fmt.Sprintf("quantity(string(%s[%s]))", m, celString(k)) }
+	// effLimit is the limit a container has after the fix.
+	effLimit := func(name corev1.ResourceName) string {
+		def := cfg.DefaultLimits[name]
+		return fmt.Sprintf("(%[1]s in %[2]s ? %[3]s : (%[1]s in %[4]s && %[5]s.isGreaterThan(quantity(%[6]s)) ? %[5]s : quantity(%[6]s)))",
+			celString(string(name)), L, q(L, string(name)), R, q(R, string(name)), celString(def.String()))
+	}
+	requestsOK := fmt.Sprintf("%s.all(k, !(k in %s) || quantity(string(%s[k])).compareTo(quantity(string(%s[k]))) <= 0)", R, L, R, L)
+	fix := fixInForce(p, "resources")
+	var submitted, admitted []string
+	for _, name := range limitedResources {
+		submitted = append(submitted, fmt.Sprintf("%s in %s", celString(string(name)), L))
+	}
+	submitted = append(submitted, requestsOK)
+	admitted = append(admitted, requestsOK)
+	for _, name := range sortedNames(cfg.MaxLimits) {
+		max := cfg.MaxLimits[name]
+		limit := fmt.Sprintf("(!(%s in %s) || %s.compareTo(quantity(%s)) <= 0)", celString(string(name)), L, q(L, string(name)), celString(max.String()))
+		submitted = append(submitted, limit)
+		if slices.Contains(limitedResources, name) {
+			limit = fmt.Sprintf("%s.compareTo(quantity(%s)) <= 0", effLimit(name), celString(max.String()))
+		}
+		admitted = append(admitted, limit)
+	}
+	n := Native{
+		Container: strings.Join(submitted, " && "),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("lack a cpu or memory limit, request more than their limit, or exceed the policy's maximum; fix: set "),
+			specField("containers[*].resources.limits"), celString(fmt.Sprintf(" (default cpu %s, memory %s), with requests at most the limits",
+				quantityText(cfg.DefaultLimits, corev1.ResourceCPU), quantityText(cfg.DefaultLimits, corev1.ResourceMemory)))),
+	}
+	if mode == AsAdmitted && fix {
+		n.Container = strings.Join(admitted, " && ")
+	}
+	if mode == AsSubmitted && fix {
+		var limits, requests []string
+		for _, name := range limitedResources {
+			k := celString(string(name))
+			def := cfg.DefaultLimits[name]
+			limits = append(limits, fmt.Sprintf("?%[1]s: %[1]s in %[2]s ? optional.none() : optional.of(%[1]s in %[3]s && %[4]s.isGreaterThan(quantity(%[5]s)) ? string(%[3]s[%[1]s]) : %[5]s)",
+				k, L, R, q(R, string(name)), celString(def.String())))
+			if req, ok := cfg.DefaultRequests[name]; ok {
+				requests = append(requests, fmt.Sprintf("?%[1]s: %[1]s in %[2]s || %[1]s in %[3]s ? optional.none() : optional.of(%[4]s)", k, L, R, celString(req.String())))
+			}
+		}
+		n.Mutations = forLists(fmt.Sprintf("!$exempt(c) && !(%s in %s && %s in %s)", celString("cpu"), L, celString("memory"), L),
+			fmt.Sprintf("Object.spec.LIST{name: c.name, resources: Object.spec.LIST.resources{limits: {%s}, requests: {%s}}}", strings.Join(limits, ", "), strings.Join(requests, ", ")))
+	}
+	return n
+}
+
+func quantityText(l corev1.ResourceList, name corev1.ResourceName) string {
+	q := l[name]
+	return q.String()
 }

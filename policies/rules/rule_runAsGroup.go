@@ -31,6 +31,7 @@ when unset. fsGroup and supplementalGroups must never be 0.`,
 		CIS:    []string{"5.7.3"},
 		Params: func() v1alpha1.RuleParams { return &RunAsGroupParams{} },
 		New:    newRunAsGroup,
+		Native: nativeRunAsGroup,
 	})
 }
 
@@ -110,4 +111,22 @@ func (r *RunAsGroupParams) Default() {
 // Validate refuses root's group and out-of-range or duplicate IDs.
 func (r *RunAsGroupParams) Validate(path *field.Path) field.ErrorList {
 	return validateIDs(r.AllowedGIDs, path.Child("allowedGIDs"), "GID 0 is root's group; choose a non-root group")
+}
+
+func nativeRunAsGroup(p *v1alpha1.Policy, mode NativeMode) Native {
+	allowed := params[*RunAsGroupParams](p, "runAsGroup").AllowedGIDs
+	s := podDefault[int64]{id: "runAsGroup", field: []string{"runAsGroup"}, show: func(v int64) string { return strconv.FormatInt(v, 10) },
+		want: joinInts(allowed), inject: allowed[0], linuxOnly: true}
+	// fsGroup comes with the injected runAsGroup, and its change policy
+	// with fsGroup, each only where unset.
+	inject := fmt.Sprintf("runAsGroup: %d, ?fsGroup: object.spec.?securityContext.?fsGroup.hasValue() ? optional.none() : optional.of(%d), "+
+		"?fsGroupChangePolicy: object.spec.?securityContext.?fsGroup.hasValue() || object.spec.?securityContext.?fsGroupChangePolicy.hasValue() ? optional.none() : optional.of('OnRootMismatch')",
+		allowed[0], allowed[0])
+	n := s.native(p, mode, func(x string) string { return x + " in " + celInts(allowed) },
+		func(x string) string { return "string(" + x + ")" }, inject)
+	n.Pod = fmt.Sprintf("(%s) && variables.spec.?securityContext.?fsGroup.orValue(1) != 0 && variables.spec.?securityContext.?supplementalGroups.orValue([]).all(g, g != 0)", n.Pod)
+	n.PodMessage = fmt.Sprintf("variables.spec.?securityContext.?fsGroup.orValue(1) == 0 ? %s + %s + %s : variables.spec.?securityContext.?supplementalGroups.orValue([]).exists(g, g == 0) ? %s + %s : %s",
+		celString("fsGroup is 0, root's group ("), specField("securityContext.fsGroup"), celString(fmt.Sprintf("); fix: set it to %d", allowed[0])),
+		celString("supplementalGroups contains 0, root's group; fix: remove 0 from "), specField("securityContext.supplementalGroups"), n.PodMessage)
+	return n
 }

@@ -18,10 +18,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "runAsNonRoot", Order: 30, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Doc: `Containers run with runAsNonRoot: true (injected at pod level).`,
-		PSS: []PSSCheck{{ID: "runAsNonRoot", Level: Restricted}},
-		CIS: []string{"5.2.7"},
-		New: newRunAsNonRoot,
+		Doc:    `Containers run with runAsNonRoot: true (injected at pod level).`,
+		PSS:    []PSSCheck{{ID: "runAsNonRoot", Level: Restricted}},
+		CIS:    []string{"5.2.7"},
+		New:    newRunAsNonRoot,
+		Native: nativeRunAsNonRoot,
 	})
 }
 
@@ -42,4 +43,10 @@ func newRunAsNonRoot(*v1alpha1.Policy) Rule {
 		Check:   s.check,
 		Fix:     s.fix,
 	}
+}
+
+func nativeRunAsNonRoot(p *v1alpha1.Policy, mode NativeMode) Native {
+	s := podDefault[bool]{id: "runAsNonRoot", field: []string{"runAsNonRoot"}, show: strconv.FormatBool, want: "true", inject: true}
+	return s.native(p, mode, func(x string) string { return x + " == true" },
+		func(x string) string { return "string(" + x + ")" }, "runAsNonRoot: true")
 }

@@ -30,6 +30,7 @@ securityContext.runAsUser when neither pod nor container sets one.`,
 		CIS:    []string{"5.2.7", "5.7.3"},
 		Params: func() v1alpha1.RuleParams { return &RunAsUserParams{} },
 		New:    newRunAsUser,
+		Native: nativeRunAsUser,
 	})
 }
 
@@ -115,4 +116,12 @@ func (r *RunAsUserParams) Default() {
 // Validate refuses root and out-of-range or duplicate IDs.
 func (r *RunAsUserParams) Validate(path *field.Path) field.ErrorList {
 	return validateIDs(r.AllowedUIDs, path.Child("allowedUIDs"), "UID 0 is root; the policy requires a non-root user")
+}
+
+func nativeRunAsUser(p *v1alpha1.Policy, mode NativeMode) Native {
+	allowed := params[*RunAsUserParams](p, "runAsUser").AllowedUIDs
+	s := podDefault[int64]{id: "runAsUser", field: []string{"runAsUser"}, show: func(v int64) string { return strconv.FormatInt(v, 10) },
+		want: joinInts(allowed), inject: allowed[0], linuxOnly: true}
+	return s.native(p, mode, func(x string) string { return x + " in " + celInts(allowed) },
+		func(x string) string { return "string(" + x + ")" }, fmt.Sprintf("runAsUser: %d", allowed[0]))
 }

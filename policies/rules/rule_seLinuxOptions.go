@@ -19,10 +19,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "seLinuxOptions", Order: 130, Action: v1alpha1.ActionEnforce,
-		Doc: `SELinux: container types only, no user or role.`,
-		PSS: []PSSCheck{{ID: "seLinuxOptions", Level: Baseline}},
-		CIS: []string{"5.7.3"},
-		New: newSELinuxOptions,
+		Doc:    `SELinux: container types only, no user or role.`,
+		PSS:    []PSSCheck{{ID: "seLinuxOptions", Level: Baseline}},
+		CIS:    []string{"5.7.3"},
+		New:    newSELinuxOptions,
+		Native: nativeSELinuxOptions,
 	})
 }
 
@@ -58,5 +59,20 @@ func newSELinuxOptions(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeSELinuxOptions(*v1alpha1.Policy, NativeMode) Native {
+	types := celList(sets.List(seLinuxTypes))
+	ok := func(x string) string {
+		return fmt.Sprintf("(!%[1]s.hasValue() || (%[1]s.value().?type.orValue('') in %[2]s && %[1]s.value().?user.orValue('') == '' && %[1]s.value().?role.orValue('') == ''))", x, types)
+	}
+	return Native{
+		Pod: ok("variables.spec.?securityContext.?seLinuxOptions"),
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("the pod sets an SELinux user, role or type other than container_t, container_init_t, container_kvm_t, container_engine_t; fix: correct "),
+			specField("securityContext.seLinuxOptions"), celString("")),
+		Container: ok("c.?securityContext.?seLinuxOptions"),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("set an SELinux user, role or type other than container_t, container_init_t, container_kvm_t, container_engine_t; fix: correct "),
+			specField("containers[*].securityContext.seLinuxOptions"), celString("")),
 	}
 }

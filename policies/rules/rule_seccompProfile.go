@@ -18,9 +18,10 @@ func init() {
 		ID: "seccompProfile", Order: 80, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Doc: `Containers run under the RuntimeDefault or a Localhost seccomp profile
 (RuntimeDefault is injected at pod level).`,
-		PSS: []PSSCheck{{ID: "seccompProfile_baseline", Level: Baseline}, {ID: "seccompProfile_restricted", Level: Restricted}},
-		CIS: []string{"5.7.2"},
-		New: newSeccompProfile,
+		PSS:    []PSSCheck{{ID: "seccompProfile_baseline", Level: Baseline}, {ID: "seccompProfile_restricted", Level: Restricted}},
+		CIS:    []string{"5.7.2"},
+		New:    newSeccompProfile,
+		Native: nativeSeccompProfile,
 	})
 }
 
@@ -50,4 +51,12 @@ func newSeccompProfile(*v1alpha1.Policy) Rule {
 		Check:   s.check,
 		Fix:     s.fix,
 	}
+}
+
+func nativeSeccompProfile(p *v1alpha1.Policy, mode NativeMode) Native {
+	s := podDefault[corev1.SeccompProfile]{id: "seccompProfile", field: []string{"seccompProfile"},
+		show: func(v corev1.SeccompProfile) string { return "{type: " + string(v.Type) + "}" },
+		want: "{type: RuntimeDefault} or {type: Localhost}", inject: corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}, linuxOnly: true}
+	return s.native(p, mode, func(x string) string { return x + ".type in ['RuntimeDefault', 'Localhost']" },
+		func(x string) string { return "'{type: ' + " + x + ".type + '}'" }, "seccompProfile: Object.spec.securityContext.seccompProfile{type: 'RuntimeDefault'}")
 }

@@ -33,9 +33,10 @@ func init() {
 one by its value (pemPrivateKey, awsAccessKeyID, githubToken, gitlabToken,
 slackToken, stripeLiveKey, googleAPIKey, jwt, urlPassword) or by its name
 (secretName: any literal given to an env var matching namePatterns, or to a
-flag such as --password). Put secrets in a Secret (valueFrom.secretKeyRef).`,		CIS:    []string{"5.4.1"},
+flag such as --password). Put secrets in a Secret (valueFrom.secretKeyRef).`, CIS: []string{"5.4.1"},
 		Params: func() v1alpha1.RuleParams { return &SecretsInEnvParams{} },
 		New:    newSecretsInEnv,
+		Native: nativeSecretsInEnv,
 	})
 }
 
@@ -169,4 +170,8 @@ func (s *SecretsInEnvParams) Validate(path *field.Path) field.ErrorList {
 		seen[d] = true
 	}
 	return errs
+}
+
+func nativeSecretsInEnv(*v1alpha1.Policy, NativeMode) Native {
+	return Native{WebhookOnly: "its detectors decode JWT headers (base64url, then JSON), parse URLs and command-line flags, and match a policy's own regular expressions against every env var name: CEL cannot do all of that faithfully"}
 }

@@ -38,6 +38,7 @@ removed.`,
 		CIS:    []string{"5.1.6"},
 		Params: func() v1alpha1.RuleParams { return &ServiceAccountTokenParams{} },
 		New:    newServiceAccountToken,
+		Native: nativeServiceAccountToken,
 	})
 }
 
@@ -114,4 +115,21 @@ func isAdmissionTokenVolume(v corev1.Volume) bool {
 	return s[0].ServiceAccountToken != nil && s[0].ServiceAccountToken.Path == "token" &&
 		s[1].ConfigMap != nil && s[1].ConfigMap.Name == "kube-root-ca.crt" &&
 		s[2].DownwardAPI != nil
+}
+
+func nativeServiceAccountToken(p *v1alpha1.Policy, mode NativeMode) Native {
+	includeNamed := params[*ServiceAccountTokenParams](p, "serviceAccountToken").IncludeNamedServiceAccounts
+	n := Native{
+		Pod: "variables.spec.?automountServiceAccountToken.orValue(true) == false",
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("the pod mounts a service account token in every container; fix: set "),
+			specField("automountServiceAccountToken"), celString(": false; a pod that talks to the API server mounts a projected token in the container that needs it, or is exempted")),
+	}
+	fix := fixInForce(p, "serviceAccountToken")
+	if mode == AsAdmitted && fix {
+		n.Pod = fmt.Sprintf("variables.spec.?automountServiceAccountToken.hasValue() ? variables.spec.automountServiceAccountToken == false : (%t || variables.spec.?serviceAccountName.orValue('') in ['', 'default'])", includeNamed)
+	}
+	if mode == AsSubmitted && fix {
+		n.MutationWebhookOnly = "the fix also removes the token volume the API server mounted, by its index; it is not exported"
+	}
+	return n
 }

@@ -16,10 +16,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "sysctls", Order: 150, Action: v1alpha1.ActionEnforce,
-		Doc: `Only the safe sysctls.`,
-		PSS: []PSSCheck{{ID: "sysctls", Level: Baseline}},
-		CIS: []string{"5.7.3"},
-		New: newSysctls,
+		Doc:    `Only the safe sysctls.`,
+		PSS:    []PSSCheck{{ID: "sysctls", Level: Baseline}},
+		CIS:    []string{"5.7.3"},
+		New:    newSysctls,
+		Native: nativeSysctls,
 	})
 }
 
@@ -60,5 +61,12 @@ func newSysctls(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeSysctls(*v1alpha1.Policy, NativeMode) Native {
+	return Native{
+		Pod:        fmt.Sprintf("variables.spec.?securityContext.?sysctls.orValue([]).all(s, s.name in %s)", celList(sets.List(safeSysctls))),
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("the pod sets a sysctl outside the safe set; fix: remove it from "), specField("securityContext.sysctls"), celString("")),
 	}
 }

@@ -8,6 +8,7 @@ package rules
 
 import (
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -21,9 +22,10 @@ func init() {
 		Doc: `Only configMap, csi, downwardAPI, emptyDir, ephemeral, image,
 persistentVolumeClaim, projected and secret volumes: no hostPath, no bind
 mounts.`,
-		PSS: []PSSCheck{{ID: "hostPathVolumes", Level: Baseline}, {ID: "restrictedVolumes", Level: Restricted}},
-		CIS: []string{"5.2.12"},
-		New: newVolumeTypes,
+		PSS:    []PSSCheck{{ID: "hostPathVolumes", Level: Baseline}, {ID: "restrictedVolumes", Level: Restricted}},
+		CIS:    []string{"5.2.12"},
+		New:    newVolumeTypes,
+		Native: nativeVolumeTypes,
 	})
 }
 
@@ -108,3 +110,20 @@ func newVolumeTypes(*v1alpha1.Policy) Rule {
 		},
 	}
 }
+
+func nativeVolumeTypes(*v1alpha1.Policy, NativeMode) Native {
+	var none []string
+	for _, f := range forbiddenVolumeFields {
+		none = append(none, "!has(v."+f+")")
+	}
+	return Native{
+		Pod: fmt.Sprintf("variables.spec.?volumes.orValue([]).all(v, %s)", strings.Join(none, " && ")),
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("a volume uses a type the restricted level forbids (hostPath, nfs...); fix: use persistentVolumeClaim, configMap, secret or emptyDir volumes in "),
+			specField("volumes"), celString("")),
+	}
+}
+
+// forbiddenVolumeFields are the volume sources volumeType names, in its order.
+var forbiddenVolumeFields = []string{"hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi", "glusterfs", "rbd",
+	"flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile", "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk",
+	"portworxVolume", "scaleIO", "storageos"}

@@ -15,10 +15,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "windowsHostProcess", Order: 160, Action: v1alpha1.ActionEnforce,
-		Doc: `No Windows HostProcess containers.`,
-		PSS: []PSSCheck{{ID: "windowsHostProcess", Level: Baseline}},
-		CIS: []string{"5.2.11"},
-		New: newWindowsHostProcess,
+		Doc:    `No Windows HostProcess containers.`,
+		PSS:    []PSSCheck{{ID: "windowsHostProcess", Level: Baseline}},
+		CIS:    []string{"5.2.11"},
+		New:    newWindowsHostProcess,
+		Native: nativeWindowsHostProcess,
 	})
 }
 
@@ -40,5 +41,14 @@ func newWindowsHostProcess(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+	}
+}
+
+func nativeWindowsHostProcess(*v1alpha1.Policy, NativeMode) Native {
+	return Native{
+		Pod:              "!variables.spec.?securityContext.?windowsOptions.?hostProcess.orValue(false)",
+		PodMessage:       fmt.Sprintf("%s + %s", celString("the pod runs as a Windows HostProcess, directly on the host; fix: remove "), specField("securityContext.windowsOptions.hostProcess")),
+		Container:        "!c.?securityContext.?windowsOptions.?hostProcess.orValue(false)",
+		ContainerMessage: fmt.Sprintf("%s + %s", celString("run as a Windows HostProcess, directly on the host; fix: remove "), specField("containers[*].securityContext.windowsOptions.hostProcess")),
 	}
 }

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
+	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/change"
 	"podguard.dev/podguard/policies/podspec"
 )
@@ -199,4 +200,59 @@ func validateIDs(ids []int64, path *field.Path, rootMsg string) field.ErrorList 
 		seen[id] = true
 	}
 	return errs
+}
+
+// native renders a podDefault rule as CEL. ok(x) is a CEL boolean over a
+// value expression x; show(x) a CEL string showing it; inject the fields of
+// the pod securityContext apply configuration the fix sets.
+func (s podDefault[T]) native(p *v1alpha1.Policy, mode NativeMode, ok, show func(x string) string, inject string) Native {
+	f := strings.Join(s.field, ".")
+	podOpt := "variables.spec.?securityContext.?" + f
+	cOpt := "c.?securityContext.?" + f
+	missingOK := "false"
+	if s.linuxOnly {
+		missingOK = "variables.windows"
+	}
+	fix := fixInForce(p, s.id)
+	injectText := s.show(s.inject)
+	n := Native{
+		Pod: fmt.Sprintf("!%s.hasValue() || %s", podOpt, ok(podOpt+".value()")),
+		PodMessage: fmt.Sprintf("%s + %s + %s + %s + %s", celString(f+" is "), show(podOpt+".value()"),
+			celString(fmt.Sprintf("; allowed: %s (", s.want)), specField("securityContext."+f),
+			celString(fmt.Sprintf("); fix: set it to %s", injectText))),
+		Container: fmt.Sprintf("%s.hasValue() ? %s : (%s.hasValue() || %s)", cOpt, ok(cOpt+".value()"), podOpt, missingOK),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString(fmt.Sprintf("run without an allowed %s (allowed: %s); fix: set ", f, s.want)),
+			specField("securityContext."+f), celString(": "+injectText+", or remove the containers' own values that differ")),
+	}
+	if mode == AsAdmitted && fix {
+		// Pod mutation sets the pod's value where it is missing.
+		n.Container = fmt.Sprintf("!%s.hasValue() || %s", cOpt, ok(cOpt+".value()"))
+	}
+	if mode == AsSubmitted && fix {
+		cond := fmt.Sprintf("!%s.hasValue() && variables.containers.exists(c, !$exempt(c) && !%s.hasValue())", podOpt, cOpt)
+		if s.linuxOnly {
+			cond = "!variables.windows && " + cond
+		}
+		n.Mutations = []Mutation{{Expression: fmt.Sprintf("%s ? Object{spec: Object.spec{securityContext: Object.spec.securityContext{%s}}} : Object{}", cond, inject)}}
+	}
+	return n
+}
+
+// native renders a containerField rule's check as CEL; admittedOK is the
+// container predicate for a template whose fix is in force.
+func (s containerField) native(p *v1alpha1.Policy, id string, mode NativeMode, admittedOK string) Native {
+	opt := "c.?securityContext.?" + s.field
+	missingOK := "false"
+	if s.linuxOnly {
+		missingOK = "variables.windows"
+	}
+	n := Native{
+		Container: fmt.Sprintf("%s.hasValue() ? %s.value() == %t : %s", opt, opt, s.want, missingOK),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString(fmt.Sprintf("do not set %s: %t; fix: set ", s.field, s.want)),
+			specField("containers[*].securityContext."+s.field), celString(fmt.Sprintf(": %t", s.want))),
+	}
+	if mode == AsAdmitted && fixInForce(p, id) {
+		n.Container = admittedOK
+	}
+	return n
 }

@@ -1,0 +1,118 @@
+package rules
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+)
+
+// Native is a rule's native form for one policy: CEL for a
+// ValidatingAdmissionPolicy and, for a fix in force, a
+// MutatingAdmissionPolicy's mutations. policies/native assembles the
+// objects; the rule only says what holds.
+//
+// The expressions may use these variables, which every exported policy
+// defines for its kind of object:
+//
+//	variables.spec        the pod spec (object.spec, object.spec.template.spec...)
+//	variables.meta        the pod's metadata (AppArmor annotations live there)
+//	variables.specPath    the spec's field path, for messages ('spec.template.spec')
+//	variables.containers  init and regular containers
+//	variables.windows     spec.os.name is windows
+//	variables.jobPod      the pod runs to completion (Job, CronJob, owned by a Job)
+//
+// In Container and ContainerMessage a container is c. Exemptions are added
+// by the builder around Pod and Container; mutations write $exempt(c) where
+// a container exemption must be honoured (the builder replaces it).
+type Native struct {
+	// WebhookOnly, when set, says why the rule has no faithful CEL form;
+	// everything else is then empty.
+	WebhookOnly string
+	// Pod is a CEL boolean: the pod-level fields comply ("" = none).
+	Pod string
+	// PodMessage is a CEL string for a pod-level failure.
+	PodMessage string
+	// Regular restricts Container to regular containers (no init).
+	Regular bool
+	// Container is a CEL boolean over c: the container complies ("" = none).
+	Container string
+	// ContainerMessage is a CEL string completing "container(s) a, b ...".
+	ContainerMessage string
+	// Mutations are the fix for Pods, in order; empty when the fix is not
+	// in force (no fix, mutate false, action off).
+	Mutations []Mutation
+	// MutationWebhookOnly, when set, says why a fix in force has no native
+	// form (the webhook still injects it).
+	MutationWebhookOnly string
+}
+
+// Mutation is one MutatingAdmissionPolicy mutation.
+type Mutation struct {
+	// JSONPatch selects patchType JSONPatch (for atomic lists, which an
+	// apply configuration cannot merge); otherwise ApplyConfiguration.
+	JSONPatch bool
+	// Expression is the CEL expression: an Object{...} apply configuration
+	// (Object{} for nothing) or a list of JSONPatch values.
+	Expression string
+}
+
+// NativeMode says which object the CEL judges.
+type NativeMode int
+
+const (
+	// AsSubmitted judges the object as it is: Pods, after the native
+	// mutations ran.
+	AsSubmitted NativeMode = iota
+	// AsAdmitted judges a pod template as the webhook does: what Pod
+	// mutation will fix is not a violation, only what nothing can fix.
+	AsAdmitted
+)
+
+// fixInForce reports whether a rule's fix runs for the policy.
+func fixInForce(p *v1alpha1.Policy, id string) bool {
+	c := p.Rules[id]
+	return c != nil && c.Action != v1alpha1.ActionOff && v1alpha1.Bool(c.Mutate)
+}
+
+// celString quotes s as a CEL string literal.
+func celString(s string) string { return strconv.Quote(s) }
+
+// celList renders a list of strings as a CEL list literal.
+func celList[T ~string](items []T) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = celString(string(it))
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// celInts renders a list of integers as a CEL list literal.
+func celInts(items []int64) string {
+	q := make([]string, len(items))
+	for i, it := range items {
+		q[i] = strconv.FormatInt(it, 10)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// path renders a field path below the spec for messages: specPath + '.x'.
+func specField(rest string) string {
+	return "variables.specPath + " + celString("."+rest)
+}
+
+// forLists renders one apply-configuration mutation per container list
+// that exists (init, regular): each receives the containers selected by
+// keep (CEL over c) and the apply configuration built by item (CEL over
+// c, with LIST standing for the list's field name in Object.spec.LIST).
+func forLists(keep, item string) []Mutation {
+	var out []Mutation
+	for _, list := range []string{"initContainers", "containers"} {
+		it := strings.ReplaceAll(item, "LIST", list)
+		out = append(out, Mutation{Expression: fmt.Sprintf(
+			"object.spec.?%[1]s.orValue([]).exists(c, %[2]s) ? Object{spec: Object.spec{%[1]s: object.spec.%[1]s.filter(c, %[2]s).map(c, %[3]s)}} : Object{}",
+			list, keep, it)})
+	}
+	return out
+}
