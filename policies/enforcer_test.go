@@ -15,8 +15,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"podguard.dev/podguard/policies"
-	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
 func enforcer(t testing.TB, policyYAML string) *policies.Enforcer {

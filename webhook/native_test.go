@@ -316,4 +316,3 @@ func waitNative(t *testing.T, pods interface {
 }
 
 func ptrTo[T any](v T) *T { return &v }
-

@@ -182,7 +182,7 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 		out.MutatingBindings = append(out.MutatingBindings, admissionregistrationv1.MutatingAdmissionPolicyBinding{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingAdmissionPolicyBinding"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels()},
-			Spec: admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: o.matchResources()},
+			Spec:       admissionregistrationv1.MutatingAdmissionPolicyBindingSpec{PolicyName: name, MatchResources: o.matchResources()},
 		})
 	}
 	return out, nil
