@@ -48,24 +48,47 @@ func (e *Export) header() string {
 
 // YAML renders every object as one multi-document YAML stream.
 func (e *Export) YAML() ([]byte, error) {
+	return stream(e.header(), e.Objects()...)
+}
+
+// stream writes objects as a YAML stream, the comment heading the first
+// document: a document holding only comments is refused by the static
+// manifest loader ("Object 'Kind' is missing").
+func stream(header string, objs ...runtime.Object) ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString(e.header())
-	for _, o := range e.Objects() {
-		y, err := yaml.Marshal(o)
+	b.WriteString(header)
+	for i, o := range objs {
+		y, err := yaml.Marshal(clean(o))
 		if err != nil {
 			return nil, err
 		}
-		b.WriteString("---\n")
+		if i > 0 {
+			b.WriteString("---\n")
+		}
 		b.Write(y)
 	}
 	return b.Bytes(), nil
+}
+
+// clean drops what an object written for people has no use for: the
+// zero creationTimestamp and status of objects never stored.
+func clean(o runtime.Object) map[string]any {
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
+	if err != nil {
+		panic(err) // API types always convert
+	}
+	delete(m, "status")
+	if meta, ok := m["metadata"].(map[string]any); ok {
+		delete(meta, "creationTimestamp")
+	}
+	return m
 }
 
 // JSON renders every object as a v1 List.
 func (e *Export) JSON() ([]byte, error) {
 	items := make([]json.RawMessage, 0, len(e.Objects()))
 	for _, o := range e.Objects() {
-		j, err := json.Marshal(o)
+		j, err := json.Marshal(clean(o))
 		if err != nil {
 			return nil, err
 		}
@@ -98,17 +121,11 @@ func (e *Export) StaticFiles(dir string) (map[string][]byte, error) {
 	}
 	files := map[string][]byte{}
 	add := func(sub, name string, objs ...runtime.Object) error {
-		var b bytes.Buffer
-		b.WriteString(e.header())
-		for _, o := range objs {
-			y, err := yaml.Marshal(o)
-			if err != nil {
-				return err
-			}
-			b.WriteString("---\n")
-			b.Write(y)
+		b, err := stream(e.header(), objs...)
+		if err != nil {
+			return err
 		}
-		files[path.Join(sub, strings.TrimSuffix(name, StaticSuffix)+".yaml")] = b.Bytes()
+		files[path.Join(sub, strings.TrimSuffix(name, StaticSuffix)+".yaml")] = b
 		return nil
 	}
 	for i := range e.ValidatingPolicies {

@@ -404,3 +404,68 @@ func TestCanarySecretsNeverShown(t *testing.T) {
 		}
 	}
 }
+
+// TestExport: deterministic output, the error policy check gives for an
+// invalid policy, and never a half-written static manifest directory.
+func TestExport(t *testing.T) {
+	dir := t.TempDir()
+	a, b := podguard(t, "", "export"), podguard(t, "", "export")
+	if a.code != 0 || a.out != b.out || !strings.Contains(a.out, "kind: MutatingAdmissionPolicy") || !strings.Contains(a.err, "webhook only: rule secretsInEnv") {
+		t.Fatalf("export: exit %d, deterministic %v\n%s", a.code, a.out == b.out, a.err)
+	}
+	if strings.Contains(a.out, "creationTimestamp") || strings.Contains(a.out, "status:") {
+		t.Errorf("export writes fields of stored objects")
+	}
+	j := podguard(t, "", "export", "-o", "json")
+	var list struct {
+		Kind  string
+		Items []map[string]any
+	}
+	if err := json.Unmarshal([]byte(j.out), &list); err != nil || list.Kind != "List" || len(list.Items) < 10 {
+		t.Errorf("-o json: %v, %d items", err, len(list.Items))
+	}
+	bad := write(t, dir, "bad.yaml", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: sometimes\n")
+	check := podguard(t, "", "policy", "check", "-f", bad)
+	static := filepath.Join(dir, "static")
+	r := podguard(t, "", "export", "--policy", bad, "--static-manifests", static)
+	if r.code != 2 || r.err != check.err {
+		t.Errorf("invalid policy: exit %d, stderr %q, want policy check's %q", r.code, r.err, check.err)
+	}
+	if _, err := os.Stat(static); !os.IsNotExist(err) {
+		t.Errorf("a failed export wrote %s", static)
+	}
+	if r := podguard(t, "", "export", "--static-manifests", "relative/dir"); r.code != 2 || !strings.Contains(r.err, "absolute") {
+		t.Errorf("relative directory: exit %d %s", r.code, r.err)
+	}
+	if r := podguard(t, "", "export", "--static-manifests", static); r.code != 0 {
+		t.Fatalf("static: exit %d %s", r.code, r.err)
+	}
+	for _, f := range []string{"admission-config.yaml", "validating-policies/podguard-pods-enforce.yaml", "mutating-policies/podguard-mutate-pods.yaml"} {
+		data, err := os.ReadFile(filepath.Join(static, f))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if f != "admission-config.yaml" && (!strings.Contains(string(data), ".static.k8s.io") || strings.Contains(string(data), "paramKind")) {
+			t.Errorf("%s: names must end in .static.k8s.io, no params", f)
+		}
+	}
+	// A second export replaces the first; a directory of something else is refused.
+	if r := podguard(t, "", "export", "--static-manifests", static); r.code != 0 {
+		t.Errorf("re-export: exit %d %s", r.code, r.err)
+	}
+	other := filepath.Join(dir, "other")
+	write(t, other, "keep.txt", "mine")
+	if r := podguard(t, "", "export", "--static-manifests", other); r.code != 2 || !strings.Contains(r.err, "refusing") {
+		t.Errorf("foreign directory: exit %d %s", r.code, r.err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(other, "keep.txt")); string(data) != "mine" {
+		t.Error("a refused export touched the directory")
+	}
+	expiring := write(t, dir, "exp.yaml", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nexemptions:\n- reason: old\n  namespaces: [a]\n  expires: \"2000-01-01\"\n- reason: soon\n  namespaces: [b]\n  expires: \"2999-01-01\"\n")
+	r = podguard(t, "", "export", "--policy", expiring)
+	if !strings.Contains(r.err, "exemption 0 (old) expired") || !strings.Contains(r.err, "exemption 1 (soon) expires at 2999-01-01") ||
+		strings.Contains(r.out, `^(?:a)$`) || !strings.Contains(r.out, `^(?:b)$`) {
+		t.Errorf("expiring exemptions:\n%s", r.err)
+	}
+}
