@@ -5,9 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,7 +80,9 @@ func (s *tlsServer) Start(ctx context.Context) error {
 		// Handlers set their own read deadline for the body; the answer
 		// must be written within this.
 		WriteTimeout: 30 * time.Second,
-		ErrorLog:     nil,
+		// Connection-level errors (TLS handshakes of scanners, clients that
+		// go away) are noise at info level: debug only.
+		ErrorLog: log.New(debugWriter{s.log}, "", 0),
 	}
 	// HTTP/2 stays off: TLSConfig.NextProtos is http/1.1 and no
 	// TLSNextProto is set up by ServeTLS for a config that excludes h2.
@@ -102,6 +106,14 @@ func (s *tlsServer) Start(ctx context.Context) error {
 	}
 	<-done
 	return nil
+}
+
+// debugWriter passes net/http's error log lines to logr at debug level.
+type debugWriter struct{ log logr.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.V(1).Info("connection error", "error", strings.TrimSpace(string(p)))
+	return len(p), nil
 }
 
 // StartedChecker is healthy once the server answers TLS.

@@ -66,7 +66,9 @@ matchExpressions:
 {{- define "podguard.webhookCommon" -}}
 admissionReviewVersions: ["v1"]
 sideEffects: None
-failurePolicy: {{ .Values.webhook.failurePolicy }}
+{{- /* As a backstop, the native policies enforce; the webhook adds its
+       richer answers when it is up and is passed over when it is down. */}}
+failurePolicy: {{ if .Values.nativePolicies.backstop }}Ignore{{ else }}{{ .Values.webhook.failurePolicy }}{{ end }}
 timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
 matchPolicy: Equivalent
 namespaceSelector:
