@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,8 @@ import (
 
 	"podguard.dev/podguard/hack/bench/reviews"
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/native"
 )
 
 // e2eResult is one batch of pod creates through the API server.
@@ -33,15 +36,16 @@ type e2eResult struct {
 	FirstError  string         `json:"firstError,omitempty"`
 }
 
-// The four cases, in the report's order.
+// The cases, in the report's order.
 const (
-	caseNone     = "no webhook"
-	casePodguard = "podguard"
-	caseVAP      = "CEL policy (VAP)"
+	caseNone     = "no admission"
+	casePodguard = "podguard webhook"
+	caseNative   = "podguard native (export)"
+	caseBackstop = "backstop (both)"
 	caseNoop     = "no-op webhook pair"
 )
 
-var cases = []string{caseNone, casePodguard, caseVAP, caseNoop}
+var cases = []string{caseNone, casePodguard, caseNative, caseBackstop, caseNoop}
 
 func endToEnd(r *results, bins binaries, dir string, quick bool) {
 	s := current
@@ -67,9 +71,10 @@ func endToEnd(r *results, bins binaries, dir string, quick bool) {
 	if quick {
 		n1, n32 = 50, 300
 	}
-	r.Commands = append(r.Commands, fmt.Sprintf("go run ./hack/bench (end to end: per case and round, %d creates at c=1 and %d at c=32, real and server dry-run; four rounds in the orders A B C D, D C B A, A B C D, D C B A)", n1, n32))
+	r.Commands = append(r.Commands, fmt.Sprintf("go run ./hack/bench (end to end: per case and round, %d creates at c=1 and %d at c=32, real and server dry-run; four rounds, the cases in order, then reversed, then in order, then reversed)", n1, n32))
 	manifests := filepath.Join("config", "webhook", "manifests.yaml")
-	reverse := []string{cases[3], cases[2], cases[1], cases[0]}
+	reverse := slices.Clone(cases)
+	slices.Reverse(reverse)
 	orders := [][]string{cases, reverse, cases, reverse}
 	if quick {
 		orders = orders[:2]
@@ -147,8 +152,11 @@ func setCase(c context.Context, cs kubernetes.Interface, name, manifests string,
 	ar := cs.AdmissionregistrationV1()
 	_ = ar.MutatingWebhookConfigurations().Delete(c, "podguard", metav1.DeleteOptions{})
 	_ = ar.ValidatingWebhookConfigurations().Delete(c, "podguard", metav1.DeleteOptions{})
-	_ = ar.ValidatingAdmissionPolicyBindings().Delete(c, "bench-restricted-subset", metav1.DeleteOptions{})
-	_ = ar.ValidatingAdmissionPolicies().Delete(c, "bench-restricted-subset", metav1.DeleteOptions{})
+	exported := metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=podguard-export"}
+	_ = ar.ValidatingAdmissionPolicyBindings().DeleteCollection(c, metav1.DeleteOptions{}, exported)
+	_ = ar.ValidatingAdmissionPolicies().DeleteCollection(c, metav1.DeleteOptions{}, exported)
+	_ = ar.MutatingAdmissionPolicyBindings().DeleteCollection(c, metav1.DeleteOptions{}, exported)
+	_ = ar.MutatingAdmissionPolicies().DeleteCollection(c, metav1.DeleteOptions{}, exported)
 	var err error
 	switch name {
 	case casePodguard:
@@ -156,8 +164,12 @@ func setCase(c context.Context, cs kubernetes.Interface, name, manifests string,
 	case caseNoop:
 		// The same configurations (rules, selectors, timeouts), served by the no-op.
 		err = testenv.InstallWebhooks(c, cs, manifests, s.noop.base, s.ca.PEM)
-	case caseVAP:
-		err = installVAP(c, cs)
+	case caseNative:
+		err = installNative(c, cs)
+	case caseBackstop:
+		if err = installNative(c, cs); err == nil {
+			err = installBackstopWebhooks(c, cs, manifests, s.podguard.base, s.ca.PEM)
+		}
 	}
 	if err != nil {
 		fatal(err)
@@ -177,11 +189,10 @@ func setCase(c context.Context, cs kubernetes.Interface, name, manifests string,
 		switch name {
 		case caseNone, caseNoop:
 			ok = err == nil && !mutated
-		case casePodguard:
+		case casePodguard, caseNative, caseBackstop:
 			ok = mutated
-		case caseVAP:
-			ok = denied
 		}
+		_ = denied
 		if ok {
 			if name == caseNoop {
 				time.Sleep(time.Second) // nothing observable tells the no-op is in use
@@ -193,35 +204,56 @@ func setCase(c context.Context, cs kubernetes.Interface, name, manifests string,
 	fatal(fmt.Errorf("case %q did not take effect (last probe: %v)", name, last))
 }
 
-// installVAP installs a ValidatingAdmissionPolicy enforcing, in-process in
-// the API server, a subset equivalent to podguard's core: runAsNonRoot,
-// allowPrivilegeEscalation false, drop ALL, cpu and memory limits.
-func installVAP(c context.Context, cs kubernetes.Interface) error {
-	ar := cs.AdmissionregistrationV1()
-	p := &admissionregistrationv1.ValidatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench-restricted-subset"},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
-				RuleWithOperations: admissionregistrationv1.RuleWithOperations{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
-					Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}}}}}},
-			Validations: []admissionregistrationv1.Validation{
-				{Expression: "object.spec.containers.all(c, (has(c.securityContext) && has(c.securityContext.runAsNonRoot) && c.securityContext.runAsNonRoot) || (has(object.spec.securityContext) && has(object.spec.securityContext.runAsNonRoot) && object.spec.securityContext.runAsNonRoot))", Message: "runAsNonRoot"},
-				{Expression: "object.spec.containers.all(c, has(c.securityContext) && has(c.securityContext.allowPrivilegeEscalation) && !c.securityContext.allowPrivilegeEscalation)", Message: "allowPrivilegeEscalation"},
-				{Expression: "object.spec.containers.all(c, has(c.securityContext) && has(c.securityContext.capabilities) && has(c.securityContext.capabilities.drop) && 'ALL' in c.securityContext.capabilities.drop)", Message: "drop ALL"},
-				{Expression: "object.spec.containers.all(c, has(c.resources) && has(c.resources.limits) && 'cpu' in c.resources.limits && 'memory' in c.resources.limits)", Message: "limits"},
-			},
-		},
-	}
-	if _, err := ar.ValidatingAdmissionPolicies().Create(c, p, metav1.CreateOptions{}); err != nil {
+// installNative installs podguard export of the default policy.
+func installNative(c context.Context, cs kubernetes.Interface) error {
+	e, err := native.Build(load.Default("podguard"), native.Options{ExcludeNamespaces: []string{"kube-system", "podguard"}, OptOutLabel: "podguard.dev/ignore"})
+	if err != nil {
 		return err
 	}
-	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "bench-restricted-subset"},
-		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{PolicyName: "bench-restricted-subset",
-			ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
-			MatchResources:    &admissionregistrationv1.MatchResources{NamespaceSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/metadata.name": "bench"}}}},
+	ar := cs.AdmissionregistrationV1()
+	for i := range e.ValidatingPolicies {
+		if _, err := ar.ValidatingAdmissionPolicies().Create(c, &e.ValidatingPolicies[i], metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		if _, err := ar.ValidatingAdmissionPolicyBindings().Create(c, &e.ValidatingBindings[i], metav1.CreateOptions{}); err != nil {
+			return err
+		}
 	}
-	_, err := ar.ValidatingAdmissionPolicyBindings().Create(c, b, metav1.CreateOptions{})
+	for i := range e.MutatingPolicies {
+		if _, err := ar.MutatingAdmissionPolicies().Create(c, &e.MutatingPolicies[i], metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		if _, err := ar.MutatingAdmissionPolicyBindings().Create(c, &e.MutatingBindings[i], metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// installBackstopWebhooks installs podguard's webhooks with failurePolicy
+// Ignore, as the chart's nativePolicies.backstop does.
+func installBackstopWebhooks(c context.Context, cs kubernetes.Interface, manifests, base string, ca []byte) error {
+	if err := testenv.InstallWebhooks(c, cs, manifests, base, ca); err != nil {
+		return err
+	}
+	ar := cs.AdmissionregistrationV1()
+	m, err := ar.MutatingWebhookConfigurations().Get(c, "podguard", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for i := range m.Webhooks {
+		m.Webhooks[i].FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
+	}
+	if _, err := ar.MutatingWebhookConfigurations().Update(c, m, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	v, err := ar.ValidatingWebhookConfigurations().Get(c, "podguard", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	for i := range v.Webhooks {
+		v.Webhooks[i].FailurePolicy = ptr.To(admissionregistrationv1.Ignore)
+	}
+	_, err = ar.ValidatingWebhookConfigurations().Update(c, v, metav1.UpdateOptions{})
 	return err
 }

@@ -50,7 +50,7 @@ func (e exportedExemption) containerScoped() bool {
 func (e exportedExemption) requestMatch() string {
 	var parts []string
 	if len(e.Namespaces) > 0 {
-		parts = append(parts, fmt.Sprintf("request.namespace.matches(%s)", strconv.Quote(globsRegexp(e.Namespaces))))
+		parts = append(parts, globMatch("request.namespace", e.Namespaces))
 	}
 	if len(e.Users) > 0 {
 		parts = append(parts, fmt.Sprintf("request.userInfo.username in %s", strList(e.Users)))
@@ -68,7 +68,7 @@ func (e exportedExemption) requestMatch() string {
 func (e exportedExemption) containerMatch() string {
 	var parts []string
 	if len(e.Images) > 0 {
-		parts = append(parts, fmt.Sprintf("c.?image.orValue('').matches(%s)", strconv.Quote(globsRegexp(e.Images))))
+		parts = append(parts, globMatch("c.?image.orValue('')", e.Images))
 	}
 	if len(e.ContainerNames) > 0 {
 		parts = append(parts, fmt.Sprintf("c.name in %s", strList(e.ContainerNames)))
@@ -92,6 +92,28 @@ func liftedExpr(rule string, ex []exportedExemption) string {
 
 func hasLifted(rule string, ex []exportedExemption) bool { return liftedExpr(rule, ex) != "false" }
 
+// liftedVar and exemptVar name the variables holding liftedExpr and
+// exemptContainersExpr, by the exemptions they combine: rules with the
+// same exemptions (the default ones cover every rule) share one variable,
+// evaluated once per request.
+func liftedVar(rule string, ex []exportedExemption) string {
+	return "lifted" + exemptionSet(rule, ex, false)
+}
+
+func exemptVar(rule string, ex []exportedExemption) string {
+	return "exemptContainers" + exemptionSet(rule, ex, true)
+}
+
+func exemptionSet(rule string, ex []exportedExemption, containerScoped bool) string {
+	var b strings.Builder
+	for _, e := range ex {
+		if e.covers(rule) && e.containerScoped() == containerScoped {
+			fmt.Fprintf(&b, "_%d", e.index)
+		}
+	}
+	return b.String()
+}
+
 // exemptContainersExpr is CEL for the names of the containers an exemption
 // lifts the rule from, or "" when none can be.
 func exemptContainersExpr(rule string, ex []exportedExemption) string {
@@ -105,6 +127,28 @@ func exemptContainersExpr(rule string, ex []exportedExemption) string {
 		return ""
 	}
 	return fmt.Sprintf("variables.containers.filter(c, %s).map(c, c.name)", strings.Join(parts, " || "))
+}
+
+// globMatch is CEL for "x matches one of the globs": a list lookup for
+// plain names (the common case, and cheaper), a regular expression for
+// the rest.
+func globMatch(x string, globs []string) string {
+	var plain, patterns []string
+	for _, g := range globs {
+		if strings.ContainsAny(g, "*?") {
+			patterns = append(patterns, g)
+		} else {
+			plain = append(plain, g)
+		}
+	}
+	var parts []string
+	if len(plain) > 0 {
+		parts = append(parts, fmt.Sprintf("%s in %s", x, strList(plain)))
+	}
+	if len(patterns) > 0 {
+		parts = append(parts, fmt.Sprintf("%s.matches(%s)", x, strconv.Quote(globsRegexp(patterns))))
+	}
+	return "(" + strings.Join(parts, " || ") + ")"
 }
 
 // globsRegexp turns podguard's globs (* any run, ? one character) into one

@@ -116,7 +116,8 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 	out := &Export{}
 	exemptions, notes := exportedExemptions(p, now)
 	out.Notes = notes
-	var mutations []admissionregistrationv1.Mutation
+	injections := map[string][]rules.Injection{}
+	var order []string
 	mutatedRules := map[string]bool{}
 	for _, d := range rules.Definitions() {
 		n := d.Native(p, rules.AsSubmitted)
@@ -127,19 +128,15 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 		if n.MutationWebhookOnly != "" {
 			out.WebhookOnly = append(out.WebhookOnly, WebhookOnly{Rule: d.ID, Reason: "its fix is on, but " + n.MutationWebhookOnly})
 		}
-		for _, m := range n.Mutations {
+		if len(n.Inject) > 0 {
+			injections[d.ID] = n.Inject
+			order = append(order, d.ID)
 			mutatedRules[d.ID] = true
-			expr := lifted(d.ID, exemptions, subst(m.Expression, d.ID, exemptions), m.JSONPatch)
-			mu := admissionregistrationv1.Mutation{}
-			if m.JSONPatch {
-				mu.PatchType = admissionregistrationv1.PatchTypeJSONPatch
-				mu.JSONPatch = &admissionregistrationv1.JSONPatch{Expression: expr}
-			} else {
-				mu.PatchType = admissionregistrationv1.PatchTypeApplyConfiguration
-				mu.ApplyConfiguration = &admissionregistrationv1.ApplyConfiguration{Expression: expr}
-			}
-			mutations = append(mutations, mu)
 		}
+	}
+	mutation, needed, err := mutationExpression(injections, order, exemptions)
+	if err != nil {
+		return nil, err
 	}
 	out.WebhookOnly = append(out.WebhookOnly,
 		WebhookOnly{Reason: "new ephemeral containers (pods/ephemeralcontainers) and resizes (pods/resize): subresource requests are judged and filled in by the webhook only"},
@@ -162,8 +159,9 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 			}
 		}
 	}
-	if len(mutations) > 0 {
+	if mutation != "" {
 		name := o.name("mutate-pods")
+		mapVars := variables(shapes[0], exemptions, slices.Sorted(maps.Keys(mutatedRules))...)
 		out.MutatingPolicies = append(out.MutatingPolicies, admissionregistrationv1.MutatingAdmissionPolicy{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingAdmissionPolicy"},
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels()},
@@ -173,8 +171,13 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
 						Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
 					}}}},
-				Variables:          variables(shapes[0], exemptions, slices.Sorted(maps.Keys(mutatedRules))...),
-				Mutations:          mutations,
+				// Skipped, at almost no cost, for a Pod that needs nothing:
+				// a mutation costs kube-apiserver a conversion of the object.
+				MatchConditions: []admissionregistrationv1.MatchCondition{{Name: "something-to-fill-in",
+					Expression: inline(needed, mapVars)}},
+				Variables: mapVars,
+				Mutations: []admissionregistrationv1.Mutation{{PatchType: admissionregistrationv1.PatchTypeJSONPatch,
+					JSONPatch: &admissionregistrationv1.JSONPatch{Expression: mutation}}},
 				FailurePolicy:      ptr.To(admissionregistrationv1.Fail),
 				ReinvocationPolicy: admissionregistrationv1.IfNeededReinvocationPolicy,
 			},
@@ -255,7 +258,24 @@ func policyFor(p *v1alpha1.Policy, sh shape, action v1alpha1.Action, ex []export
 	if len(validations) == 0 {
 		return nil
 	}
+	if action == v1alpha1.ActionEnforce {
+		validations = []admissionregistrationv1.Validation{combine(validations)}
+	}
 	return vap(o.name(fmt.Sprintf("%s-%s", sh.name, action)), sh, validations, variables(sh, ex, ruleIDs...), fmt.Sprintf("%s: rules %s", action, strings.Join(ruleIDs, ", ")))
+}
+
+// combine makes one validation of several: kube-apiserver reports only the
+// first failing validation of a denying policy anyway, and one expression
+// evaluates in about a third of the time of the same checks as separate
+// validations. The message names the first failing rule, in rule order.
+func combine(vs []admissionregistrationv1.Validation) admissionregistrationv1.Validation {
+	exprs := make([]string, len(vs))
+	msg := "''"
+	for i := len(vs) - 1; i >= 0; i-- {
+		exprs[i] = "(" + vs[i].Expression + ")"
+		msg = fmt.Sprintf("!%s ? %s : %s", exprs[i], vs[i].MessageExpression, msg)
+	}
+	return admissionregistrationv1.Validation{Expression: strings.Join(exprs, " && "), MessageExpression: msg, Reason: vs[0].Reason}
 }
 
 // injectedWarnings warns, on a template, about what the Pod mutation will
@@ -303,12 +323,15 @@ func variables(sh shape, ex []exportedExemption, ruleIDs ...string) []admissionr
 		{Name: "windows", Expression: "variables.spec.?os.?name.orValue('') == 'windows'"},
 		{Name: "jobPod", Expression: sh.jobPod},
 	}
+	seen := map[string]bool{}
 	for _, id := range ruleIDs {
-		if l := liftedExpr(id, ex); l != "false" {
-			vars = append(vars, admissionregistrationv1.Variable{Name: "lifted_" + id, Expression: l})
+		if l := liftedExpr(id, ex); l != "false" && !seen[liftedVar(id, ex)] {
+			seen[liftedVar(id, ex)] = true
+			vars = append(vars, admissionregistrationv1.Variable{Name: liftedVar(id, ex), Expression: l})
 		}
-		if c := exemptContainersExpr(id, ex); c != "" {
-			vars = append(vars, admissionregistrationv1.Variable{Name: "exempt_" + id, Expression: c})
+		if c := exemptContainersExpr(id, ex); c != "" && !seen[exemptVar(id, ex)] {
+			seen[exemptVar(id, ex)] = true
+			vars = append(vars, admissionregistrationv1.Variable{Name: exemptVar(id, ex), Expression: c})
 		}
 	}
 	return vars
@@ -336,7 +359,7 @@ func validationOf(id string, n rules.Native, ex []exportedExemption, suffix stri
 	}
 	expr := strings.Join(parts, " && ")
 	if hasLifted(id, ex) {
-		expr = fmt.Sprintf("variables.lifted_%s || (%s)", id, expr)
+		expr = fmt.Sprintf("variables.%s || (%s)", liftedVar(id, ex), expr)
 	}
 	msg := fmt.Sprintf("'podguard %s: ' + ", id)
 	switch {
@@ -353,18 +376,6 @@ func validationOf(id string, n rules.Native, ex []exportedExemption, suffix stri
 	return admissionregistrationv1.Validation{Expression: expr, MessageExpression: msg, Reason: ptr.To(metav1.StatusReasonInvalid)}
 }
 
-// lifted wraps a mutation so a request-level exemption skips it.
-func lifted(id string, ex []exportedExemption, expr string, jsonPatch bool) string {
-	if !hasLifted(id, ex) {
-		return expr
-	}
-	empty := "Object{}"
-	if jsonPatch {
-		empty = "[]"
-	}
-	return fmt.Sprintf("variables.lifted_%s ? %s : (%s)", id, empty, expr)
-}
-
 var exemptRE = regexp.MustCompile(`\$exempt\((\w+)\)`)
 
 // subst replaces $exempt(x) with the rule's container exemption test.
@@ -372,5 +383,5 @@ func subst(expr, id string, ex []exportedExemption) string {
 	if exemptContainersExpr(id, ex) == "" {
 		return exemptRE.ReplaceAllString(expr, "false")
 	}
-	return exemptRE.ReplaceAllString(expr, fmt.Sprintf("($1.name in variables.exempt_%s)", id))
+	return exemptRE.ReplaceAllString(expr, fmt.Sprintf("($1.name in variables.%s)", exemptVar(id, ex)))
 }

@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -40,22 +39,33 @@ type Native struct {
 	Container string
 	// ContainerMessage is a CEL string completing "container(s) a, b ...".
 	ContainerMessage string
-	// Mutations are the fix for Pods, in order; empty when the fix is not
-	// in force (no fix, mutate false, action off).
-	Mutations []Mutation
+	// Inject is the fix for Pods, as values to add where they are absent;
+	// empty when the fix is not in force (no fix, mutate false, action off).
+	// The builder composes every rule's injections into one JSON patch.
+	Inject []Injection
 	// MutationWebhookOnly, when set, says why a fix in force has no native
 	// form (the webhook still injects it).
 	MutationWebhookOnly string
 }
 
-// Mutation is one MutatingAdmissionPolicy mutation.
-type Mutation struct {
-	// JSONPatch selects patchType JSONPatch (for atomic lists, which an
-	// apply configuration cannot merge); otherwise ApplyConfiguration.
-	JSONPatch bool
-	// Expression is the CEL expression: an Object{...} apply configuration
-	// (Object{} for nothing) or a list of JSONPatch values.
-	Expression string
+// Injection is one value a fix adds to a Pod, never over a set value.
+type Injection struct {
+	// Container adds the value to each container c (init and regular)
+	// for which When holds; otherwise to the pod spec.
+	Container bool
+	// Path is the field below the pod spec or the container,
+	// e.g. securityContext.runAsUser or resources.limits.cpu.
+	Path []string
+	// Value is CEL for the value.
+	Value string
+	// When is a CEL boolean (over c for containers, which may use
+	// $exempt(c)): the value is added only then, and only where the field
+	// is absent. "" means whenever it is absent.
+	When string
+	// Append adds Value at the end of the list at Path (creating it),
+	// whenever When holds: for atomic lists such as capabilities.drop,
+	// which an apply configuration would replace.
+	Append bool
 }
 
 // NativeMode says which object the CEL judges.
@@ -100,19 +110,4 @@ func celInts(items []int64) string {
 // path renders a field path below the spec for messages: specPath + '.x'.
 func specField(rest string) string {
 	return "variables.specPath + " + celString("."+rest)
-}
-
-// forLists renders one apply-configuration mutation per container list
-// that exists (init, regular): each receives the containers selected by
-// keep (CEL over c) and the apply configuration built by item (CEL over
-// c, with LIST standing for the list's field name in Object.spec.LIST).
-func forLists(keep, item string) []Mutation {
-	var out []Mutation
-	for _, list := range []string{"initContainers", "containers"} {
-		it := strings.ReplaceAll(item, "LIST", list)
-		out = append(out, Mutation{Expression: fmt.Sprintf(
-			"object.spec.?%[1]s.orValue([]).exists(c, %[2]s) ? Object{spec: Object.spec{%[1]s: object.spec.%[1]s.filter(c, %[2]s).map(c, %[3]s)}} : Object{}",
-			list, keep, it)})
-	}
-	return out
 }

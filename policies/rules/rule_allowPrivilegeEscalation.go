@@ -76,8 +76,8 @@ func nativeAllowPrivilegeEscalation(p *v1alpha1.Policy, mode NativeMode) Native 
 	n := s.native(p, "allowPrivilegeEscalation", mode,
 		fmt.Sprintf("%s.hasValue() ? %s.value() == false : (variables.windows || !%s)", opt, opt, celEscalates))
 	if mode == AsSubmitted && fixInForce(p, "allowPrivilegeEscalation") {
-		n.Mutations = forLists(fmt.Sprintf("!$exempt(c) && !variables.windows && !%s.hasValue() && !%s", opt, celEscalates),
-			"Object.spec.LIST{name: c.name, securityContext: Object.spec.LIST.securityContext{allowPrivilegeEscalation: false}}")
+		n.Inject = []Injection{{Container: true, Path: []string{"securityContext", "allowPrivilegeEscalation"}, Value: "false",
+			When: fmt.Sprintf("!$exempt(c) && !variables.windows && !%s", celEscalates)}}
 	}
 	return n
 }

@@ -145,17 +145,9 @@ func nativeCapabilities(p *v1alpha1.Policy, mode NativeMode) Native {
 	}
 	if mode == AsSubmitted && fix {
 		// drop is an atomic list: an apply configuration would replace it,
-		// so ALL is appended with a JSON patch, creating what is missing.
-		for _, list := range []string{"initContainers", "containers"} {
-			at := fmt.Sprintf("'/spec/%s/' + string(i) + '/securityContext", list)
-			n.Mutations = append(n.Mutations, Mutation{JSONPatch: true, Expression: fmt.Sprintf(
-				"object.spec.?%s.orValue([]).transformList(i, c, !$exempt(c) && !variables.windows && !%s ? "+
-					"(!has(c.securityContext) ? [JSONPatch{op: 'add', path: %s', value: {'capabilities': {'drop': ['ALL']}}}] : "+
-					"!has(c.securityContext.capabilities) ? [JSONPatch{op: 'add', path: %s/capabilities', value: {'drop': ['ALL']}}] : "+
-					"!has(c.securityContext.capabilities.drop) ? [JSONPatch{op: 'add', path: %s/capabilities/drop', value: ['ALL']}] : "+
-					"[JSONPatch{op: 'add', path: %s/capabilities/drop/-', value: 'ALL'}]) : []).flatten()",
-				list, dropsAll, at, at, at, at)})
-		}
+		// so ALL is appended.
+		n.Inject = []Injection{{Container: true, Path: []string{"securityContext", "capabilities", "drop"}, Value: "'ALL'", Append: true,
+			When: fmt.Sprintf("!$exempt(c) && !variables.windows && !%s", dropsAll)}}
 	}
 	return n
 }

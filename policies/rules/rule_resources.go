@@ -252,18 +252,16 @@ func nativeResources(p *v1alpha1.Policy, mode NativeMode) Native {
 		n.Container = strings.Join(admitted, " && ")
 	}
 	if mode == AsSubmitted && fix {
-		var limits, requests []string
 		for _, name := range limitedResources {
 			k := celString(string(name))
 			def := cfg.DefaultLimits[name]
-			limits = append(limits, fmt.Sprintf("?%[1]s: %[1]s in %[2]s ? optional.none() : optional.of(%[1]s in %[3]s && %[4]s.isGreaterThan(quantity(%[5]s)) ? string(%[3]s[%[1]s]) : %[5]s)",
-				k, L, R, q(R, string(name)), celString(def.String())))
+			n.Inject = append(n.Inject, Injection{Container: true, Path: []string{"resources", "limits", string(name)}, When: "!$exempt(c)",
+				Value: fmt.Sprintf("(%[1]s in %[2]s && %[3]s.isGreaterThan(quantity(%[4]s)) ? string(%[2]s[%[1]s]) : %[4]s)", k, R, q(R, string(name)), celString(def.String()))})
 			if req, ok := cfg.DefaultRequests[name]; ok {
-				requests = append(requests, fmt.Sprintf("?%[1]s: %[1]s in %[2]s || %[1]s in %[3]s ? optional.none() : optional.of(%[4]s)", k, L, R, celString(req.String())))
+				n.Inject = append(n.Inject, Injection{Container: true, Path: []string{"resources", "requests", string(name)},
+					When: fmt.Sprintf("!$exempt(c) && !(%s in %s)", k, L), Value: celString(req.String())})
 			}
 		}
-		n.Mutations = forLists(fmt.Sprintf("!$exempt(c) && !(%s in %s && %s in %s)", celString("cpu"), L, celString("memory"), L),
-			fmt.Sprintf("Object.spec.LIST{name: c.name, resources: Object.spec.LIST.resources{limits: {%s}, requests: {%s}}}", strings.Join(limits, ", "), strings.Join(requests, ", ")))
 	}
 	return n
 }

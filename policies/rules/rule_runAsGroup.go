@@ -119,9 +119,10 @@ func nativeRunAsGroup(p *v1alpha1.Policy, mode NativeMode) Native {
 		want: joinInts(allowed), inject: allowed[0], linuxOnly: true}
 	// fsGroup comes with the injected runAsGroup, and its change policy
 	// with fsGroup, each only where unset.
-	inject := fmt.Sprintf("runAsGroup: %d, ?fsGroup: object.spec.?securityContext.?fsGroup.hasValue() ? optional.none() : optional.of(%d), "+
-		"?fsGroupChangePolicy: object.spec.?securityContext.?fsGroup.hasValue() || object.spec.?securityContext.?fsGroupChangePolicy.hasValue() ? optional.none() : optional.of('OnRootMismatch')",
-		allowed[0], allowed[0])
+	gid := strconv.FormatInt(allowed[0], 10)
+	inject := []Injection{{Path: []string{"securityContext", "runAsGroup"}, Value: gid},
+		{Path: []string{"securityContext", "fsGroup"}, Value: gid},
+		{Path: []string{"securityContext", "fsGroupChangePolicy"}, Value: "'OnRootMismatch'", When: "!object.spec.?securityContext.?fsGroup.hasValue()"}}
 	n := s.native(p, mode, func(x string) string { return x + " in " + celInts(allowed) },
 		func(x string) string { return "string(" + x + ")" }, inject)
 	n.Pod = fmt.Sprintf("(%s) && variables.spec.?securityContext.?fsGroup.orValue(1) != 0 && variables.spec.?securityContext.?supplementalGroups.orValue([]).all(g, g != 0)", n.Pod)

@@ -48,5 +48,5 @@ func newRunAsNonRoot(*v1alpha1.Policy) Rule {
 func nativeRunAsNonRoot(p *v1alpha1.Policy, mode NativeMode) Native {
 	s := podDefault[bool]{id: "runAsNonRoot", field: []string{"runAsNonRoot"}, show: strconv.FormatBool, want: "true", inject: true}
 	return s.native(p, mode, func(x string) string { return x + " == true" },
-		func(x string) string { return "string(" + x + ")" }, "runAsNonRoot: true")
+		func(x string) string { return "string(" + x + ")" }, []Injection{{Path: []string{"securityContext", "runAsNonRoot"}, Value: "true"}})
 }

@@ -123,5 +123,5 @@ func nativeRunAsUser(p *v1alpha1.Policy, mode NativeMode) Native {
 	s := podDefault[int64]{id: "runAsUser", field: []string{"runAsUser"}, show: func(v int64) string { return strconv.FormatInt(v, 10) },
 		want: joinInts(allowed), inject: allowed[0], linuxOnly: true}
 	return s.native(p, mode, func(x string) string { return x + " in " + celInts(allowed) },
-		func(x string) string { return "string(" + x + ")" }, fmt.Sprintf("runAsUser: %d", allowed[0]))
+		func(x string) string { return "string(" + x + ")" }, []Injection{{Path: []string{"securityContext", "runAsUser"}, Value: strconv.FormatInt(allowed[0], 10)}})
 }

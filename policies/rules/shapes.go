@@ -203,9 +203,9 @@ func validateIDs(ids []int64, path *field.Path, rootMsg string) field.ErrorList 
 }
 
 // native renders a podDefault rule as CEL. ok(x) is a CEL boolean over a
-// value expression x; show(x) a CEL string showing it; inject the fields of
-// the pod securityContext apply configuration the fix sets.
-func (s podDefault[T]) native(p *v1alpha1.Policy, mode NativeMode, ok, show func(x string) string, inject string) Native {
+// value expression x; show(x) a CEL string showing it; inject the fields
+// the fix adds to the pod's securityContext.
+func (s podDefault[T]) native(p *v1alpha1.Policy, mode NativeMode, ok, show func(x string) string, inject []Injection) Native {
 	f := strings.Join(s.field, ".")
 	podOpt := "variables.spec.?securityContext.?" + f
 	cOpt := "c.?securityContext.?" + f
@@ -233,7 +233,14 @@ func (s podDefault[T]) native(p *v1alpha1.Policy, mode NativeMode, ok, show func
 		if s.linuxOnly {
 			cond = "!variables.windows && " + cond
 		}
-		n.Mutations = []Mutation{{Expression: fmt.Sprintf("%s ? Object{spec: Object.spec{securityContext: Object.spec.securityContext{%s}}} : Object{}", cond, inject)}}
+		for _, in := range inject {
+			if in.When == "" {
+				in.When = cond
+			} else {
+				in.When = cond + " && " + in.When
+			}
+			n.Inject = append(n.Inject, in)
+		}
 	}
 	return n
 }
