@@ -4,10 +4,11 @@
 # repository. There is no download site for release binaries here, so they are
 # compiled; a cached version is never rebuilt.
 #
-# Usage: hack/tools.sh [all|k8s|etcd|helm|assets-dir|helm-path]
+# Usage: hack/tools.sh [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir]
 #   all         build everything that is missing (default)
 #   assets-dir  print the directory to use as KUBEBUILDER_ASSETS (builds if needed)
 #   helm-path   print the path of the helm binary (builds if needed)
+#   crds-dir    print the directory of the OpenReports and wgpolicyk8s.io report CRDs (fetches if needed)
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.37.2}"
@@ -19,6 +20,11 @@ ASSETS="$CACHE/k8s/$K8S_VERSION-etcd$ETCD_VERSION"
 # lint) from its client-go line, 1.37 for 3.22; without it, it says 1.20.
 HELM_K8S_MINOR="${HELM_K8S_MINOR:-37}"
 HELM_DIR="$CACHE/helm/$HELM_VERSION-k8s1.$HELM_K8S_MINOR"
+# The report CRDs the background audit writes, from their projects' Go
+# modules (upstream schemas, not stand-ins).
+OPENREPORTS_VERSION="${OPENREPORTS_VERSION:-0.2.1}"
+KYVERNO_VERSION="${KYVERNO_VERSION:-1.19.1}"
+CRD_DIR="$CACHE/crds/openreports-$OPENREPORTS_VERSION-kyverno-$KYVERNO_VERSION"
 
 log() { echo "hack/tools.sh: $*" >&2; }
 
@@ -89,12 +95,30 @@ build_helm() {
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION" >&2
 }
 
+# fetch_crds copies the OpenReports and wgpolicyk8s.io report CRDs out of
+# the modules that publish them.
+fetch_crds() {
+  [ -f "$CRD_DIR/wgpolicyk8s.io_policyreports.yaml" ] && return 0
+  log "fetching the report CRDs (openreports $OPENREPORTS_VERSION, kyverno $KYVERNO_VERSION)"
+  local d or ky
+  d=$(scratch crds)
+  or=$(cd "$d" && go mod download -json "github.com/openreports/reports-api@v$OPENREPORTS_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  ky=$(cd "$d" && go mod download -json "github.com/kyverno/kyverno@v$KYVERNO_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$or" ] && [ -n "$ky" ] || { log "cannot download the report CRD modules"; exit 1; }
+  mkdir -p "$CRD_DIR.tmp"
+  cp "$or/config/crd/openreports.io_reports.yaml" "$or/config/crd/openreports.io_clusterreports.yaml" \
+     "$ky/config/crds/policyreport/wgpolicyk8s.io_policyreports.yaml" "$ky/config/crds/policyreport/wgpolicyk8s.io_clusterpolicyreports.yaml" "$CRD_DIR.tmp/"
+  chmod 644 "$CRD_DIR.tmp"/*.yaml
+  rm -rf "$CRD_DIR" && mv "$CRD_DIR.tmp" "$CRD_DIR"
+}
+
 case "${1:-all}" in
-  all) build_etcd; build_k8s; build_helm; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm" ;;
+  all) build_etcd; build_k8s; build_helm; fetch_crds; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
+  crds-dir) fetch_crds; echo "$CRD_DIR" ;;
   k8s) build_etcd; build_k8s ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
   assets-dir) build_etcd; build_k8s; echo "$ASSETS" ;;
   helm-path) build_helm; echo "$HELM_DIR/helm" ;;
-  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir]" >&2; exit 2 ;;
 esac

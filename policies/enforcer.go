@@ -100,6 +100,20 @@ func New(p *v1alpha1.Policy) (*Enforcer, error) {
 // Policy returns the policy the Enforcer applies.
 func (e *Enforcer) Policy() *v1alpha1.Policy { return e.policy }
 
+// ActionOf returns a rule's action under the policy's mode ("" for an
+// unknown rule): what a finding of it does.
+func (e *Enforcer) ActionOf(rule string) v1alpha1.Action {
+	for i := range e.rules {
+		if e.rules[i].ID == rule {
+			return e.rules[i].action
+		}
+	}
+	if rule == "exemptions" {
+		return v1alpha1.ActionWarn
+	}
+	return ""
+}
+
 // MutatesTemplates reports whether the policy asks the webhook to mutate
 // workload pod templates, not only Pods.
 func (e *Enforcer) MutatesTemplates() bool { return v1alpha1.Bool(e.policy.Mutation.Templates) }

@@ -48,6 +48,11 @@ func AssetsDir() (string, error) { return tool("KUBEBUILDER_ASSETS", "assets-dir
 // builds once and caches.
 func HelmPath() (string, error) { return tool("PODGUARD_HELM", "helm-path") }
 
+// CRDDir returns the directory of the report CRDs (OpenReports and
+// wgpolicyk8s.io), as their projects publish them: $PODGUARD_CRDS, or what
+// hack/tools.sh fetches once from their Go modules and caches.
+func CRDDir() (string, error) { return tool("PODGUARD_CRDS", "crds-dir") }
+
 // tool returns $env, or asks hack/tools.sh (which builds on first use) and
 // sets $env for the rest of the process.
 func tool(env, arg string) (string, error) {

@@ -86,6 +86,11 @@ type Definition struct {
 	PSS []PSSCheck
 	// CIS lists the CIS Kubernetes Benchmark recommendations it implements.
 	CIS []string
+	// Checklist is the item of the hardening checklist the rule proves
+	// (policies/report lists the items): nonRoot, capabilities,
+	// privilegeEscalation, limits, readOnlyRoot, hostAccess,
+	// kernelHardening, probes, secrets, images, tokens.
+	Checklist string
 	// Params returns the rule's parameters, unset; nil when it has none.
 	Params func() v1alpha1.RuleParams
 	// New builds the rule for a defaulted, validated policy.

@@ -22,11 +22,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "allowPrivilegeEscalation", Order: 50, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Doc:    `Containers set allowPrivilegeEscalation: false (Docker's no-new-privileges).`,
-		PSS:    []PSSCheck{{ID: "allowPrivilegeEscalation", Level: Restricted}},
-		CIS:    []string{"5.2.6"},
-		New:    newAllowPrivilegeEscalation,
-		Native: nativeAllowPrivilegeEscalation,
+		Checklist: "privilegeEscalation",
+		Doc:       `Containers set allowPrivilegeEscalation: false (Docker's no-new-privileges).`,
+		PSS:       []PSSCheck{{ID: "allowPrivilegeEscalation", Level: Restricted}},
+		CIS:       []string{"5.2.6"},
+		New:       newAllowPrivilegeEscalation,
+		Native:    nativeAllowPrivilegeEscalation,
 	})
 }
 

@@ -21,11 +21,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "appArmorProfile", Order: 120, Action: v1alpha1.ActionEnforce,
-		Doc:    `AppArmor is never Unconfined (fields and annotations).`,
-		PSS:    []PSSCheck{{ID: "appArmorProfile", Level: Baseline}},
-		CIS:    []string{"5.7.3"},
-		New:    newAppArmorProfile,
-		Native: nativeAppArmorProfile,
+		Checklist: "kernelHardening",
+		Doc:       `AppArmor is never Unconfined (fields and annotations).`,
+		PSS:       []PSSCheck{{ID: "appArmorProfile", Level: Baseline}},
+		CIS:       []string{"5.7.3"},
+		New:       newAppArmorProfile,
+		Native:    nativeAppArmorProfile,
 	})
 }
 

@@ -24,6 +24,7 @@ import (
 func init() {
 	register(Definition{
 		ID: "capabilities", Order: 40, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: "capabilities",
 		Doc: `Containers drop ALL capabilities (ALL is appended to drop) and add back
 only these.`,
 		PSS:    []PSSCheck{{ID: "capabilities_baseline", Level: Baseline}, {ID: "capabilities_restricted", Level: Restricted}},

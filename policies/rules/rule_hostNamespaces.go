@@ -14,11 +14,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "hostNamespaces", Order: 90, Action: v1alpha1.ActionEnforce,
-		Doc:    `No hostNetwork, hostPID or hostIPC (Docker's network isolation).`,
-		PSS:    []PSSCheck{{ID: "hostNamespaces", Level: Baseline}},
-		CIS:    []string{"5.2.3", "5.2.4", "5.2.5"},
-		New:    newHostNamespaces,
-		Native: nativeHostNamespaces,
+		Checklist: "hostAccess",
+		Doc:       `No hostNetwork, hostPID or hostIPC (Docker's network isolation).`,
+		PSS:       []PSSCheck{{ID: "hostNamespaces", Level: Baseline}},
+		CIS:       []string{"5.2.3", "5.2.4", "5.2.5"},
+		New:       newHostNamespaces,
+		Native:    nativeHostNamespaces,
 	})
 }
 

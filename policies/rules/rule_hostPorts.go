@@ -15,11 +15,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "hostPorts", Order: 100, Action: v1alpha1.ActionEnforce,
-		Doc:    `No container port binds a hostPort.`,
-		PSS:    []PSSCheck{{ID: "hostPorts", Level: Baseline}},
-		CIS:    []string{"5.2.13"},
-		New:    newHostPorts,
-		Native: nativeHostPorts,
+		Checklist: "hostAccess",
+		Doc:       `No container port binds a hostPort.`,
+		PSS:       []PSSCheck{{ID: "hostPorts", Level: Baseline}},
+		CIS:       []string{"5.2.13"},
+		New:       newHostPorts,
+		Native:    nativeHostPorts,
 	})
 }
 

@@ -19,10 +19,11 @@ import (
 func init() {
 	register(Definition{
 		ID: "hostProbesAndLifecycle", Order: 170, Action: v1alpha1.ActionEnforce,
-		Doc:    `Probes and lifecycle handlers set no host.`,
-		PSS:    []PSSCheck{{ID: "hostProbesAndHostLifecycle", Level: Baseline}},
-		New:    newHostProbesAndLifecycle,
-		Native: nativeHostProbesAndLifecycle,
+		Checklist: "hostAccess",
+		Doc:       `Probes and lifecycle handlers set no host.`,
+		PSS:       []PSSCheck{{ID: "hostProbesAndHostLifecycle", Level: Baseline}},
+		New:       newHostProbesAndLifecycle,
+		Native:    nativeHostProbesAndLifecycle,
 	})
 }
 

@@ -17,9 +17,10 @@ import (
 func init() {
 	register(Definition{
 		ID: "imageTag", Order: 210, Action: v1alpha1.ActionWarn,
-		Doc:    `Images are pinned to a tag other than latest, or to a digest.`,
-		New:    newImageTag,
-		Native: nativeImageTag,
+		Checklist: "images",
+		Doc:       `Images are pinned to a tag other than latest, or to a digest.`,
+		New:       newImageTag,
+		Native:    nativeImageTag,
 	})
 }
 

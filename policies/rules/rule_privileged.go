@@ -14,11 +14,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "privileged", Order: 60, Action: v1alpha1.ActionEnforce,
-		Doc:    `No privileged containers.`,
-		PSS:    []PSSCheck{{ID: "privileged", Level: Baseline}},
-		CIS:    []string{"5.2.2"},
-		New:    newPrivileged,
-		Native: nativePrivileged,
+		Checklist: "privilegeEscalation",
+		Doc:       `No privileged containers.`,
+		PSS:       []PSSCheck{{ID: "privileged", Level: Baseline}},
+		CIS:       []string{"5.2.2"},
+		New:       newPrivileged,
+		Native:    nativePrivileged,
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 func init() {
 	register(Definition{
 		ID: "probes", Order: 190, Action: v1alpha1.ActionWarn,
+		Checklist: "probes",
 		Doc: `Long-running containers have liveness and readiness probes (not init,
 sidecar or ephemeral containers, not pods of Jobs and CronJobs).`,
 		New:    newProbes,

@@ -16,11 +16,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "procMount", Order: 140, Action: v1alpha1.ActionEnforce,
-		Doc:    `procMount is Default.`,
-		PSS:    []PSSCheck{{ID: "procMount", Level: Baseline}, {ID: "procMount_restricted", Level: Restricted}},
-		CIS:    []string{"5.7.3"},
-		New:    newProcMount,
-		Native: nativeProcMount,
+		Checklist: "kernelHardening",
+		Doc:       `procMount is Default.`,
+		PSS:       []PSSCheck{{ID: "procMount", Level: Baseline}, {ID: "procMount_restricted", Level: Restricted}},
+		CIS:       []string{"5.7.3"},
+		New:       newProcMount,
+		Native:    nativeProcMount,
 	})
 }
 

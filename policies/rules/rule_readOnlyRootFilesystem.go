@@ -24,6 +24,7 @@ import (
 func init() {
 	register(Definition{
 		ID: "readOnlyRootFilesystem", Order: 180, Action: v1alpha1.ActionWarn,
+		Checklist: "readOnlyRoot",
 		Doc: `Containers have a read-only root filesystem (Docker's --read-only). With
 mutate: true, it is set and an emptyDir is mounted at /tmp where nothing
 is mounted there.`,

@@ -25,6 +25,7 @@ import (
 func init() {
 	register(Definition{
 		ID: "runAsGroup", Order: 20, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: "nonRoot",
 		Doc: `Containers run as one of these primary GIDs; the first is injected as
 runAsGroup, and as fsGroup (with fsGroupChangePolicy: OnRootMismatch)
 when unset. fsGroup and supplementalGroups must never be 0.`,

@@ -18,11 +18,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "runAsNonRoot", Order: 30, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Doc:    `Containers run with runAsNonRoot: true (injected at pod level).`,
-		PSS:    []PSSCheck{{ID: "runAsNonRoot", Level: Restricted}},
-		CIS:    []string{"5.2.7"},
-		New:    newRunAsNonRoot,
-		Native: nativeRunAsNonRoot,
+		Checklist: "nonRoot",
+		Doc:       `Containers run with runAsNonRoot: true (injected at pod level).`,
+		PSS:       []PSSCheck{{ID: "runAsNonRoot", Level: Restricted}},
+		CIS:       []string{"5.2.7"},
+		New:       newRunAsNonRoot,
+		Native:    nativeRunAsNonRoot,
 	})
 }
 

@@ -24,6 +24,7 @@ import (
 func init() {
 	register(Definition{
 		ID: "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: "nonRoot",
 		Doc: `Containers run as one of these UIDs; the first is injected as the pod's
 securityContext.runAsUser when neither pod nor container sets one.`,
 		PSS:    []PSSCheck{{ID: "runAsUser", Level: Restricted}},

@@ -19,11 +19,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "seLinuxOptions", Order: 130, Action: v1alpha1.ActionEnforce,
-		Doc:    `SELinux: container types only, no user or role.`,
-		PSS:    []PSSCheck{{ID: "seLinuxOptions", Level: Baseline}},
-		CIS:    []string{"5.7.3"},
-		New:    newSELinuxOptions,
-		Native: nativeSELinuxOptions,
+		Checklist: "kernelHardening",
+		Doc:       `SELinux: container types only, no user or role.`,
+		PSS:       []PSSCheck{{ID: "seLinuxOptions", Level: Baseline}},
+		CIS:       []string{"5.7.3"},
+		New:       newSELinuxOptions,
+		Native:    nativeSELinuxOptions,
 	})
 }
 

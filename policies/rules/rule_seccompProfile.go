@@ -16,6 +16,7 @@ import (
 func init() {
 	register(Definition{
 		ID: "seccompProfile", Order: 80, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: "kernelHardening",
 		Doc: `Containers run under the RuntimeDefault or a Localhost seccomp profile
 (RuntimeDefault is injected at pod level).`,
 		PSS:    []PSSCheck{{ID: "seccompProfile_baseline", Level: Baseline}, {ID: "seccompProfile_restricted", Level: Restricted}},

@@ -16,11 +16,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "sysctls", Order: 150, Action: v1alpha1.ActionEnforce,
-		Doc:    `Only the safe sysctls.`,
-		PSS:    []PSSCheck{{ID: "sysctls", Level: Baseline}},
-		CIS:    []string{"5.7.3"},
-		New:    newSysctls,
-		Native: nativeSysctls,
+		Checklist: "kernelHardening",
+		Doc:       `Only the safe sysctls.`,
+		PSS:       []PSSCheck{{ID: "sysctls", Level: Baseline}},
+		CIS:       []string{"5.7.3"},
+		New:       newSysctls,
+		Native:    nativeSysctls,
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 func init() {
 	register(Definition{
 		ID: "volumeTypes", Order: 110, Action: v1alpha1.ActionEnforce,
+		Checklist: "hostAccess",
 		Doc: `Only configMap, csi, downwardAPI, emptyDir, ephemeral, image,
 persistentVolumeClaim, projected and secret volumes: no hostPath, no bind
 mounts.`,

@@ -15,11 +15,12 @@ import (
 func init() {
 	register(Definition{
 		ID: "windowsHostProcess", Order: 160, Action: v1alpha1.ActionEnforce,
-		Doc:    `No Windows HostProcess containers.`,
-		PSS:    []PSSCheck{{ID: "windowsHostProcess", Level: Baseline}},
-		CIS:    []string{"5.2.11"},
-		New:    newWindowsHostProcess,
-		Native: nativeWindowsHostProcess,
+		Checklist: "hostAccess",
+		Doc:       `No Windows HostProcess containers.`,
+		PSS:       []PSSCheck{{ID: "windowsHostProcess", Level: Baseline}},
+		CIS:       []string{"5.2.11"},
+		New:       newWindowsHostProcess,
+		Native:    nativeWindowsHostProcess,
 	})
 }
 

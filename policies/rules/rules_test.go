@@ -361,3 +361,24 @@ func TestReadmeRulesTable(t *testing.T) {
 		t.Errorf("the README's rules table is stale: go test ./policies/rules -update-readme\n--- README\n%s--- registry\n%s", got, b.String())
 	}
 }
+
+// TestEveryRuleIsComplete: every rule has its controls' checklist item and
+// a native form (CEL, or the reason it has none).
+func TestEveryRuleIsComplete(t *testing.T) {
+	p := load.Default("")
+	for _, d := range rules.Definitions() {
+		if d.Checklist == "" {
+			t.Errorf("rule %s names no checklist item", d.ID)
+		}
+		if d.Native == nil {
+			t.Errorf("rule %s has no native form", d.ID)
+			continue
+		}
+		for _, mode := range []rules.NativeMode{rules.AsSubmitted, rules.AsAdmitted} {
+			n := d.Native(p, mode)
+			if n.WebhookOnly == "" && n.Pod == "" && n.Container == "" {
+				t.Errorf("rule %s: a native form with no CEL and no reason", d.ID)
+			}
+		}
+	}
+}

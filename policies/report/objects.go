@@ -1,0 +1,150 @@
+package report
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"podguard.dev/podguard/policies/rules"
+)
+
+// ObjectKind is a report kind the background audit can write.
+type ObjectKind struct {
+	APIVersion, Kind, Resource string
+}
+
+// The report kinds, in order of preference.
+var (
+	// OpenReports is openreports.io/v1alpha1 Report, the successor of the
+	// Policy working group's PolicyReport (Kyverno and Policy Reporter read it).
+	OpenReports = ObjectKind{APIVersion: "openreports.io/v1alpha1", Kind: "Report", Resource: "reports"}
+	// PolicyReport is wgpolicyk8s.io/v1alpha2 PolicyReport.
+	PolicyReport = ObjectKind{APIVersion: "wgpolicyk8s.io/v1alpha2", Kind: "PolicyReport", Resource: "policyreports"}
+)
+
+// MaxObjectBytes caps a report object's JSON: etcd refuses requests above
+// 1.5 MiB, and one report per namespace must never come near that.
+const MaxObjectBytes = 1 << 20
+
+// ObjectName is the name of podguard's report in each namespace.
+const ObjectName = "podguard"
+
+// HashAnnotation holds the hash of a report's content (without
+// timestamps), so an unchanged report is not written again.
+const HashAnnotation = "podguard.dev/content-hash"
+
+// severity of a finding by the action of its rule.
+func severity(action string) string {
+	switch action {
+	case "enforce":
+		return "high"
+	case "warn":
+		return "medium"
+	}
+	return "low"
+}
+
+// Object builds the report object of a namespace: one result per finding
+// that denies or warns (subject, rule, field, message, fix, controls), and
+// counts. Results beyond MaxObjectBytes are left out and counted in a last
+// result; the summary always counts everything. It returns the object and
+// the hash of its content, timestamps excluded.
+func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string) {
+	type item struct {
+		rank   int
+		result map[string]any
+	}
+	var items []item
+	var fail, warn, pass, skip int
+	for _, s := range ns.Subjects {
+		ref := map[string]any{"apiVersion": s.APIVersion, "kind": s.Kind, "namespace": s.Namespace, "name": s.Name}
+		if s.uid != "" {
+			ref["uid"] = string(s.uid)
+		}
+		add := func(f Finding, result string, rank int) {
+			props := map[string]any{"field": f.Field, "fix": f.Fix, "action": f.Action}
+			if len(f.PSS) > 0 {
+				props["pss"] = strings.Join(f.PSS, ", ")
+			}
+			if len(f.CIS) > 0 {
+				props["cis"] = strings.Join(f.CIS, ", ")
+			}
+			if s.Pods != nil {
+				props["pods"] = fmt.Sprint(s.Pods.Total)
+			}
+			category := ""
+			if d, ok := rules.Lookup(f.Rule); ok {
+				category = titleOf(d.Checklist)
+			}
+			items = append(items, item{rank, map[string]any{
+				"source": "podguard", "policy": "podguard", "rule": f.Rule, "result": result, "severity": severity(f.Action), "scored": true,
+				"category": category, "message": f.Message, "resources": []any{ref}, "properties": props,
+			}})
+		}
+		switch s.Result {
+		case Pass:
+			pass++
+		case Skip:
+			skip++
+		}
+		for _, f := range s.Violations {
+			fail++
+			add(f, "fail", 0)
+		}
+		for _, f := range s.Warnings {
+			warn++
+			add(f, "warn", 1)
+		}
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].rank < items[j].rank })
+	obj := map[string]any{
+		"apiVersion": k.APIVersion, "kind": k.Kind,
+		"metadata": map[string]any{"name": ObjectName, "namespace": ns.Name,
+			"labels": map[string]any{"app.kubernetes.io/managed-by": "podguard"}},
+		"summary": map[string]any{"pass": pass, "fail": fail, "warn": warn, "skip": skip, "error": 0},
+	}
+	if k == OpenReports {
+		obj["source"] = "podguard"
+	}
+	// Room for everything but the results, and for the "omitted" result.
+	base, _ := json.Marshal(obj)
+	budget := MaxObjectBytes - len(base) - 2048
+	results := make([]any, 0, len(items))
+	omitted := 0
+	for _, it := range items {
+		b, _ := json.Marshal(it.result)
+		if budget-len(b)-64 < 0 {
+			omitted++
+			continue
+		}
+		budget -= len(b) + 64 // the timestamp added below, and a comma
+		results = append(results, it.result)
+	}
+	if omitted > 0 {
+		results = append(results, map[string]any{"source": "podguard", "policy": "podguard", "rule": "omitted", "result": "skip", "scored": false,
+			"message": fmt.Sprintf("%d more findings are left out to keep this report under %d bytes; run podguard audit -n %s for all", omitted, MaxObjectBytes, ns.Name)})
+	}
+	obj["results"] = results
+	content, _ := json.Marshal(obj)
+	sum := sha256.Sum256(content)
+	hash := hex.EncodeToString(sum[:12])
+	ts := map[string]any{"seconds": now.Unix(), "nanos": 0}
+	for _, r := range results {
+		r.(map[string]any)["timestamp"] = ts
+	}
+	obj["metadata"].(map[string]any)["annotations"] = map[string]any{HashAnnotation: hash}
+	return obj, hash
+}
+
+func titleOf(id string) string {
+	for _, it := range checklistItems {
+		if it.id == id {
+			return it.title
+		}
+	}
+	return id
+}

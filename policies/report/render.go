@@ -1,0 +1,260 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// JSON writes the report as indented JSON: the documented contract.
+func (r *Report) JSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// YAML writes the same document as YAML.
+func (r *Report) YAML(w io.Writer) error {
+	b, err := yaml.Marshal(r)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func mark(ok bool) string {
+	if ok {
+		return "✅"
+	}
+	return "❌"
+}
+
+// Text writes the report for a terminal: per namespace the checklist, the
+// subjects behind each ❌, the exemptions, what would be denied; then the
+// cluster's totals.
+func (r *Report) Text(w io.Writer) error {
+	var b strings.Builder
+	where := r.Cluster
+	if where == "" {
+		where = "the cluster"
+	}
+	fmt.Fprintf(&b, "podguard audit of %s at %s (policy mode %s; controls: Pod Security Standards, %s)\n",
+		where, r.Generated.Format("2006-01-02T15:04:05Z"), r.PolicyMode, r.CISBenchmark)
+	for _, ns := range r.Namespaces {
+		s := ns.Summary
+		fmt.Fprintf(&b, "\nnamespace %s: %d %s (%d denied, %d warned, %d pass", ns.Name, s.Subjects, plural(s.Subjects, "subject", "subjects"), s.Fail, s.Warn, s.Pass)
+		if s.Skip > 0 {
+			fmt.Fprintf(&b, ", %d skipped", s.Skip)
+		}
+		fmt.Fprintf(&b, "), %d %s\n", s.Pods, plural(s.Pods, "pod", "pods"))
+		for _, it := range ns.Checklist {
+			fmt.Fprintf(&b, "  %s %s  [%s]\n", mark(it.OK), it.Title, strings.Join(it.Controls, ", "))
+			if !it.OK {
+				fmt.Fprintf(&b, "       %s\n", strings.Join(it.Subjects, ", "))
+			}
+		}
+		for _, x := range ns.Exemptions {
+			exp := ""
+			if x.Expires != "" {
+				exp = ", expires " + x.Expires
+			}
+			fmt.Fprintf(&b, "  exempted: %s: %s%s\n", x.Rule, x.Reason, exp)
+		}
+		for _, sub := range ns.Subjects {
+			outOfPolicy := sub.Pods != nil && sub.Pods.OutOfPolicy > 0
+			if sub.Result != Fail && sub.Result != Warn && !outOfPolicy {
+				continue
+			}
+			what := "denied"
+			switch sub.Result {
+			case Warn:
+				what = "warned"
+			case Pass:
+				what = "admitted, but running"
+			}
+			pods := ""
+			if sub.Pods != nil {
+				pods = fmt.Sprintf(" (%d %s", sub.Pods.Total, plural(sub.Pods.Total, "pod", "pods"))
+				if sub.Pods.OutOfPolicy > 0 {
+					pods += fmt.Sprintf(", %d out of policy as they run: %s", sub.Pods.OutOfPolicy, strings.Join(sub.Pods.Rules, ", "))
+				}
+				pods += ")"
+			}
+			fmt.Fprintf(&b, "  %s: %s/%s%s\n", what, sub.Kind, sub.Name, pods)
+			for _, f := range sub.Violations {
+				fmt.Fprintf(&b, "    %s: %s: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.Fix)
+			}
+			for _, f := range sub.Warnings {
+				fmt.Fprintf(&b, "    %s: %s: warning: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.Fix)
+			}
+			for _, f := range sub.Audits {
+				fmt.Fprintf(&b, "    %s: %s: audit: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.Fix)
+			}
+		}
+	}
+	if len(r.Skipped) > 0 {
+		b.WriteString("\nskipped:\n")
+		for _, s := range r.Skipped {
+			fmt.Fprintf(&b, "  %s/%s/%s: %s\n", s.Kind, s.Namespace, s.Name, s.Reason)
+		}
+	}
+	s := r.Summary
+	fmt.Fprintf(&b, "\ncluster: %d %s in %d %s: %d denied, %d warned, %d pass, %d skipped; %d %s\n", s.Subjects, plural(s.Subjects, "subject", "subjects"),
+		len(r.Namespaces), plural(len(r.Namespaces), "namespace", "namespaces"), s.Fail, s.Warn, s.Pass, s.Skip, s.Pods, plural(s.Pods, "pod", "pods"))
+	for _, it := range r.Checklist {
+		fmt.Fprintf(&b, "  %s %s", mark(it.OK), it.Title)
+		if !it.OK {
+			fmt.Fprintf(&b, " (%d %s)", len(it.Subjects), plural(len(it.Subjects), "subject", "subjects"))
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// RuleCount is how many findings of one rule the report holds.
+type RuleCount struct {
+	Rule       string
+	Violations int
+	Warnings   int
+}
+
+// ByRule counts findings per rule, most violations first.
+func (r *Report) ByRule() []RuleCount {
+	m := map[string]*RuleCount{}
+	for _, ns := range r.Namespaces {
+		for _, s := range ns.Subjects {
+			for _, f := range s.Violations {
+				if m[f.Rule] == nil {
+					m[f.Rule] = &RuleCount{Rule: f.Rule}
+				}
+				m[f.Rule].Violations++
+			}
+			for _, f := range s.Warnings {
+				if m[f.Rule] == nil {
+					m[f.Rule] = &RuleCount{Rule: f.Rule}
+				}
+				m[f.Rule].Warnings++
+			}
+		}
+	}
+	out := make([]RuleCount, 0, len(m))
+	for _, c := range m {
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Violations+out[i].Warnings != out[j].Violations+out[j].Warnings {
+			return out[i].Violations+out[i].Warnings > out[j].Violations+out[j].Warnings
+		}
+		return out[i].Rule < out[j].Rule
+	})
+	return out
+}
+
+// HTML writes one self-contained page (no external assets) for an
+// auditor: a summary per namespace and checklist item, a chart of findings
+// per rule, and every finding with its field, fix and controls.
+func (r *Report) HTML(w io.Writer) error {
+	counts := r.ByRule()
+	max := 1
+	for _, c := range counts {
+		if c.Violations+c.Warnings > max {
+			max = c.Violations + c.Warnings
+		}
+	}
+	type bar struct {
+		Rule                string
+		Y, WViol, WWarn, TX int
+		Violations          int
+		Warnings            int
+	}
+	var bars []bar
+	for i, c := range counts {
+		bars = append(bars, bar{Rule: c.Rule, Y: 10 + i*24, WViol: c.Violations * 480 / max, WWarn: c.Warnings * 480 / max,
+			TX: 190 + (c.Violations+c.Warnings)*480/max + 6, Violations: c.Violations, Warnings: c.Warnings})
+	}
+	var buf bytes.Buffer
+	err := page.Execute(&buf, struct {
+		*Report
+		Bars        []bar
+		ChartHeight int
+	}{r, bars, 20 + 24*len(bars)})
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(buf.Bytes())
+	return err
+}
+
+var page = template.Must(template.New("audit").Funcs(template.FuncMap{"mark": mark, "join": strings.Join}).Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>podguard audit{{with .Cluster}} of {{.}}{{end}}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; } h3 { font-size: 1.05em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; }
+th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-align: top; font-size: 0.9em; }
+th { background: #f4f4f4; }
+.fail { color: #b00020; font-weight: bold; } .warn { color: #a05a00; } .pass { color: #2e7d32; }
+code { font-size: 0.85em; }
+</style>
+</head>
+<body>
+<h1 id="title">podguard audit{{with .Cluster}} of {{.}}{{end}}</h1>
+<p>Generated {{.Generated.Format "2006-01-02 15:04:05 UTC"}}; policy mode {{.PolicyMode}}; controls: Pod Security Standards and {{.CISBenchmark}}.
+Workloads are judged as admitted (what their next rollout gets), Pods as they run.</p>
+
+<h2 id="summary">Summary</h2>
+<table>
+<tr><th>namespace</th><th>subjects</th><th>denied</th><th>warned</th><th>pass</th><th>skipped</th><th>pods</th></tr>
+{{range .Namespaces}}<tr><td><a href="#ns-{{.Name}}">{{.Name}}</a></td><td>{{.Summary.Subjects}}</td><td class="fail">{{.Summary.Fail}}</td><td class="warn">{{.Summary.Warn}}</td><td class="pass">{{.Summary.Pass}}</td><td>{{.Summary.Skip}}</td><td>{{.Summary.Pods}}</td></tr>
+{{end}}<tr><th>cluster</th><th>{{.Summary.Subjects}}</th><th>{{.Summary.Fail}}</th><th>{{.Summary.Warn}}</th><th>{{.Summary.Pass}}</th><th>{{.Summary.Skip}}</th><th>{{.Summary.Pods}}</th></tr>
+</table>
+
+<h2 id="checklist">Checklist</h2>
+<table>
+<tr><th></th><th>item</th><th>rules</th><th>controls</th><th>subjects behind a failure</th></tr>
+{{range .Checklist}}<tr><td>{{mark .OK}}</td><td>{{.Title}}</td><td>{{join .Rules ", "}}</td><td>{{join .Controls ", "}}</td><td>{{join .Subjects ", "}}</td></tr>
+{{end}}</table>
+
+<h2 id="chart">Findings per rule</h2>
+<svg xmlns="http://www.w3.org/2000/svg" width="760" height="{{.ChartHeight}}" role="img" aria-label="findings per rule">
+{{range .Bars}}<text x="180" y="{{.Y}}" dy="14" text-anchor="end" font-size="12">{{.Rule}}</text>
+<rect x="190" y="{{.Y}}" width="{{.WViol}}" height="18" fill="#b00020"><title>{{.Violations}} violations</title></rect>
+<rect x="{{.WViol}}" y="{{.Y}}" width="{{.WWarn}}" height="18" fill="#e0a000" transform="translate(190,0)"><title>{{.Warnings}} warnings</title></rect>
+<text x="{{.TX}}" y="{{.Y}}" dy="14" font-size="12">{{.Violations}} / {{.Warnings}}</text>
+{{end}}</svg>
+<p>Red: violations (denied); amber: warnings.</p>
+
+<h2 id="findings">Findings</h2>
+{{range .Namespaces}}<h3 id="ns-{{.Name}}">namespace {{.Name}}</h3>
+{{if .Exemptions}}<p>Exemptions: {{range .Exemptions}}{{.Rule}} ({{.Reason}}{{with .Expires}}, expires {{.}}{{end}}); {{end}}</p>{{end}}
+<table>
+<tr><th>subject</th><th>result</th><th>rule</th><th>field</th><th>message</th><th>fix</th><th>controls</th></tr>
+{{range .Subjects}}{{$s := .}}{{range .Violations}}<tr><td>{{$s.Kind}}/{{$s.Name}}{{with $s.Pods}} ({{.Total}} pods){{end}}</td><td class="fail">denied</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{join .PSS ", "}}{{if .CIS}}; CIS {{join .CIS ", "}}{{end}}</td></tr>
+{{end}}{{range .Warnings}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td class="warn">warning</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{join .PSS ", "}}{{if .CIS}}; CIS {{join .CIS ", "}}{{end}}</td></tr>
+{{end}}{{end}}</table>
+{{end}}
+{{if .Skipped}}<h2 id="skipped">Skipped</h2>
+<table><tr><th>object</th><th>reason</th></tr>
+{{range .Skipped}}<tr><td>{{.Kind}}/{{.Namespace}}/{{.Name}}</td><td>{{.Reason}}</td></tr>
+{{end}}</table>{{end}}
+</body>
+</html>
+`))

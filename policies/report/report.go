@@ -1,0 +1,521 @@
+// Package report judges what already runs in a cluster and writes the
+// evidence: subjects (workloads, with the Pods they own collapsed into
+// them, and bare Pods), each judged by the same engine as the webhook; the
+// hardening checklist per namespace with each item's Pod Security Standards
+// and CIS controls; and renderers for people (text, HTML) and tools (JSON,
+// YAML, OpenReports and wgpolicyk8s.io report objects). It is pure: the
+// objects come in, the report goes out; listing them is the caller's job.
+package report
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/podspec"
+	"podguard.dev/podguard/policies/rules"
+)
+
+// Results of a subject, and of the report as a whole.
+const (
+	// Fail: the policy denies it (as admitted, for a workload).
+	Fail = "fail"
+	// Warn: admitted with warnings.
+	Warn = "warn"
+	// Pass: nothing to report.
+	Pass = "pass"
+	// Skip: not judged; Reason says why.
+	Skip = "skip"
+)
+
+// Finding is one problem at one field, with the controls of its rule.
+type Finding struct {
+	Rule    string `json:"rule"`
+	Field   string `json:"field"`
+	Message string `json:"message"`
+	Fix     string `json:"fix"`
+	// Action is what the policy does with it: enforce, warn or audit.
+	Action string `json:"action"`
+	// PSS names the Pod Security Standards checks ("restricted
+	// runAsNonRoot"), or is empty for a rule beyond them.
+	PSS []string `json:"pss"`
+	// CIS names the CIS Kubernetes Benchmark recommendations.
+	CIS []string `json:"cis"`
+	// FixedAtAdmission marks a warning about a workload's template that
+	// podguard's mutation fixes in every Pod it creates: the Pods comply,
+	// so it does not fail the checklist.
+	FixedAtAdmission bool `json:"fixedAtAdmission,omitempty"`
+}
+
+// PodsSummary is what the Pods a workload owns are doing now.
+type PodsSummary struct {
+	// Total Pods collapsed into the workload.
+	Total int `json:"total"`
+	// OutOfPolicy Pods would be denied as they run (created before the
+	// policy, or under an exemption since expired).
+	OutOfPolicy int `json:"outOfPolicy"`
+	// Rules the out-of-policy Pods break.
+	Rules []string `json:"rules"`
+}
+
+// Subject is one judged object: a workload with the Pods (and ReplicaSets
+// or Jobs) it owns collapsed into it, or a Pod no judged object owns.
+type Subject struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Namespace  string `json:"namespace"`
+	Name       string `json:"name"`
+	// Result is fail, warn, pass or skip.
+	Result     string          `json:"result"`
+	Reason     string          `json:"reason,omitempty"`
+	Violations []Finding       `json:"violations"`
+	Warnings   []Finding       `json:"warnings"`
+	Audits     []Finding       `json:"audits"`
+	Exempted   []Exempted      `json:"exempted"`
+	Pods       *PodsSummary    `json:"pods,omitempty"`
+	Isolated   *bool           `json:"networkIsolated,omitempty"`
+	labels     map[string]bool // checklist items this subject fails
+	podLabels  labels.Set
+	uid        types.UID
+	// images are the subject's containers' images by field path
+	// (spec.template.spec.containers[0]), for a baseline.
+	images map[string]string
+}
+
+// Exempted is an exemption that applied, with its expiry.
+type Exempted struct {
+	Rule    string `json:"rule"`
+	Reason  string `json:"reason"`
+	Expires string `json:"expires"`
+}
+
+// ChecklistItem is one line of the hardening checklist in a namespace.
+type ChecklistItem struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	// Rules are the rules that prove it.
+	Rules []string `json:"rules"`
+	// Controls are the PSS checks and CIS recommendations it maps to.
+	Controls []string `json:"controls"`
+	// OK is true when no subject breaks it.
+	OK bool `json:"ok"`
+	// Subjects are "Kind/name" of the subjects behind a failure.
+	Subjects []string `json:"subjects"`
+}
+
+// Namespace is the report of one namespace.
+type Namespace struct {
+	Name      string          `json:"name"`
+	Summary   Summary         `json:"summary"`
+	Checklist []ChecklistItem `json:"checklist"`
+	Subjects  []Subject       `json:"subjects"`
+	// Exemptions are the exemptions that applied here.
+	Exemptions []Exempted `json:"exemptions"`
+}
+
+// Summary counts subjects by result.
+type Summary struct {
+	Subjects int `json:"subjects"`
+	Fail     int `json:"fail"`
+	Warn     int `json:"warn"`
+	Pass     int `json:"pass"`
+	Skip     int `json:"skip"`
+	// Pods counts the Pods judged, collapsed or not.
+	Pods int `json:"pods"`
+}
+
+func (s *Summary) add(o Summary) {
+	s.Subjects += o.Subjects
+	s.Fail += o.Fail
+	s.Warn += o.Warn
+	s.Pass += o.Pass
+	s.Skip += o.Skip
+	s.Pods += o.Pods
+}
+
+// Report is a whole audit.
+type Report struct {
+	// APIVersion and Kind make the JSON and YAML outputs self-describing:
+	// podguard.dev/v1alpha1 AuditReport, a contract like validate -o json.
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	// Generated is when the audit ran.
+	Generated time.Time `json:"generated"`
+	// Cluster names what was audited (the kubeconfig context), if known.
+	Cluster string `json:"cluster"`
+	// PolicyMode is the policy's mode.
+	PolicyMode string `json:"policyMode"`
+	// CISBenchmark names the CIS version the control IDs cite.
+	CISBenchmark string          `json:"cisBenchmark"`
+	Summary      Summary         `json:"summary"`
+	Checklist    []ChecklistItem `json:"checklist"`
+	Namespaces   []Namespace     `json:"namespaces"`
+	// Skipped are objects that could not be judged, with why.
+	Skipped []Subject `json:"skipped"`
+}
+
+// Input is what an audit judges.
+type Input struct {
+	// Objects are the Pods and pod-bearing workloads, typed (podspec.NewObject types).
+	Objects []runtime.Object
+	// NetworkPolicies of the namespaces audited.
+	NetworkPolicies []networkingv1.NetworkPolicy
+	// Skipped are objects the caller could not read, already explained.
+	Skipped []Subject
+	// Cluster names what was audited.
+	Cluster string
+	// Now is when the audit runs (exemption expiry); zero means time.Now().
+	Now time.Time
+}
+
+// item describes one checklist item.
+type item struct {
+	id, title string
+}
+
+// checklistItems are the items in report order: the hardened Docker
+// setup's checklist, as Kubernetes can prove it.
+var checklistItems = []item{
+	{"nonRoot", "Run as the non-root user and group (the image's appuser)"},
+	{"capabilities", "All capabilities dropped"},
+	{"privilegeEscalation", "No privileged containers, no privilege escalation (no-new-privileges)"},
+	{"limits", "CPU and memory limits"},
+	{"readOnlyRoot", "Read-only root filesystem"},
+	{"hostAccess", "No host paths, host namespaces, host ports or host processes"},
+	{"kernelHardening", "seccomp, AppArmor and SELinux profiles; safe sysctls; /proc masked"},
+	{"probes", "Health checks (liveness and readiness probes)"},
+	{"secrets", "No literal secrets in env, command or args"},
+	{"images", "Pinned images"},
+	{"tokens", "No service account token where the API is not used"},
+	{networkItem, "Network isolation: NetworkPolicies select every workload"},
+}
+
+const networkItem = "networkIsolation"
+
+// judged finds the pod spec of an object podguard judges.
+func judged(obj runtime.Object) (*podspec.Target, bool) { return podspec.Find(obj) }
+
+// Build judges the input with the engine: workloads as admitted (what
+// their next rollout would get), Pods as they run. Pods owned by a judged
+// workload are collapsed into it (through ReplicaSets and Jobs), as are
+// ReplicaSets owned by Deployments and Jobs owned by CronJobs.
+func Build(e *policies.Enforcer, in Input) *Report {
+	now := in.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	r := &Report{APIVersion: "podguard.dev/v1alpha1", Kind: "AuditReport", Generated: now.UTC().Truncate(time.Second),
+		Cluster: in.Cluster, PolicyMode: string(e.Policy().Mode), CISBenchmark: rules.CISBenchmark, Skipped: in.Skipped}
+	if r.Skipped == nil {
+		r.Skipped = []Subject{}
+	}
+	// The judged objects by UID, to walk owner references.
+	byUID := map[types.UID]runtime.Object{}
+	for _, o := range in.Objects {
+		if t, ok := judged(o); ok {
+			byUID[t.ObjectMeta.UID] = o
+		}
+	}
+	// top returns the judged object an object collapses into (itself if none).
+	var top func(o runtime.Object, depth int) runtime.Object
+	top = func(o runtime.Object, depth int) runtime.Object {
+		t, _ := judged(o)
+		if depth > 4 {
+			return o
+		}
+		for _, ref := range t.ObjectMeta.OwnerReferences {
+			if ref.Controller != nil && *ref.Controller {
+				if owner, ok := byUID[ref.UID]; ok {
+					return top(owner, depth+1)
+				}
+			}
+		}
+		return o
+	}
+	subjects := map[types.UID]*Subject{}
+	var order []types.UID
+	type owned struct {
+		owner types.UID
+		obj   runtime.Object
+	}
+	var pods []owned
+	for _, o := range in.Objects {
+		t, ok := judged(o)
+		if !ok {
+			continue
+		}
+		root := top(o, 0)
+		rt, _ := judged(root)
+		if root != o {
+			if t.Kind.Kind == "Pod" {
+				pods = append(pods, owned{rt.ObjectMeta.UID, o})
+			}
+			continue // a ReplicaSet of a Deployment, a Job of a CronJob
+		}
+		s := judge(e, o, t, now)
+		subjects[t.ObjectMeta.UID] = s
+		order = append(order, t.ObjectMeta.UID)
+	}
+	for _, p := range pods {
+		s := subjects[p.owner]
+		if s.Pods == nil {
+			s.Pods = &PodsSummary{Rules: []string{}}
+		}
+		s.Pods.Total++
+		t, _ := judged(p.obj)
+		res, _ := e.Validate(p.obj, policies.Attributes{Namespace: t.ObjectMeta.Namespace, Now: now})
+		if !res.Allowed {
+			s.Pods.OutOfPolicy++
+			for _, f := range res.Violations {
+				if !slices.Contains(s.Pods.Rules, f.Rule) {
+					s.Pods.Rules = append(s.Pods.Rules, f.Rule)
+				}
+				// A Pod running out of policy fails its checklist item even
+				// when the workload's next rollout would pass.
+				if d, ok := rules.Lookup(f.Rule); ok {
+					s.labels[d.Checklist] = true
+				}
+			}
+			sort.Strings(s.Pods.Rules)
+		}
+		if s.podLabels == nil {
+			s.podLabels = labels.Set(t.PodMeta.Labels)
+		}
+	}
+	byNS := map[string]*Namespace{}
+	for _, uid := range order {
+		s := subjects[uid]
+		ns := byNS[s.Namespace]
+		if ns == nil {
+			ns = &Namespace{Name: s.Namespace}
+			byNS[s.Namespace] = ns
+		}
+		ns.Subjects = append(ns.Subjects, *s)
+	}
+	netpols := map[string][]networkingv1.NetworkPolicy{}
+	for _, np := range in.NetworkPolicies {
+		netpols[np.Namespace] = append(netpols[np.Namespace], np)
+	}
+	names := make([]string, 0, len(byNS))
+	for n := range byNS {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	clusterFailed := map[string][]string{}
+	for _, n := range names {
+		ns := byNS[n]
+		finishNamespace(ns, netpols[n])
+		r.Summary.add(ns.Summary)
+		for _, it := range ns.Checklist {
+			for _, s := range it.Subjects {
+				clusterFailed[it.ID] = append(clusterFailed[it.ID], n+"/"+s)
+			}
+		}
+		r.Namespaces = append(r.Namespaces, *ns)
+	}
+	if r.Namespaces == nil {
+		r.Namespaces = []Namespace{}
+	}
+	r.Summary.Skip += len(r.Skipped)
+	r.Summary.Subjects += len(r.Skipped)
+	r.Checklist = checklist(clusterFailed)
+	return r
+}
+
+// judge judges one top-level subject.
+func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.Time) *Subject {
+	gvk := o.GetObjectKind().GroupVersionKind()
+	s := &Subject{APIVersion: gvk.GroupVersion().String(), Kind: t.Kind.Kind, Namespace: t.ObjectMeta.Namespace, Name: t.ObjectMeta.Name,
+		uid: t.ObjectMeta.UID, podLabels: labels.Set(t.PodMeta.Labels), labels: map[string]bool{}}
+	if s.APIVersion == "" || s.APIVersion == "/" {
+		s.APIVersion = apiVersionOf(t.Kind.Group)
+	}
+	s.images = map[string]string{}
+	for _, c := range t.Containers {
+		s.images[c.Path().String()] = c.Image
+	}
+	attrs := policies.Attributes{Namespace: s.Namespace, Now: now}
+	var res *policies.Result
+	if t.Kind.Kind == "Pod" && t.Kind.Group == "" {
+		res, _ = e.Validate(o, attrs)
+	} else {
+		var err error
+		if res, _, err = e.Admit(o, attrs); err != nil {
+			s.Result, s.Reason = Skip, err.Error()
+			return s
+		}
+	}
+	conv := func(fs []policies.Finding) []Finding {
+		out := make([]Finding, 0, len(fs))
+		for _, f := range fs {
+			c := finding(f, string(e.ActionOf(f.Rule)))
+			c.FixedAtAdmission = f.Injected
+			out = append(out, c)
+		}
+		return out
+	}
+	s.Violations, s.Warnings, s.Audits = conv(res.Violations), conv(res.Warnings), conv(res.Audits)
+	s.Exempted = make([]Exempted, 0, len(res.Exempted))
+	for _, x := range res.Exempted {
+		s.Exempted = append(s.Exempted, Exempted{Rule: x.Rule, Reason: x.Reason, Expires: x.Expires})
+	}
+	switch {
+	case !res.Allowed:
+		s.Result = Fail
+	case len(res.Warnings) > 0:
+		s.Result = Warn
+	default:
+		s.Result = Pass
+	}
+	for _, f := range append(append(slices.Clone(s.Violations), s.Warnings...), s.Audits...) {
+		if d, ok := rules.Lookup(f.Rule); ok && !f.FixedAtAdmission {
+			s.labels[d.Checklist] = true
+		}
+	}
+	return s
+}
+
+func apiVersionOf(group string) string {
+	switch group {
+	case "":
+		return "v1"
+	case "apps":
+		return "apps/v1"
+	case "batch":
+		return "batch/v1"
+	}
+	return group + "/v1"
+}
+
+// finding converts an engine finding and adds its rule's controls.
+func finding(f policies.Finding, action string) Finding {
+	out := Finding{Rule: f.Rule, Field: f.Field, Message: f.Message, Fix: f.Fix, Action: action, PSS: []string{}, CIS: []string{}}
+	if d, ok := rules.Lookup(f.Rule); ok {
+		for _, c := range d.PSS {
+			out.PSS = append(out.PSS, fmt.Sprintf("%s %s", c.Level, c.ID))
+		}
+		out.CIS = append(out.CIS, d.CIS...)
+	}
+	return out
+}
+
+// finishNamespace sorts the subjects, judges network isolation and fills
+// in the checklist and summary.
+func finishNamespace(ns *Namespace, netpols []networkingv1.NetworkPolicy) {
+	sort.Slice(ns.Subjects, func(i, j int) bool {
+		a, b := ns.Subjects[i], ns.Subjects[j]
+		if rank(a.Result) != rank(b.Result) {
+			return rank(a.Result) < rank(b.Result)
+		}
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		return a.Name < b.Name
+	})
+	failed := map[string][]string{}
+	seenEx := map[string]bool{}
+	ns.Exemptions = []Exempted{}
+	for i := range ns.Subjects {
+		s := &ns.Subjects[i]
+		isolated := selected(s.podLabels, netpols)
+		s.Isolated = &isolated
+		if !isolated {
+			failed[networkItem] = append(failed[networkItem], s.Kind+"/"+s.Name)
+		}
+		for id := range s.labels {
+			failed[id] = append(failed[id], s.Kind+"/"+s.Name)
+		}
+		for _, x := range s.Exempted {
+			key := x.Rule + "\x00" + x.Reason
+			if !seenEx[key] {
+				seenEx[key] = true
+				ns.Exemptions = append(ns.Exemptions, x)
+			}
+		}
+		ns.Summary.Subjects++
+		switch s.Result {
+		case Fail:
+			ns.Summary.Fail++
+		case Warn:
+			ns.Summary.Warn++
+		case Pass:
+			ns.Summary.Pass++
+		default:
+			ns.Summary.Skip++
+		}
+		if s.Kind == "Pod" {
+			ns.Summary.Pods++
+		} else if s.Pods != nil {
+			ns.Summary.Pods += s.Pods.Total
+		}
+	}
+	ns.Checklist = checklist(failed)
+}
+
+func rank(result string) int {
+	return map[string]int{Fail: 0, Warn: 1, Skip: 2, Pass: 3}[result]
+}
+
+// selected reports whether any NetworkPolicy of the namespace selects a
+// pod with these labels (an empty podSelector selects every pod).
+func selected(podLabels labels.Set, netpols []networkingv1.NetworkPolicy) bool {
+	for _, np := range netpols {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err == nil && sel.Matches(podLabels) {
+			return true
+		}
+	}
+	return false
+}
+
+// checklist builds the items from the subjects that fail each.
+func checklist(failed map[string][]string) []ChecklistItem {
+	out := make([]ChecklistItem, 0, len(checklistItems))
+	for _, it := range checklistItems {
+		ci := ChecklistItem{ID: it.id, Title: it.title, Rules: []string{}, Controls: []string{}, Subjects: failed[it.id]}
+		if ci.Subjects == nil {
+			ci.Subjects = []string{}
+		}
+		sort.Strings(ci.Subjects)
+		ci.OK = len(ci.Subjects) == 0
+		controls := map[string]bool{}
+		for _, d := range rules.Definitions() {
+			if d.Checklist != it.id {
+				continue
+			}
+			ci.Rules = append(ci.Rules, d.ID)
+			for _, c := range d.PSS {
+				controls[fmt.Sprintf("PSS %s %s", c.Level, c.ID)] = true
+			}
+			for _, c := range d.CIS {
+				controls["CIS "+c] = true
+			}
+		}
+		if it.id == networkItem {
+			controls["CIS 5.3.2"] = true
+		}
+		for c := range controls {
+			ci.Controls = append(ci.Controls, c)
+		}
+		sort.Strings(ci.Controls)
+		out = append(out, ci)
+	}
+	return out
+}
+
+// Denied reports whether the audit found a subject the policy denies.
+func (r *Report) Denied() bool { return r.Summary.Fail > 0 }
+
+// ref names a subject for people: Kind/namespace/name.
+func (s *Subject) ref() string {
+	return strings.TrimSuffix(fmt.Sprintf("%s/%s/%s", s.Kind, s.Namespace, s.Name), "/")
+}

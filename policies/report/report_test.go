@@ -1,0 +1,310 @@
+package report_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/report"
+)
+
+var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+
+func compliantSpec(name string) corev1.PodSpec {
+	return corev1.PodSpec{
+		AutomountServiceAccountToken: ptr.To(false),
+		SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](1000), RunAsGroup: ptr.To[int64](1000), RunAsNonRoot: ptr.To(true),
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		Containers: []corev1.Container{{Name: name, Image: "registry.example/" + name + ":1.0",
+			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false), ReadOnlyRootFilesystem: ptr.To(true), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+			Resources:       corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resourceQ("100m"), "memory": resourceQ("64Mi")}},
+			LivenessProbe:   &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{}}},
+			ReadinessProbe:  &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{}}}}},
+	}
+}
+
+func meta(ns, name, uid string, owner *metav1.OwnerReference, labels map[string]string) metav1.ObjectMeta {
+	m := metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid), Labels: labels}
+	if owner != nil {
+		m.OwnerReferences = []metav1.OwnerReference{*owner}
+	}
+	return m
+}
+
+func ownedBy(kind, name, uid string) *metav1.OwnerReference {
+	return &metav1.OwnerReference{Kind: kind, Name: name, UID: types.UID(uid), Controller: ptr.To(true)}
+}
+
+// seed is a namespace of everything: a compliant Deployment whose pods
+// run out of policy (created before it), a fixable one, one that cannot be
+// fixed, a CronJob with a Job and a Pod, bare pods, a Windows pod.
+func seed() report.Input {
+	var objs []runtime.Object
+	web := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("apps", "web", "d1", nil, nil),
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}}, Spec: compliantSpec("web")}}}
+	rs := &appsv1.ReplicaSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"}, ObjectMeta: meta("apps", "web-1", "r1", ownedBy("Deployment", "web", "d1"), nil),
+		Spec: appsv1.ReplicaSetSpec{Template: web.Spec.Template}}
+	objs = append(objs, web, rs)
+	for i := range 3 {
+		spec := compliantSpec("web")
+		if i == 0 {
+			spec.SecurityContext.RunAsUser = ptr.To[int64](0) // a pod from before the policy
+		}
+		objs = append(objs, &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+			ObjectMeta: meta("apps", fmt.Sprintf("web-1-%d", i), fmt.Sprintf("p%d", i), ownedBy("ReplicaSet", "web-1", "r1"), map[string]string{"app": "web"}), Spec: spec})
+	}
+	fixable := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("apps", "fixable", "d2", nil, nil),
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "fixable"}},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.example/c:1"}}}}}}
+	nginx := compliantSpec("controller")
+	nginx.Containers[0].Image = "registry.k8s.io/ingress-nginx/controller:v1.15.1@sha256:594c"
+	nginx.Containers[0].SecurityContext.RunAsUser = ptr.To[int64](101)
+	ingress := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("ingress", "ingress-nginx-controller", "d3", nil, nil),
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "ingress"}}, Spec: nginx}}}
+	redis := compliantSpec("redis")
+	redis.SecurityContext.RunAsUser = ptr.To[int64](999)
+	argo := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}, ObjectMeta: meta("argocd", "argocd-redis", "d4", nil, nil),
+		Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "redis"}}, Spec: redis}}}
+	jobSpec := compliantSpec("job")
+	jobSpec.RestartPolicy = corev1.RestartPolicyNever
+	cron := &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"}, ObjectMeta: meta("apps", "nightly", "c1", nil, nil),
+		Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: jobSpec}}}}}
+	job := &batchv1.Job{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"}, ObjectMeta: meta("apps", "nightly-1", "j1", ownedBy("CronJob", "nightly", "c1"), nil),
+		Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{Spec: jobSpec}}}
+	jobPod := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta("apps", "nightly-1-x", "jp", ownedBy("Job", "nightly-1", "j1"), nil), Spec: jobSpec}
+	priv := compliantSpec("debug")
+	priv.Containers[0].SecurityContext.Privileged = ptr.To(true)
+	privPod := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta("apps", "debug", "b1", nil, map[string]string{"app": "debug"}), Spec: priv}
+	win := compliantSpec("win")
+	win.OS = &corev1.PodOS{Name: corev1.Windows}
+	win.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}
+	win.Containers[0].SecurityContext = nil
+	winPod := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta("apps", "win", "b2", nil, nil), Spec: win}
+	objs = append(objs, fixable, ingress, argo, cron, job, jobPod, privPod, winPod)
+	np := networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "web"},
+		Spec: networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}}}
+	return report.Input{Objects: objs, NetworkPolicies: []networkingv1.NetworkPolicy{np}, Cluster: "test", Now: now}
+}
+
+func enforcer(t *testing.T, policy string) *policies.Enforcer {
+	t.Helper()
+	p, err := load.Bytes([]byte(policy), "policy", "podguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := policies.New(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func subject(r *report.Report, ns, name string) *report.Subject {
+	for _, n := range r.Namespaces {
+		for i, s := range n.Subjects {
+			if n.Name == ns && s.Name == name {
+				return &n.Subjects[i]
+			}
+		}
+	}
+	return nil
+}
+
+func TestBuild(t *testing.T) {
+	r := report.Build(enforcer(t, ""), seed())
+	if len(r.Namespaces) != 3 {
+		t.Fatalf("%d namespaces", len(r.Namespaces))
+	}
+	web := subject(r, "apps", "web")
+	if web == nil || web.Result != report.Pass || web.Pods == nil || web.Pods.Total != 3 || web.Pods.OutOfPolicy != 1 || web.Pods.Rules[0] != "runAsUser" {
+		t.Errorf("web, its ReplicaSet and pods collapse into one subject with a pod count: %+v", web)
+	}
+	if s := subject(r, "apps", "web-1"); s != nil {
+		t.Error("the ReplicaSet of a Deployment is a subject of its own")
+	}
+	if s := subject(r, "apps", "fixable"); s == nil || s.Result != report.Warn || len(s.Violations) != 0 {
+		t.Errorf("a template mutation fixes is admitted with warnings: %+v", s)
+	}
+	if s := subject(r, "apps", "nightly"); s == nil || s.Pods == nil || s.Pods.Total != 1 || subject(r, "apps", "nightly-1") != nil {
+		t.Errorf("a CronJob's Job and Pod collapse into it: %+v", s)
+	}
+	if s := subject(r, "apps", "debug"); s == nil || s.Result != report.Fail || s.Violations[0].Rule != "privileged" ||
+		strings.Join(s.Violations[0].CIS, ",") != "5.2.2" || s.Violations[0].PSS[0] != "baseline privileged" {
+		t.Errorf("a privileged bare pod is denied, with its controls: %+v", s)
+	}
+	if s := subject(r, "ingress", "ingress-nginx-controller"); s == nil || s.Result != report.Fail {
+		t.Errorf("UID 101 is denied by the default policy: %+v", s)
+	}
+	if !r.Denied() || r.Summary.Fail != 3 {
+		t.Errorf("summary %+v", r.Summary)
+	}
+	for _, ns := range r.Namespaces {
+		if ns.Name != "apps" {
+			continue
+		}
+		for _, it := range ns.Checklist {
+			switch it.ID {
+			case "privilegeEscalation":
+				if it.OK || strings.Join(it.Subjects, ",") != "Pod/debug" || !strings.Contains(strings.Join(it.Controls, ","), "CIS 5.2.2") {
+					t.Errorf("privilegeEscalation item: %+v", it)
+				}
+			case "nonRoot":
+				if it.OK || strings.Join(it.Subjects, ",") != "Deployment/argocd-redis,Deployment/web" && strings.Join(it.Subjects, ",") != "Deployment/web" {
+					t.Errorf("nonRoot: web's pod running as root fails it, fixable's injected runAsUser does not: %+v", it)
+				}
+			case "networkIsolation":
+				if it.OK || strings.Contains(strings.Join(it.Subjects, ","), "Deployment/web") || !strings.Contains(strings.Join(it.Subjects, ","), "Pod/debug") {
+					t.Errorf("network isolation: only web is selected by a NetworkPolicy: %+v", it)
+				}
+			}
+		}
+	}
+}
+
+// TestBaseline: the exemptions the baseline writes make today's cluster
+// pass, each as narrow as its findings allow, while a new violation is
+// still denied.
+func TestBaseline(t *testing.T) {
+	in := seed()
+	r := report.Build(enforcer(t, ""), in)
+	ex := report.Baseline(r, now.AddDate(0, 0, 90))
+	var scopes []string
+	for _, e := range ex {
+		scopes = append(scopes, fmt.Sprintf("%v %v %v %s", e.Rules, e.Images, e.Namespaces, e.Expires))
+	}
+	want := []string{"[privileged] [registry.example/debug:*] [] 2027-02-28", "[runAsUser] [registry.k8s.io/ingress-nginx/controller:*] [] 2027-02-28", "[runAsUser] [] [argocd] 2027-02-28"}
+	if strings.Join(scopes, "|") != strings.Join(want, "|") {
+		t.Errorf("baseline scopes:\n got  %q\n want %q", scopes, want)
+	}
+	merged, err := report.MergeExemptions([]byte("# my policy\napiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: enforce # keep\n"), ex, "podguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(merged), "# my policy") || !strings.Contains(string(merged), "mode: enforce # keep") || !strings.Contains(string(merged), "kube-system") {
+		t.Errorf("merge loses comments or the default exemptions:\n%s", merged)
+	}
+	p, err := load.Bytes(merged, "merged", "podguard")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, merged)
+	}
+	e, _ := policies.New(p)
+	after := report.Build(e, in)
+	if after.Denied() {
+		t.Errorf("the cluster still fails under its baseline: %+v", after.Summary)
+	}
+	// A new privileged pod of another image is still denied.
+	priv := compliantSpec("other")
+	priv.Containers[0].SecurityContext.Privileged = ptr.To(true)
+	res, _ := e.Validate(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "new"}, Spec: priv}, policies.Attributes{Namespace: "apps", Now: now})
+	if res.Allowed {
+		t.Error("a new violation passes under the baseline")
+	}
+}
+
+func TestRenderers(t *testing.T) {
+	r := report.Build(enforcer(t, ""), seed())
+	var text bytes.Buffer
+	if err := r.Text(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"namespace apps:", "❌ No privileged containers", "Pod/debug", "denied: Pod/debug", "cluster: ", "(3 pods, 1 out of policy as they run: runAsUser)"} {
+		if !strings.Contains(text.String(), w) {
+			t.Errorf("text lacks %q:\n%s", w, text.String())
+		}
+	}
+	var js bytes.Buffer
+	if err := r.JSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(js.Bytes(), &top); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"apiVersion", "kind", "generated", "cluster", "policyMode", "cisBenchmark", "summary", "checklist", "namespaces", "skipped"} {
+		if _, ok := top[k]; !ok {
+			t.Errorf("JSON lacks %s", k)
+		}
+	}
+	var page bytes.Buffer
+	if err := r.HTML(&page); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := html.Parse(&page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	var external []string
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		for _, a := range n.Attr {
+			if a.Key == "id" {
+				ids[a.Val] = true
+			}
+			if (a.Key == "src" || (a.Key == "href" && n.Data == "link")) && !strings.HasPrefix(a.Val, "#") {
+				external = append(external, a.Val)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	for _, id := range []string{"summary", "checklist", "chart", "findings", "ns-apps"} {
+		if !ids[id] {
+			t.Errorf("the HTML report has no section %q", id)
+		}
+	}
+	if len(external) > 0 {
+		t.Errorf("the HTML report loads external assets: %v", external)
+	}
+}
+
+// TestObjectSizeCap: a report object never exceeds MaxObjectBytes, and
+// says how many findings it left out.
+func TestObjectSizeCap(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 3000 {
+		spec := corev1.PodSpec{}
+		for c := range 3 {
+			spec.Containers = append(spec.Containers, corev1.Container{Name: fmt.Sprintf("container-with-a-long-name-%d", c), Image: "registry.example/x:latest",
+				SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}})
+		}
+		objs = append(objs, &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: meta("big", fmt.Sprintf("pod-%d", i), fmt.Sprintf("u%d", i), nil, nil), Spec: spec})
+	}
+	r := report.Build(enforcer(t, ""), report.Input{Objects: objs, Now: now})
+	for _, k := range []report.ObjectKind{report.OpenReports, report.PolicyReport} {
+		obj, hash := r.Namespaces[0].Object(k, now)
+		b, _ := json.Marshal(obj)
+		results := obj["results"].([]any)
+		last := results[len(results)-1].(map[string]any)
+		if len(b) > report.MaxObjectBytes || last["rule"] != "omitted" || !strings.Contains(last["message"].(string), "more findings are left out") || hash == "" {
+			t.Errorf("%s: %d bytes, %d results, last %v", k.Kind, len(b), len(results), last["message"])
+		}
+		if s := obj["summary"].(map[string]any); s["fail"].(int) < 3000*3 {
+			t.Errorf("the summary must count everything: %v", s)
+		}
+		obj2, hash2 := r.Namespaces[0].Object(k, now.Add(time.Hour))
+		if hash2 != hash || fmt.Sprint(obj2["summary"]) != fmt.Sprint(obj["summary"]) {
+			t.Error("the content hash depends on the time")
+		}
+	}
+}
+
+func resourceQ(s string) resource.Quantity { return resource.MustParse(s) }
