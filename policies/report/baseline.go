@@ -19,8 +19,7 @@ var containerField = regexp.MustCompile(`^(.*\.(?:initContainers|containers|ephe
 // imageGlob is the narrowest glob that keeps matching an image across
 // releases of the same repository: any tag (or any digest).
 func imageGlob(image string) string {
-	repo, digest, hasDigest := strings.Cut(image, "@")
-	_ = digest
+	repo, _, hasDigest := strings.Cut(image, "@")
 	if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
 		return repo[:i] + ":*"
 	}

@@ -68,6 +68,10 @@ func (r *Report) Text(w io.Writer) error {
 			fmt.Fprintf(&b, "  exempted: %s: %s%s\n", x.Rule, x.Reason, exp)
 		}
 		for _, sub := range ns.Subjects {
+			if sub.Result == Skip {
+				fmt.Fprintf(&b, "  skipped: %s/%s: %s\n", sub.Kind, sub.Name, sub.Reason)
+				continue
+			}
 			outOfPolicy := sub.Pods != nil && sub.Pods.OutOfPolicy > 0
 			if sub.Result != Fail && sub.Result != Warn && !outOfPolicy {
 				continue
@@ -99,10 +103,16 @@ func (r *Report) Text(w io.Writer) error {
 			}
 		}
 	}
-	if len(r.Skipped) > 0 {
+	var unplaced []Subject
+	for _, s := range r.Skipped {
+		if s.Namespace == "" {
+			unplaced = append(unplaced, s)
+		}
+	}
+	if len(unplaced) > 0 {
 		b.WriteString("\nskipped:\n")
-		for _, s := range r.Skipped {
-			fmt.Fprintf(&b, "  %s/%s/%s: %s\n", s.Kind, s.Namespace, s.Name, s.Reason)
+		for _, s := range unplaced {
+			fmt.Fprintf(&b, "  %s/%s: %s\n", s.Kind, s.Name, s.Reason)
 		}
 	}
 	s := r.Summary

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"podguard.dev/podguard/policies"
@@ -159,7 +160,8 @@ type Report struct {
 	Summary      Summary         `json:"summary"`
 	Checklist    []ChecklistItem `json:"checklist"`
 	Namespaces   []Namespace     `json:"namespaces"`
-	// Skipped are objects that could not be judged, with why.
+	// Skipped are the subjects that could not be judged, with why (they
+	// are also in their namespace's subjects and counted in the summaries).
 	Skipped []Subject `json:"skipped"`
 }
 
@@ -169,8 +171,12 @@ type Input struct {
 	Objects []runtime.Object
 	// NetworkPolicies of the namespaces audited.
 	NetworkPolicies []networkingv1.NetworkPolicy
-	// Skipped are objects the caller could not read, already explained.
+	// Skipped are objects the caller could not read (Kind, Namespace,
+	// Name and Reason set); they are counted, never dropped.
 	Skipped []Subject
+	// Selector, when set, keeps only subjects whose labels or whose Pods'
+	// labels match it.
+	Selector labels.Selector
 	// Cluster names what was audited.
 	Cluster string
 	// Now is when the audit runs (exemption expiry); zero means time.Now().
@@ -214,10 +220,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		now = time.Now()
 	}
 	r := &Report{APIVersion: "podguard.dev/v1alpha1", Kind: "AuditReport", Generated: now.UTC().Truncate(time.Second),
-		Cluster: in.Cluster, PolicyMode: string(e.Policy().Mode), CISBenchmark: rules.CISBenchmark, Skipped: in.Skipped}
-	if r.Skipped == nil {
-		r.Skipped = []Subject{}
-	}
+		Cluster: in.Cluster, PolicyMode: string(e.Policy().Mode), CISBenchmark: rules.CISBenchmark, Skipped: []Subject{}}
 	// The judged objects by UID, to walk owner references.
 	byUID := map[types.UID]runtime.Object{}
 	for _, o := range in.Objects {
@@ -242,7 +245,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		return o
 	}
 	subjects := map[types.UID]*Subject{}
-	var order []types.UID
+	var order []*Subject
 	type owned struct {
 		owner types.UID
 		obj   runtime.Object
@@ -261,16 +264,35 @@ func Build(e *policies.Enforcer, in Input) *Report {
 			}
 			continue // a ReplicaSet of a Deployment, a Job of a CronJob
 		}
+		if ref := missingOwner(t.ObjectMeta); ref != nil {
+			// Its owner was deleted between the lists (or is being
+			// garbage-collected): judging it alone would report a
+			// workload's Pod as a bare Pod.
+			s := newSubject(o, t)
+			s.Result, s.Reason = Skip, fmt.Sprintf("its owner %s/%s was not found: deleted during the audit, or being garbage-collected", ref.Kind, ref.Name)
+			subjects[t.ObjectMeta.UID] = s
+			order = append(order, s)
+			continue
+		}
+		if in.Selector != nil && !in.Selector.Matches(labels.Set(t.ObjectMeta.Labels)) && !in.Selector.Matches(labels.Set(t.PodMeta.Labels)) {
+			continue
+		}
 		s := judge(e, o, t, now)
 		subjects[t.ObjectMeta.UID] = s
-		order = append(order, t.ObjectMeta.UID)
+		order = append(order, s)
 	}
 	for _, p := range pods {
 		s := subjects[p.owner]
+		if s == nil {
+			continue // its owner is not selected
+		}
 		if s.Pods == nil {
 			s.Pods = &PodsSummary{Rules: []string{}}
 		}
 		s.Pods.Total++
+		if s.Result == Skip {
+			continue
+		}
 		t, _ := judged(p.obj)
 		res, _ := e.Validate(p.obj, policies.Attributes{Namespace: t.ObjectMeta.Namespace, Now: now})
 		if !res.Allowed {
@@ -291,9 +313,19 @@ func Build(e *policies.Enforcer, in Input) *Report {
 			s.podLabels = labels.Set(t.PodMeta.Labels)
 		}
 	}
+	for i := range in.Skipped {
+		x := in.Skipped[i]
+		x.Result = Skip
+		if x.Namespace == "" {
+			r.Skipped = append(r.Skipped, x)
+			r.Summary.Skip++
+			r.Summary.Subjects++
+			continue
+		}
+		order = append(order, &x)
+	}
 	byNS := map[string]*Namespace{}
-	for _, uid := range order {
-		s := subjects[uid]
+	for _, s := range order {
 		ns := byNS[s.Namespace]
 		if ns == nil {
 			ns = &Namespace{Name: s.Namespace}
@@ -315,6 +347,11 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		ns := byNS[n]
 		finishNamespace(ns, netpols[n])
 		r.Summary.add(ns.Summary)
+		for _, sub := range ns.Subjects {
+			if sub.Result == Skip {
+				r.Skipped = append(r.Skipped, sub)
+			}
+		}
 		for _, it := range ns.Checklist {
 			for _, s := range it.Subjects {
 				clusterFailed[it.ID] = append(clusterFailed[it.ID], n+"/"+s)
@@ -325,20 +362,13 @@ func Build(e *policies.Enforcer, in Input) *Report {
 	if r.Namespaces == nil {
 		r.Namespaces = []Namespace{}
 	}
-	r.Summary.Skip += len(r.Skipped)
-	r.Summary.Subjects += len(r.Skipped)
 	r.Checklist = checklist(clusterFailed)
 	return r
 }
 
 // judge judges one top-level subject.
 func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.Time) *Subject {
-	gvk := o.GetObjectKind().GroupVersionKind()
-	s := &Subject{APIVersion: gvk.GroupVersion().String(), Kind: t.Kind.Kind, Namespace: t.ObjectMeta.Namespace, Name: t.ObjectMeta.Name,
-		uid: t.ObjectMeta.UID, podLabels: labels.Set(t.PodMeta.Labels), labels: map[string]bool{}}
-	if s.APIVersion == "" || s.APIVersion == "/" {
-		s.APIVersion = apiVersionOf(t.Kind.Group)
-	}
+	s := newSubject(o, t)
 	s.images = map[string]string{}
 	for _, c := range t.Containers {
 		s.images[c.Path().String()] = c.Image
@@ -382,6 +412,35 @@ func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.T
 		}
 	}
 	return s
+}
+
+func newSubject(o runtime.Object, t *podspec.Target) *Subject {
+	gvk := o.GetObjectKind().GroupVersionKind()
+	s := &Subject{APIVersion: gvk.GroupVersion().String(), Kind: t.Kind.Kind, Namespace: t.ObjectMeta.Namespace, Name: t.ObjectMeta.Name,
+		uid: t.ObjectMeta.UID, podLabels: labels.Set(t.PodMeta.Labels), labels: map[string]bool{},
+		Violations: []Finding{}, Warnings: []Finding{}, Audits: []Finding{}, Exempted: []Exempted{}}
+	if s.APIVersion == "" || s.APIVersion == "/" {
+		s.APIVersion = apiVersionOf(t.Kind.Group)
+	}
+	return s
+}
+
+// missingOwner returns the controller reference of an object when it
+// points at a kind podguard judges (so the object would be collapsed into
+// it) that was not in the input.
+func missingOwner(m *metav1.ObjectMeta) *metav1.OwnerReference {
+	ref := metav1.GetControllerOfNoCopy(m)
+	if ref == nil {
+		return nil
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return nil
+	}
+	if slices.Contains(podspec.SupportedKinds, schema.GroupKind{Group: gv.Group, Kind: ref.Kind}) {
+		return ref
+	}
+	return nil
 }
 
 func apiVersionOf(group string) string {

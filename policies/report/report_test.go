@@ -15,6 +15,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
@@ -174,6 +175,43 @@ func TestBuild(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSkippedAndSelected: an object whose owner vanished between lists is
+// skipped with the reason and counted with the Pods behind it, as is an
+// object the caller could not decode; a selector keeps the subjects whose
+// own or Pods' labels match.
+func TestSkippedAndSelected(t *testing.T) {
+	in := seed()
+	orphanRS := &appsv1.ReplicaSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "gone", Name: "api-1", UID: "r9", OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "apps/v1", Kind: "Deployment", Name: "api", UID: "d9", Controller: ptr.To(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Template: corev1.PodTemplateSpec{Spec: compliantSpec("api")}}}
+	orphanPod := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Namespace: "gone", Name: "api-1-x", UID: "p9",
+		OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "api-1", UID: "r9", Controller: ptr.To(true)}}}, Spec: compliantSpec("api")}
+	in.Objects = append(in.Objects, orphanRS, orphanPod)
+	in.Skipped = []report.Subject{{Kind: "Pod", Namespace: "apps", Name: "broken", Reason: "cannot decode: spec.containers: expected an array"}}
+	r := report.Build(enforcer(t, ""), in)
+	if s := subject(r, "gone", "api-1"); s == nil || s.Result != report.Skip || !strings.Contains(s.Reason, "Deployment/api was not found") || s.Pods == nil || s.Pods.Total != 1 {
+		t.Errorf("orphaned ReplicaSet: %+v", s)
+	}
+	if s := subject(r, "apps", "broken"); s == nil || s.Result != report.Skip {
+		t.Errorf("undecodable object: %+v", s)
+	}
+	if r.Summary.Skip != 2 || len(r.Skipped) != 2 || r.Summary.Subjects != 9 {
+		t.Errorf("skipped subjects are counted: %+v, %d listed", r.Summary, len(r.Skipped))
+	}
+	var text bytes.Buffer
+	_ = r.Text(&text)
+	if !strings.Contains(text.String(), "skipped: ReplicaSet/api-1: its owner Deployment/api was not found") || !strings.Contains(text.String(), "2 skipped") {
+		t.Errorf("text hides skipped subjects:\n%s", text.String())
+	}
+	in = seed()
+	in.Selector = labels.SelectorFromSet(labels.Set{"app": "web"})
+	r = report.Build(enforcer(t, ""), in)
+	if r.Summary.Subjects != 1 || subject(r, "apps", "web") == nil || subject(r, "apps", "web").Pods.Total != 3 {
+		t.Errorf("the selector keeps web (by its pod labels) with its pods: %+v", r.Summary)
 	}
 }
 
