@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"podguard.dev/podguard/cmd/podguard/internal/auditcmd"
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/cmd/podguard/internal/exportcmd"
 	"podguard.dev/podguard/cmd/podguard/internal/mutatecmd"
@@ -36,7 +37,7 @@ mutate do the same offline, for CI.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &cli.ExitError{Code: cli.ExitBadInput, Err: fmt.Errorf("%w (see --help)", err)}
 	})
-	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
+	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
 	root.CompletionOptions.DisableDefaultCmd = true
 	return root
 }

@@ -1,0 +1,277 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"podguard.dev/podguard/cmd/podguard/internal/auditcmd"
+	"podguard.dev/podguard/cmd/podguard/internal/cli"
+	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/policies/report"
+	"podguard.dev/podguard/webhook/audit"
+)
+
+// auditEnv is a real control plane seeded with testenv.SeedAudit.
+func auditEnv(t *testing.T) *testenv.Env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs kube-apiserver and etcd; make test runs it")
+	}
+	env, err := testenv.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	if err := testenv.SeedAudit(context.Background(), env.Clientset); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// findingKeys are a list of findings as "rule field", sorted.
+func findingKeys[F any](fs []F, key func(F) string) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, key(f))
+	}
+	sort.Strings(out)
+	return out
+}
+
+type validated struct {
+	Kind, Namespace, Name string
+	Allowed               bool
+	Violations, Warnings  []struct{ Rule, Field string }
+	OwnerUID              string
+}
+
+// validateExport exports the cluster's objects with the real kubectl and
+// judges them with podguard validate (with --mutate or not).
+func validateExport(t *testing.T, env *testenv.Env, mutate bool) map[string]validated {
+	t.Helper()
+	out, err := exec.Command(env.Kubectl, "--kubeconfig", env.Kubeconfig, "get", "-A", "-o", "yaml",
+		"pods,podtemplates,replicationcontrollers,deployments,replicasets,statefulsets,daemonsets,jobs,cronjobs").Output()
+	if err != nil {
+		t.Fatalf("kubectl get: %v", err)
+	}
+	file := write(t, t.TempDir(), "export.yaml", string(out))
+	args := []string{"validate", "-f", file, "-o", "json"}
+	if mutate {
+		args = append(args, "--mutate")
+	}
+	r := podguard(t, "", args...)
+	if r.code == 2 {
+		t.Fatalf("validate: %s", r.err)
+	}
+	var doc struct {
+		Results []struct {
+			validated
+			Violations, Warnings []struct{ Rule, Field string }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]validated{}
+	for _, res := range doc.Results {
+		v := res.validated
+		v.Violations, v.Warnings = res.Violations, res.Warnings
+		m[v.Kind+"/"+v.Namespace+"/"+v.Name] = v
+	}
+	return m
+}
+
+// TestAuditMatchesValidate: the audit of a seeded cluster agrees, object
+// by object, with podguard validate on the same objects exported by
+// kubectl: a workload's verdict and findings with validate --mutate (as
+// its next rollout is admitted), a Pod's with validate (as it runs); a
+// workload's count of Pods out of policy with validate on its Pods.
+func TestAuditMatchesValidate(t *testing.T) {
+	env := auditEnv(t)
+	r := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-A", "-o", "json")
+	if r.code != 1 {
+		t.Fatalf("audit exit %d, want 1 (something is denied): %s", r.code, r.err)
+	}
+	var rep report.Report
+	if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	admitted, asRun := validateExport(t, env, true), validateExport(t, env, false)
+	key := func(f struct{ Rule, Field string }) string { return f.Rule + " " + f.Field }
+	rkey := func(f report.Finding) string { return f.Rule + " " + f.Field }
+	subjects := 0
+	for _, ns := range rep.Namespaces {
+		for _, s := range ns.Subjects {
+			subjects++
+			id := s.Kind + "/" + s.Namespace + "/" + s.Name
+			want, ok := admitted[id]
+			if s.Kind == "Pod" {
+				want, ok = asRun[id]
+			}
+			if !ok {
+				t.Errorf("%s: in the audit, not in validate's results", id)
+				continue
+			}
+			if (s.Result == report.Fail) == want.Allowed {
+				t.Errorf("%s: audit says %s, validate says allowed=%v", id, s.Result, want.Allowed)
+			}
+			if a, b := findingKeys(s.Violations, rkey), findingKeys(want.Violations, key); !slices.Equal(a, b) {
+				t.Errorf("%s: violations differ:\n audit    %q\n validate %q", id, a, b)
+			}
+			if a, b := findingKeys(s.Warnings, rkey), findingKeys(want.Warnings, key); !slices.Equal(a, b) {
+				t.Errorf("%s: warnings differ:\n audit    %q\n validate %q", id, a, b)
+			}
+		}
+	}
+	// Owned Pods: the web Deployment's third Pod runs as root.
+	out := 0
+	for id, v := range asRun {
+		if strings.HasPrefix(id, "Pod/shop/web-1-") && !v.Allowed {
+			out++
+		}
+	}
+	var web *report.Subject
+	for _, ns := range rep.Namespaces {
+		for i, s := range ns.Subjects {
+			if s.Name == "web" && s.Namespace == "shop" {
+				web = &ns.Subjects[i]
+			}
+		}
+	}
+	if web == nil || web.Pods == nil || web.Pods.Total != 3 || web.Pods.OutOfPolicy != out || out != 1 {
+		t.Errorf("web's Pods: audit %+v, validate finds %d out of policy", web, out)
+	}
+	// Every top-level object is a subject; owned ones are not.
+	top := 0
+	for id := range admitted {
+		if !strings.Contains(id, "/web-1") && !strings.Contains(id, "-1-") && !strings.HasPrefix(id, "ReplicaSet/") && !strings.HasPrefix(id, "Job/") {
+			top++
+		}
+	}
+	if subjects != top || rep.Summary.Subjects != subjects {
+		t.Errorf("%d subjects in the audit (summary %d), %d top-level objects", subjects, rep.Summary.Subjects, top)
+	}
+	for _, want := range []string{"Deployment/shop/debug-tools", "Pod/shop/bare-root", "Deployment/ingress-nginx/ingress-nginx-controller", "StatefulSet/argocd/argocd-application-controller"} {
+		if v := admitted[want]; want != "Pod/shop/bare-root" && v.Allowed {
+			t.Errorf("%s should be denied", want)
+		}
+	}
+}
+
+// TestAuditOutputs: text, yaml and html of the same cluster, and the
+// namespace and selector flags.
+func TestAuditOutputs(t *testing.T) {
+	env := auditEnv(t)
+	text := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-A")
+	for _, w := range []string{"namespace shop:", "❌ No privileged containers, no privilege escalation", "Deployment/debug-tools", "denied: Pod/bare-root",
+		"admitted, but running: Deployment/web (3 pods, 1 out of policy as they run: runAsNonRoot, runAsUser)", "exempted: ", "kube-system", "cluster: "} {
+		if !strings.Contains(text.out, w) {
+			t.Errorf("text lacks %q:\n%s", w, text.out)
+		}
+	}
+	yml := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-n", "shop", "-o", "yaml")
+	if yml.code != 1 || !strings.Contains(yml.out, "kind: AuditReport") || strings.Contains(yml.out, "ingress-nginx") {
+		t.Errorf("-n shop -o yaml: exit %d\n%s", yml.code, yml.out)
+	}
+	page := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-A", "-o", "html")
+	if !strings.HasPrefix(page.out, "<!DOCTYPE html>") || !strings.Contains(page.out, "ingress-nginx-controller") {
+		t.Errorf("html:\n%.400s", page.out)
+	}
+	sel := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-A", "-l", "app=web", "-o", "json")
+	var rep report.Report
+	if err := json.Unmarshal([]byte(sel.out), &rep); err != nil || rep.Summary.Subjects != 1 || sel.code != 0 {
+		t.Errorf("-l app=web: exit %d, %+v, %v", sel.code, rep.Summary, err)
+	}
+	none := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-n", "no-such-namespace")
+	if none.code != 2 || !strings.Contains(none.err, `namespace "no-such-namespace" not found`) {
+		t.Errorf("missing namespace: exit %d: %s", none.code, none.err)
+	}
+}
+
+// TestAuditErrors: an unreachable API server and missing RBAC are errors
+// that say what to do (exit 2), never an empty report.
+func TestAuditErrors(t *testing.T) {
+	env := auditEnv(t)
+	dir := t.TempDir()
+	kc, err := os.ReadFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := write(t, dir, "down", regexp.MustCompile(`server: \S+`).ReplaceAllString(string(kc), "server: https://127.0.0.1:1"))
+	r := podguard(t, "", "audit", "--kubeconfig", down, "-A")
+	if r.code != 2 || !strings.Contains(r.err, "cannot reach the API server at https://127.0.0.1:1") || r.out != "" {
+		t.Errorf("unreachable: exit %d: %s%s", r.code, r.out, r.err)
+	}
+	t.Logf("unreachable: %s", r.err)
+	user, err := env.AddUser(envtest.User{Name: "nobody"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ukc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := write(t, dir, "nobody", string(ukc))
+	r = podguard(t, "", "audit", "--kubeconfig", nobody, "-A")
+	if r.code != 2 || !strings.Contains(r.err, "listing pods at the cluster scope is forbidden") || !strings.Contains(r.err, "an audit needs list on pods, podtemplates") || !strings.Contains(r.err, `User "nobody" cannot list resource "pods"`) || r.out != "" {
+		t.Errorf("forbidden: exit %d: %s%s", r.code, r.out, r.err)
+	}
+	t.Logf("forbidden: %s", r.err)
+	r = podguard(t, "", "audit", "--kubeconfig", down, "-A", "-o", "pdf")
+	if r.code != 2 || !strings.Contains(r.err, `unknown output format "pdf"`) {
+		t.Errorf("bad -o: exit %d: %s", r.code, r.err)
+	}
+}
+
+// TestAuditNamespaceDeletedMidScan: a namespace deleted between the list
+// of Pods and the list of ReplicaSets leaves Pods whose owners are gone;
+// they are skipped with the reason and counted, not reported as bare Pods.
+func TestAuditNamespaceDeletedMidScan(t *testing.T) {
+	env := auditEnv(t)
+	ctx := context.Background()
+	o := &auditcmd.Options{Kubeconfig: env.Kubeconfig, AllNamespaces: true, Output: "json", BaselineExpires: "90d", ChunkSize: 2, RequestTimeout: time.Minute}
+	o.Policy.Namespace = "podguard"
+	o.AfterList = func(res audit.Resource) {
+		if res.Resource != "pods" {
+			return
+		}
+		// What the namespace controller does first, then the namespace.
+		bg := metav1.DeletePropagationBackground
+		for _, err := range []error{
+			env.Clientset.AppsV1().Deployments("shop").Delete(ctx, "web", metav1.DeleteOptions{PropagationPolicy: &bg}),
+			env.Clientset.AppsV1().ReplicaSets("shop").Delete(ctx, "web-1", metav1.DeleteOptions{PropagationPolicy: &bg}),
+			env.Clientset.CoreV1().Namespaces().Delete(ctx, "shop", metav1.DeleteOptions{}),
+		} {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	err := o.Run(ctx, cli.Streams{Out: &out, Err: &errOut})
+	if cli.CodeOf(err) != 1 {
+		t.Fatalf("exit %d: %v %s", cli.CodeOf(err), err, errOut.String())
+	}
+	var rep report.Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Summary.Skip != 3 || len(rep.Skipped) != 3 || !strings.Contains(rep.Skipped[0].Reason, "its owner ReplicaSet/web-1 was not found") {
+		t.Errorf("web's 3 Pods are skipped with the reason: %+v %+v", rep.Summary, rep.Skipped)
+	}
+	if !strings.Contains(errOut.String(), "3 objects could not be judged") {
+		t.Errorf("stderr: %s", errOut.String())
+	}
+}

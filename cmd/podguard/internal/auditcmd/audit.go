@@ -1,0 +1,300 @@
+// Package auditcmd implements `podguard audit`: judge what already runs in
+// a cluster, with the same engine as the webhook, and write the evidence.
+package auditcmd
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"podguard.dev/podguard/cmd/podguard/internal/cli"
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/report"
+	"podguard.dev/podguard/webhook/audit"
+)
+
+// Options are the flags of `podguard audit`.
+type Options struct {
+	Kubeconfig      string
+	Context         string
+	Namespace       string
+	AllNamespaces   bool
+	Policy          cli.PolicyOptions
+	Output          string
+	Selector        string
+	Baseline        string
+	BaselineExpires string
+	ChunkSize       int64
+	RequestTimeout  time.Duration
+	// AfterList is handed to audit.List (tests).
+	AfterList func(audit.Resource)
+}
+
+// NewCommand returns the audit command.
+func NewCommand(s cli.Streams) *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "audit [--kubeconfig FILE] [--context C] [-n NS | -A] [--policy FILE] [-o text|json|yaml|html] [--selector L] [--baseline FILE]",
+		Short: "Judge what already runs in a cluster and report it against the hardening checklist",
+		Long: `List every Pod and pod-bearing workload (the kinds the webhook judges) and the
+NetworkPolicies, and judge each with the same engine as the webhook: workloads
+as the cluster would admit their next rollout (mutation first), Pods as they
+run. Pods owned by a workload are collapsed into it, with a count. The report
+gives, per namespace, the hardening checklist (non-root 1000:1000, capabilities
+dropped, no privilege escalation, limits, read-only root filesystem, no host
+access, seccomp/AppArmor/SELinux, probes, no literal secrets, pinned images,
+service account tokens, network isolation), each item with its Pod Security
+Standards and CIS Kubernetes Benchmark controls and the subjects behind a
+failure; then what would be denied or warned, field by field, with the fix.
+
+-o text (default), json and yaml (a podguard.dev/v1alpha1 AuditReport, a
+documented contract) or html (one self-contained file for an auditor).
+
+--baseline FILE writes the policy (--policy, or the default policy) with the
+exemptions today's cluster needs to pass added, each as narrow as its
+findings allow (rule and image, or rule and namespace) and expiring after
+--baseline-expires: enforce for everything new at once, then burn the list
+down. Comments of the policy file are kept.
+
+Needs list on pods, podtemplates, replicationcontrollers, deployments,
+replicasets, statefulsets, daemonsets, jobs, cronjobs and networkpolicies
+(the chart's audit-reader ClusterRole). Lists are paged (--chunk-size).
+
+Exit status: 0 nothing would be denied, 1 something would be denied, 2 an
+error (unreachable API server, missing permission, bad policy or flags).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.Run(cmd.Context(), s) },
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; default $KUBECONFIG or ~/.kube/config, or the in-cluster configuration")
+	fs.StringVar(&o.Context, "context", "", "kubeconfig context; default the current one")
+	fs.StringVarP(&o.Namespace, "namespace", "n", "", "namespace to audit; default the context's namespace")
+	fs.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "audit every namespace")
+	fs.StringVar(&o.Policy.File, "policy", "", "policy file (podguard.dev/v1alpha1 Policy); default: the built-in default policy")
+	ownNS := os.Getenv("POD_NAMESPACE")
+	if ownNS == "" {
+		ownNS = v1alpha1.DefaultNamespace
+	}
+	fs.StringVar(&o.Policy.Namespace, "podguard-namespace", ownNS, "podguard's own namespace, exempt under the default exemptions (env POD_NAMESPACE)")
+	fs.StringVarP(&o.Output, "output", "o", "text", "text, json, yaml or html")
+	fs.StringVarP(&o.Selector, "selector", "l", "", "label selector: only subjects whose labels or whose Pods' labels match")
+	fs.StringVar(&o.Baseline, "baseline", "", "write the policy with the exemptions today's cluster needs to pass to this file")
+	fs.StringVar(&o.BaselineExpires, "baseline-expires", "90d", "how long baseline exemptions last: days (90d) or a Go duration (2160h)")
+	fs.Int64Var(&o.ChunkSize, "chunk-size", 500, "objects per list request")
+	fs.DurationVar(&o.RequestTimeout, "request-timeout", time.Minute, "how long one API request may take")
+	return cmd
+}
+
+// Run audits the cluster and writes the report.
+func (o *Options) Run(ctx context.Context, s cli.Streams) error {
+	var render func(*report.Report) error
+	switch o.Output {
+	case "text":
+		render = func(r *report.Report) error { return r.Text(s.Out) }
+	case "json":
+		render = func(r *report.Report) error { return r.JSON(s.Out) }
+	case "yaml":
+		render = func(r *report.Report) error { return r.YAML(s.Out) }
+	case "html":
+		render = func(r *report.Report) error { return r.HTML(s.Out) }
+	default:
+		return cli.BadInput("unknown output format %q: use text, json, yaml or html", o.Output)
+	}
+	if o.AllNamespaces && o.Namespace != "" {
+		return cli.BadInput("--namespace and --all-namespaces exclude each other")
+	}
+	if o.ChunkSize <= 0 || o.RequestTimeout <= 0 {
+		return cli.BadInput("--chunk-size and --request-timeout must be greater than 0")
+	}
+	var sel labels.Selector
+	if o.Selector != "" {
+		var err error
+		if sel, err = labels.Parse(o.Selector); err != nil {
+			return cli.BadInput("--selector: %v", err)
+		}
+	}
+	expires, err := parseExpiry(o.BaselineExpires)
+	if err != nil {
+		return cli.BadInput("--baseline-expires: %v", err)
+	}
+	enf, err := o.Policy.Enforcer(ctx)
+	if err != nil {
+		return err
+	}
+	cfg, ns, cluster, err := o.restConfig()
+	if err != nil {
+		return cli.BadInput("%v", err)
+	}
+	in, err := audit.List(ctx, cfg, audit.ListOptions{Namespace: ns, ChunkSize: o.ChunkSize, AfterList: o.AfterList})
+	if err != nil {
+		if ctx.Err() != nil {
+			return &cli.ExitError{Code: cli.ExitInterrupted, Err: cli.ErrInterrupted}
+		}
+		return cli.BadInput("%v", err)
+	}
+	in.Cluster, in.Selector = cluster, sel
+	r := report.Build(enf, in)
+	if err := render(r); err != nil {
+		return err
+	}
+	if len(r.Skipped) > 0 {
+		fmt.Fprintf(s.Err, "podguard: note: %d %s could not be judged; the report lists each with the reason\n", len(r.Skipped), plural(len(r.Skipped), "object", "objects"))
+	}
+	if o.Baseline != "" {
+		if err := o.writeBaseline(ctx, s, r, in, time.Now().Add(expires)); err != nil {
+			return err
+		}
+	}
+	if r.Denied() {
+		return cli.Exit(cli.ExitDenied)
+	}
+	return nil
+}
+
+// writeBaseline merges the baseline exemptions into the policy file,
+// checks that the result is a valid policy under which nothing in the
+// audit is denied any more, and writes it atomically.
+func (o *Options) writeBaseline(ctx context.Context, s cli.Streams, r *report.Report, in report.Input, expires time.Time) error {
+	var src []byte
+	if o.Policy.File != "" {
+		var err error
+		if src, err = load.ReadFile(o.Policy.File); err != nil {
+			return cli.BadInput("%v", err)
+		}
+	}
+	ex := report.Baseline(r, expires)
+	merged, err := report.MergeExemptions(src, ex, o.Policy.Namespace)
+	if err != nil {
+		return cli.BadInput("merging the baseline into %s: %v", policyName(o.Policy.File), err)
+	}
+	p, err := load.Bytes(merged, o.Baseline, o.Policy.Namespace)
+	if err != nil {
+		return fmt.Errorf("the baseline policy is not valid (a podguard bug, please report it): %w", err)
+	}
+	e, err := policies.New(p)
+	if err != nil {
+		return fmt.Errorf("the baseline policy is not valid (a podguard bug, please report it): %w", err)
+	}
+	after := report.Build(e, in)
+	if err := writeAtomic(o.Baseline, merged); err != nil {
+		return cli.BadInput("writing the baseline: %v", err)
+	}
+	fmt.Fprintf(s.Err, "podguard: wrote %s: %s plus %d baseline %s expiring %s; under it %d of %d subjects would be denied\n",
+		o.Baseline, policyName(o.Policy.File), len(ex), plural(len(ex), "exemption", "exemptions"), expires.UTC().Format(time.DateOnly),
+		after.Summary.Fail, after.Summary.Subjects)
+	return ctx.Err()
+}
+
+func policyName(file string) string {
+	if file == "" {
+		return "the default policy"
+	}
+	return file
+}
+
+// writeAtomic replaces path with data through a temporary file in the same
+// directory, so a policy being watched is never read half-written.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// parseExpiry reads "90d" or a Go duration.
+func parseExpiry(v string) (time.Duration, error) {
+	var d time.Duration
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("%q: want days (90d) or a duration (2160h)", v)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			return 0, fmt.Errorf("%q: want days (90d) or a duration (2160h)", v)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q: must be in the future", v)
+	}
+	return d, nil
+}
+
+// restConfig loads the kubeconfig as kubectl does and returns the
+// namespace to audit ("" for all) and a name for the cluster.
+func (o *Options) restConfig() (*rest.Config, string, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if o.Kubeconfig != "" {
+		rules.ExplicitPath = o.Kubeconfig
+	}
+	cc := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: o.Context})
+	cfg, err := cc.ClientConfig()
+	if err != nil {
+		if clientcmd.IsEmptyConfig(err) {
+			if in, ierr := rest.InClusterConfig(); ierr == nil {
+				cfg, err = in, nil
+			}
+		}
+		if err != nil {
+			return nil, "", "", fmt.Errorf("no usable kubeconfig (give --kubeconfig or set $KUBECONFIG): %v", err)
+		}
+	}
+	cfg.Timeout = o.RequestTimeout
+	// Lists of thousands of objects: the client's default 5 requests per
+	// second would make pagination the slowest part of an audit.
+	cfg.QPS, cfg.Burst = 50, 100
+	cfg.UserAgent = "podguard-audit"
+	ns := ""
+	if !o.AllNamespaces {
+		ns = o.Namespace
+		if ns == "" {
+			if ns, _, err = cc.Namespace(); err != nil || ns == "" {
+				ns = "default"
+			}
+		}
+	}
+	cluster := cfg.Host
+	if raw, err := cc.RawConfig(); err == nil {
+		name := o.Context
+		if name == "" {
+			name = raw.CurrentContext
+		}
+		if name != "" {
+			cluster = fmt.Sprintf("context %s (%s)", name, cfg.Host)
+		}
+	}
+	return cfg, ns, cluster, nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
