@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -20,6 +23,7 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/policies/report"
+	"podguard.dev/podguard/webhook"
 	"podguard.dev/podguard/webhook/audit"
 )
 
@@ -273,5 +277,118 @@ func TestAuditNamespaceDeletedMidScan(t *testing.T) {
 	}
 	if !strings.Contains(errOut.String(), "3 objects could not be judged") {
 		t.Errorf("stderr: %s", errOut.String())
+	}
+}
+
+// TestAuditBaselineRollout: on a seeded cluster the default policy denies
+// hardened third-party workloads for their UIDs. audit --baseline writes
+// the exemptions into the policy file the webhook serves; the webhook
+// reloads it; then every existing workload's next rollout is admitted
+// while a new violation is still denied.
+func TestAuditBaselineRollout(t *testing.T) {
+	env := auditEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	policyFile := write(t, dir, "policy/policy.yaml", podguard(t, "", "policy", "default").out)
+	ca, err := testenv.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := webhook.DefaultOptions()
+	o.CertMode, o.CertDir, o.PolicyFile = webhook.CertModeDir, filepath.Join(dir, "certs"), policyFile
+	if err := ca.Issue(o.CertDir); err != nil {
+		t.Fatal(err)
+	}
+	if o.Port, err = testenv.FreePort(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*string{&o.MetricsBindAddress, &o.HealthProbeBindAddress} {
+		p, err := testenv.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*a = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	o.ShutdownDelay = 0
+	if err := testenv.InstallWebhooks(ctx, env.Clientset, "../../../../config/webhook/manifests.yaml", fmt.Sprintf("https://127.0.0.1:%d", o.Port), ca.PEM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- webhook.Run(ctx, o, logr.Discard()) }()
+	defer func() { cancel(); <-done }()
+
+	// rollout asks the API server (dry run) to admit a change to each
+	// workload's template, as its next rollout would; it returns the
+	// denials.
+	rollout := func() map[string]string {
+		denied := map[string]string{}
+		for _, w := range []string{"shop/deployment/web", "shop/deployment/debug-tools", "shop/cronjob/nightly", "ingress-nginx/deployment/ingress-nginx-controller",
+			"argocd/deployment/argocd-redis", "argocd/statefulset/argocd-application-controller", "monitoring/daemonset/node-exporter", "kube-system/daemonset/kube-proxy"} {
+			ns, obj, _ := strings.Cut(w, "/")
+			patch := `{"spec":{"template":{"metadata":{"annotations":{"rollout":"1"}}}}}`
+			if strings.HasPrefix(obj, "cronjob/") {
+				patch = `{"spec":{"jobTemplate":{"spec":{"template":{"metadata":{"annotations":{"rollout":"1"}}}}}}}`
+			}
+			out, err := exec.Command(env.Kubectl, "--kubeconfig", env.Kubeconfig, "-n", ns, "patch", obj, "--dry-run=server", "-p", patch).CombinedOutput()
+			if err != nil {
+				denied[w] = string(out)
+			}
+		}
+		return denied
+	}
+	var before map[string]string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if before = rollout(); len(before) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond) // the webhook is not serving yet
+	}
+	for _, w := range []string{"shop/deployment/debug-tools", "ingress-nginx/deployment/ingress-nginx-controller", "argocd/deployment/argocd-redis", "argocd/statefulset/argocd-application-controller"} {
+		if !strings.Contains(before[w], "podguard") {
+			t.Errorf("before the baseline %s should be denied: %q", w, before[w])
+		}
+	}
+
+	r := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-A", "--policy", policyFile, "--baseline", policyFile, "--baseline-expires", "30d")
+	if r.code != 1 || !strings.Contains(r.err, "under it 0 of 12 subjects would be denied") {
+		t.Fatalf("audit --baseline: exit %d: %s", r.code, r.err)
+	}
+	written, _ := os.ReadFile(policyFile)
+	// Container fields get image-scoped exemptions; pod-level fields
+	// (runAsUser in the pod's securityContext) namespace-scoped ones.
+	for _, w := range []string{`images: ["registry.example/tools/debug:*"]`, `namespaces: [ingress-nginx]`, `expires: "` + time.Now().AddDate(0, 0, 30).UTC().Format(time.DateOnly) + `"`,
+		"reason: \"baseline of ", "covers ingress-nginx/Deployment/ingress-nginx-controller", "# Baseline written by podguard audit --baseline"} {
+		if !strings.Contains(string(written), w) {
+			t.Errorf("the baseline policy lacks %q:\n%s", w, written)
+		}
+	}
+	check := podguard(t, "", "policy", "check", "-f", policyFile)
+	if check.code != 0 || !strings.Contains(check.out, "registry.example/tools/debug:*") || !strings.Contains(check.out, "covers ingress-nginx/Deployment/ingress-nginx-controller") {
+		t.Errorf("policy check of the baseline: exit %d\n%s%s", check.code, check.out, check.err)
+	}
+	var after map[string]string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		if after = rollout(); len(after) == 0 {
+			break
+		}
+	}
+	if len(after) > 0 {
+		t.Errorf("after the baseline, rollouts are still denied: %v", after)
+	}
+	// A new violation: a privileged container of an image no exemption names.
+	newPod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"new","namespace":"shop"},"spec":{"containers":[{"name":"c","image":"registry.example/other:1","securityContext":{"privileged":true}}]}}`
+	cmd := exec.Command(env.Kubectl, "--kubeconfig", env.Kubeconfig, "create", "--dry-run=server", "-f", "-")
+	cmd.Stdin = strings.NewReader(newPod)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "privileged") {
+		t.Errorf("a new privileged pod is admitted under the baseline: %s", out)
+	}
+	// And a new workload running as UID 999 where no baseline covers it.
+	newDep := `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"new","namespace":"monitoring"},"spec":{"selector":{"matchLabels":{"a":"b"}},"template":{"metadata":{"labels":{"a":"b"}},"spec":{"securityContext":{"runAsUser":999},"containers":[{"name":"c","image":"registry.example/other:1"}]}}}}`
+	cmd = exec.Command(env.Kubectl, "--kubeconfig", env.Kubeconfig, "create", "--dry-run=server", "-f", "-")
+	cmd.Stdin = strings.NewReader(newDep)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "runAsUser") {
+		t.Errorf("a new workload running as 999 is admitted under the baseline: %s", out)
 	}
 }
