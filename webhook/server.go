@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"podguard.dev/podguard/webhook/audit"
 )
 
 // Certificate modes.
@@ -75,6 +77,13 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// PprofBindAddress, when set, serves Go's pprof profiles there.
 	PprofBindAddress string
+	// AuditInterval is how often the background audit judges everything
+	// again; 0 disables the background audit. It also judges a namespace
+	// when something in it changes, and everything when the policy does.
+	AuditInterval time.Duration
+	// LeaderElect elects one replica (a Lease in Namespace) to run the
+	// background audit; admission is served by every replica regardless.
+	LeaderElect bool
 }
 
 // DefaultOptions returns the defaults of the command line.
@@ -92,6 +101,7 @@ func DefaultOptions() Options {
 		MaxConnections:          512,
 		ShutdownDelay:           5 * time.Second,
 		ShutdownTimeout:         30 * time.Second,
+		AuditInterval:           time.Hour,
 		Builtin: BuiltinCerts{
 			SecretName:        "podguard-webhook-cert",
 			ServiceName:       "podguard-webhook",
@@ -106,9 +116,12 @@ func DefaultOptions() Options {
 	}
 }
 
-func restConfig(o Options) (*rest.Config, error) {
+// restConfig returns the API server's configuration and whether podguard
+// has API access at all (mode dir needs none).
+func restConfig(o Options) (*rest.Config, bool, error) {
 	if o.Kubeconfig != "" {
-		return clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+		return cfg, err == nil, err
 	}
 	// In a pod: the service account; elsewhere $KUBECONFIG or ~/.kube/config.
 	cfg, err := rest.InClusterConfig()
@@ -116,14 +129,14 @@ func restConfig(o Options) (*rest.Config, error) {
 		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), &clientcmd.ConfigOverrides{}).ClientConfig()
 	}
 	if err == nil {
-		return cfg, nil
+		return cfg, true, nil
 	}
 	if o.CertMode == CertModeDir {
 		// Serving from a certificate directory needs no API access at all;
 		// the manager still wants a config, which nothing will use.
-		return &rest.Config{Host: "https://127.0.0.1:1"}, nil
+		return &rest.Config{Host: "https://127.0.0.1:1"}, false, nil
 	}
-	return nil, fmt.Errorf("the built-in certificate mode needs API access (give --kubeconfig, or --cert-dir to serve certificate files): %w", err)
+	return nil, false, fmt.Errorf("the built-in certificate mode needs API access (give --kubeconfig, or --cert-dir to serve certificate files): %w", err)
 }
 
 // Validate checks the options that cannot be checked by their type.
@@ -143,6 +156,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxConnections < 0 {
 		errs = append(errs, errors.New("--max-connections must not be negative (0: no limit)"))
+	}
+	if o.AuditInterval < 0 {
+		errs = append(errs, errors.New("--audit-interval must not be negative (0 disables the background audit)"))
 	}
 	if o.ShutdownDelay < 0 || o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-delay must not be negative and --shutdown-timeout must be greater than 0"))
@@ -186,9 +202,13 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := restConfig(o)
+	cfg, apiAccess, err := restConfig(o)
 	if err != nil {
 		return err
+	}
+	auditOn := o.AuditInterval > 0 && apiAccess
+	if o.AuditInterval > 0 && !apiAccess {
+		log.Info("background audit off: it needs API access (run in a cluster or give --kubeconfig)")
 	}
 	certs := &certSource{dir: o.CertDir, log: log.WithName("certs"), metrics: metrics}
 	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
@@ -213,6 +233,12 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		WebhookServer:           whServer,
 		GracefulShutdownTimeout: ptr.To(o.ShutdownTimeout),
 		PprofBindAddress:        o.PprofBindAddress,
+		// Only the background audit needs a leader; every replica serves
+		// admission whether it leads or not.
+		LeaderElection:                auditOn && o.LeaderElect,
+		LeaderElectionID:              "podguard-audit",
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return err
@@ -235,6 +261,12 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	if err := mgr.Add(certs); err != nil {
 		return err
+	}
+	if auditOn {
+		bg := audit.NewBackground(cfg, store, log.WithName("audit"), audit.DefaultMetrics(), audit.BackgroundOptions{Interval: o.AuditInterval})
+		if err := mgr.Add(bg); err != nil {
+			return err
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
@@ -275,6 +307,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		}
 	}
 	log.Info("starting podguard", "webhook", fmt.Sprintf("%s:%d", o.Host, o.Port), "certMode", o.CertMode, "certDir", o.CertDir,
+		"audit", auditState(auditOn, o), 
 		"metrics", o.MetricsBindAddress, "health", o.HealthProbeBindAddress, "policy", policySource(o.PolicyFile))
 	mgrCtx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -296,6 +329,16 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	err = mgr.Start(mgrCtx)
 	close(mgrDone)
 	return err
+}
+
+func auditState(on bool, o Options) string {
+	switch {
+	case !on:
+		return "off"
+	case o.LeaderElect:
+		return "every " + o.AuditInterval.String() + " and on change, on the elected replica"
+	}
+	return "every " + o.AuditInterval.String() + " and on change"
 }
 
 func policySource(p string) string {

@@ -84,7 +84,7 @@ type ListOptions struct {
 // permission (naming the resource), a namespace that does not exist.
 func List(ctx context.Context, cfg *rest.Config, o ListOptions) (report.Input, error) {
 	var in report.Input
-	c, err := client(cfg)
+	c, err := rawClient(cfg)
 	if err != nil {
 		return in, err
 	}
@@ -130,8 +130,8 @@ func List(ctx context.Context, cfg *rest.Config, o ListOptions) (report.Input, e
 	return in, nil
 }
 
-// client is a REST client of the API server's JSON, for raw pages.
-func client(cfg *rest.Config) (*rest.RESTClient, error) {
+// rawClient is a REST client of the API server's JSON, for raw pages.
+func rawClient(cfg *rest.Config) (*rest.RESTClient, error) {
 	c := rest.CopyConfig(cfg)
 	c.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
 	c.ContentType, c.AcceptContentTypes = runtime.ContentTypeJSON, runtime.ContentTypeJSON

@@ -31,7 +31,13 @@ Certificates: with --cert-dir (mode dir) tls.crt and tls.key are served from
 that directory and reloaded when they change; no API access is needed for
 them. Without --cert-dir (mode builtin) podguard creates a CA and a serving
 certificate in the Secret --cert-secret, keeps the caBundle of its webhook
-configurations current and renews the certificate before it expires.`,
+configurations current and renews the certificate before it expires.
+
+Background audit (--audit-interval, default 1h; 0 disables): with API access,
+podguard watches the kinds it judges and NetworkPolicies and keeps one report
+per namespace (openreports.io Report if that CRD is installed, else
+wgpolicyk8s.io PolicyReport, else metrics and logs only), judging a namespace
+again when something in it changes and everything when the policy does.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lvl := zapcore.InfoLevel
@@ -81,6 +87,8 @@ configurations current and renews the certificate before it expires.`,
 	fs.DurationVar(&o.Builtin.Lookahead, "cert-renew-before", o.Builtin.Lookahead, "builtin mode: renew this long before expiry")
 	fs.DurationVar(&o.Builtin.CheckInterval, "cert-check-interval", o.Builtin.CheckInterval, "builtin mode: how often expiry is checked")
 	fs.DurationVar(&o.Builtin.SyncInterval, "cert-sync-interval", o.Builtin.SyncInterval, "builtin mode: how often the Secret is copied to --cert-dir when it changed")
+	fs.DurationVar(&o.AuditInterval, "audit-interval", o.AuditInterval, "background audit: how often everything is judged again and reports refreshed (also on every change and policy reload); 0 disables it")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one replica (Lease podguard-audit in --namespace) to run the background audit; set it when running more than one replica")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "serve Go pprof profiles on this address (empty: off); for profiling only")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info or error")
 	fs.StringVar(&logFormat, "log-format", "json", "json or console")
