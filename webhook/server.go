@@ -307,7 +307,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		}
 	}
 	log.Info("starting podguard", "webhook", fmt.Sprintf("%s:%d", o.Host, o.Port), "certMode", o.CertMode, "certDir", o.CertDir,
-		"audit", auditState(auditOn, o), 
+		"audit", auditState(auditOn, o),
 		"metrics", o.MetricsBindAddress, "health", o.HealthProbeBindAddress, "policy", policySource(o.PolicyFile))
 	mgrCtx, stop := context.WithCancel(context.Background())
 	defer stop()
