@@ -38,6 +38,8 @@ var combos = map[string][]string{
 	"exempt-users":     {"webhook.exemptUsers[0]=system:serviceaccount:ci:deployer", "priorityClassName=system-cluster-critical"},
 	"native":           {"nativePolicies.enabled=true"},
 	"backstop":         {"nativePolicies.backstop=true"},
+	"audit-off":        {"audit.enabled=false", "audit.readerClusterRole=false"},
+	"audit-crds":       {"audit.installCRDs=true", "audit.interval=30m"},
 }
 
 func helm(t *testing.T, args ...string) (string, string, error) {
@@ -306,7 +308,7 @@ func TestInstallUninstall(t *testing.T) {
 	}
 	if out, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", kc); err != nil {
 		t.Fatalf("helm install: %v\n%s%s", err, out, stderr)
-	} else if !strings.Contains(out, "Verify the installation") {
+	} else if !strings.Contains(out, "Verify the installation") || !strings.Contains(out, "podguard audit -A") || !strings.Contains(out, "--clusterrole=podguard-audit-reader") {
 		t.Errorf("NOTES do not tell how to verify the install:\n%s", out)
 	}
 	ctx := context.Background()
@@ -412,5 +414,22 @@ func TestNativePoliciesInSync(t *testing.T) {
 	}
 	if _, stderr, err := helm(t, "template", "podguard", chart, "--set", "nativePolicies.enabled=true", "--set", "policy.mode=warn"); err == nil || !strings.Contains(stderr, "podguard export --policy") {
 		t.Errorf("nativePolicies with a custom policy must fail with a pointer to podguard export: %v %s", err, stderr)
+	}
+}
+
+// TestReportCRDInSync: the chart's OpenReports CRD is the upstream
+// project's (hack/tools.sh crds-dir fetches it from its Go module).
+func TestReportCRDInSync(t *testing.T) {
+	dir, err := testenv.CRDDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dir, "openreports.io_reports.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(chart, "files", "crds", "openreports.io_reports.yaml"))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("charts/podguard/files/crds/openreports.io_reports.yaml differs from the upstream module's (copy it from %s): %v", dir, err)
 	}
 }

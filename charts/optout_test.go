@@ -55,11 +55,19 @@ func TestOptOutLabelOnlyForAdmins(t *testing.T) {
 	label := []byte(`{"metadata":{"labels":{"podguard.dev/ignore":"true"}}}`)
 	other := []byte(`{"metadata":{"labels":{"team":"a"}}}`)
 
-	// The policy takes a moment to be loaded by the API server.
+	// The policy and the RBAC binding take a moment to be loaded by the
+	// API server.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		_, err = alice.CoreV1().Namespaces().Patch(ctx, "team-a", types.MergePatchType, label, metav1.PatchOptions{})
-		if err != nil || time.Now().After(deadline) {
+		if time.Now().After(deadline) {
+			break
+		}
+		if err != nil {
+			if strings.Contains(err.Error(), "cannot patch resource") {
+				time.Sleep(250 * time.Millisecond)
+				continue // RBAC not yet in the authorizer's cache
+			}
 			break
 		}
 		// Not yet enforced: undo and retry.

@@ -14,12 +14,20 @@ import (
 
 	"go.uber.org/zap/zapcore"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+	"podguard.dev/podguard/policies/report"
+	"podguard.dev/podguard/webhook/audit"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
@@ -32,7 +40,11 @@ import (
 // as that ServiceAccount (impersonated), with built-in certificates and
 // authenticated metrics, as the chart runs it: it must become ready, inject
 // its CA, admit pods, and serve metrics only to an authorized scraper. It
-// also checks the ServiceAccount can do nothing else of note.
+// also runs the background audit as it (with the OpenReports CRD the
+// chart installs): the report of a namespace appears, written by the
+// elected replica; and checks the ServiceAccount can do nothing else of
+// note. The audit-reader ClusterRole is proven the same way: podguard
+// audit as a user bound to it reads the whole cluster.
 func TestRBACIsSufficient(t *testing.T) {
 	env, err := testenv.Start()
 	if err != nil {
@@ -48,9 +60,9 @@ func TestRBACIsSufficient(t *testing.T) {
 	}
 	port, _ := testenv.FreePort()
 	var webhooks []string
-	for _, o := range objects(t, render(t, nil)) {
+	for _, o := range objects(t, render(t, []string{"audit.installCRDs=true"})) {
 		switch o["kind"] {
-		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret":
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret", "CustomResourceDefinition":
 			y, _ := yaml.Marshal(o)
 			cmd := execKubectl(env, string(y), "apply", "-n", "podguard", "-f", "-")
 			if out, err := cmd.CombinedOutput(); err != nil {
@@ -61,6 +73,17 @@ func TestRBACIsSufficient(t *testing.T) {
 			webhooks = append(webhooks, string(y))
 		}
 	}
+	// Something to audit, there before podguard starts.
+	seed := &testenv.Seeder{CS: cs, Ctx: ctx}
+	priv := testenv.CompliantSpec("c", "registry.example/c:1")
+	priv.Containers[0].SecurityContext.Privileged = ptr.To(true)
+	priv.Containers[0].SecurityContext.AllowPrivilegeEscalation = nil
+	seed.Deployment("apps", "legacy", priv, 2, nil)
+	seed.NetworkPolicy("apps", "all", nil)
+	if seed.Err() != nil {
+		t.Fatal(seed.Err())
+	}
+
 	hooks := filepath.Join(t.TempDir(), "webhooks.yaml")
 	if err := os.WriteFile(hooks, []byte(strings.Join(webhooks, "\n---\n")), 0o644); err != nil {
 		t.Fatal(err)
@@ -87,6 +110,8 @@ func TestRBACIsSufficient(t *testing.T) {
 
 	o := webhook.DefaultOptions()
 	o.CertMode, o.CertDir, o.Kubeconfig = webhook.CertModeBuiltin, filepath.Join(t.TempDir(), "certs"), saKubeconfig
+	// As the chart runs it.
+	o.LeaderElect, o.AuditInterval = true, time.Hour
 	o.Host, o.Port = "127.0.0.1", port
 	metricsPort, _ := testenv.FreePort()
 	healthPort, _ := testenv.FreePort()
@@ -126,6 +151,24 @@ func TestRBACIsSufficient(t *testing.T) {
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1"}}}}, metav1.CreateOptions{})
 	if err != nil || pod.Spec.SecurityContext == nil || pod.Spec.SecurityContext.RunAsUser == nil {
 		t.Fatalf("pod not admitted and filled in: %v", err)
+	}
+	// The background audit, as the ServiceAccount, writes apps' report.
+	dyn := dynamic.NewForConfigOrDie(env.Config)
+	reports := schema.GroupVersionResource{Group: "openreports.io", Version: "v1alpha1", Resource: "reports"}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		r, err := dyn.Resource(reports).Namespace("apps").Get(ctx, "podguard", metav1.GetOptions{})
+		if err == nil {
+			if fail, _, _ := unstructured.NestedInt64(r.Object, "summary", "fail"); fail < 1 {
+				t.Errorf("apps' report: %v", r.Object["summary"])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no report in apps as the chart's ServiceAccount: %v\n%s", err, logs.String())
+		}
+	}
+	if _, err := cs.CoordinationV1().Leases("podguard").Get(ctx, "podguard-audit", metav1.GetOptions{}); err != nil {
+		t.Errorf("no leader election Lease: %v", err)
 	}
 	if l := strings.ToLower(logs.String()); strings.Contains(l, "forbidden") {
 		t.Errorf("a request was forbidden to the ServiceAccount:\n%s", logs.String())
@@ -183,13 +226,42 @@ func TestRBACIsSufficient(t *testing.T) {
 	checks := map[string]error{}
 	_, checks["get another Secret"] = as.CoreV1().Secrets("podguard").Get(ctx, "other", metav1.GetOptions{})
 	_, checks["list Secrets of another namespace"] = as.CoreV1().Secrets("apps").List(ctx, metav1.ListOptions{})
-	_, checks["list Pods"] = as.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	_, checks["get a Pod"] = as.CoreV1().Pods("apps").Get(ctx, "legacy-1-0", metav1.GetOptions{})
+	checks["delete a Pod"] = as.CoreV1().Pods("apps").Delete(ctx, "legacy-1-0", metav1.DeleteOptions{})
+	_, checks["list ConfigMaps"] = as.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+	_, checks["update another Lease"] = as.CoordinationV1().Leases("podguard").Update(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.UpdateOptions{})
 	checks["delete its own webhook configuration"] = as.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, "podguard", metav1.DeleteOptions{})
 	_, checks["create a Secret"] = as.CoreV1().Secrets("podguard").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
 	for what, err := range checks {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("the ServiceAccount may %s (err %v)", what, err)
 		}
+	}
+
+	// The audit-reader ClusterRole is all podguard audit needs.
+	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "auditor"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "podguard-audit-reader"},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "auditor"}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	auditor := rest.CopyConfig(env.Config)
+	auditor.Impersonate = rest.ImpersonationConfig{UserName: "auditor", Groups: []string{"system:authenticated"}}
+	// The binding takes a moment to reach the API server's authorizer.
+	var in report.Input
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		if in, err = audit.List(ctx, auditor, audit.ListOptions{}); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || len(in.Objects) < 4 || len(in.NetworkPolicies) != 1 {
+		t.Errorf("podguard audit -A as the audit-reader: %v (%d objects, %d NetworkPolicies)", err, len(in.Objects), len(in.NetworkPolicies))
+	}
+	if _, err := audit.List(ctx, auditor, audit.ListOptions{Namespace: "nowhere"}); err == nil || !strings.Contains(err.Error(), `namespace "nowhere" not found`) {
+		t.Errorf("audit -n nowhere as the audit-reader: %v", err)
+	}
+	_, err = kubernetes.NewForConfigOrDie(auditor).CoreV1().Secrets("podguard").List(ctx, metav1.ListOptions{})
+	if !apierrors.IsForbidden(err) {
+		t.Errorf("the audit-reader may list Secrets: %v", err)
 	}
 }
 
