@@ -3,7 +3,7 @@
 // run: the engine against pod-security-admission; the HTTPS webhook against
 // a no-op controller-runtime webhook and a bare TLS server; pod creation
 // through a real kube-apiserver with no webhook, podguard, an in-process
-// ValidatingAdmissionPolicy and a no-op webhook pair.
+// ValidatingAdmissionPolicy and a no-op webhook pair; the audit at scale.
 //
 // Usage: go run ./hack/bench [-quick] [-out BENCHMARKS.md]
 package main
@@ -36,6 +36,7 @@ type results struct {
 	HTTPS    []loadResult       `json:"https"`
 	RSS      map[string]float64 `json:"peakRSSMiB"`
 	E2E      []e2eResult        `json:"e2e"`
+	Audit    *auditResult       `json:"audit,omitempty"`
 	Profile  []string           `json:"profile"`
 	Commands []string           `json:"commands"`
 	Quick    bool               `json:"quick"`
@@ -51,7 +52,7 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer requests (a smoke run, not for the report)")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	dataDir := flag.String("data", "dist/bench", "where raw results and the plot go")
-	only := flag.String("only", "", "run one part only (engine, https, e2e), printing results without writing the report")
+	only := flag.String("only", "", "run one part only (engine, https, e2e, audit), printing results without writing the report")
 	replot := flag.Bool("replot", false, "rewrite the report and the plot from the last run's results.json, measuring nothing")
 	flag.Parse()
 	root := testenv.Root()
@@ -91,8 +92,12 @@ func main() {
 	if *only == "" || *only == "e2e" {
 		step("end to end through kube-apiserver")
 		endToEnd(r, bins, *dataDir, *quick)
-	} else {
+	} else if current != nil {
 		current.stop()
+	}
+	if *only == "" || *only == "audit" {
+		step("audit at scale")
+		auditScale(r, bins, *dataDir, *quick)
 	}
 	if *only != "" {
 		return

@@ -425,6 +425,19 @@ func newSubject(o runtime.Object, t *podspec.Target) *Subject {
 	return s
 }
 
+// CollapsedOwner reports whether an object's controller is of a kind
+// podguard judges: an audit collapses the object into it (a ReplicaSet
+// into its Deployment, a Job into its CronJob) and never judges its own
+// pod template.
+func CollapsedOwner(m *metav1.ObjectMeta) bool {
+	ref := metav1.GetControllerOfNoCopy(m)
+	if ref == nil {
+		return false
+	}
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	return err == nil && slices.Contains(podspec.SupportedKinds, schema.GroupKind{Group: gv.Group, Kind: ref.Kind})
+}
+
 // missingOwner returns the controller reference of an object when it
 // points at a kind podguard judges (so the object would be collapsed into
 // it) that was not in the input.

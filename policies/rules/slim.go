@@ -17,7 +17,8 @@ var annotationPrefixes = []string{corev1.DeprecatedAppArmorBetaContainerAnnotati
 // Slim returns a copy of a judged object with only what the rules and an
 // audit read: identity (name, namespace, UID, resource version, creation
 // and deletion time), labels, owner references, the annotations a rule
-// reads, and the pod spec; no status, managedFields or other annotations
+// reads, and the pod spec fields a rule reads; no status, scheduling
+// fields, managedFields or other annotations
 // (kubectl's last-applied-configuration alone can double an object). The
 // background audit keeps thousands of objects in memory; this is what
 // keeps that memory bounded. The verdict on the copy is the verdict on the
@@ -42,8 +43,21 @@ func Slim(obj runtime.Object) runtime.Object {
 	if st.PodMeta != st.ObjectMeta {
 		*st.PodMeta = slimMeta(t.PodMeta)
 	}
-	*st.Spec = *t.Spec
+	*st.Spec = slimSpec(t.Spec)
 	return out
+}
+
+// slimSpec keeps the pod spec fields a rule reads. Scheduling fields
+// (node name, affinity, tolerations, topology spread) are often the
+// largest part of a Pod and no rule reads them; a rule that starts reading
+// another field adds it here (TestSlimKeepsVerdicts runs every fixture).
+func slimSpec(s *corev1.PodSpec) corev1.PodSpec {
+	return corev1.PodSpec{
+		Volumes: s.Volumes, InitContainers: s.InitContainers, Containers: s.Containers, EphemeralContainers: s.EphemeralContainers,
+		RestartPolicy: s.RestartPolicy, ServiceAccountName: s.ServiceAccountName, DeprecatedServiceAccount: s.DeprecatedServiceAccount,
+		AutomountServiceAccountToken: s.AutomountServiceAccountToken, HostNetwork: s.HostNetwork, HostPID: s.HostPID, HostIPC: s.HostIPC,
+		ShareProcessNamespace: s.ShareProcessNamespace, SecurityContext: s.SecurityContext, OS: s.OS, HostUsers: s.HostUsers,
+	}
 }
 
 func slimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {

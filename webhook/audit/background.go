@@ -70,15 +70,21 @@ type Background struct {
 	opts    BackgroundOptions
 
 	cache   cache.Cache
+	specs   *report.Interner
 	dyn     dynamic.Interface
 	disc    discovery.DiscoveryInterface
 	queue   workqueue.TypedRateLimitingInterface[string]
 	synced  chan struct{}
 	kind    *report.ObjectKind
-	written map[string]string // namespace → content hash of its report
+	written map[string]written // by namespace
 	audited *policies.Enforcer
 	// onWrite is called after each report write (tests count them).
 	onWrite func(op, namespace string)
+}
+
+// written is what podguard knows of a report it wrote.
+type written struct {
+	hash, resourceVersion string
 }
 
 // fullScan is the queue item that judges every namespace.
@@ -92,7 +98,12 @@ func NewBackground(cfg *rest.Config, source EnforcerSource, log logr.Logger, m *
 	if o.PolicyPoll <= 0 {
 		o.PolicyPoll = 2 * time.Second
 	}
-	return &Background{cfg: cfg, source: source, log: log, metrics: m, opts: o, synced: make(chan struct{}), written: map[string]string{}}
+	cfg = rest.CopyConfig(cfg)
+	// A full scan writes up to one report per namespace; client-go's
+	// default of 5 requests per second would make that the slow part.
+	cfg.QPS, cfg.Burst = 50, 100
+	return &Background{cfg: cfg, source: source, log: log, metrics: m, opts: o, synced: make(chan struct{}), written: map[string]written{},
+		specs: report.NewInterner()}
 }
 
 // NeedLeaderElection: one replica audits and writes reports.
@@ -105,14 +116,15 @@ func watched() []client.Object {
 }
 
 // transform keeps what the rules and the audit read: rules.Slim for the
-// judged kinds, the pod selector for a NetworkPolicy.
-func transform(obj any) (any, error) {
+// judged kinds, with the specs of replicas stored once; the pod selector
+// for a NetworkPolicy.
+func (b *Background) transform(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *networkingv1.NetworkPolicy:
 		return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, UID: o.UID, ResourceVersion: o.ResourceVersion},
 			Spec: networkingv1.NetworkPolicySpec{PodSelector: o.Spec.PodSelector}}, nil
 	case runtime.Object:
-		return rules.Slim(o), nil
+		return compact(rules.Slim(o), b.specs), nil
 	}
 	return obj, nil
 }
@@ -124,7 +136,7 @@ func (b *Background) Start(ctx context.Context) error {
 		return err
 	}
 	var err error
-	b.cache, err = cache.New(b.cfg, cache.Options{Scheme: scheme, DefaultTransform: transform,
+	b.cache, err = cache.New(b.cfg, cache.Options{Scheme: scheme, DefaultTransform: b.transform,
 		// The audit only reads: no deep copy of 10,000 Pods per scan.
 		DefaultUnsafeDisableDeepCopy: ptr.To(true)})
 	if err != nil {
@@ -317,7 +329,14 @@ func (b *Background) scanAll(ctx context.Context) error {
 	b.audited = e
 	in.Now = time.Now()
 	r := report.Build(e, in)
-	in = report.Input{} // the objects are the cache's; let the slices go
+	var pods []*corev1.Pod
+	for _, o := range in.Objects {
+		if p, ok := o.(*corev1.Pod); ok {
+			pods = append(pods, p)
+		}
+	}
+	b.specs.Retain(pods)
+	in, pods = report.Input{}, nil // the objects are the cache's; let the slices go
 	seen := map[string]bool{}
 	var errs []error
 	for i := range r.Namespaces {
@@ -373,24 +392,31 @@ func (b *Background) publish(ctx context.Context, ns *report.Namespace, now time
 		return nil
 	}
 	obj, hash := ns.Object(*b.kind, now)
-	if b.written[ns.Name] == hash {
+	known, ok := b.written[ns.Name]
+	if ok && known.hash == hash {
 		return nil
 	}
-	res := b.resource()
-	rc := b.dyn.Resource(res).Namespace(ns.Name)
+	rc := b.dyn.Resource(b.resource()).Namespace(ns.Name)
 	u := &unstructured.Unstructured{Object: obj}
-	existing, err := rc.Get(ctx, report.ObjectName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		_, err = rc.Create(ctx, u, metav1.CreateOptions{FieldManager: "podguard"})
-		b.wrote("create", ns.Name, err)
-	case err != nil:
-	case existing.GetAnnotations()[report.HashAnnotation] == hash:
-		// Written before a restart; nothing changed since.
-	default:
-		u.SetResourceVersion(existing.GetResourceVersion())
-		_, err = rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "podguard"})
+	var out *unstructured.Unstructured
+	var err error
+	if ok {
+		// One request: the resource version is the one podguard last wrote
+		// or listed; a conflict (someone else wrote it) is retried after a
+		// fresh read.
+		u.SetResourceVersion(known.resourceVersion)
+		out, err = rc.Update(ctx, u, metav1.UpdateOptions{FieldManager: "podguard"})
 		b.wrote("update", ns.Name, err)
+	} else {
+		out, err = rc.Create(ctx, u, metav1.CreateOptions{FieldManager: "podguard"})
+		b.wrote("create", ns.Name, err)
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || (ok && apierrors.IsNotFound(err)) {
+		delete(b.written, ns.Name)
+		if existing, gerr := rc.Get(ctx, report.ObjectName, metav1.GetOptions{}); gerr == nil {
+			b.written[ns.Name] = written{existing.GetAnnotations()[report.HashAnnotation], existing.GetResourceVersion()}
+		}
+		return fmt.Errorf("the %s of namespace %s changed under podguard; writing it again: %w", b.kind.Kind, ns.Name, err)
 	}
 	if terminating(err) {
 		// The namespace is going away, and its report with it.
@@ -400,7 +426,7 @@ func (b *Background) publish(ctx context.Context, ns *report.Namespace, now time
 	if err != nil {
 		return fmt.Errorf("writing the %s of namespace %s: %w", b.kind.Kind, ns.Name, err)
 	}
-	b.written[ns.Name] = hash
+	b.written[ns.Name] = written{hash, out.GetResourceVersion()}
 	return nil
 }
 
@@ -481,7 +507,7 @@ func (b *Background) detectKind(ctx context.Context) {
 			b.log.Info("background audit: writing reports", "apiVersion", found.APIVersion, "kind", found.Kind)
 		}
 		b.kind = found
-		b.written = map[string]string{}
+		b.written = map[string]written{}
 		b.metrics.setKind(b.kindName())
 	}
 	_ = ctx
@@ -494,7 +520,7 @@ func (b *Background) loadWritten(ctx context.Context) error {
 	if b.kind == nil {
 		return nil
 	}
-	written := map[string]string{}
+	found := map[string]written{}
 	cont := ""
 	for {
 		l, err := b.dyn.Resource(b.resource()).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=podguard", Limit: 500, Continue: cont})
@@ -503,14 +529,14 @@ func (b *Background) loadWritten(ctx context.Context) error {
 		}
 		for _, it := range l.Items {
 			if it.GetName() == report.ObjectName {
-				written[it.GetNamespace()] = it.GetAnnotations()[report.HashAnnotation]
+				found[it.GetNamespace()] = written{it.GetAnnotations()[report.HashAnnotation], it.GetResourceVersion()}
 			}
 		}
 		if cont = l.GetContinue(); cont == "" {
 			break
 		}
 	}
-	b.written = written
+	b.written = found
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -78,8 +79,9 @@ type ListOptions struct {
 // List reads every Pod, pod-bearing workload and NetworkPolicy, page by
 // page, decoding each object on its own so that one that cannot be decoded
 // becomes a skipped subject with the reason instead of failing the audit;
-// objects are slimmed (rules.Slim) as they are decoded, so memory holds
-// what the rules read, not whole objects. Errors say what was refused and
+// objects are slimmed (rules.Slim) as they are decoded and the specs of
+// replicas stored once (report.Interner), so memory holds what the rules
+// read, not whole objects. Errors say what was refused and
 // what to do: an unreachable server, rejected credentials, missing list
 // permission (naming the resource), a namespace that does not exist.
 func List(ctx context.Context, cfg *rest.Config, o ListOptions) (report.Input, error) {
@@ -91,6 +93,7 @@ func List(ctx context.Context, cfg *rest.Config, o ListOptions) (report.Input, e
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = 500
 	}
+	specs := report.NewInterner()
 	for _, res := range Listed {
 		nObj, nNP, nSkip := len(in.Objects), len(in.NetworkPolicies), len(in.Skipped)
 		restart := func() {
@@ -111,7 +114,7 @@ func List(ctx context.Context, cfg *rest.Config, o ListOptions) (report.Input, e
 				in.Skipped = append(in.Skipped, undecodable(res, raw, err))
 				return
 			}
-			in.Objects = append(in.Objects, rules.Slim(obj))
+			in.Objects = append(in.Objects, compact(rules.Slim(obj), specs))
 		}, restart)
 		if err != nil {
 			return in, explain(err, cfg, res, o.Namespace)
@@ -128,6 +131,19 @@ func List(ctx context.Context, cfg *rest.Config, o ListOptions) (report.Input, e
 		}
 	}
 	return in, nil
+}
+
+// compact interns the spec of a Pod a workload owns, and drops the pod
+// template of a ReplicaSet or Job a judged workload owns: it is collapsed
+// into its owner, never judged (its Pods are, as they run).
+func compact(obj runtime.Object, specs *report.Interner) runtime.Object {
+	if p, ok := obj.(*corev1.Pod); ok {
+		return specs.Pod(p)
+	}
+	if t, ok := podspec.Find(obj); ok && t.Template && report.CollapsedOwner(t.ObjectMeta) {
+		*t.Spec = corev1.PodSpec{}
+	}
+	return obj
 }
 
 // rawClient is a REST client of the API server's JSON, for raw pages.
