@@ -9,6 +9,9 @@
 #   assets-dir  print the directory to use as KUBEBUILDER_ASSETS (builds if needed)
 #   helm-path   print the path of the helm binary (builds if needed)
 #   crds-dir    print the directory of the OpenReports and wgpolicyk8s.io report CRDs (fetches if needed)
+#   browser     install a headless browser (Debian's chromium) for the audit report's browser test,
+#               when running as root with apt-get; elsewhere say so (the test then skips, saying why)
+#   browser-path  print the path of chromium, or fail
 set -euo pipefail
 
 K8S_VERSION="${K8S_VERSION:-1.37.2}"
@@ -112,13 +115,29 @@ fetch_crds() {
   rm -rf "$CRD_DIR" && mv "$CRD_DIR.tmp" "$CRD_DIR"
 }
 
+# install_browser installs chromium from the distribution's packages. It
+# never fails the build: without root or apt-get it only says so.
+install_browser() {
+  command -v chromium >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    log "no chromium, and no root apt-get to install it: the HTML report's browser test will skip (install chromium to run it)"
+    return 0
+  fi
+  log "installing chromium from Debian's packages (for the HTML report's browser test)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2 ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2; } ||
+    log "installing chromium failed: the HTML report's browser test will skip"
+}
+
 case "${1:-all}" in
-  all) build_etcd; build_k8s; build_helm; fetch_crds; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
+  all) build_etcd; build_k8s; build_helm; fetch_crds; install_browser; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
+  browser) install_browser ;;
+  browser-path) command -v chromium || { log "no chromium on PATH (hack/tools.sh browser installs it as root)"; exit 1; } ;;
   crds-dir) fetch_crds; echo "$CRD_DIR" ;;
   k8s) build_etcd; build_k8s ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
   assets-dir) build_etcd; build_k8s; echo "$ASSETS" ;;
   helm-path) build_helm; echo "$HELM_DIR/helm" ;;
-  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|browser|browser-path]" >&2; exit 2 ;;
 esac

@@ -48,6 +48,10 @@ func AssetsDir() (string, error) { return tool("KUBEBUILDER_ASSETS", "assets-dir
 // builds once and caches.
 func HelmPath() (string, error) { return tool("PODGUARD_HELM", "helm-path") }
 
+// Chromium returns a headless browser: $PODGUARD_CHROMIUM, or chromium
+// on PATH (hack/tools.sh browser installs it as root).
+func Chromium() (string, error) { return tool("PODGUARD_CHROMIUM", "browser-path") }
+
 // CRDDir returns the directory of the report CRDs (OpenReports and
 // wgpolicyk8s.io), as their projects publish them: $PODGUARD_CRDS, or what
 // hack/tools.sh fetches once from their Go modules and caches.

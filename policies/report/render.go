@@ -55,10 +55,11 @@ func (r *Report) Text(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "), %d %s\n", s.Pods, plural(s.Pods, "pod", "pods"))
 		for _, it := range ns.Checklist {
-			fmt.Fprintf(&b, "  %s %s  [%s]\n", mark(it.OK), it.Title, strings.Join(it.Controls, ", "))
+			fmt.Fprintf(&b, "  %s %s", mark(it.OK), it.Title)
 			if !it.OK {
-				fmt.Fprintf(&b, "       %s\n", strings.Join(it.Subjects, ", "))
+				fmt.Fprintf(&b, ": %s", listSome(it.Subjects, 8))
 			}
+			b.WriteString("\n")
 		}
 		for _, x := range ns.Exemptions {
 			exp := ""
@@ -123,10 +124,37 @@ func (r *Report) Text(w io.Writer) error {
 		if !it.OK {
 			fmt.Fprintf(&b, " (%d %s)", len(it.Subjects), plural(len(it.Subjects), "subject", "subjects"))
 		}
-		b.WriteString("\n")
+		controls := "beyond PSS and CIS"
+		if len(it.Controls) > 0 {
+			controls = strings.Join(it.Controls, ", ")
+		}
+		fmt.Fprintf(&b, "\n      %s\n", controls)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// findingControls names a finding's controls for people.
+func findingControls(f Finding) string {
+	var parts []string
+	for _, p := range f.PSS {
+		parts = append(parts, "PSS "+p)
+	}
+	if len(f.CIS) > 0 {
+		parts = append(parts, "CIS "+strings.Join(f.CIS, ", "))
+	}
+	if len(parts) == 0 {
+		return "beyond PSS"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// listSome joins up to n items and says how many more there are.
+func listSome(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }
 
 func plural(n int, one, many string) string {
@@ -210,7 +238,7 @@ func (r *Report) HTML(w io.Writer) error {
 	return err
 }
 
-var page = template.Must(template.New("audit").Funcs(template.FuncMap{"mark": mark, "join": strings.Join}).Parse(`<!DOCTYPE html>
+var page = template.Must(template.New("audit").Funcs(template.FuncMap{"join": strings.Join, "controls": findingControls}).Parse(`<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
@@ -240,7 +268,7 @@ Workloads are judged as admitted (what their next rollout gets), Pods as they ru
 <h2 id="checklist">Checklist</h2>
 <table>
 <tr><th></th><th>item</th><th>rules</th><th>controls</th><th>subjects behind a failure</th></tr>
-{{range .Checklist}}<tr><td>{{mark .OK}}</td><td>{{.Title}}</td><td>{{join .Rules ", "}}</td><td>{{join .Controls ", "}}</td><td>{{join .Subjects ", "}}</td></tr>
+{{range .Checklist}}<tr><td>{{if .OK}}<span class="pass">pass</span>{{else}}<span class="fail">FAIL</span>{{end}}</td><td>{{.Title}}</td><td>{{join .Rules ", "}}</td><td>{{join .Controls ", "}}</td><td>{{join .Subjects ", "}}</td></tr>
 {{end}}</table>
 
 <h2 id="chart">Findings per rule</h2>
@@ -257,8 +285,10 @@ Workloads are judged as admitted (what their next rollout gets), Pods as they ru
 {{if .Exemptions}}<p>Exemptions: {{range .Exemptions}}{{.Rule}} ({{.Reason}}{{with .Expires}}, expires {{.}}{{end}}); {{end}}</p>{{end}}
 <table>
 <tr><th>subject</th><th>result</th><th>rule</th><th>field</th><th>message</th><th>fix</th><th>controls</th></tr>
-{{range .Subjects}}{{$s := .}}{{range .Violations}}<tr><td>{{$s.Kind}}/{{$s.Name}}{{with $s.Pods}} ({{.Total}} pods){{end}}</td><td class="fail">denied</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{join .PSS ", "}}{{if .CIS}}; CIS {{join .CIS ", "}}{{end}}</td></tr>
-{{end}}{{range .Warnings}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td class="warn">warning</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{join .PSS ", "}}{{if .CIS}}; CIS {{join .CIS ", "}}{{end}}</td></tr>
+{{range .Subjects}}{{$s := .}}{{range .Violations}}<tr><td>{{$s.Kind}}/{{$s.Name}}{{with $s.Pods}} ({{.Total}} {{if eq .Total 1}}pod{{else}}pods{{end}}){{end}}</td><td class="fail">denied</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{controls .}}</td></tr>
+{{end}}{{range .Warnings}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td class="warn">warning</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{controls .}}</td></tr>
+{{end}}{{with .Pods}}{{if .OutOfPolicy}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td class="fail">running</td><td>{{join .Rules ", "}}</td><td></td><td>{{.OutOfPolicy}} of its {{.Total}} pods run out of policy (created before it, or under an expired exemption)</td><td>roll the workload out again</td><td></td></tr>
+{{end}}{{end}}{{if eq $s.Result "skip"}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td>skipped</td><td></td><td></td><td>{{$s.Reason}}</td><td></td><td></td></tr>
 {{end}}{{end}}</table>
 {{end}}
 {{if .Skipped}}<h2 id="skipped">Skipped</h2>

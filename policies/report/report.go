@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -578,10 +579,33 @@ func checklist(failed map[string][]string) []ChecklistItem {
 		for c := range controls {
 			ci.Controls = append(ci.Controls, c)
 		}
-		sort.Strings(ci.Controls)
+		sort.Slice(ci.Controls, func(i, j int) bool { return controlLess(ci.Controls[i], ci.Controls[j]) })
 		out = append(out, ci)
 	}
 	return out
+}
+
+// controlLess orders PSS checks before CIS recommendations, and CIS
+// numbers numerically (5.2.9 before 5.2.10).
+func controlLess(a, b string) bool {
+	if strings.HasPrefix(a, "PSS") != strings.HasPrefix(b, "PSS") {
+		return strings.HasPrefix(a, "PSS")
+	}
+	if !strings.HasPrefix(a, "CIS ") || !strings.HasPrefix(b, "CIS ") {
+		return a < b
+	}
+	pa, pb := strings.Split(strings.TrimPrefix(a, "CIS "), "."), strings.Split(strings.TrimPrefix(b, "CIS "), ".")
+	for i := 0; i < len(pa) && i < len(pb); i++ {
+		na, ea := strconv.Atoi(pa[i])
+		nb, eb := strconv.Atoi(pb[i])
+		if ea != nil || eb != nil {
+			return a < b
+		}
+		if na != nb {
+			return na < nb
+		}
+	}
+	return len(pa) < len(pb)
 }
 
 // Denied reports whether the audit found a subject the policy denies.
