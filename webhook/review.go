@@ -200,7 +200,13 @@ func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, 
 	defer r.Body.Close()
 	for {
 		if int64(len(data)) > l.max {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now()) // stop reading the rest
+			// Drain what follows into a small buffer (within the deadline,
+			// up to another max bytes, holding no memory) so a client that
+			// sent a little too much reads the answer, not a reset. Past
+			// that the connection is cut.
+			if n, _ := io.CopyN(io.Discard, r.Body, l.max); n == l.max {
+				_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			}
 			return nil, release, &readError{refusedTooLarge, fmt.Sprintf("request entity is too large; limit is %d bytes", l.max)}
 		}
 		if cap(data)-len(data) < minChunk/2 {
