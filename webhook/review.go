@@ -154,34 +154,43 @@ type readError struct {
 
 func (e *readError) Error() string { return e.msg }
 
-// minChunk is the least free space a read is given; buffers start here.
-const minChunk = 16 << 10
+// minChunk is the size of the chunks a body is read into.
+const minChunk = 32 << 10
 
-// bodies recycles request buffers: every review is read whole, and nothing
-// keeps a reference to the bytes once answered (decoding copies strings and
-// raw sub-objects).
-var bodies = sync.Pool{New: func() any { b := make([]byte, 0, minChunk); return &b }}
+// chunks recycles the fixed-size chunks request bodies are read into.
+// Reading into chunks rather than a growing buffer means a body being read
+// leaves no garbage behind (a doubling buffer discards as much as it
+// keeps), so what slow or stalled bodies hold is what the budget charged;
+// nothing keeps a reference to a chunk once its review is answered
+// (decoding copies strings and raw sub-objects).
+var chunks = sync.Pool{New: func() any { b := make([]byte, minChunk); return &b }}
 
-// read reads the whole body within the deadline, growing its buffer only
-// as bytes arrive and charging every byte of capacity to the budget. The
-// caller must call release once the body and the answer built from it are
-// no longer needed.
+// read reads the whole body within the deadline into chunks, charging
+// every chunk to the budget as it is taken. A body of one chunk (most
+// reviews) is returned in place; a longer one is joined into one buffer,
+// charged too. The caller must call release once the body and the answer
+// built from it are no longer needed.
 func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
 	deadline := time.Now().Add(l.readTimeout)
 	_ = http.NewResponseController(w).SetReadDeadline(deadline)
 	ctx, cancel := context.WithDeadline(r.Context(), deadline)
 	defer cancel()
-	bp := bodies.Get().(*[]byte)
-	data := (*bp)[:0]
-	var held int64
+	var (
+		taken []*[]byte
+		held  int64
+		size  int // bytes read; the last chunk holds size - (len(taken)-1)*minChunk
+	)
+	giveBack := func() {
+		for _, c := range taken {
+			chunks.Put(c)
+		}
+		taken = nil
+	}
 	release = func() {
+		giveBack()
 		if held > 0 {
 			l.budget.Release(held)
 			held = 0
-		}
-		if cap(data) <= 256<<10 {
-			*bp = data[:0]
-			bodies.Put(bp)
 		}
 	}
 	charge := func(n int64) error {
@@ -194,12 +203,9 @@ func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, 
 		held += n
 		return nil
 	}
-	if err := charge(int64(cap(data))); err != nil {
-		return nil, release, err
-	}
 	defer r.Body.Close()
 	for {
-		if int64(len(data)) > l.max {
+		if int64(size) > l.max {
 			// Drain what follows into a small buffer (within the deadline,
 			// up to another max bytes, holding no memory) so a client that
 			// sent a little too much reads the answer, not a reset. Past
@@ -209,25 +215,37 @@ func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, 
 			}
 			return nil, release, &readError{refusedTooLarge, fmt.Sprintf("request entity is too large; limit is %d bytes", l.max)}
 		}
-		if cap(data)-len(data) < minChunk/2 {
-			grown := min(max(2*int64(cap(data)), int64(len(data)+minChunk)), l.max+1)
-			if grown <= int64(cap(data)) {
-				grown = int64(cap(data)) + minChunk
-			}
-			if err := charge(grown - int64(cap(data))); err != nil {
+		fill := size - (len(taken)-1)*minChunk
+		if len(taken) == 0 || fill == minChunk {
+			if err := charge(minChunk); err != nil {
 				return nil, release, err
 			}
-			next := make([]byte, len(data), grown)
-			copy(next, data)
-			data = next
+			taken = append(taken, chunks.Get().(*[]byte))
+			fill = 0
 		}
-		n, err := r.Body.Read(data[len(data):cap(data)])
-		data = data[:len(data)+n]
+		last := *taken[len(taken)-1]
+		n, err := r.Body.Read(last[fill:])
+		size += n
 		switch {
 		case err == io.EOF:
-			if len(data) == 0 {
+			if size == 0 {
 				return nil, release, &readError{refusedMalformed, "request body is empty"}
 			}
+			if len(taken) == 1 {
+				return (*taken[0])[:size], release, nil
+			}
+			if err := charge(int64(size)); err != nil {
+				return nil, release, err
+			}
+			data := make([]byte, 0, size)
+			for i, c := range taken {
+				data = append(data, (*c)[:min(minChunk, size-i*minChunk)]...)
+			}
+			// The chunks go back now; the joined copy stays charged.
+			n := int64(len(taken)) * minChunk
+			giveBack()
+			l.budget.Release(n)
+			held -= n
 			return data, release, nil
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, release, &readError{refusedReadTimeout, fmt.Sprintf("the request body did not arrive within %s", l.readTimeout)}

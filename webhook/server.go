@@ -145,8 +145,10 @@ func (o *Options) Validate() error {
 	if o.MaxRequestBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-request-bytes must be greater than 0 (is %d)", o.MaxRequestBytes))
 	}
-	if o.MaxInflightRequestBytes < o.MaxRequestBytes+minChunk {
-		errs = append(errs, fmt.Errorf("--max-inflight-request-bytes (%d) must exceed --max-request-bytes (%d) by at least %d, or no request of the largest size could be read", o.MaxInflightRequestBytes, o.MaxRequestBytes, minChunk))
+	// The largest body is held twice for a moment: in the chunks it was
+	// read into and joined into one buffer.
+	if need := 2 * (o.MaxRequestBytes + minChunk); o.MaxInflightRequestBytes < need {
+		errs = append(errs, fmt.Errorf("--max-inflight-request-bytes (%d) must be at least twice --max-request-bytes plus %d (%d), or no request of the largest size could be read", o.MaxInflightRequestBytes, 2*minChunk, need))
 	}
 	if o.RequestReadTimeout <= 0 {
 		errs = append(errs, errors.New("--request-read-timeout must be greater than 0"))
