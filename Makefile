@@ -11,7 +11,7 @@ BIN      := bin/podguard
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: all build test unit lint bench bench-engine fuzz run demo tools image chart clean help
+.PHONY: all build test unit lint bench bench-engine fuzz chaos run demo tools image chart clean help
 
 all: lint build test
 
@@ -36,6 +36,10 @@ lint: ## gofmt, go vet, go mod tidy, no build output tracked
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	hack/check-tracked.sh
+
+chaos: tools ## the fault test in its full form (60 s per scenario, as root), writing RELIABILITY.md's fault table
+	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" PODGUARD_FAULT_SECONDS=60 \
+		$(GO) test -count=1 -timeout 30m -run '^TestFaults$$' -v ./webhook/ -args -update-reliability
 
 bench-engine: ## Go benchmarks of the engine beside pod-security-admission
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./policies/
