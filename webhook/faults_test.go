@@ -61,8 +61,8 @@ const (
 
 // scenarioResult is one row of the fault table.
 type scenarioResult struct {
-	Name, Fault                          string
-	Seconds                              float64
+	Name, Fault                           string
+	Seconds                               float64
 	Sent, Admitted, Denied, Failed, Wrong int
 	// Unavailable counts requests that never reached podguard: the API
 	// server itself could not be reached (scenario e).
