@@ -62,7 +62,20 @@ type Handler struct {
 	Metrics *Metrics
 	// Mutating selects the mutating endpoint's behaviour.
 	Mutating bool
+	// Decisions selects which decisions are logged: LogDecisionsAll (the
+	// zero value), LogDecisionsDenied or LogDecisionsNone.
+	Decisions string
 }
+
+// Which decisions are logged (--log-decisions).
+const (
+	// LogDecisionsAll logs every decision.
+	LogDecisionsAll = "all"
+	// LogDecisionsDenied logs denials and refused requests only.
+	LogDecisionsDenied = "denied"
+	// LogDecisionsNone logs no decision.
+	LogDecisionsNone = "none"
+)
 
 var _ admission.Handler = &Handler{}
 
@@ -73,6 +86,8 @@ type decision struct {
 	refusal string // a refusal reason label, for errors of form
 	res     *policies.Result
 	changes []change.Change // what a mutation injected
+	// meta is the object's metadata, once decoded.
+	meta *metav1.ObjectMeta
 }
 
 // Handle implements admission.Handler. It never panics on bad input: every
@@ -108,10 +123,17 @@ func (h *Handler) decide(req admission.Request, obj runtime.Object) (admission.R
 		}
 		return resp, d
 	}
+	var resp admission.Response
+	var d decision
 	if h.Mutating {
-		return h.mutate(req, gk, obj)
+		resp, d = h.mutate(req, gk, obj)
+	} else {
+		resp, d = h.validate(req, gk, obj)
 	}
-	return h.validate(req, gk, obj)
+	if t, ok := podspec.Find(obj); ok {
+		d.meta = t.ObjectMeta
+	}
+	return resp, d
 }
 
 func (h *Handler) endpoint() string {
@@ -465,10 +487,26 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 		h.Metrics.Findings.WithLabelValues(ep, rule, action, kind).Add(float64(n))
 		h.Metrics.Decisions.WithLabelValues(ep, rule, action, kind, legacyOp, legacyResult).Add(float64(n))
 	}
+	name := req.Name
+	if name == "" && d.meta != nil {
+		name = d.meta.Name
+	}
 	kv := []any{"uid", truncate(string(req.UID), maxLogValue), "endpoint", ep, "kind", truncate(req.Kind.Kind, maxLogValue),
-		"namespace", truncate(req.Namespace, maxLogValue), "name", truncate(req.Name, maxLogValue),
-		"operation", truncate(string(req.Operation), maxLogValue), "subresource", truncate(req.SubResource, maxLogValue),
-		"user", truncate(req.UserInfo.Username, maxLogValue), "decision", d.result, "durationMicroseconds", took.Microseconds()}
+		"namespace", truncate(req.Namespace, maxLogValue), "name", truncate(name, maxLogValue)}
+	if name == "" && d.meta != nil && d.meta.GenerateName != "" {
+		kv = append(kv, "generateName", truncate(d.meta.GenerateName, maxLogValue))
+	}
+	if d.meta != nil {
+		// The controller that made it, so a ReplicaSet's Pod leads to its
+		// Deployment's ReplicaSet (and the ReplicaSet's own line to the Deployment).
+		if ref := metav1.GetControllerOfNoCopy(d.meta); ref != nil {
+			kv = append(kv, "owner", truncate(ref.Kind+"/"+ref.Name, maxLogValue))
+		} else if len(d.meta.OwnerReferences) > 0 {
+			kv = append(kv, "owner", truncate(d.meta.OwnerReferences[0].Kind+"/"+d.meta.OwnerReferences[0].Name, maxLogValue))
+		}
+	}
+	kv = append(kv, "operation", truncate(string(req.Operation), maxLogValue), "subresource", truncate(req.SubResource, maxLogValue),
+		"user", truncate(req.UserInfo.Username, maxLogValue), "decision", d.result, "durationMicroseconds", took.Microseconds())
 	if req.DryRun != nil && *req.DryRun {
 		kv = append(kv, "dryRun", true)
 	}
@@ -497,7 +535,7 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 			return rules
 		}
 		if v := count(r.Violations, "enforce", "denied"); len(v) > 0 {
-			kv = append(kv, "violations", v, "fields", fields(r.Violations))
+			kv = append(kv, "violations", fieldsByRule(r.Violations))
 		}
 		if w := count(r.Warnings, "warn", "warned"); len(w) > 0 {
 			kv = append(kv, "warnings", w)
@@ -520,17 +558,22 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 			kv = append(kv, "exempted", x.Rule, "exemptionReason", x.Reason)
 		}
 	}
-	if d.result == "error" {
+	switch {
+	case h.Decisions == LogDecisionsNone:
+	case d.result == "error":
 		h.Log.Info("request refused", kv...)
-		return
+	case h.Decisions == LogDecisionsDenied && d.result != "denied":
+	default:
+		h.Log.Info("admission decision", kv...)
 	}
-	h.Log.Info("admission decision", kv...)
 }
 
-func fields(fs []policies.Finding) []string {
-	out := make([]string, len(fs))
-	for i, f := range fs {
-		out[i] = f.Field
+// fieldsByRule groups the fields of findings by rule: {"runAsUser":
+// ["spec.securityContext.runAsUser"], ...}.
+func fieldsByRule(fs []policies.Finding) map[string][]string {
+	out := map[string][]string{}
+	for _, f := range fs {
+		out[f.Rule] = append(out[f.Rule], f.Field)
 	}
 	return out
 }

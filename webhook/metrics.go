@@ -36,6 +36,8 @@ type Metrics struct {
 	// RequestsRefused counts requests answered without a decision because
 	// of their form (malformed, too large, too slow, server busy), by reason.
 	RequestsRefused *prometheus.CounterVec
+	// BuildInfo is 1, labelled with the running build.
+	BuildInfo *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -75,9 +77,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "podguard_requests_refused_total",
 			Help: "Requests answered with an error before any decision, by reason (malformed, too_large, read_timeout, busy, kind_mismatch).",
 		}, []string{"reason"}),
+		BuildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podguard_build_info",
+			Help: "The running podguard (value 1), by version, commit and Go version.",
+		}, []string{"version", "commit", "go_version"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Findings, m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry, m.RequestsRefused)
+		reg.MustRegister(m.Requests, m.Findings, m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry, m.RequestsRefused, m.BuildInfo)
 	}
 	return m
 }

@@ -81,6 +81,13 @@ type Options struct {
 	// again; 0 disables the background audit. It also judges a namespace
 	// when something in it changes, and everything when the policy does.
 	AuditInterval time.Duration
+	// LogDecisions selects the decisions logged: all, denied or none.
+	LogDecisions string
+	// DecisionLog, when set, logs the decisions (so --log-level does not
+	// silence them by accident); otherwise the server's logger does.
+	DecisionLog logr.Logger
+	// Version and Commit label podguard_build_info.
+	Version, Commit string
 	// LeaderElect elects one replica (a Lease in Namespace) to run the
 	// background audit; admission is served by every replica regardless.
 	LeaderElect bool
@@ -102,6 +109,7 @@ func DefaultOptions() Options {
 		ShutdownDelay:           5 * time.Second,
 		ShutdownTimeout:         30 * time.Second,
 		AuditInterval:           time.Hour,
+		LogDecisions:            LogDecisionsAll,
 		Builtin: BuiltinCerts{
 			SecretName:        "podguard-webhook-cert",
 			ServiceName:       "podguard-webhook",
@@ -159,6 +167,11 @@ func (o *Options) Validate() error {
 	if o.MaxConnections < 0 {
 		errs = append(errs, errors.New("--max-connections must not be negative (0: no limit)"))
 	}
+	switch o.LogDecisions {
+	case "", LogDecisionsAll, LogDecisionsDenied, LogDecisionsNone:
+	default:
+		errs = append(errs, fmt.Errorf("--log-decisions must be all, denied or none (is %q)", o.LogDecisions))
+	}
 	if o.AuditInterval < 0 {
 		errs = append(errs, errors.New("--audit-interval must not be negative (0 disables the background audit)"))
 	}
@@ -200,6 +213,8 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	ctrl.SetLogger(log)
 	metrics := DefaultMetrics()
+	metrics.BuildInfo.Reset()
+	metrics.BuildInfo.WithLabelValues(orUnknown(o.Version), orUnknown(o.Commit), goruntime.Version()).Set(1)
 	store, err := NewPolicyStore(o.PolicyFile, o.Namespace, log.WithName("policy"), metrics)
 	if err != nil {
 		return err
@@ -255,7 +270,11 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	limits := bodyLimits{max: o.MaxRequestBytes, readTimeout: o.RequestReadTimeout,
 		budget: semaphore.NewWeighted(o.MaxInflightRequestBytes), slots: semaphore.NewWeighted(int64(slots))}
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
-		h := &Handler{Store: store, Log: log.WithName("admission"), Metrics: metrics, Mutating: mutating}
+		decisions := log
+		if o.DecisionLog.GetSink() != nil {
+			decisions = o.DecisionLog
+		}
+		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions}
 		srv.Register(path, &reviewHandler{handler: h, limits: limits, draining: draining, log: log.WithName("admission"), metrics: metrics})
 	}
 	if err := mgr.Add(store); err != nil {
@@ -331,6 +350,13 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	err = mgr.Start(mgrCtx)
 	close(mgrDone)
 	return err
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func auditState(on bool, o Options) string {

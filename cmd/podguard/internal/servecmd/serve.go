@@ -46,6 +46,12 @@ again when something in it changes and everything when the policy does.`,
 			}
 			zo := zap.Options{Development: logFormat == "console", Level: lvl, DestWriter: s.Err}
 			log := zap.New(zap.UseFlagOptions(&zo)).WithValues("version", versioncmd.Get().Version)
+			// Decisions are logged at info whatever --log-level says;
+			// --log-decisions chooses which.
+			do := zo
+			do.Level = zapcore.InfoLevel
+			o.DecisionLog = zap.New(zap.UseFlagOptions(&do)).WithValues("version", versioncmd.Get().Version)
+			o.Version, o.Commit = versioncmd.Get().Version, versioncmd.Get().Commit
 			if err := o.Validate(); err != nil {
 				return cli.BadInput("%v", err)
 			}
@@ -90,7 +96,8 @@ again when something in it changes and everything when the policy does.`,
 	fs.DurationVar(&o.AuditInterval, "audit-interval", o.AuditInterval, "background audit: how often everything is judged again and reports refreshed (also on every change and policy reload); 0 disables it")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one replica (Lease podguard-audit in --namespace) to run the background audit; set it when running more than one replica")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "serve Go pprof profiles on this address (empty: off); for profiling only")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info or error")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info or error (decisions follow --log-decisions)")
+	fs.StringVar(&o.LogDecisions, "log-decisions", o.LogDecisions, "admission decisions to log, whatever --log-level: all, denied (and refused requests) or none")
 	fs.StringVar(&logFormat, "log-format", "json", "json or console")
 	return cmd
 }
