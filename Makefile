@@ -11,7 +11,7 @@ BIN      := bin/podguard
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: all build test unit lint bench bench-engine fuzz chaos run demo tools image chart clean help
+.PHONY: all build test unit lint bench bench-engine fuzz chaos run demo tools tools-paths image chart clean help
 
 all: lint build test
 
@@ -23,6 +23,10 @@ build: ## build bin/podguard (static, trimmed, version stamped)
 
 tools: ## build and cache etcd, kube-apiserver, kubectl and helm from their Go modules
 	hack/tools.sh all
+
+tools-paths: tools ## print where the cached kube-apiserver, etcd, kubectl and helm are, as shell exports
+	@echo "export KUBEBUILDER_ASSETS=$$(hack/tools.sh assets-dir)"
+	@echo "export PATH=$$(hack/tools.sh assets-dir):$$(dirname $$(hack/tools.sh helm-path)):\$$PATH   # kubectl, kube-apiserver, etcd, helm"
 
 test: tools ## every test: unit, fixtures, differential, CLI, and integration against a real kube-apiserver
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" PODGUARD_HELM="$$(hack/tools.sh helm-path)" \
