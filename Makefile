@@ -11,7 +11,7 @@ BIN      := bin/podguard
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: all build test unit lint bench bench-engine fuzz chaos run demo tools tools-paths image chart clean help
+.PHONY: all build test unit lint bench bench-engine fuzz chaos run demo tools tools-paths image chart release clean help
 
 all: lint build test
 
@@ -68,6 +68,9 @@ image: ## build the image (buildah, no Docker engine needed) into dist/podguard-
 chart: tools ## lint and package the Helm chart into dist/
 	"$$(hack/tools.sh helm-path)" lint --strict charts/podguard
 	mkdir -p dist && "$$(hack/tools.sh helm-path)" package charts/podguard -d dist
+
+release: ## static binaries (linux/amd64, linux/arm64, darwin/arm64), SBOMs, the chart and checksums into dist/release: make release VERSION=v1.2.3
+	VERSION="$(VERSION)" hack/release/release.sh
 
 clean:
 	rm -rf bin dist

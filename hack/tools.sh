@@ -9,6 +9,7 @@
 #   assets-dir  print the directory to use as KUBEBUILDER_ASSETS (builds if needed)
 #   helm-path   print the path of the helm binary (builds if needed)
 #   crds-dir    print the directory of the OpenReports and wgpolicyk8s.io report CRDs (fetches if needed)
+#   sbom-tool   print the path of cyclonedx-gomod (builds if needed), for make release's SBOM
 #   browser     install a headless browser (Debian's chromium) for the audit report's browser test,
 #               when running as root with apt-get; elsewhere say so (the test then skips, saying why)
 #   browser-path  print the path of chromium, or fail
@@ -115,6 +116,16 @@ fetch_crds() {
   rm -rf "$CRD_DIR" && mv "$CRD_DIR.tmp" "$CRD_DIR"
 }
 
+CYCLONEDX_VERSION="${CYCLONEDX_VERSION:-1.10.0}"
+CYCLONEDX_DIR="$CACHE/cyclonedx-gomod/$CYCLONEDX_VERSION"
+
+build_cyclonedx() {
+  [ -x "$CYCLONEDX_DIR/cyclonedx-gomod" ] && return 0
+  log "building cyclonedx-gomod v$CYCLONEDX_VERSION"
+  mkdir -p "$CYCLONEDX_DIR"
+  CGO_ENABLED=0 GOBIN="$CYCLONEDX_DIR" go install -trimpath "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v$CYCLONEDX_VERSION" >&2
+}
+
 # install_browser installs chromium from the distribution's packages. It
 # never fails the build: without root or apt-get it only says so.
 install_browser() {
@@ -132,6 +143,7 @@ install_browser() {
 case "${1:-all}" in
   all) build_etcd; build_k8s; build_helm; fetch_crds; install_browser; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
   browser) install_browser ;;
+  sbom-tool) build_cyclonedx; echo "$CYCLONEDX_DIR/cyclonedx-gomod" ;;
   browser-path) command -v chromium || { log "no chromium on PATH (hack/tools.sh browser installs it as root)"; exit 1; } ;;
   crds-dir) fetch_crds; echo "$CRD_DIR" ;;
   k8s) build_etcd; build_k8s ;;
@@ -139,5 +151,5 @@ case "${1:-all}" in
   helm) build_helm ;;
   assets-dir) build_etcd; build_k8s; echo "$ASSETS" ;;
   helm-path) build_helm; echo "$HELM_DIR/helm" ;;
-  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|browser|browser-path]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|browser|browser-path|sbom-tool]" >&2; exit 2 ;;
 esac
