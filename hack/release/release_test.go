@@ -81,8 +81,10 @@ func TestRelease(t *testing.T) {
 		}
 		var sbom struct {
 			BOMFormat, SpecVersion string
-			Metadata               struct{ Component struct{ Name, Version string } }
-			Components             []struct{ Name, Version string }
+			Metadata               struct {
+				Component struct{ Name, Version string }
+			}
+			Components []struct{ Name, Version string }
 		}
 		raw, err := os.ReadFile(path + ".cdx.json")
 		if err != nil || json.Unmarshal(raw, &sbom) != nil {
