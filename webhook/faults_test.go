@@ -67,8 +67,9 @@ type scenarioResult struct {
 	// Unavailable counts requests that never reached podguard: the API
 	// server itself could not be reached (scenario e).
 	Unavailable int
-	// Recover is how long after the fault the last failure happened.
-	Recover float64
+	// Recover is how long after the start of the load the last failure
+	// happened; FaultAt is when the fault was injected.
+	Recover, FaultAt float64
 	// Bound is the most failures the scenario may have (0 but for SIGKILL
 	// and the API server's restart).
 	Bound    int
@@ -270,6 +271,7 @@ func runFaultScenarios(t *testing.T) {
 			t.Fatal(err)
 		}
 		sd := max(d, sc.min)
+		res.FaultAt = (sd / 4).Seconds()
 		inj := sc.inject(&res, sd/4)
 		fc.load(ctx, ns, sd, inj.decide, &res)
 		fc.waitServing(t, ctx)
@@ -762,11 +764,11 @@ func restartAPIServer(env *testenv.Env) error {
 // writeFaultTable writes the table of the run between RELIABILITY.md's markers.
 func writeFaultTable(results []scenarioResult) error {
 	var b strings.Builder
-	b.WriteString("| scenario | fault | seconds | sent | admitted | denied as expected | failed | wrong | API server unreachable | last failure after start | notes |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| scenario | fault | seconds | sent | admitted | denied as expected | failed | wrong | API server unreachable | recovered (last failure after the fault) | notes |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range results {
-		rec := "-"
+		rec := "no failure"
 		if r.Failed > 0 {
-			rec = fmt.Sprintf("%.1f s", r.Recover)
+			rec = fmt.Sprintf("%.1f s", r.Recover-r.FaultAt)
 		}
 		notes := strings.Join(r.Notes, "; ")
 		fmt.Fprintf(&b, "| %s | %s | %.0f | %d | %d | %d | %d | %d | %d | %s | %s |\n", r.Name, r.Fault, r.Seconds, r.Sent, r.Admitted, r.Denied, r.Failed, r.Wrong, r.Unavailable, rec, notes)
