@@ -40,7 +40,16 @@ var combos = map[string][]string{
 	"backstop":         {"nativePolicies.backstop=true"},
 	"audit-off":        {"audit.enabled=false", "audit.readerClusterRole=false"},
 	"audit-crds":       {"audit.installCRDs=true", "audit.interval=30m"},
+	"conventions": {"image.registry=registry.example.com:5000", "image.repository=platform/podguard", "commonLabels.team=platform",
+		"commonAnnotations.owner=platform-team", "extraArgs[0]=--log-decisions=denied", "extraEnv[0].name=GODEBUG", "extraEnv[0].value=madvdontneed=1",
+		"extraVolumes[0].name=extra", "extraVolumes[0].emptyDir.sizeLimit=1Mi", "extraVolumeMounts[0].name=extra", "extraVolumeMounts[0].mountPath=/extra",
+		"revisionHistoryLimit=3", "webhook.port=10250", "webhook.mutating.failurePolicy=Ignore", "webhook.validating.timeoutSeconds=3",
+		"webhook.validating.namespaceSelectorExpressions[0].key=team", "webhook.validating.namespaceSelectorExpressions[0].operator=Exists"},
 }
+
+// apiVersions are the CRD kinds the combos need the cluster to serve
+// (helm template has no cluster to ask).
+var apiVersions = []string{"--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "cert-manager.io/v1/Certificate"}
 
 func helm(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
@@ -65,7 +74,7 @@ func setArgs(sets []string) []string {
 
 func render(t *testing.T, sets []string) string {
 	t.Helper()
-	out, stderr, err := helm(t, append([]string{"template", "podguard", chart, "-n", "podguard"}, setArgs(sets)...)...)
+	out, stderr, err := helm(t, append(append([]string{"template", "podguard", chart, "-n", "podguard"}, apiVersions...), setArgs(sets)...)...)
 	if err != nil {
 		t.Fatalf("helm template %v: %v\n%s", sets, err, stderr)
 	}
@@ -97,7 +106,10 @@ func kindName(o object) string {
 func TestLintAndTemplate(t *testing.T) {
 	for name, sets := range combos {
 		t.Run(name, func(t *testing.T) {
-			if out, stderr, err := helm(t, append([]string{"lint", "--strict", chart}, setArgs(sets)...)...); err != nil {
+			// helm lint cannot be told which CRDs a cluster serves, so the
+			// combos that need one are only rendered (with --api-versions).
+			needsCRD := strings.Contains(strings.Join(sets, " "), "serviceMonitor.enabled=true") || strings.Contains(strings.Join(sets, " "), "cert-manager")
+			if out, stderr, err := helm(t, append([]string{"lint", "--strict", chart}, setArgs(sets)...)...); err != nil && !needsCRD {
 				t.Fatalf("helm lint: %v\n%s%s", err, out, stderr)
 			}
 			objs := objects(t, render(t, sets))
@@ -133,6 +145,30 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 		_, stderr, err := helm(t, "template", "podguard", chart, "--set", set)
 		if err == nil || !strings.Contains(stderr, path) {
 			t.Errorf("helm template --set %s: err=%v, the refusal does not name %s:\n%s", set, err, path, stderr)
+		}
+	}
+	// Values that would break podguard's own default policy are refused,
+	// naming the value and the rule.
+	for set, want := range map[string]string{
+		"podSecurityContext.runAsUser=2000":             "podSecurityContext.runAsUser must be 1000 (runAsUser)",
+		"hostNetwork=true":                              "hostNetwork: true (hostNamespaces)",
+		"securityContext.allowPrivilegeEscalation=true": "/securityContext/allowPrivilegeEscalation",
+		"securityContext.capabilities.add[0]=NET_ADMIN": "/securityContext/capabilities/add",
+	} {
+		_, stderr, err := helm(t, "template", "podguard", chart, "--set", set)
+		if err == nil || !strings.Contains(stderr, want) {
+			t.Errorf("helm template --set %s: err=%v, want %q:\n%s", set, err, want, stderr)
+		}
+	}
+	// A ServiceMonitor or cert-manager certificates without their CRDs fail
+	// with a message naming the missing CRD.
+	for set, want := range map[string]string{
+		"metrics.serviceMonitor.enabled=true": "needs the Prometheus Operator's ServiceMonitor CRD (monitoring.coreos.com/v1 ServiceMonitor)",
+		"certificates.mode=cert-manager":      "needs cert-manager's CRDs (cert-manager.io/v1 Certificate and Issuer)",
+	} {
+		_, stderr, err := helm(t, "template", "podguard", chart, "--set", set)
+		if err == nil || !strings.Contains(stderr, want) {
+			t.Errorf("helm template --set %s without the CRD: err=%v:\n%s", set, err, stderr)
 		}
 	}
 	// The secret mode needs its Secret and CA bundle named.
@@ -305,6 +341,25 @@ func TestInstallUninstall(t *testing.T) {
 	}
 	if left := leftovers(t, env); len(left) > 0 {
 		t.Fatalf("a refused install left %v", left)
+	}
+	// Security values that break the default policy are accepted only in a
+	// release namespace opted out of podguard (looked up in the cluster).
+	for ns, label := range map[string]string{"plain": "", "optedout": "podguard.dev/ignore=true"} {
+		if out, err := exec.Command(env.Kubectl, "--kubeconfig", env.Kubeconfig, "create", "namespace", ns).CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if label != "" {
+			if out, err := exec.Command(env.Kubectl, "--kubeconfig", env.Kubeconfig, "label", "namespace", ns, label).CombinedOutput(); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+		}
+		_, stderr, err := helm(t, "install", "custom", chart, "-n", ns, "--dry-run=server", "--set", "podSecurityContext.runAsUser=2000", "--set", "podSecurityContext.runAsGroup=2000", kc)
+		if label == "" && (err == nil || !strings.Contains(stderr, "break podguard's own default policy")) {
+			t.Errorf("runAsUser 2000 accepted in a namespace podguard judges: %v %s", err, stderr)
+		}
+		if label != "" && err != nil {
+			t.Errorf("runAsUser 2000 refused in an opted-out namespace: %v %s", err, stderr)
+		}
 	}
 	if out, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", kc); err != nil {
 		t.Fatalf("helm install: %v\n%s%s", err, out, stderr)

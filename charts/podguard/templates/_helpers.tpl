@@ -17,6 +17,18 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{ include "podguard.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* commonAnnotations, merged with the object's own (given as "own"). */}}
+{{- define "podguard.annotations" -}}
+{{- $all := merge (dict) (.own | default dict) (.root.Values.commonAnnotations | default dict) }}
+{{- with $all }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{- define "podguard.selectorLabels" -}}
@@ -41,10 +53,40 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "podguard.image" -}}
+{{- $repo := .Values.image.repository }}
+{{- with .Values.image.registry }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo }}
+{{- end }}
 {{- if .Values.image.digest }}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- printf "%s@%s" $repo .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- printf "%s:%s" $repo (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+podguard's own pods follow its default policy. Values that break it are
+refused, unless the release namespace carries the opt-out label (looked up
+in the cluster at install; helm template has no cluster and always checks).
+*/}}
+{{- define "podguard.checkSecurity" -}}
+{{- $ns := lookup "v1" "Namespace" "" .Release.Namespace }}
+{{- $optedOut := eq (dig "metadata" "labels" .Values.webhook.optOutLabel "" ($ns | default dict)) "true" }}
+{{- if not $optedOut }}
+{{- $p := .Values.podSecurityContext }}
+{{- $c := .Values.securityContext }}
+{{- $problems := list }}
+{{- if ne (int (default 0 $p.runAsUser)) 1000 }}{{ $problems = append $problems "podSecurityContext.runAsUser must be 1000 (runAsUser)" }}{{ end }}
+{{- if ne (int (default 0 $p.runAsGroup)) 1000 }}{{ $problems = append $problems "podSecurityContext.runAsGroup must be 1000 (runAsGroup)" }}{{ end }}
+{{- if not $p.runAsNonRoot }}{{ $problems = append $problems "podSecurityContext.runAsNonRoot must be true (runAsNonRoot)" }}{{ end }}
+{{- if $c.privileged }}{{ $problems = append $problems "securityContext.privileged must not be true (privileged)" }}{{ end }}
+{{- if ne (toString $c.allowPrivilegeEscalation) "false" }}{{ $problems = append $problems "securityContext.allowPrivilegeEscalation must be false (allowPrivilegeEscalation)" }}{{ end }}
+{{- if not (has "ALL" (dig "capabilities" "drop" list $c)) }}{{ $problems = append $problems "securityContext.capabilities.drop must hold ALL (capabilities)" }}{{ end }}
+{{- if dig "capabilities" "add" list $c }}{{ $problems = append $problems "securityContext.capabilities.add must be empty (capabilities)" }}{{ end }}
+{{- if .Values.hostNetwork }}{{ $problems = append $problems "hostNetwork: true (hostNamespaces)" }}{{ end }}
+{{- with $problems }}
+{{- fail (printf "these values break podguard's own default policy: %s. Keep the defaults, or label the release namespace %s=true (kubectl label namespace %s %s=true) if you mean it" (join "; " .) $.Values.webhook.optOutLabel $.Release.Namespace $.Values.webhook.optOutLabel) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -62,22 +104,27 @@ matchExpressions:
 {{- end }}
 {{- end }}
 
-{{/* Settings both webhooks share. */}}
+{{/* Settings both webhooks share; "which" is mutating or validating,
+whose own settings override. */}}
 {{- define "podguard.webhookCommon" -}}
+{{- $own := index .root.Values.webhook .which | default dict -}}
 admissionReviewVersions: ["v1"]
 sideEffects: None
 {{- /* As a backstop, the native policies enforce; the webhook adds its
        richer answers when it is up and is passed over when it is down. */}}
-failurePolicy: {{ if .Values.nativePolicies.backstop }}Ignore{{ else }}{{ .Values.webhook.failurePolicy }}{{ end }}
-timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}
+failurePolicy: {{ if .root.Values.nativePolicies.backstop }}Ignore{{ else }}{{ $own.failurePolicy | default .root.Values.webhook.failurePolicy }}{{ end }}
+timeoutSeconds: {{ $own.timeoutSeconds | default .root.Values.webhook.timeoutSeconds }}
 matchPolicy: Equivalent
 namespaceSelector:
-  {{- include "podguard.namespaceSelector" . | nindent 2 }}
-{{- with .Values.webhook.objectSelector }}
+  {{- include "podguard.namespaceSelector" .root | nindent 2 }}
+  {{- with $own.namespaceSelectorExpressions }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .root.Values.webhook.objectSelector }}
 objectSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.webhook.exemptUsers }}
+{{- with .root.Values.webhook.exemptUsers }}
 matchConditions:
 - name: exempt-users
   expression: {{ printf "!(request.userInfo.username in %s)" (toJson . | replace "\"" "'") | quote }}
@@ -97,8 +144,9 @@ clientConfig:
 {{- end }}
 
 {{- define "podguard.webhookAnnotations" -}}
+{{- $own := dict }}
 {{- if eq .Values.certificates.mode "cert-manager" }}
-annotations:
-  cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/{{ include "podguard.fullname" . }}-webhook
+{{- $_ := set $own "cert-manager.io/inject-ca-from" (printf "%s/%s-webhook" .Release.Namespace (include "podguard.fullname" .)) }}
 {{- end }}
+{{- include "podguard.annotations" (dict "root" . "own" $own) }}
 {{- end }}
