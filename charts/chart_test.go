@@ -33,13 +33,14 @@ var combos = map[string][]string{
 	"cert-manager-ref": {"certificates.mode=cert-manager", "certificates.certManager.issuerRef.name=corp-ca", "certificates.certManager.issuerRef.kind=ClusterIssuer"},
 	"secret":           {"certificates.mode=secret", "certificates.secretName=podguard-tls", "certificates.caBundle=-----BEGIN CERTIFICATE-----"},
 	"ignore":           {"webhook.failurePolicy=Ignore", "webhook.timeoutSeconds=3"},
-	"monitoring":       {"metrics.serviceMonitor.enabled=true", "networkPolicy.enabled=true", "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/8"},
-	"minimal":          {"metrics.enabled=false", "podDisruptionBudget.enabled=false", "optOutPolicy.enabled=false", "replicaCount=1"},
-	"exempt-users":     {"webhook.exemptUsers[0]=system:serviceaccount:ci:deployer", "priorityClassName=system-cluster-critical"},
-	"native":           {"nativePolicies.enabled=true"},
-	"backstop":         {"nativePolicies.backstop=true"},
-	"audit-off":        {"audit.enabled=false", "audit.readerClusterRole=false"},
-	"audit-crds":       {"audit.installCRDs=true", "audit.interval=30m"},
+	"monitoring": {"metrics.serviceMonitor.enabled=true", "networkPolicy.enabled=true", "networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/8",
+		"prometheusRule.enabled=true", "grafana.dashboards.enabled=true"},
+	"minimal":      {"metrics.enabled=false", "podDisruptionBudget.enabled=false", "optOutPolicy.enabled=false", "replicaCount=1"},
+	"exempt-users": {"webhook.exemptUsers[0]=system:serviceaccount:ci:deployer", "priorityClassName=system-cluster-critical"},
+	"native":       {"nativePolicies.enabled=true"},
+	"backstop":     {"nativePolicies.backstop=true"},
+	"audit-off":    {"audit.enabled=false", "audit.readerClusterRole=false"},
+	"audit-crds":   {"audit.installCRDs=true", "audit.interval=30m"},
 	"conventions": {"image.registry=registry.example.com:5000", "image.repository=platform/podguard", "commonLabels.team=platform",
 		"commonAnnotations.owner=platform-team", "extraArgs[0]=--log-decisions=denied", "extraEnv[0].name=GODEBUG", "extraEnv[0].value=madvdontneed=1",
 		"extraVolumes[0].name=extra", "extraVolumes[0].emptyDir.sizeLimit=1Mi", "extraVolumeMounts[0].name=extra", "extraVolumeMounts[0].mountPath=/extra",
@@ -49,7 +50,7 @@ var combos = map[string][]string{
 
 // apiVersions are the CRD kinds the combos need the cluster to serve
 // (helm template has no cluster to ask).
-var apiVersions = []string{"--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "cert-manager.io/v1/Certificate"}
+var apiVersions = []string{"--api-versions", "monitoring.coreos.com/v1/ServiceMonitor", "--api-versions", "monitoring.coreos.com/v1/PrometheusRule", "--api-versions", "cert-manager.io/v1/Certificate"}
 
 func helm(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
@@ -108,7 +109,8 @@ func TestLintAndTemplate(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// helm lint cannot be told which CRDs a cluster serves, so the
 			// combos that need one are only rendered (with --api-versions).
-			needsCRD := strings.Contains(strings.Join(sets, " "), "serviceMonitor.enabled=true") || strings.Contains(strings.Join(sets, " "), "cert-manager")
+			all := strings.Join(sets, " ")
+			needsCRD := strings.Contains(all, "serviceMonitor.enabled=true") || strings.Contains(all, "prometheusRule.enabled=true") || strings.Contains(all, "cert-manager")
 			if out, stderr, err := helm(t, append([]string{"lint", "--strict", chart}, setArgs(sets)...)...); err != nil && !needsCRD {
 				t.Fatalf("helm lint: %v\n%s%s", err, out, stderr)
 			}

@@ -9,6 +9,7 @@
 #   assets-dir  print the directory to use as KUBEBUILDER_ASSETS (builds if needed)
 #   helm-path   print the path of the helm binary (builds if needed)
 #   crds-dir    print the directory of the OpenReports and wgpolicyk8s.io report CRDs (fetches if needed)
+#   promtool    print the path of promtool (builds it from the Prometheus Go module if needed), for the alert tests
 #   sbom-tool   print the path of cyclonedx-gomod (builds if needed), for make release's SBOM
 #   browser     install a headless browser (Debian's chromium) for the audit report's browser test,
 #               when running as root with apt-get; elsewhere say so (the test then skips, saying why)
@@ -116,6 +117,16 @@ fetch_crds() {
   rm -rf "$CRD_DIR" && mv "$CRD_DIR.tmp" "$CRD_DIR"
 }
 
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-0.316.0}"
+PROMTOOL_DIR="$CACHE/promtool/$PROMETHEUS_VERSION"
+
+build_promtool() {
+  [ -x "$PROMTOOL_DIR/promtool" ] && return 0
+  log "building promtool from github.com/prometheus/prometheus v$PROMETHEUS_VERSION (a few minutes on a cold cache)"
+  mkdir -p "$PROMTOOL_DIR"
+  CGO_ENABLED=0 GOBIN="$PROMTOOL_DIR" go install -trimpath "github.com/prometheus/prometheus/cmd/promtool@v$PROMETHEUS_VERSION" >&2
+}
+
 CYCLONEDX_VERSION="${CYCLONEDX_VERSION:-1.10.0}"
 CYCLONEDX_DIR="$CACHE/cyclonedx-gomod/$CYCLONEDX_VERSION"
 
@@ -141,8 +152,9 @@ install_browser() {
 }
 
 case "${1:-all}" in
-  all) build_etcd; build_k8s; build_helm; fetch_crds; install_browser; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
+  all) build_etcd; build_k8s; build_helm; fetch_crds; build_promtool; build_cyclonedx; install_browser; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
   browser) install_browser ;;
+  promtool) build_promtool; echo "$PROMTOOL_DIR/promtool" ;;
   sbom-tool) build_cyclonedx; echo "$CYCLONEDX_DIR/cyclonedx-gomod" ;;
   browser-path) command -v chromium || { log "no chromium on PATH (hack/tools.sh browser installs it as root)"; exit 1; } ;;
   crds-dir) fetch_crds; echo "$CRD_DIR" ;;
@@ -151,5 +163,5 @@ case "${1:-all}" in
   helm) build_helm ;;
   assets-dir) build_etcd; build_k8s; echo "$ASSETS" ;;
   helm-path) build_helm; echo "$HELM_DIR/helm" ;;
-  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|browser|browser-path|sbom-tool]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|browser|browser-path|sbom-tool|promtool]" >&2; exit 2 ;;
 esac

@@ -48,6 +48,10 @@ func AssetsDir() (string, error) { return tool("KUBEBUILDER_ASSETS", "assets-dir
 // builds once and caches.
 func HelmPath() (string, error) { return tool("PODGUARD_HELM", "helm-path") }
 
+// Promtool returns promtool: $PODGUARD_PROMTOOL, or what hack/tools.sh
+// builds once from the Prometheus Go module and caches.
+func Promtool() (string, error) { return tool("PODGUARD_PROMTOOL", "promtool") }
+
 // Chromium returns a headless browser: $PODGUARD_CHROMIUM, or chromium
 // on PATH (hack/tools.sh browser installs it as root).
 func Chromium() (string, error) { return tool("PODGUARD_CHROMIUM", "browser-path") }

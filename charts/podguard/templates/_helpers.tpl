@@ -150,3 +150,13 @@ clientConfig:
 {{- end }}
 {{- include "podguard.annotations" (dict "root" . "own" $own) }}
 {{- end }}
+
+{{/* seconds turns a Go duration of hours, minutes and seconds ("1h30m") into seconds. */}}
+{{- define "podguard.seconds" -}}
+{{- $s := 0 }}
+{{- range $m := regexFindAll "[0-9]+[hms]" . -1 }}
+{{- $n := int (trimSuffix "h" (trimSuffix "m" (trimSuffix "s" $m))) }}
+{{- if hasSuffix "h" $m }}{{ $s = add $s (mul $n 3600) }}{{ else if hasSuffix "m" $m }}{{ $s = add $s (mul $n 60) }}{{ else }}{{ $s = add $s $n }}{{ end }}
+{{- end }}
+{{- $s }}
+{{- end }}
