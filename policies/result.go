@@ -14,6 +14,10 @@ type Finding struct {
 	// Injected marks a warning about a workload's template that Pod
 	// mutation will fix (Admit).
 	Injected bool `json:"-"`
+	// Line and Column locate Field in the input file (1-based), where the
+	// caller read one (the CLI); the engine leaves them 0.
+	Line   int `json:"line,omitempty"`
+	Column int `json:"column,omitempty"`
 }
 
 // Exempted records an exemption that applied to an object.

@@ -42,6 +42,17 @@ func (o *Object) Source() string {
 	return o.Doc.Name()
 }
 
+// Position returns the line and column in the input file of the field at
+// a finding's path (its key), or of its closest existing parent (a missing
+// field is reported where it belongs); 0, 0 when unknown.
+func (o *Object) Position(field string) (line, column int) {
+	l, c := yamlpath.PositionOf(o.node, field)
+	if l == 0 {
+		return 0, 0
+	}
+	return o.Doc.Line + l - 1, c
+}
+
 // Supported reports whether podguard judges the object's kind.
 func (o *Object) Supported() bool { return o.Typed != nil }
 

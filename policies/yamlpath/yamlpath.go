@@ -15,46 +15,53 @@ import (
 // "rules.resources.defaultLimits[cpu]", or of its closest existing parent.
 // It returns 0 when nothing of the path is found.
 func LineOf(node *yaml.Node, path string) int {
+	line, _ := PositionOf(node, path)
+	return line
+}
+
+// PositionOf returns the line and column (1-based, within the node's
+// document) of the field at path (its key, for a mapping entry: the field
+// people read), or of its closest existing parent; 0, 0 when nothing of the
+// path is found.
+func PositionOf(node *yaml.Node, path string) (line, column int) {
 	if node == nil {
-		return 0
+		return 0, 0
 	}
 	if node.Kind == yaml.DocumentNode && len(node.Content) > 0 {
 		node = node.Content[0]
 	}
-	line := node.Line
+	line, column = node.Line, node.Column
 	for _, seg := range splitPath(path) {
-		next := child(node, seg)
+		next, key := child(node, seg)
 		if next == nil {
-			return line
+			return line, column
 		}
 		node = next
-		line = node.Line
+		line, column = node.Line, node.Column
+		if key != nil {
+			line, column = key.Line, key.Column
+		}
 	}
-	return line
+	return line, column
 }
 
-func child(n *yaml.Node, seg string) *yaml.Node {
+// child returns the value at seg and, for a mapping entry, its key.
+func child(n *yaml.Node, seg string) (value, key *yaml.Node) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		if k, v := MapEntry(n, seg); k != nil {
-			// Point at the key's line: that is the field people read.
-			if v.Kind == yaml.ScalarNode || v.Line == k.Line {
-				return v
-			}
-			c := *v
-			c.Line = k.Line
-			return &c
+			return v, k
 		}
 	case yaml.SequenceNode:
 		if i, err := strconv.Atoi(seg); err == nil && i >= 0 && i < len(n.Content) {
-			return n.Content[i]
+			return n.Content[i], nil
 		}
 	case yaml.AliasNode:
 		if n.Alias != nil {
 			return child(n.Alias, seg)
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // MapEntry returns the key and value nodes of a mapping entry, or nils.

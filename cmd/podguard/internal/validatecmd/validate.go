@@ -54,6 +54,9 @@ type Summary struct {
 	Violations int `json:"violations"`
 	Warnings   int `json:"warnings"`
 	Skipped    int `json:"skipped"`
+	// Fixable counts the violations that mutation fixes at admission
+	// (without --mutate; with it they are warnings already).
+	Fixable int `json:"fixable"`
 }
 
 // Result is one judged object in the JSON output.
@@ -64,6 +67,8 @@ type Result struct {
 	Namespace  string `json:"namespace"`
 	Name       string `json:"name"`
 	*policies.Result
+	// file is the input's path, for SARIF.
+	file string
 }
 
 // NewCommand returns the validate command.
@@ -90,7 +95,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	fs := cmd.Flags()
 	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Mutate, "mutate", false, "judge objects as the cluster admits them (mutation first)")
-	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
+	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif (SARIF 2.1.0, for code scanning)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "text output: list every object not judged, with the reason")
 	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error, not a skipped object")
 	o.Request.AddFlags(fs)
@@ -100,17 +105,20 @@ object denied, 2 bad input or usage (the message names file, document, line),
 
 // Run judges the inputs and writes the report, object by object.
 func (o *Options) Run(ctx context.Context, s cli.Streams) error {
-	if o.Output != "text" && o.Output != "json" {
-		return cli.BadInput("unknown output format %q: use text or json", o.Output)
+	if o.Output != "text" && o.Output != "json" && o.Output != "sarif" {
+		return cli.BadInput("unknown output format %q: use text, json or sarif", o.Output)
 	}
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
 	}
 	var w writer
-	if o.Output == "json" {
+	switch o.Output {
+	case "json":
 		w = newJSONWriter(s.Out)
-	} else {
+	case "sarif":
+		w = newSARIFWriter(s.Out)
+	default:
 		w = &textWriter{w: s.Out, verbose: o.Verbose}
 	}
 	var st stats
@@ -154,9 +162,15 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 				problem(fmt.Errorf("%s: %w", obj.Source(), err))
 				continue
 			}
+			locate(obj, res)
 			st.add(res)
+			if !o.Mutate && !res.Allowed {
+				if admitted, _, err := enf.Admit(obj.Typed, attrs); err == nil {
+					st.fixable += max(0, len(res.Violations)-len(admitted.Violations))
+				}
+			}
 			if err := w.result(Result{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind,
-				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists()}); err != nil {
+				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists(), file: obj.Doc.Source}); err != nil {
 				problem(err)
 			}
 		}
@@ -179,9 +193,18 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	return nil
 }
 
+// locate sets each finding's line and column in the input.
+func locate(obj *manifest.Object, res *policies.Result) {
+	for _, fs := range [][]policies.Finding{res.Violations, res.Warnings, res.Audits} {
+		for i := range fs {
+			fs[i].Line, fs[i].Column = obj.Position(fs[i].Field)
+		}
+	}
+}
+
 // stats are the counts a report ends with.
 type stats struct {
-	objects, judged, denied, violations, warnings, skipped int
+	objects, judged, denied, violations, warnings, skipped, fixable int
 }
 
 func (st *stats) add(r *policies.Result) {
@@ -195,7 +218,7 @@ func (st *stats) add(r *policies.Result) {
 
 func (st *stats) summary() Summary {
 	return Summary{Objects: st.objects, Judged: st.judged, Allowed: st.judged - st.denied, Denied: st.denied,
-		Violations: st.violations, Warnings: st.warnings, Skipped: st.skipped}
+		Violations: st.violations, Warnings: st.warnings, Skipped: st.skipped, Fixable: st.fixable}
 }
 
 // writer prints results as they come, so output never waits for, or
@@ -316,6 +339,9 @@ func (t *textWriter) finish(sum Summary) error {
 		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", sum.Skipped, plural(sum.Skipped, "object", "objects")))
 	}
 	_, err := fmt.Fprintf(t.w, "podguard: %s\n", strings.Join(parts, ", "))
+	if err == nil && sum.Fixable > 0 {
+		_, err = fmt.Fprintf(t.w, "podguard: %d of the violations are fixed by podguard's mutation at admission: try --mutate to judge the objects as the cluster admits them\n", sum.Fixable)
+	}
 	return err
 }
 

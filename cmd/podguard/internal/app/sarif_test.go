@@ -1,0 +1,142 @@
+package app_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xeipuuv/gojsonschema"
+)
+
+// sarifSchema is the OASIS SARIF 2.1.0 JSON schema, as the go-sarif module
+// embeds it (read from the module's source, not from podguard's code).
+func sarifSchema(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-json", "github.com/owenrumney/go-sarif/v3").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	var m struct{ Dir string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		t.Fatalf("module dir: %v", err)
+	}
+	src, err := os.ReadFile(filepath.Join(m.Dir, "pkg", "report", "v210", "sarif", "schema.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := regexp.MustCompile("(?s)const schema = `(.*)`").FindSubmatch(src)
+	if found == nil || !strings.Contains(string(found[1]), "Static Analysis Results Format (SARIF) Version 2.1.0") {
+		t.Fatal("no SARIF 2.1.0 schema in the module")
+	}
+	return string(found[1])
+}
+
+// TestValidateSARIF: -o sarif is valid SARIF 2.1.0 (checked against the
+// schema), with one result per finding at its file, line and column, the
+// levels following the actions, and every rule described with its controls.
+func TestValidateSARIF(t *testing.T) {
+	dir := t.TempDir()
+	file := write(t, dir, "deploy.yaml", `# two objects
+apiVersion: v1
+kind: Pod
+metadata: {name: bad, namespace: apps}
+spec:
+  containers:
+  - name: c
+    image: registry.example/c:1
+    securityContext:
+      privileged: true
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+      - name: web
+        image: nginx
+`)
+	r := podguard(t, "", "validate", "-f", file, "-o", "sarif")
+	if r.code != 1 {
+		t.Fatalf("exit %d: %s", r.code, r.err)
+	}
+	res, err := gojsonschema.Validate(gojsonschema.NewStringLoader(sarifSchema(t)), gojsonschema.NewStringLoader(r.out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Valid() {
+		t.Fatalf("not valid SARIF 2.1.0: %v", res.Errors())
+	}
+	var log struct {
+		Runs []struct {
+			Tool struct {
+				Driver struct {
+					Name  string
+					Rules []struct {
+						ID         string
+						Properties struct{ Tags []string }
+					}
+				}
+			}
+			Results []struct {
+				RuleID, Level string
+				Message       struct{ Text string }
+				Locations     []struct {
+					PhysicalLocation struct {
+						ArtifactLocation struct{ URI string }
+						Region           struct{ StartLine, StartColumn int }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &log); err != nil {
+		t.Fatal(err)
+	}
+	run := log.Runs[0]
+	js := podguard(t, "", "validate", "-f", file, "-o", "json")
+	var doc struct {
+		Results []struct {
+			Violations, Warnings []struct {
+				Rule         string
+				Line, Column int
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(js.out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	findings := 0
+	for _, o := range doc.Results {
+		findings += len(o.Violations) + len(o.Warnings)
+	}
+	if len(run.Results) != findings || findings < 5 {
+		t.Errorf("%d SARIF results for %d findings", len(run.Results), findings)
+	}
+	var priv bool
+	for _, res := range run.Results {
+		loc := res.Locations[0].PhysicalLocation
+		if res.RuleID == "privileged" {
+			priv = res.Level == "error" && loc.Region.StartLine == 10 && loc.Region.StartColumn == 7 && loc.ArtifactLocation.URI == file &&
+				strings.Contains(res.Message.Text, "Pod apps/bad") && strings.Contains(res.Message.Text, "fix: set spec.containers[0].securityContext.privileged: false")
+		}
+		if res.RuleID == "imageTag" && (res.Level != "warning" || loc.Region.StartLine != 20) {
+			t.Errorf("imageTag result: %+v", res)
+		}
+	}
+	if !priv {
+		t.Errorf("no privileged result at line 10, column 7: %+v", run.Results)
+	}
+	tags := map[string][]string{}
+	for _, rule := range run.Tool.Driver.Rules {
+		tags[rule.ID] = rule.Properties.Tags
+	}
+	if !strings.Contains(strings.Join(tags["privileged"], ","), "CIS 5.2.2") || len(tags) < 20 || run.Tool.Driver.Name != "podguard" {
+		t.Errorf("rules: %v", tags)
+	}
+}
