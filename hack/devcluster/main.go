@@ -83,8 +83,8 @@ func run(bin, policy string, demoOnly bool) error {
 		return err
 	}
 	manifests := filepath.Join(root, "config", "webhook", "manifests.yaml")
-	step("installing %s, pointed at https://127.0.0.1:%d", "config/webhook/manifests.yaml", port)
-	if err := testenv.InstallWebhooks(ctx, env.Clientset, manifests, fmt.Sprintf("https://127.0.0.1:%d", port), ca.PEM); err != nil {
+	step("installing %s as podguard-dev, pointed at https://127.0.0.1:%d", "config/webhook/manifests.yaml", port)
+	if err := testenv.InstallWebhooksNamed(ctx, env.Clientset, manifests, fmt.Sprintf("https://127.0.0.1:%d", port), ca.PEM, "podguard-dev"); err != nil {
 		return err
 	}
 
@@ -94,7 +94,11 @@ func run(bin, policy string, demoOnly bool) error {
 	if policy != "" {
 		args = append(args, "--policy", policy)
 	}
-	logPath := filepath.Join(env.Dir, "podguard.log")
+	// Outside the control plane's scratch directory, so it outlives Ctrl-C.
+	logPath := filepath.Join(root, "dist", "devcluster", "podguard.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return err
@@ -103,6 +107,9 @@ func run(bin, policy string, demoOnly bool) error {
 	step("starting %s %s", filepath.Base(bin), strings.Join(args, " "))
 	srv := exec.Command(bin, args...)
 	srv.Stdout, srv.Stderr = logFile, logFile
+	// Its own process group: Ctrl-C reaches devcluster, which stops
+	// podguard with SIGTERM (a clean drain) instead of both racing.
+	srv.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := srv.Start(); err != nil {
 		return err
 	}
@@ -158,9 +165,11 @@ func run(bin, policy string, demoOnly bool) error {
 	fmt.Printf("  export KUBECONFIG=%s\n", env.Kubeconfig)
 	fmt.Printf("  %s apply --dry-run=server -n demo -f your.yaml\n", env.Kubectl)
 	fmt.Printf("  curl -s http://127.0.0.1:%d/metrics | grep podguard_\n", metrics)
+	fmt.Printf("  %s audit --kubeconfig %s -A\n", bin, env.Kubeconfig)
 	fmt.Println("Press Ctrl-C to stop everything.")
 	select {
 	case <-ctx.Done():
+		fmt.Println("\nstopping; podguard's log stays in", logPath)
 	case err := <-exited:
 		exited <- err
 		return fmt.Errorf("podguard exited: %v (log: %s)", err, logPath)

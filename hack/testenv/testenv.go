@@ -181,6 +181,13 @@ func FreePort() (int, error) {
 // deploy) pointing its webhooks at baseURL: each service reference becomes
 // baseURL+path with caBundle; everything else stays as shipped.
 func InstallWebhooks(ctx context.Context, cs kubernetes.Interface, manifests, baseURL string, caBundle []byte) error {
+	return InstallWebhooksNamed(ctx, cs, manifests, baseURL, caBundle, "")
+}
+
+// InstallWebhooksNamed is InstallWebhooks with the configurations renamed
+// (when name is not empty), so they do not collide with an install of the
+// chart in the same cluster.
+func InstallWebhooksNamed(ctx context.Context, cs kubernetes.Interface, manifests, baseURL string, caBundle []byte, name string) error {
 	data, err := os.ReadFile(manifests)
 	if err != nil {
 		return err
@@ -195,6 +202,9 @@ func InstallWebhooks(ctx context.Context, cs kubernetes.Interface, manifests, ba
 			for i := range m.Webhooks {
 				local(&m.Webhooks[i].ClientConfig, baseURL, caBundle)
 			}
+			if name != "" {
+				m.Name = name
+			}
 			if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, &m, metav1.CreateOptions{}); err != nil {
 				return err
 			}
@@ -205,6 +215,9 @@ func InstallWebhooks(ctx context.Context, cs kubernetes.Interface, manifests, ba
 			}
 			for i := range v.Webhooks {
 				local(&v.Webhooks[i].ClientConfig, baseURL, caBundle)
+			}
+			if name != "" {
+				v.Name = name
 			}
 			if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &v, metav1.CreateOptions{}); err != nil {
 				return err
