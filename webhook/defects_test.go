@@ -197,8 +197,8 @@ func TestEveryAnswerIsACompleteV1Review(t *testing.T) {
 // characters the user wrote.
 func TestWarningsKeepUTF8(t *testing.T) {
 	msg := strings.Repeat("capability ÄÖÜ-€-☃ ", 20)
-	ws := warnings([]policies.Finding{{Rule: "capabilities", Field: "f", Message: msg, Fix: "drop it"}})
-	if len(ws) != 1 || len(ws[0]) > maxWarningLength || !utf8.ValidString(ws[0]) || !strings.HasSuffix(ws[0], "…") {
+	ws := warnings([]policies.Finding{{Rule: "capabilities", Field: "f", Message: msg, Fix: "drop it"}}, nil, 0)
+	if len(ws) != 1 || len(ws[0]) > maxWarningLength || !utf8.ValidString(ws[0]) || !strings.Contains(ws[0], "…; full text: podguard validate (podguard rule capabilities)") {
 		t.Errorf("warning %q (%d bytes, valid UTF-8 %v)", ws[0], len(ws[0]), utf8.ValidString(ws[0]))
 	}
 	for n := 0; n < 40; n++ {

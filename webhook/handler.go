@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -19,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"podguard.dev/podguard/policies"
@@ -37,9 +35,13 @@ const (
 // thousands of containers gets a complete decision and an answer of bounded
 // size, never one that grows with every field of every container.
 const (
-	// maxWarningLength keeps warnings under the API server's limit (longer
-	// ones are truncated by it, possibly mid-character).
-	maxWarningLength = 200
+	// maxWarningLength keeps each warning under the API server's limit of
+	// 256 characters (longer ones are cut by it, possibly mid-word).
+	maxWarningLength = 250
+	// maxWarnings is how many findings get a warning line of their own; one
+	// more line counts the rest. With the grouped line of what mutation
+	// injects, the warnings stay under the API server's 4096 characters.
+	maxWarnings = 12
 	// maxFindings is how many findings of each kind (violations, warnings,
 	// audits) a request keeps; the rest are counted.
 	maxFindings = 100
@@ -289,6 +291,7 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runti
 	enf := h.Store.Enforcer()
 	attrs := attributes(req)
 	var res *policies.Result
+	var changes []change.Change
 	if gk.Kind == "Pod" && gk.Group == "" {
 		switch req.SubResource {
 		case "":
@@ -314,18 +317,19 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runti
 		}
 		// Workloads are judged as admitted: what Pod mutation will fix is a
 		// warning now; what nothing can fix is denied now, not in ReplicaSet events.
-		res, _, err = enf.Admit(obj, attrs)
+		res, changes, err = enf.Admit(obj, attrs)
 	}
 	if err != nil {
 		return errored(http.StatusInternalServerError, err)
 	}
-	return respond(gk, req.Name, obj, res), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
+	return respond(gk, req.Name, obj, res, changes), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
 }
 
 // respond turns a result into an admission response: every violation as a
-// cause of an Invalid status, warnings one per rule and short, audits as
-// audit annotations.
-func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies.Result) admission.Response {
+// cause of an Invalid status, warnings as messages.go writes them (changes
+// are what mutation injects into a workload's pods), audits as audit
+// annotations.
+func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies.Result, changes []change.Change) admission.Response {
 	var resp admission.Response
 	if res.Allowed {
 		resp = admission.Allowed("")
@@ -342,10 +346,14 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 		for _, n := range res.Omitted.Violations {
 			omitted += n
 		}
-		st := invalid(gk, truncate(name, maxLogValue), res.Violations, omitted)
+		st := invalid(gk, truncate(name, maxLogValue), debugFix(res.Violations), omitted)
 		resp = admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: st}}
 	}
-	resp.Warnings = warnings(res.Warnings)
+	omittedWarnings := 0
+	for _, n := range res.Omitted.Warnings {
+		omittedWarnings += n
+	}
+	resp.Warnings = warnings(res.Warnings, changes, omittedWarnings)
 	if len(res.Audits) > 0 || len(res.Exempted) > 0 {
 		resp.AuditAnnotations = map[string]string{}
 		for rule, fs := range byRule(res.Audits) {
@@ -369,97 +377,10 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 	return resp
 }
 
-// invalid builds the Status apierrors.NewInvalid would, one cause per
-// violation, writing the message directly: on the admission path the
-// generic error aggregation cost more than the policy. At most maxCauses
-// violations are listed; a last cause counts the rest (omitted counts those
-// the engine did not even keep).
-func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted int) *metav1.Status {
-	more := omitted
-	if len(vs) > maxCauses {
-		more += len(vs) - maxCauses
-		vs = vs[:maxCauses]
-	}
-	n := len(vs)
-	if more > 0 {
-		n++
-	}
-	causes := make([]metav1.StatusCause, 0, n)
-	var msg strings.Builder
-	msg.Grow(64 + 160*n)
-	msg.WriteString(gk.Kind)
-	msg.WriteString(` "`)
-	msg.WriteString(name)
-	msg.WriteString(`" is invalid: `)
-	if n > 1 {
-		msg.WriteByte('[')
-	}
-	add := func(fieldPath, detail string) {
-		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeInvalid), Message: "Invalid value: " + detail, Field: fieldPath})
-		if len(causes) > 1 {
-			msg.WriteString(", ")
-		}
-		msg.WriteString(fieldPath)
-		msg.WriteString(": Invalid value: ")
-		msg.WriteString(detail)
-	}
-	for _, v := range vs {
-		add(v.Field, "podguard "+v.Rule+": "+truncate(v.Message, maxFindingText)+"; fix: "+truncate(v.Fix, maxFindingText))
-	}
-	if more > 0 {
-		add("<more>", fmt.Sprintf("podguard: %d more violations; run podguard validate on the manifest for the full list", more))
-	}
-	if n > 1 {
-		msg.WriteByte(']')
-	}
-	return &metav1.Status{
-		Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid,
-		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
-		Message: msg.String(),
-	}
-}
-
 func byRule(fs []policies.Finding) map[string][]policies.Finding {
 	out := map[string][]policies.Finding{}
 	for _, f := range fs {
 		out[f.Rule] = append(out[f.Rule], f)
-	}
-	return out
-}
-
-// warnings makes one short warning per rule, in order of first appearance,
-// prefixed by the rule ID (kubectl prints each as "Warning: ...").
-func warnings(fs []policies.Finding) []string {
-	if len(fs) == 0 {
-		return nil
-	}
-	var order []string
-	groups := byRule(fs)
-	for _, f := range fs {
-		if !slices.Contains(order, f.Rule) {
-			order = append(order, f.Rule)
-		}
-	}
-	out := make([]string, 0, len(order))
-	for _, rule := range order {
-		g := groups[rule]
-		var w string
-		if g[0].Injected {
-			fixes := make([]string, 0, len(g))
-			for _, f := range g {
-				if !slices.Contains(fixes, f.Fix) {
-					fixes = append(fixes, f.Fix)
-				}
-			}
-			w = fmt.Sprintf("%s: not in the pod template; podguard will %s in its pods", rule, strings.Join(fixes, ", "))
-		} else {
-			w = fmt.Sprintf("%s: %s", rule, g[0].Message)
-			if len(g) > 1 {
-				w += fmt.Sprintf(" (and %d more)", len(g)-1)
-			}
-			w += "; fix: " + g[0].Fix
-		}
-		out = append(out, truncate(w, maxWarningLength))
 	}
 	return out
 }
@@ -576,21 +497,4 @@ func fieldsByRule(fs []policies.Finding) map[string][]string {
 		out[f.Rule] = append(out[f.Rule], f.Field)
 	}
 	return out
-}
-
-// truncate shortens s to at most max bytes without splitting a UTF-8
-// character or, where a space allows, a word, ending it with "…".
-func truncate(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	const ellipsis = "…"
-	cut := max - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	if sp := strings.LastIndexByte(s[:cut], ' '); sp > cut/2 {
-		cut = sp
-	}
-	return strings.TrimRight(s[:cut], " ,;") + ellipsis
 }

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 
@@ -9,11 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"podguard.dev/podguard/policies"
@@ -57,23 +53,6 @@ func TestAuditAnnotations(t *testing.T) {
 	}
 	if len(resp.Warnings) == 0 {
 		t.Error("warn rules still warn in audit mode")
-	}
-}
-
-func TestWarningsAreShortAndOnePerRule(t *testing.T) {
-	var fs []policies.Finding
-	for i := 0; i < 5; i++ {
-		fs = append(fs, policies.Finding{Rule: "imageTag", Field: "f", Message: strings.Repeat("long message ", 30), Fix: "x"})
-	}
-	fs = append(fs, policies.Finding{Rule: "probes", Message: "m", Fix: "f"})
-	ws := warnings(fs)
-	if len(ws) != 2 || !strings.HasPrefix(ws[0], "imageTag: ") || !strings.HasPrefix(ws[1], "probes: ") {
-		t.Errorf("warnings %q", ws)
-	}
-	for _, w := range ws {
-		if len(w) > maxWarningLength {
-			t.Errorf("%d characters: %q", len(w), w)
-		}
 	}
 }
 
@@ -122,22 +101,3 @@ func TestTemplatesMutatedOnlyWhenAsked(t *testing.T) {
 
 // TestInvalidMatchesAPIErrors pins the hand-built denial to what
 // apierrors.NewInvalid builds from the same field errors.
-func TestInvalidMatchesAPIErrors(t *testing.T) {
-	vs := []policies.Finding{
-		{Rule: "privileged", Field: "spec.containers[0].securityContext.privileged", Message: "container \"c\" is privileged", Fix: "set x: false"},
-		{Rule: "runAsUser", Field: "spec.securityContext.runAsUser", Message: "runAsUser is 0; allowed: 1000", Fix: "set y: 1000"},
-	}
-	for _, n := range []int{1, 2} {
-		var errs field.ErrorList
-		for _, v := range vs[:n] {
-			errs = append(errs, &field.Error{Type: field.ErrorTypeInvalid, Field: v.Field, BadValue: field.OmitValueType{},
-				Detail: "podguard " + v.Rule + ": " + v.Message + "; fix: " + v.Fix})
-		}
-		gk := schema.GroupKind{Kind: "Pod"}
-		want := apierrors.NewInvalid(gk, "p", errs).ErrStatus
-		got := invalid(gk, "p", vs[:n], 0)
-		if !reflect.DeepEqual(*got, want) {
-			t.Errorf("%d violations:\n got  %+v\n want %+v", n, *got, want)
-		}
-	}
-}

@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -47,4 +50,35 @@ func servedCert(t *testing.T, host string, port int) string {
 	defer conn.Close()
 	sum := sha256.Sum256(conn.ConnectionState().PeerCertificates[0].Raw)
 	return hex.EncodeToString(sum[:8])
+}
+
+// warned reports whether one of the warnings is podguard's for the rule.
+func warned(ws []string, rule string) bool {
+	return slices.ContainsFunc(ws, func(w string) bool {
+		return strings.HasPrefix(w, "podguard: ") && strings.HasSuffix(w, "(podguard rule "+rule+")")
+	})
+}
+
+var updateKubectl = flag.Bool("update-kubectl", false, "rewrite testdata/kubectl/*.txt from what kubectl prints")
+
+// maxWarningLength is the API server's limit on one warning, beyond which
+// it cuts the text wherever it falls.
+const maxWarningLength = 256
+
+// golden compares got with the file, or rewrites the file when update is set.
+func golden(t *testing.T, path, got string, update bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run the test with -update-kubectl to write it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", path, got, want)
+	}
 }

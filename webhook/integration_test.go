@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
+
+	"podguard.dev/podguard/webhook"
 )
 
 const ns = "apps"
@@ -118,7 +121,7 @@ exemptions:
 				t.Errorf("denial lacks %s: %v", w, got)
 			}
 		}
-		for _, rule := range []string{"podguard privileged", "podguard hostNamespaces", "podguard volumeTypes", "podguard runAsUser"} {
+		for _, rule := range []string{"(podguard rule privileged)", "(podguard rule hostNamespaces)", "(podguard rule volumeTypes)", "(podguard rule runAsUser)"} {
 			if !strings.Contains(err.Error(), rule) {
 				t.Errorf("denial does not name rule %q: %v", rule, err)
 			}
@@ -137,18 +140,23 @@ exemptions:
 			t.Error("the template was mutated although mutation.templates is false")
 		}
 		ws := wc.all()
-		for _, rule := range []string{"runAsUser", "runAsGroup", "runAsNonRoot", "capabilities", "allowPrivilegeEscalation", "seccompProfile", "resources", "probes"} {
-			if !slices.ContainsFunc(ws, func(w string) bool { return strings.HasPrefix(w, rule+": ") }) {
-				t.Errorf("no warning for %s in %q", rule, ws)
+		// One line for what the pods receive, one per finding nothing injects.
+		if len(ws) == 0 || !strings.HasPrefix(ws[0], "podguard: not in the pod template, injected into its pods at admission: ") {
+			t.Fatalf("no grouped warning first: %q", ws)
+		}
+		for _, item := range []string{"runAsUser=1000", "runAsGroup=1000", "runAsNonRoot=true", "capabilities.drop+=ALL", "allowPrivilegeEscalation=false",
+			"seccompProfile.type=RuntimeDefault", "limits.cpu=500m", "limits.memory=512Mi"} {
+			if !strings.Contains(ws[0], item) {
+				t.Errorf("the grouped warning lacks %s: %q", item, ws[0])
 			}
+		}
+		if !warned(ws[1:], "probes") || warned(ws[1:], "runAsUser") {
+			t.Errorf("one line per unfixable finding, none for fixed ones: %q", ws)
 		}
 		for _, w := range ws {
-			if len(w) > 200 {
-				t.Errorf("warning longer than 200 characters: %q", w)
+			if len(w) > maxWarningLength {
+				t.Errorf("warning longer than %d characters: %q", maxWarningLength, w)
 			}
-		}
-		if !slices.ContainsFunc(ws, func(w string) bool { return strings.Contains(w, "runAsUser: 1000") }) {
-			t.Errorf("warnings do not say what will be injected: %q", ws)
 		}
 	})
 
@@ -250,7 +258,7 @@ exemptions:
 				t.Errorf("object %d: %v", i, err)
 				continue
 			}
-			if ws := wc.all()[before:]; !slices.ContainsFunc(ws, func(w string) bool { return strings.HasPrefix(w, "runAsUser: ") }) {
+			if ws := wc.all()[before:]; !slices.ContainsFunc(ws, func(w string) bool { return strings.Contains(w, "injected into its pods at admission: runAsUser=1000") }) {
 				t.Errorf("object %d: no runAsUser warning in %q", i, ws)
 			}
 		}
@@ -329,25 +337,35 @@ exemptions:
 		if got := causes(t, err); !slices.Contains(got, "spec.ephemeralContainers[1].securityContext.privileged") {
 			t.Errorf("causes %v", got)
 		}
+		// kubectl debug's default "general" profile adds SYS_PTRACE: the
+		// denial says which profile to use, and that profile is admitted.
+		_, stderr, err := c.kubectlRun(t, "", "debug", "-n", ns, "bare", "--image=busybox:1.36")
+		if err == nil || !strings.Contains(stderr, "capabilities.add[0]: ") || !strings.Contains(stderr, "fix: "+webhook.DebugHint+" (podguard rule capabilities)") {
+			t.Errorf("kubectl debug with the general profile: %v\n%s", err, stderr)
+		}
+		if _, stderr, err := c.kubectlRun(t, "", "debug", "-n", ns, "bare", "--image=busybox:1.36", "--profile=restricted"); err != nil {
+			t.Errorf("kubectl debug --profile=restricted: %v\n%s", err, stderr)
+		}
 	})
 
 	t.Run("server dry-run with the real kubectl", func(t *testing.T) {
-		bad := "apiVersion: v1\nkind: Pod\nmetadata:\n  name: dry-bad\n  namespace: apps\nspec:\n  containers:\n  - name: c\n    image: busybox:1.36\n    securityContext:\n      privileged: true\n"
-		_, stderr, err := c.kubectlRun(t, bad, "apply", "--dry-run=server", "-f", "-")
-		if err == nil || !strings.Contains(stderr, `The Pod "dry-bad" is invalid`) || !strings.Contains(stderr, "spec.containers[0].securityContext.privileged: Invalid value: podguard privileged:") {
-			t.Errorf("kubectl dry-run of a privileged pod: err=%v\nstderr: %s", err, stderr)
-		}
-		warn := "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dry-warn\n  namespace: apps\nspec:\n  selector: {matchLabels: {app: w}}\n  template:\n    metadata: {labels: {app: w}}\n    spec:\n      containers:\n      - name: c\n        image: nginx\n"
-		stdout, stderr, err := c.kubectlRun(t, warn, "apply", "--dry-run=server", "-f", "-")
-		if err != nil || !strings.Contains(stdout, "created (server dry run)") {
-			t.Errorf("kubectl dry-run of a fixable deployment: %v\n%s%s", err, stdout, stderr)
-		}
-		for _, w := range []string{"Warning: runAsUser:", "Warning: imageTag:", "Warning: resources:"} {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("kubectl does not print %q:\n%s", w, stderr)
+		// What people see, exactly: testdata/kubectl/<case>.yaml applied with
+		// the real kubectl prints testdata/kubectl/<case>.txt (stdout then
+		// stderr); -update-kubectl rewrites the .txt files.
+		for _, name := range []string{"pod", "deployment", "multi"} {
+			in, err := os.ReadFile(filepath.Join("testdata", "kubectl", name+".yaml"))
+			if err != nil {
+				t.Fatal(err)
 			}
+			stdout, stderr, err := c.kubectlRun(t, string(in), "apply", "--dry-run=server", "-f", "-")
+			exit := 0
+			if err != nil {
+				exit = 1
+			}
+			got := fmt.Sprintf("$ kubectl apply --dry-run=server -f %s.yaml  # exit %d\n%s%s", name, exit, stdout, stderr)
+			golden(t, filepath.Join("testdata", "kubectl", name+".txt"), got, *updateKubectl)
 		}
-		for _, obj := range []string{"pod/dry-bad", "deployment/dry-warn"} {
+		for _, obj := range []string{"pod/web", "deployment/web"} {
 			if _, _, err := c.kubectlRun(t, "", "get", "-n", ns, obj); err == nil {
 				t.Errorf("server dry-run persisted %s", obj)
 			}
@@ -366,7 +384,7 @@ exemptions:
 		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if !slices.ContainsFunc(wc.all(), func(w string) bool { return strings.HasPrefix(w, "secretsInEnv: ") && !strings.Contains(w, secret) }) {
+		if !warned(wc.all(), "secretsInEnv") || slices.ContainsFunc(wc.all(), func(w string) bool { return strings.Contains(w, secret) }) {
 			t.Errorf("no secretsInEnv warning (or it shows the value): %q", wc.all())
 		}
 		if strings.Contains(c.logs.String(), secret) {
@@ -427,7 +445,7 @@ exemptions:
 		write(t, c.opts.PolicyFile, "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: warn\n")
 		waitFor(t, 20*time.Second, "the warn-mode policy to take effect", func() bool {
 			ws, err := create("hostpid")
-			return err == nil && slices.ContainsFunc(ws, func(w string) bool { return strings.HasPrefix(w, "hostNamespaces: ") })
+			return err == nil && warned(ws, "hostNamespaces")
 		})
 		failures := metricValue(t, c, `podguard_policy_reloads_total{result="failure"}`)
 		write(t, c.opts.PolicyFile, "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: warn\nrules:\n  noSuchRule: {}\n")

@@ -79,8 +79,10 @@ func TestExitCodes(t *testing.T) {
 		err  []string
 	}{
 		{"allowed", []string{"validate", "-f", ok}, 0, []string{"1 object judged", "0 denied"}, nil},
-		{"allowed with warnings", []string{"validate", "-f", warnOnly}, 0, []string{"imageTag", "warning:", "1 warning"}, nil},
-		{"denied", []string{"validate", "-f", bad}, 1, []string{"bad.yaml#0 Pod/bad: privileged: spec.containers[0].securityContext.privileged:", "(fix: set spec.containers[0].securityContext.privileged: false)"}, nil},
+		{"allowed with warnings", []string{"validate", "-f", warnOnly}, 0, []string{"warn  imageTag: spec.containers[0].image (line 11)", "1 warning"}, nil},
+		{"denied", []string{"validate", "-f", bad}, 1, []string{"Pod bad [" + bad + "#0]: denied (9 violations, 4 warnings)\n",
+			"  deny  privileged: spec.containers[0].securityContext.privileged (line 8)\n        container \"c\" is privileged: it has every capability and access to all host devices; fix: set it to false\n"}, nil},
+		{"denied, one line per finding", []string{"validate", "-f", bad, "-o", "lines"}, 1, []string{"bad.yaml#0 Pod/bad: privileged: spec.containers[0].securityContext.privileged:", "(fix: set spec.containers[0].securityContext.privileged: false)"}, nil},
 		{"denied beats allowed", []string{"validate", "-f", ok, "-f", bad}, 1, []string{"2 objects judged", "1 denied"}, nil},
 		{"missing path", []string{"validate", "-f", filepath.Join(dir, "nope.yaml")}, 2, nil, []string{"nope.yaml", "no such file"}},
 		{"no -f", []string{"validate"}, 2, nil, []string{"no input"}},

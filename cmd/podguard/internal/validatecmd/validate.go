@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -95,7 +94,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	fs := cmd.Flags()
 	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Mutate, "mutate", false, "judge objects as the cluster admits them (mutation first)")
-	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text, json or sarif (SARIF 2.1.0, for code scanning)")
+	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text (grouped per object, for people), lines (one line per finding, for grep), json or sarif (SARIF 2.1.0, for code scanning)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "text output: list every object not judged, with the reason")
 	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error, not a skipped object")
 	o.Request.AddFlags(fs)
@@ -105,8 +104,8 @@ object denied, 2 bad input or usage (the message names file, document, line),
 
 // Run judges the inputs and writes the report, object by object.
 func (o *Options) Run(ctx context.Context, s cli.Streams) error {
-	if o.Output != "text" && o.Output != "json" && o.Output != "sarif" {
-		return cli.BadInput("unknown output format %q: use text, json or sarif", o.Output)
+	if o.Output != "text" && o.Output != "lines" && o.Output != "json" && o.Output != "sarif" {
+		return cli.BadInput("unknown output format %q: use text, lines, json or sarif", o.Output)
 	}
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
@@ -118,8 +117,10 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		w = newJSONWriter(s.Out)
 	case "sarif":
 		w = newSARIFWriter(s.Out)
+	case "lines":
+		w = &textWriter{w: s.Out, verbose: o.Verbose, lines: true}
 	default:
-		w = &textWriter{w: s.Out, verbose: o.Verbose}
+		w = newTextWriter(s.Out, o.Verbose)
 	}
 	var st stats
 	problems := 0
@@ -286,68 +287,3 @@ func (j *jsonWriter) finish(sum Summary) error {
 	return err
 }
 
-type textWriter struct {
-	w       io.Writer
-	verbose bool
-	skipped []Skipped
-}
-
-func (t *textWriter) result(res Result) error {
-	w := t.w
-	who := fmt.Sprintf("%s %s/%s", res.Source, res.Kind, res.Name)
-	line := func(prefix string, f policies.Finding) {
-		fmt.Fprintf(w, "%s: %s: %s: %s%s (fix: %s)\n", who, f.Rule, f.Field, prefix, f.Message, f.Fix)
-	}
-	for _, f := range res.Violations {
-		line("", f)
-	}
-	for _, f := range res.Warnings {
-		line("warning: ", f)
-	}
-	for _, f := range res.Audits {
-		line("audit: ", f)
-	}
-	for _, x := range res.Exempted {
-		exp := ""
-		if x.Expires != "" {
-			exp = ", expires " + x.Expires
-		}
-		fmt.Fprintf(w, "%s: %s: -: exempted: %s%s\n", who, x.Rule, x.Reason, exp)
-	}
-	return nil
-}
-
-func (t *textWriter) skip(s Skipped) {
-	if t.verbose || s.misplaced {
-		t.skipped = append(t.skipped, s)
-	}
-}
-
-func (t *textWriter) finish(sum Summary) error {
-	for _, s := range t.skipped {
-		what := s.Source
-		if s.Kind != "" {
-			what += fmt.Sprintf(" %s %s/%s", s.APIVersion, s.Kind, s.Name)
-		}
-		fmt.Fprintf(t.w, "%s: skipped: %s\n", what, s.Reason)
-	}
-	parts := []string{fmt.Sprintf("%d %s judged", sum.Judged, plural(sum.Judged, "object", "objects")),
-		fmt.Sprintf("%d denied (%d %s)", sum.Denied, sum.Violations, plural(sum.Violations, "violation", "violations")),
-		fmt.Sprintf("%d allowed", sum.Allowed),
-		fmt.Sprintf("%d %s", sum.Warnings, plural(sum.Warnings, "warning", "warnings"))}
-	if sum.Skipped > 0 {
-		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", sum.Skipped, plural(sum.Skipped, "object", "objects")))
-	}
-	_, err := fmt.Fprintf(t.w, "podguard: %s\n", strings.Join(parts, ", "))
-	if err == nil && sum.Fixable > 0 {
-		_, err = fmt.Fprintf(t.w, "podguard: %d of the violations are fixed by podguard's mutation at admission: try --mutate to judge the objects as the cluster admits them\n", sum.Fixable)
-	}
-	return err
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}

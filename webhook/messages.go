@@ -1,0 +1,225 @@
+package webhook
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/change"
+)
+
+// What kubectl prints is the interface most people meet podguard through,
+// so every line is written for it:
+//
+//   - A denial is a Status of reason Invalid with one cause per violation.
+//     For one object kubectl prints `The Pod "x" is invalid:` and then each
+//     cause as "* <field>: <message>"; for several objects (or in events)
+//     it prints the Status message, which therefore holds one violation per
+//     line too. The field comes first, the rule last ("(podguard rule X)"),
+//     never where kubectl shows a bad value, and the fix says "it" for the
+//     field rather than printing its path again.
+//   - Warnings are printed one per line as "Warning: <text>". What mutation
+//     will inject into a workload's pods is one line; every finding nothing
+//     injects has its own line, up to maxWarnings.
+//   - Whatever is shortened ends at a word boundary with "…" and says where
+//     the full list is.
+
+// debugHint is the fix of a kubectl debug container denied for the
+// SYS_PTRACE capability the default "general" profile adds.
+const debugHint = `run kubectl debug with --profile=restricted (the default "general" profile adds SYS_PTRACE)`
+
+// causeText is a violation as a cause's message: what, the fix, the rule.
+func causeText(v policies.Finding) string {
+	return truncate(v.Message, maxFindingText) + "; fix: " + truncate(v.FixHere(), maxFindingText) + " (podguard rule " + v.Rule + ")"
+}
+
+// invalid builds the denial: a Status of reason Invalid, as
+// apierrors.NewInvalid would, with one cause per violation (type
+// FieldValueInvalid, the field, the message), written directly: on the
+// admission path the generic error aggregation cost more than the policy.
+// At most maxCauses violations are listed; a last cause counts the rest
+// (omitted counts those the engine did not even keep).
+func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted int) *metav1.Status {
+	more := omitted
+	if len(vs) > maxCauses {
+		more += len(vs) - maxCauses
+		vs = vs[:maxCauses]
+	}
+	total := len(vs) + more
+	causes := make([]metav1.StatusCause, 0, len(vs)+1)
+	var msg strings.Builder
+	msg.Grow(64 + 200*len(vs))
+	fmt.Fprintf(&msg, "%s %q is invalid: %d %s of the podguard policy:", gk.Kind, name, total, plural(total, "violation", "violations"))
+	add := func(fieldPath, text string) {
+		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeInvalid), Message: text, Field: fieldPath})
+		msg.WriteString("\n- ")
+		msg.WriteString(fieldPath)
+		msg.WriteString(": ")
+		msg.WriteString(text)
+	}
+	for _, v := range vs {
+		add(v.Field, causeText(v))
+	}
+	if more > 0 {
+		add("<more>", fmt.Sprintf("%d more %s; run podguard validate on the manifest for the full list (podguard)", more, plural(more, "violation", "violations")))
+	}
+	return &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid,
+		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
+		Message: msg.String(),
+	}
+}
+
+// debugFix points a kubectl debug user whose container is denied for
+// SYS_PTRACE to the profile that does not add it.
+func debugFix(vs []policies.Finding) []policies.Finding {
+	out := vs
+	for i, v := range vs {
+		if v.Rule == "capabilities" && strings.HasPrefix(v.Field, "spec.ephemeralContainers[") && strings.Contains(v.Message, "SYS_PTRACE") {
+			if &out[0] == &vs[0] {
+				out = slices.Clone(vs)
+			}
+			out[i].Fix = debugHint
+		}
+	}
+	return out
+}
+
+// warnings renders the warnings of a decision: one line for everything
+// mutation will inject into a workload's pods (from the findings marked
+// Injected and the changes that fix them), then one line per other finding,
+// at most maxWarnings, then one line counting the rest.
+func warnings(fs []policies.Finding, changes []change.Change, omitted int) []string {
+	if len(fs) == 0 {
+		return nil
+	}
+	var out []string
+	var injected []string
+	var rest []policies.Finding
+	for _, f := range fs {
+		if !f.Injected {
+			rest = append(rest, f)
+		} else if !slices.Contains(injected, f.Rule) {
+			injected = append(injected, f.Rule)
+		}
+	}
+	if len(injected) > 0 {
+		out = append(out, injectedWarning(injected, changes))
+	}
+	if len(rest) > maxWarnings {
+		omitted += len(rest) - maxWarnings
+		rest = rest[:maxWarnings]
+	}
+	for _, f := range rest {
+		out = append(out, shorten("podguard: "+f.Field+": "+f.Message+"; fix: "+f.FixHere(), "; full text: podguard validate", " (podguard rule "+f.Rule+")"))
+	}
+	if omitted > 0 {
+		out = append(out, fmt.Sprintf("podguard: %d more %s; run podguard validate on the manifest for the full list", omitted, plural(omitted, "warning", "warnings")))
+	}
+	return out
+}
+
+// injectedWarning is the one line for what the pods of a workload will
+// receive: "runAsUser=1000, capabilities.drop=ALL, limits.cpu=500m, ...".
+func injectedWarning(rules []string, changes []change.Change) string {
+	var items []string
+	for _, c := range changes {
+		if !slices.Contains(rules, c.Rule) {
+			continue
+		}
+		if it := shortChange(c); it != "" && !slices.Contains(items, it) {
+			items = append(items, it)
+		}
+	}
+	if len(items) == 0 {
+		// A fix that Admit found but that changes nothing here (it never
+		// should): name the rules rather than say nothing.
+		items = rules
+	}
+	return shorten("podguard: not in the pod template, injected into its pods at admission: "+strings.Join(items, ", "),
+		"; full list: podguard validate --mutate", "; set them in the template to silence this")
+}
+
+// shortChange names a change by the last two field names of its path,
+// without indexes, "securityContext" and the pod spec's own path: "runAsUser=1000",
+// "capabilities.drop+=ALL", "limits.cpu=500m", "seccompProfile.type=RuntimeDefault",
+// "volumes+=tmp". Removals (of what the API server itself added) are "".
+func shortChange(c change.Change) string {
+	if c.Op == change.Remove {
+		return ""
+	}
+	var names []string
+	for _, seg := range c.Path {
+		switch seg.Field {
+		case "", "securityContext", "spec", "template", "jobTemplate", "containers", "initContainers", "ephemeralContainers":
+		default:
+			names = append(names, seg.Field)
+		}
+	}
+	op := "="
+	if c.Op == change.Append {
+		op = "+="
+	}
+	raw, err := json.Marshal(c.Value)
+	if err != nil {
+		return ""
+	}
+	val := strings.Trim(string(raw), `"`)
+	var obj map[string]any
+	if json.Unmarshal(raw, &obj) == nil {
+		switch {
+		case obj["name"] != nil:
+			val = fmt.Sprint(obj["name"])
+		case len(obj) == 1:
+			for k, v := range obj {
+				names, val = append(names, k), fmt.Sprint(v)
+			}
+		}
+	}
+	if len(names) > 2 {
+		names = names[len(names)-2:]
+	}
+	return strings.Join(names, ".") + op + val
+}
+
+// shorten fits text+suffix in maxWarningLength, shortening text at a word
+// boundary with "…" followed by more, which says where the full text is.
+func shorten(text, more, suffix string) string {
+	if len(text)+len(suffix) <= maxWarningLength {
+		return text + suffix
+	}
+	return truncate(text, maxWarningLength-len(suffix)-len(more)) + more + suffix
+}
+
+// truncate shortens s to at most max bytes, ending it with "…" at a word
+// boundary; only a single word longer than max is cut inside, and never
+// inside a UTF-8 character.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	cut := max - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	if sp := strings.LastIndexByte(s[:cut+1], ' '); sp > 0 {
+		cut = sp
+	}
+	return strings.TrimRight(s[:cut], " ,;") + ellipsis
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
