@@ -286,4 +286,3 @@ func (j *jsonWriter) finish(sum Summary) error {
 	_, err := j.w.Write(b.Bytes())
 	return err
 }
-
