@@ -10,7 +10,7 @@ import "strings"
 // in one line. Paths of other fields stay whole. Fix itself stays complete,
 // for -o json and the causes' tools.
 func (f Finding) FixHere() string {
-	if f.Field == "" || !strings.Contains(f.Fix, "spec.") && !strings.Contains(f.Fix, "metadata.") {
+	if f.Field == "" || !strings.Contains(f.Fix, "spec.") && !strings.Contains(f.Fix, "metadata.") && !strings.Contains(f.Fix, "template.") {
 		return f.Fix
 	}
 	var b strings.Builder
@@ -67,14 +67,15 @@ func (f Finding) relative(p string) string {
 	return p
 }
 
-// pathStart finds the first field path ("spec." or "metadata." at the start
-// of a word) in s, or -1.
+// pathStart finds the first field path ("spec.", "metadata." or
+// "template." at the start of a word) in s, or -1.
 func pathStart(s string) int {
 	for i := 0; i < len(s); i++ {
 		if i > 0 && isPathByte(s[i-1]) {
 			continue
 		}
-		if strings.HasPrefix(s[i:], "spec.") || strings.HasPrefix(s[i:], "metadata.") {
+		// A PodTemplate's paths start at template.
+		if strings.HasPrefix(s[i:], "spec.") || strings.HasPrefix(s[i:], "metadata.") || strings.HasPrefix(s[i:], "template.") {
 			return i
 		}
 	}

@@ -21,6 +21,7 @@ func TestFixHere(t *testing.T) {
 			"set it to 1000, or remove it to inherit spec.securityContext.runAsUser."},
 		{"spec.containers[0].securityContext.seLinuxOptions", "remove spec.containers[0].securityContext.seLinuxOptions.type", "remove type"},
 		{"spec.hostPID", "remove hostPID", "remove hostPID"},
+		{"template.spec.containers[0].livenessProbe", "set template.spec.containers[0].livenessProbe (httpGet)", "set it (httpGet)"},
 		{"spec.containers[0].env[1].value", "set spec.containers[0].env[1].valueFrom.secretKeyRef instead of value", "set valueFrom.secretKeyRef instead of value"},
 		{"spec.template.spec.containers[0].securityContext.runAsGroup", "set spec.template.spec.securityContext.runAsGroup: 1000",
 			"set spec.template.spec.securityContext.runAsGroup: 1000"},

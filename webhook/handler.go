@@ -38,9 +38,13 @@ const (
 	// maxWarningLength keeps each warning under the API server's limit of
 	// 256 characters (longer ones are cut by it, possibly mid-word).
 	maxWarningLength = 250
+	// maxInjectedWarningLength bounds the one warning that lists what
+	// mutation injects into a workload's pods.
+	maxInjectedWarningLength = 600
 	// maxWarnings is how many findings get a warning line of their own; one
-	// more line counts the rest. With the grouped line of what mutation
-	// injects, the warnings stay under the API server's 4096 characters.
+	// more line counts the rest. With the line of what mutation injects, the
+	// warnings stay under the 4096 characters beyond which the API server
+	// cuts every warning to 256: 600 + 12 × 250 + 100.
 	maxWarnings = 12
 	// maxFindings is how many findings of each kind (violations, warnings,
 	// audits) a request keeps; the rest are counted.

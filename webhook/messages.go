@@ -128,15 +128,20 @@ func warnings(fs []policies.Finding, changes []change.Change, omitted int) []str
 }
 
 // injectedWarning is the one line for what the pods of a workload will
-// receive: "runAsUser=1000, capabilities.drop=ALL, limits.cpu=500m, ...".
+// receive: "runAsUser=1000, capabilities.drop+=ALL, limits.cpu=500m, ...",
+// in the order of the rules. It may be longer than the other warnings (up to
+// maxInjectedWarningLength): the API server cuts a warning only once all of
+// a response's warnings pass 4096 characters, which the bounds keep them under.
 func injectedWarning(rules []string, changes []change.Change) string {
 	var items []string
-	for _, c := range changes {
-		if !slices.Contains(rules, c.Rule) {
-			continue
-		}
-		if it := shortChange(c); it != "" && !slices.Contains(items, it) {
-			items = append(items, it)
+	for _, rule := range rules {
+		for _, c := range changes {
+			if c.Rule != rule {
+				continue
+			}
+			if it := shortChange(c); it != "" && !slices.Contains(items, it) {
+				items = append(items, it)
+			}
 		}
 	}
 	if len(items) == 0 {
@@ -144,8 +149,13 @@ func injectedWarning(rules []string, changes []change.Change) string {
 		// should): name the rules rather than say nothing.
 		items = rules
 	}
-	return shorten("podguard: not in the pod template, injected into its pods at admission: "+strings.Join(items, ", "),
-		"; full list: podguard validate --mutate", "; set them in the template to silence this")
+	text := "podguard: not in the pod template, its pods receive at admission: " + strings.Join(items, ", ")
+	const suffix = "; set them in the template to silence this"
+	if len(text)+len(suffix) <= maxInjectedWarningLength {
+		return text + suffix
+	}
+	const more = "; full list: podguard validate --mutate"
+	return truncate(text, maxInjectedWarningLength-len(more)) + more
 }
 
 // shortChange names a change by the last two field names of its path,

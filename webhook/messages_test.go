@@ -78,7 +78,7 @@ func TestWarningsGroupWhatMutationInjects(t *testing.T) {
 		Fix: "set spec.template.spec.containers[0].image to a fixed tag or a digest"})
 	ws := warnings(fs, tmplChanges(), 0)
 	want := []string{
-		"podguard: not in the pod template, injected into its pods at admission: runAsUser=1000, runAsNonRoot=true, seccompProfile.type=RuntimeDefault, " +
+		"podguard: not in the pod template, its pods receive at admission: runAsUser=1000, runAsNonRoot=true, seccompProfile.type=RuntimeDefault, " +
 			"capabilities.drop+=ALL, limits.cpu=500m, volumes+=tmp; set them in the template to silence this",
 		`podguard: spec.template.spec.containers[0].image: container "c" image "nginx" has no tag; fix: set it to a fixed tag or a digest (podguard rule imageTag)`,
 	}
