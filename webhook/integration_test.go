@@ -265,7 +265,9 @@ exemptions:
 				t.Errorf("object %d: %v", i, err)
 				continue
 			}
-			if ws := wc.all()[before:]; !slices.ContainsFunc(ws, func(w string) bool { return strings.HasPrefix(w, "podguard: not in the pod template") && strings.Contains(w, " runAsUser=1000,") }) {
+			if ws := wc.all()[before:]; !slices.ContainsFunc(ws, func(w string) bool {
+				return strings.HasPrefix(w, "podguard: not in the pod template") && strings.Contains(w, " runAsUser=1000,")
+			}) {
 				t.Errorf("object %d: no runAsUser warning in %q", i, ws)
 			}
 		}
