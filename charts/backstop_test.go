@@ -166,7 +166,7 @@ func TestBackstop(t *testing.T) {
 			t.Fatalf("podguard up: %v", err)
 		}
 		ws := strings.Join(wc.take(), "\n")
-		if strings.Contains(ws, "imageTag: container \"c\" image") {
+		if strings.Contains(ws, "podguard: spec.containers[0].image: container \"c\" image") {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -190,7 +190,7 @@ func TestPolicyFlag(t *testing.T) {
 	}
 	warn := write(t, dir, "p2.yaml", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nmode: warn\n")
 	r = podguard(t, "", "validate", "-f", bad, "--policy", warn)
-	if r.code != 0 || !strings.Contains(r.out, "warning: container \"c\" is privileged") {
+	if r.code != 0 || !strings.Contains(r.out, "  warn  privileged: spec.containers[0].securityContext.privileged (line 8)\n        container \"c\" is privileged") {
 		t.Errorf("mode warn: exit %d\n%s", r.code, r.out)
 	}
 	r = podguard(t, "", "policy", "check", "-f", warn)
