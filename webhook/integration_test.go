@@ -374,6 +374,33 @@ exemptions:
 			got := fmt.Sprintf("$ kubectl apply --dry-run=server -f %s.yaml  # exit %d\n%s%s", name, exit, stdout, stderr)
 			golden(t, filepath.Join("testdata", "kubectl", name+".txt"), got, *updateKubectl)
 		}
+		// The same Pod under Pod Security Admission's restricted level, in a
+		// namespace podguard ignores, for the README's side-by-side: the
+		// API server's own PodSecurity plugin, not a copy of its message.
+		c.namespace(t, "psa", map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "podguard.dev/ignore": "true"})
+		in, err := os.ReadFile(filepath.Join("testdata", "kubectl", "pod.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, stderr, err := c.kubectlRun(t, strings.Replace(string(in), "namespace: apps", "namespace: psa", 1), "apply", "--dry-run=server", "-f", "-")
+		if err == nil {
+			t.Fatal("Pod Security Admission admitted the privileged pod")
+		}
+		golden(t, filepath.Join("testdata", "kubectl", "pod-psa.txt"), "$ kubectl apply --dry-run=server -f pod.yaml  # PSA restricted, exit 1\n"+stdout+stderr, *updateKubectl)
+		// The README's side-by-side shows these outputs as they are.
+		readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"pod", "pod-psa", "deployment"} {
+			out, err := os.ReadFile(filepath.Join("testdata", "kubectl", name+".txt"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, body, _ := strings.Cut(string(out), "\n"); !strings.Contains(string(readme), "```\n"+body+"```") {
+				t.Errorf("README's \"What kubectl prints\" does not show testdata/kubectl/%s.txt as it is", name)
+			}
+		}
 		for _, obj := range []string{"pod/demo", "deployment/demo"} {
 			if _, _, err := c.kubectlRun(t, "", "get", "-n", ns, obj); err == nil {
 				t.Errorf("server dry-run persisted %s", obj)
