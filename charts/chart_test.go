@@ -305,7 +305,13 @@ func TestServerDryRun(t *testing.T) {
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
-	if out, err := kubectl("", "apply", "-f", "testdata/crds.yaml"); err != nil {
+	// The real CRDs, so the API server checks the ServiceMonitor,
+	// PrometheusRule, Certificate and Issuer against their schemas.
+	crds, err := testenv.AddonCRDDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := kubectl("", "apply", "--server-side", "-f", crds); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	if out, err := kubectl("", "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"); err != nil {
@@ -313,6 +319,13 @@ func TestServerDryRun(t *testing.T) {
 	}
 	if out, err := kubectl("", "create", "namespace", "podguard"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
+	}
+	// The schemas are real: a field the Prometheus Operator does not know is
+	// refused (kubectl validates strictly), so the chart's fields are checked.
+	bogus := "apiVersion: monitoring.coreos.com/v1\nkind: ServiceMonitor\nmetadata: {name: x, namespace: podguard}\n" +
+		"spec:\n  selector: {}\n  endpoints:\n  - port: metrics\n    tlsConfig: {insecureSkipVerifyy: true}\n"
+	if out, err := kubectl(bogus, "apply", "--dry-run=server", "-f", "-"); err == nil || !strings.Contains(out, "insecureSkipVerifyy") {
+		t.Errorf("a ServiceMonitor with an unknown field was accepted: the CRD schema is not checked:\n%s", out)
 	}
 	for name, sets := range combos {
 		out, err := kubectl(render(t, sets), "apply", "--dry-run=server", "-n", "podguard", "-f", "-")

@@ -4,11 +4,16 @@
 # repository. There is no download site for release binaries here, so they are
 # compiled; a cached version is never rebuilt.
 #
-# Usage: hack/tools.sh [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir]
+# Usage: hack/tools.sh [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|addon-crds-dir|...]
 #   all         build everything that is missing (default)
 #   assets-dir  print the directory to use as KUBEBUILDER_ASSETS (builds if needed)
 #   helm-path   print the path of the helm binary (builds if needed)
 #   crds-dir    print the directory of the OpenReports and wgpolicyk8s.io report CRDs (fetches if needed)
+#   addon-crds-dir  print the directory of the cert-manager (Certificate, Issuer) and Prometheus
+#               Operator (ServiceMonitor, PrometheusRule) CRDs the chart can create objects of:
+#               cert-manager's as its module publishes them, the Prometheus Operator's generated
+#               with controller-gen from its API module's types (the repository's own YAML is
+#               not in a Go module)
 #   promtool    print the path of promtool (builds it from the Prometheus Go module if needed), for the alert tests
 #   sbom-tool   print the path of cyclonedx-gomod (builds if needed), for make release's SBOM
 #   browser     install a headless browser (Debian's chromium) for the audit report's browser test,
@@ -117,6 +122,34 @@ fetch_crds() {
   rm -rf "$CRD_DIR" && mv "$CRD_DIR.tmp" "$CRD_DIR"
 }
 
+CERT_MANAGER_VERSION="${CERT_MANAGER_VERSION:-1.21.2}"
+PROMETHEUS_OPERATOR_VERSION="${PROMETHEUS_OPERATOR_VERSION:-0.95.2}"
+CONTROLLER_TOOLS_VERSION="${CONTROLLER_TOOLS_VERSION:-0.23.0}"
+ADDON_CRD_DIR="$CACHE/crds/cert-manager-$CERT_MANAGER_VERSION-prometheus-operator-$PROMETHEUS_OPERATOR_VERSION"
+
+fetch_addon_crds() {
+  [ -f "$ADDON_CRD_DIR/monitoring.coreos.com_prometheusrules.yaml" ] && return 0
+  log "fetching cert-manager v$CERT_MANAGER_VERSION CRDs and generating Prometheus Operator v$PROMETHEUS_OPERATOR_VERSION CRDs with controller-gen v$CONTROLLER_TOOLS_VERSION"
+  local d cm
+  d=$(scratch addon-crds)
+  cm=$(cd "$d" && go mod download -json "github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$cm" ] || { log "cannot download the cert-manager module"; exit 1; }
+  mkdir -p "$ADDON_CRD_DIR.tmp"
+  cp "$cm/deploy/crds/cert-manager.io_certificates.yaml" "$cm/deploy/crds/cert-manager.io_issuers.yaml" "$ADDON_CRD_DIR.tmp/"
+  (
+    cd "$d"
+    CGO_ENABLED=0 GOBIN="$d/bin" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@v$CONTROLLER_TOOLS_VERSION" >&2
+    go get "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring@v$PROMETHEUS_OPERATOR_VERSION" >&2
+    printf 'package gen\n\nimport _ "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"\n' > gen.go
+    go mod tidy >&2
+    "$d/bin/controller-gen" crd:crdVersions=v1,maxDescLen=0 \
+      paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$d/out" >&2
+  )
+  cp "$d/out/monitoring.coreos.com_servicemonitors.yaml" "$d/out/monitoring.coreos.com_prometheusrules.yaml" "$ADDON_CRD_DIR.tmp/"
+  chmod 644 "$ADDON_CRD_DIR.tmp"/*.yaml
+  rm -rf "$ADDON_CRD_DIR" && mv "$ADDON_CRD_DIR.tmp" "$ADDON_CRD_DIR"
+}
+
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-0.316.0}"
 PROMTOOL_DIR="$CACHE/promtool/$PROMETHEUS_VERSION"
 
@@ -152,16 +185,17 @@ install_browser() {
 }
 
 case "${1:-all}" in
-  all) build_etcd; build_k8s; build_helm; fetch_crds; build_promtool; build_cyclonedx; install_browser; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
+  all) build_etcd; build_k8s; build_helm; fetch_crds; fetch_addon_crds; build_promtool; build_cyclonedx; install_browser; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
   browser) install_browser ;;
   promtool) build_promtool; echo "$PROMTOOL_DIR/promtool" ;;
   sbom-tool) build_cyclonedx; echo "$CYCLONEDX_DIR/cyclonedx-gomod" ;;
   browser-path) command -v chromium || { log "no chromium on PATH (hack/tools.sh browser installs it as root)"; exit 1; } ;;
   crds-dir) fetch_crds; echo "$CRD_DIR" ;;
+  addon-crds-dir) fetch_addon_crds; echo "$ADDON_CRD_DIR" ;;
   k8s) build_etcd; build_k8s ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
   assets-dir) build_etcd; build_k8s; echo "$ASSETS" ;;
   helm-path) build_helm; echo "$HELM_DIR/helm" ;;
-  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|browser|browser-path|sbom-tool|promtool]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|addon-crds-dir|browser|browser-path|sbom-tool|promtool]" >&2; exit 2 ;;
 esac

@@ -61,6 +61,12 @@ func Chromium() (string, error) { return tool("PODGUARD_CHROMIUM", "browser-path
 // hack/tools.sh fetches once from their Go modules and caches.
 func CRDDir() (string, error) { return tool("PODGUARD_CRDS", "crds-dir") }
 
+// AddonCRDDir returns the directory of the cert-manager and Prometheus
+// Operator CRDs whose objects the chart can create (Certificate, Issuer,
+// ServiceMonitor, PrometheusRule), with their upstream schemas:
+// $PODGUARD_ADDON_CRDS, or what hack/tools.sh fetches and generates once.
+func AddonCRDDir() (string, error) { return tool("PODGUARD_ADDON_CRDS", "addon-crds-dir") }
+
 // tool returns $env, or asks hack/tools.sh (which builds on first use) and
 // sets $env for the rest of the process.
 func tool(env, arg string) (string, error) {
