@@ -503,3 +503,45 @@ func TestReportCRDInSync(t *testing.T) {
 		t.Errorf("charts/podguard/files/crds/openreports.io_reports.yaml differs from the upstream module's (copy it from %s): %v", dir, err)
 	}
 }
+
+// TestServiceMonitorVerifiesTheCertificate: by default Prometheus verifies
+// the metrics endpoint with podguard's CA (the certificate Secret's ca.crt,
+// or certificates.caBundle in a ConfigMap in secret mode) for the webhook
+// Service's name; a tlsConfig given in values replaces that whole.
+func TestServiceMonitorVerifiesTheCertificate(t *testing.T) {
+	tlsOf := func(sets ...string) (map[string]any, []object) {
+		objs := objects(t, render(t, append([]string{"metrics.serviceMonitor.enabled=true"}, sets...)))
+		for _, o := range objs {
+			if o["kind"] == "ServiceMonitor" {
+				eps := o["spec"].(map[string]any)["endpoints"].([]any)
+				tc, _ := eps[0].(map[string]any)["tlsConfig"].(map[string]any)
+				return tc, objs
+			}
+		}
+		t.Fatalf("no ServiceMonitor with %v", sets)
+		return nil, nil
+	}
+	for _, mode := range []string{"builtin", "cert-manager"} {
+		tc, _ := tlsOf("certificates.mode=" + mode)
+		want := map[string]any{"serverName": "podguard-webhook.podguard.svc", "ca": map[string]any{"secret": map[string]any{"name": "podguard-webhook-cert", "key": "ca.crt"}}}
+		if !reflect.DeepEqual(tc, want) {
+			t.Errorf("%s: tlsConfig %v, want %v", mode, tc, want)
+		}
+	}
+	tc, objs := tlsOf("certificates.mode=secret", "certificates.secretName=mine", "certificates.caBundle=-----BEGIN CERTIFICATE-----")
+	if ca, _ := tc["ca"].(map[string]any); ca["configMap"] == nil || tc["insecureSkipVerify"] != nil {
+		t.Errorf("secret mode: tlsConfig %v", tc)
+	}
+	found := false
+	for _, o := range objs {
+		if o["kind"] == "ConfigMap" && o["metadata"].(map[string]any)["name"] == "podguard-metrics-ca" {
+			found = o["data"].(map[string]any)["ca.crt"] == "-----BEGIN CERTIFICATE-----"
+		}
+	}
+	if !found {
+		t.Error("secret mode: no ConfigMap podguard-metrics-ca with the caBundle")
+	}
+	if tc, _ := tlsOf("metrics.serviceMonitor.tlsConfig.insecureSkipVerify=true"); !reflect.DeepEqual(tc, map[string]any{"insecureSkipVerify": true}) {
+		t.Errorf("a tlsConfig from values is not used as given: %v", tc)
+	}
+}

@@ -3,6 +3,7 @@ package charts
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -192,12 +193,23 @@ func TestRBACIsSufficient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certSecret, err := cs.CoreV1().Secrets(o.Namespace).Get(ctx, o.Builtin.SecretName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPool := x509.NewCertPool()
+	if !caPool.AppendCertsFromPEM(certSecret.Data["ca.crt"]) {
+		t.Fatalf("no ca.crt in the certificate Secret %s", o.Builtin.SecretName)
+	}
+	serverName := o.Builtin.ServiceName + "." + o.Namespace + ".svc"
 	scrape := func(token string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
-		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // self-signed metrics cert; the token is what is checked
+		// As the chart's ServiceMonitor has Prometheus verify it: with the CA
+		// in podguard's certificate Secret, for the webhook Service's name.
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool, ServerName: serverName}}}
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)

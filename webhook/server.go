@@ -238,7 +238,11 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
-	ms := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: []func(*tls.Config){noHTTP2}}
+	// The metrics endpoint serves the webhook's own certificate (for
+	// <service>.<namespace>.svc, from podguard's CA), so a scraper can verify
+	// it with that CA instead of skipping verification.
+	metricsCert := func(c *tls.Config) { c.MinVersion, c.GetCertificate = tls.VersionTLS12, certs.GetCertificate }
+	ms := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: []func(*tls.Config){noHTTP2, metricsCert}}
 	if o.MetricsSecure {
 		ms.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
