@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -138,4 +139,23 @@ func TestTruncateEndsAtAWord(t *testing.T) {
 			t.Errorf("truncate(%q, %d) = %q, want %q", c.in, c.max, got, c.want)
 		}
 	}
+}
+
+// TestDenialSizeIsBounded: the largest denial (maxCauses violations whose
+// message and fix are at maxFindingText, on long fields, and a count of the
+// rest) stays under the bound RELIABILITY.md states.
+func TestDenialSizeIsBounded(t *testing.T) {
+	var vs []policies.Finding
+	for i := 0; i < maxCauses+10; i++ {
+		vs = append(vs, policies.Finding{Rule: "secretsInEnv", Field: fmt.Sprintf("spec.jobTemplate.spec.template.spec.initContainers[%d].env[999].value", i),
+			Message: strings.Repeat("word ", 100), Fix: strings.Repeat("fix ", 100)})
+	}
+	raw, err := json.Marshal(invalid(schema.GroupKind{Group: "batch", Kind: "CronJob"}, strings.Repeat("n", 253), vs, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) > 80<<10 {
+		t.Errorf("largest denial: %d bytes", len(raw))
+	}
+	t.Logf("largest denial: %d bytes", len(raw))
 }
