@@ -140,7 +140,7 @@ func TestStaticManifests(t *testing.T) {
 	if err != nil || len(vaps.Items) != 0 {
 		t.Fatalf("the API holds policies (%v): %d", err, len(vaps.Items))
 	}
-	waitNative(t, cs.CoreV1().Pods("apps"), 30*time.Second)
+	waitNative(t, cs, "apps", 30*time.Second)
 	priv := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "priv"}, Spec: bareSpec("c")}
 	privileged(&priv.Spec)
 	if _, err := cs.CoreV1().Pods("apps").Create(ctx, priv, metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "podguard") ||

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
@@ -292,24 +293,34 @@ func applyExport(t *testing.T, c *cluster, e *native.Export) {
 			t.Fatal(err)
 		}
 	}
-	waitNative(t, c.cs.CoreV1().Pods(equivNS), 30*time.Second)
+	waitNative(t, c.cs, equivNS, 30*time.Second)
 }
 
-// waitNative waits until a privileged pod is denied and a bare pod filled in.
-func waitNative(t *testing.T, pods interface {
-	Create(context.Context, *corev1.Pod, metav1.CreateOptions) (*corev1.Pod, error)
-}, timeout time.Duration) {
+// waitNative waits until a privileged pod is denied and a bare pod filled
+// in, and a privileged Deployment and CronJob denied: kube-apiserver syncs
+// each policy on its own, so one shape enforced says nothing of the others.
+func waitNative(t *testing.T, cs kubernetes.Interface, ns string, timeout time.Duration) {
 	t.Helper()
+	ctx := context.Background()
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	priv := corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1", SecurityContext: &corev1.SecurityContext{Privileged: ptrTo(true)}}}}
+	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "probe"}}, Spec: priv}
+	jobTmpl := *tmpl.DeepCopy()
+	jobTmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
-		_, errPriv := pods.Create(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-priv"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1",
-			SecurityContext: &corev1.SecurityContext{Privileged: ptrTo(true)}}}}}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		bare, errBare := pods.Create(context.Background(), &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-bare"}, Spec: bareSpec("c")}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-		if errPriv != nil && strings.Contains(errPriv.Error(), "podguard") && errBare == nil && bare.Spec.SecurityContext != nil && bare.Spec.SecurityContext.RunAsUser != nil {
+		_, errPriv := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-priv"}, Spec: priv}, dry)
+		bare, errBare := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-bare"}, Spec: bareSpec("c")}, dry)
+		_, errDeploy := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "probe-priv"},
+			Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels}, Template: tmpl}}, dry)
+		_, errCron := cs.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "probe-priv"},
+			Spec: batchv1.CronJobSpec{Schedule: "@daily", JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: jobTmpl}}}}, dry)
+		denied := func(err error) bool { return err != nil && strings.Contains(err.Error(), "podguard") }
+		if denied(errPriv) && denied(errDeploy) && denied(errCron) && errBare == nil && bare.Spec.SecurityContext != nil && bare.Spec.SecurityContext.RunAsUser != nil {
 			return
 		}
-		last = fmt.Sprintf("privileged: %v; bare: %v", errPriv, errBare)
+		last = fmt.Sprintf("privileged pod: %v; bare pod: %v; privileged Deployment: %v; privileged CronJob: %v", errPriv, errBare, errDeploy, errCron)
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("the native policies are not enforced after %s: %s", timeout, last)
