@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,25 +21,6 @@ import (
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/webhook"
 )
-
-type warnings struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.list = append(w.list, msg)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.list
-	w.list = nil
-	return out
-}
 
 // TestBackstop installs the chart with nativePolicies.backstop=true on a
 // real API server. With podguard down (its Service has no endpoints, as
@@ -76,7 +56,7 @@ func TestBackstop(t *testing.T) {
 			}
 		}
 	}
-	wc := &warnings{}
+	wc := &testenv.Warnings{}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = wc
 	pods := kubernetes.NewForConfigOrDie(cfg).CoreV1().Pods("apps")
@@ -113,7 +93,7 @@ func TestBackstop(t *testing.T) {
 			t.Errorf("podguard down: a privileged pod was not denied by the native policy: %v", err)
 		}
 	}
-	wc.take()
+	wc.Take()
 
 	// podguard up: the same webhooks, pointed at a local server.
 	hooks := filepath.Join(t.TempDir(), "webhooks.yaml")
@@ -165,7 +145,7 @@ func TestBackstop(t *testing.T) {
 		if _, err := pods.Create(ctx, bare("latest", "registry.example/c"), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
 			t.Fatalf("podguard up: %v", err)
 		}
-		ws := strings.Join(wc.take(), "\n")
+		ws := strings.Join(wc.Take(), "\n")
 		if strings.Contains(ws, "podguard: spec.containers[0].image: container \"c\" image") {
 			break
 		}

@@ -184,8 +184,23 @@ install_browser() {
     log "installing chromium failed: the HTML report's browser test will skip"
 }
 
+# install_iproute2 installs ip (iproute2) from the distribution's packages
+# for the fault test's network namespaces; like install_browser it never
+# fails the build: without root or apt-get it only says so.
+install_iproute2() {
+  command -v ip >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    log "no ip (iproute2), and no root apt-get to install it: the fault test will skip (it needs root and ip netns)"
+    return 0
+  fi
+  log "installing iproute2 from Debian's packages (for the fault test's network namespaces)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >&2 ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >&2; } ||
+    log "installing iproute2 failed: the fault test will skip"
+}
+
 case "${1:-all}" in
-  all) build_etcd; build_k8s; build_helm; fetch_crds; fetch_addon_crds; build_promtool; build_cyclonedx; install_browser; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
+  all) build_etcd; build_k8s; build_helm; fetch_crds; fetch_addon_crds; build_promtool; build_cyclonedx; install_browser; install_iproute2; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
   browser) install_browser ;;
   promtool) build_promtool; echo "$PROMTOOL_DIR/promtool" ;;
   sbom-tool) build_cyclonedx; echo "$CYCLONEDX_DIR/cyclonedx-gomod" ;;

@@ -14,22 +14,14 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
+	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/policies"
-	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
 func enforcer(t testing.TB, policyYAML string) *policies.Enforcer {
 	t.Helper()
-	p, err := load.Bytes([]byte(policyYAML), "test-policy", "podguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policies.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return testenv.Enforcer(t, policyYAML)
 }
 
 const header = "apiVersion: podguard.dev/v1alpha1\nkind: Policy\n"

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"podguard.dev/podguard/policies"
-	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/manifest"
 )
 
@@ -36,11 +35,7 @@ func TestFixHere(t *testing.T) {
 // fixtures, the fix as kubectl and the CLI's text print it after the field
 // does not print the field again.
 func TestFixHereNeverRepeatsTheField(t *testing.T) {
-	p := load.Default("")
-	e, err := policies.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := enforcer(t, header)
 	paths, err := filepath.Glob("rules/testdata/*/fail/*.yaml")
 	if err != nil || len(paths) < 20 {
 		t.Fatalf("fixtures: %v %v", paths, err)

@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -202,27 +201,9 @@ func (c *cluster) kubectlRun(t *testing.T, stdin string, args ...string) (string
 	return out.String(), errOut.String(), err
 }
 
-// warningCollector captures the warnings the API server returns.
-type warningCollector struct {
-	mu       sync.Mutex
-	warnings []string
-}
-
-func (w *warningCollector) HandleWarningHeader(_ int, _ string, msg string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.warnings = append(w.warnings, msg)
-}
-
-func (w *warningCollector) all() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]string(nil), w.warnings...)
-}
-
 // withWarnings returns a clientset whose warnings land in the collector.
-func (c *cluster) withWarnings() (kubernetes.Interface, *warningCollector) {
-	wc := &warningCollector{}
+func (c *cluster) withWarnings() (kubernetes.Interface, *testenv.Warnings) {
+	wc := &testenv.Warnings{}
 	cfg := rest.CopyConfig(c.Config)
 	cfg.WarningHandler = wc
 	return kubernetes.NewForConfigOrDie(cfg), wc

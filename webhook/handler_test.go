@@ -12,20 +12,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"podguard.dev/podguard/policies"
-	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/hack/testenv"
 )
 
 func testHandler(t *testing.T, policy string, mutating bool) *Handler {
 	t.Helper()
-	p, err := load.Bytes([]byte(policy), "policy", "podguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policies.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := testenv.Enforcer(t, policy)
 	m := NewMetrics(prometheus.NewRegistry())
 	s := &PolicyStore{log: logr.Discard(), metrics: m}
 	s.current.Store(e)

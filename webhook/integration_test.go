@@ -139,7 +139,7 @@ exemptions:
 		if got.Spec.Template.Spec.SecurityContext != nil && got.Spec.Template.Spec.SecurityContext.RunAsUser != nil {
 			t.Error("the template was mutated although mutation.templates is false")
 		}
-		ws := wc.all()
+		ws := wc.All()
 		// One line for what the pods receive, one per finding nothing injects.
 		if len(ws) == 0 || !strings.HasPrefix(ws[0], "podguard: not in the pod template, its pods receive at admission: ") {
 			t.Fatalf("no grouped warning first: %q", ws)
@@ -260,12 +260,12 @@ exemptions:
 			},
 		}
 		for i, create := range creates {
-			before := len(wc.all())
+			before := len(wc.All())
 			if err := create(); err != nil {
 				t.Errorf("object %d: %v", i, err)
 				continue
 			}
-			if ws := wc.all()[before:]; !slices.ContainsFunc(ws, func(w string) bool {
+			if ws := wc.All()[before:]; !slices.ContainsFunc(ws, func(w string) bool {
 				return strings.HasPrefix(w, "podguard: not in the pod template") && strings.Contains(w, " runAsUser=1000,")
 			}) {
 				t.Errorf("object %d: no runAsUser warning in %q", i, ws)
@@ -420,8 +420,8 @@ exemptions:
 		if _, err := cs.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if !warned(wc.all(), "secretsInEnv") || slices.ContainsFunc(wc.all(), func(w string) bool { return strings.Contains(w, secret) }) {
-			t.Errorf("no secretsInEnv warning (or it shows the value): %q", wc.all())
+		if !warned(wc.All(), "secretsInEnv") || slices.ContainsFunc(wc.All(), func(w string) bool { return strings.Contains(w, secret) }) {
+			t.Errorf("no secretsInEnv warning (or it shows the value): %q", wc.All())
 		}
 		if strings.Contains(c.logs.String(), secret) {
 			t.Error("an env value appears in the logs")
@@ -473,7 +473,7 @@ exemptions:
 		create := func(name string) ([]string, error) {
 			cs, wc := c.withWarnings()
 			_, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-			return wc.all(), err
+			return wc.All(), err
 		}
 		if _, err := create("hostpid"); err == nil {
 			t.Fatal("hostPID admitted under the enforce policy")

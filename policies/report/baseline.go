@@ -3,7 +3,9 @@ package report
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -82,8 +84,8 @@ func Baseline(r *Report, expires time.Time) []v1alpha1.Exemption {
 	out := make([]v1alpha1.Exemption, 0, len(keys))
 	for _, k := range keys {
 		e := found[k]
-		ex := v1alpha1.Exemption{Rules: sortedKeys(e.rules), Expires: expires.UTC().Format(time.DateOnly)}
-		subjects := sortedKeys(e.subjects)
+		ex := v1alpha1.Exemption{Rules: slices.Sorted(maps.Keys(e.rules)), Expires: expires.UTC().Format(time.DateOnly)}
+		subjects := slices.Sorted(maps.Keys(e.subjects))
 		what := strings.Join(subjects, ", ")
 		if len(subjects) > 5 {
 			what = strings.Join(subjects[:5], ", ") + fmt.Sprintf(" and %d more", len(subjects)-5)
@@ -96,15 +98,6 @@ func Baseline(r *Report, expires time.Time) []v1alpha1.Exemption {
 		}
 		out = append(out, ex)
 	}
-	return out
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
+	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/report"
@@ -107,15 +108,7 @@ func seed() report.Input {
 
 func enforcer(t *testing.T, policy string) *policies.Enforcer {
 	t.Helper()
-	p, err := load.Bytes([]byte(policy), "policy", "podguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policies.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return testenv.Enforcer(t, policy)
 }
 
 func subject(r *report.Report, ns, name string) *report.Subject {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
-	"sort"
 	"strings"
 	"time"
 
@@ -546,14 +545,4 @@ func (b *Background) loadWritten(ctx context.Context) error {
 	}
 	b.written = found
 	return nil
-}
-
-// sortedKeys is used by metrics.
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

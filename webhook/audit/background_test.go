@@ -23,7 +23,6 @@ import (
 
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/policies"
-	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/report"
 	"podguard.dev/podguard/webhook/audit"
 )
@@ -38,15 +37,7 @@ func (s *source) Enforcer() *policies.Enforcer { return s.e.Load() }
 
 func (s *source) set(t *testing.T, policy string) {
 	t.Helper()
-	p, err := load.Bytes([]byte(policy), "policy", "podguard")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := policies.New(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.e.Store(e)
+	s.e.Store(testenv.Enforcer(t, policy))
 }
 
 var (

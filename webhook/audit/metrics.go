@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,7 +104,7 @@ func (m *Metrics) forget(namespace string) {
 func (m *Metrics) namespaces() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return sortedKeys(m.seen)
+	return slices.Sorted(maps.Keys(m.seen))
 }
 
 func (m *Metrics) setKind(kind string) {
