@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -87,6 +88,7 @@ func equivalenceInputs(t *testing.T, generated int) []input {
 		if err := yaml.Unmarshal(data, &u.Object); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		apiValid(u)
 		out = append(out, input{name: f, obj: u, rule: parts[len(parts)-3], fixture: parts[len(parts)-2]})
 	}
 	psa, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/pod-security-admission").Output()
@@ -111,6 +113,7 @@ func equivalenceInputs(t *testing.T, generated int) []input {
 		if err := yaml.Unmarshal(data, &u.Object); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
+		apiValid(u)
 		out = append(out, input{name: "psa " + f, obj: u})
 	}
 	r := rand.New(rand.NewPCG(7, 37))
@@ -250,13 +253,18 @@ func TestNativeEquivalence(t *testing.T) {
 				t.Logf("%s: refused by the API server: %.300s", in.name, n.msg)
 			}
 		}
-		// Rule fixtures prove the mapping rule by rule: a fail fixture fails
-		// only its rule, and the native denial (or warning) names it;
-		// unless the fix made it compliant, or the API server refuses it.
+		// A native denial names the first failing rule: it must be one
+		// the webhook denies for. Rule fixtures fail only their rule, so
+		// theirs must be named (a warn rule's in a warning).
+		if deniedByPodguard(w.msg) && deniedByPodguard(n.msg) {
+			if named := nativeRule(n.msg); !slices.Contains(webhookRules(w.msg), named) {
+				t.Errorf("%s: the native denial names rule %q, the webhook denies for %v:\n webhook %s\n native  %s", in.name, named, webhookRules(w.msg), w.msg, n.msg)
+			}
+		}
 		if in.fixture == "fail" && in.rule != "secretsInEnv" && (deniedByPodguard(n.msg) || len(n.warnings) > 0) {
 			if text := n.msg + strings.Join(n.warnings, "\n"); strings.Contains(text, "podguard "+in.rule+":") {
 				namedRule++
-			} else {
+			} else if webhookRules(w.msg) == nil || slices.Equal(webhookRules(w.msg), []string{in.rule}) {
 				t.Errorf("%s: the native answer does not name rule %s:\n%s", in.name, in.rule, text)
 			}
 		}
@@ -269,6 +277,7 @@ func TestNativeEquivalence(t *testing.T) {
 	if denied < len(inputs)/4 {
 		t.Errorf("only %d of %d inputs were denied: the inputs test too little", denied, len(inputs))
 	}
+	nativeRuleByRule(t, c, inputs)
 }
 
 // applyExport creates the exported objects and waits until kube-apiserver
