@@ -178,6 +178,20 @@ func report(r *results) string {
 			w("| end to end, %s at c=%d: podguard / no-op webhook pair ≤ 1.15 at p99 | %.2f vs %.2f ms (%.2fx; noise %.0f%% / %.0f%%) | %s |\n", mode, c, bb.p99, d.p99, ratio, bb.p99noise*100, d.p99noise*100, yes(ratio <= 1.15))
 		}
 	}
+	for _, dry := range []bool{false, true} {
+		for _, c := range []int{1, 32} {
+			nat, none := aggregateE2E(r, caseNative, c, dry), aggregateE2E(r, caseNone, c, dry)
+			if none.p50 == 0 || none.p99 == 0 || nat.p99 == 0 {
+				continue
+			}
+			mode := "creates"
+			if dry {
+				mode = "dry-run creates"
+			}
+			r50, r99 := nat.p50/none.p50, nat.p99/none.p99
+			w("| end to end, %s at c=%d: native export / no admission ≤ 1.05 at p50 and p99 | p50 %.2f vs %.2f ms (%.2fx), p99 %.2f vs %.2f ms (%.2fx) | %s |\n", mode, c, nat.p50, none.p50, r50, nat.p99, none.p99, r99, yes(r50 <= 1.05 && r99 <= 1.05))
+		}
+	}
 	if a := r.Audit; a != nil && len(a.CLISeconds) > 0 {
 		cli, rss := median(a.CLISeconds), maxOf(a.CLIPeakRSSMiB)
 		w("| audit: `podguard audit -A` on %d Pods in %d namespaces ≤ 30 s | %.1f s (median of %d) | %s |\n", a.Pods+a.Bare, a.Namespaces, cli, len(a.CLISeconds), yes(cli <= 30))
@@ -301,6 +315,8 @@ Profiled with pprof (the profile of this run is below); measured during developm
 - **Engine, compliant Pod**: Validate went from 15.6 µs / 66 allocs to about 2.5 µs / 9 allocs. Field paths are built only when a finding or a change needs them; exemptions are matched once per request instead of once per rule; the secret-name patterns are one compiled alternation with a bounded cache of verdicts per env var name (seven case-insensitive regular expressions per env var had been a third of the time).
 - **Engine, bare Pod**: mutation plus its JSON patch went from about 214 µs / 466 KB to about 45 µs / 32 KB: a JSON pointer escaper was being built per path segment (87% of the allocations), and the patch is now written directly instead of through reflection-based ` + "`json.Marshal`" + ` of nested maps.
 - **Background audit, steady-state RSS**: from 146–168 MiB over runs (150 MiB target not met) to about 126 MiB. Its live heap after a scan is about 50 MiB (pod specs slimmed to the fields rules read, replica specs and labels interned); the rest was a full scan's garbage, several times the live heap, kept resident until the runtime's scavenger returned it minutes later. The background audit now forces a collection and returns the memory to the OS after each full scan (hourly by default; tens of milliseconds).
+
+Not met: **native export within 1.05x of no admission** (section 3): in this run 1.68x at p50 for single creates, 1.12x at c=32. The CEL itself is not the cost: kube-apiserver's own metric puts one evaluation of the Pod warn policy at 9 µs on average (` + "`apiserver_validating_admission_policy_check_duration_seconds`" + `), and a one-expression ValidatingAdmissionPolicy on Pods adds nothing measurable. What remains is kube-apiserver's work around its policies (a versioned, unstructured copy of the object for CEL, the mutating policy's match condition, warnings in the response), and it is within this machine's noise: in a separate measurement (sets of 300 creates, one after another) no admission averaged 1.6 to 2.5 ms per set, the native export 2.6 to 4.2 ms. Isolating it further would need a kube-apiserver profile per policy; not done.
 
 Not met: **the engine target** (validate + mutate ≤ PSA): podguard runs 21 rules, including the warn rules PSA does not have, and builds field paths, messages and fixes for every finding; it is within 2x of PSA on a compliant Pod, and a few microseconds against the ~0.3 ms a request costs end to end. **The 2x stretch**: after the single-pass decode, decoding the object into Go structs, TLS and HTTP are what remains (see the profile); 2x would take a decoder that skips the fields no rule reads. **Peak RSS** under load is 69–70 MiB in the last runs against 64: most of it is the binary (45 MiB resident at idle, with controller-runtime, client-go, cert-controller and the API server's authentication libraries that authenticated metrics need), not the requests. End-to-end p99 ratios at c=1 carry a large round-to-round noise (see the noise columns) on 2 shared cores.
 `
