@@ -175,8 +175,6 @@ func nativeRuleByRule(t *testing.T, c *cluster, all []input) {
 	for i, in := range inputs {
 		objs[i] = typed(t, in)
 	}
-	ctx := context.Background()
-	ar := c.cs.AdmissionregistrationV1()
 	prevRule, prevProbe := "", -1
 	tested := 0
 	type round struct {
@@ -249,22 +247,7 @@ func nativeRuleByRule(t *testing.T, c *cluster, all []input) {
 		tried[d.ID] = true
 
 		deleteExport(t, c)
-		for i := range exported.ValidatingPolicies {
-			if _, err := ar.ValidatingAdmissionPolicies().Create(ctx, &exported.ValidatingPolicies[i], metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ar.ValidatingAdmissionPolicyBindings().Create(ctx, &exported.ValidatingBindings[i], metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for i := range exported.MutatingPolicies {
-			if _, err := ar.MutatingAdmissionPolicies().Create(ctx, &exported.MutatingPolicies[i], metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := ar.MutatingAdmissionPolicyBindings().Create(ctx, &exported.MutatingBindings[i], metav1.CreateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		createExport(t, c, exported)
 		// Enforced once the rule's probe is denied in its name and the
 		// previous rule's probe no longer is.
 		probes := []input{inputs[probe]}

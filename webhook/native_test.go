@@ -284,6 +284,13 @@ func TestNativeEquivalence(t *testing.T) {
 // enforces them (its policy informers sync in the background).
 func applyExport(t *testing.T, c *cluster, e *native.Export) {
 	t.Helper()
+	createExport(t, c, e)
+	waitNative(t, c.cs, equivNS, 30*time.Second)
+}
+
+// createExport creates the exported objects.
+func createExport(t *testing.T, c *cluster, e *native.Export) {
+	t.Helper()
 	ctx := context.Background()
 	ar := c.cs.AdmissionregistrationV1()
 	for i := range e.ValidatingPolicies {
@@ -302,7 +309,6 @@ func applyExport(t *testing.T, c *cluster, e *native.Export) {
 			t.Fatal(err)
 		}
 	}
-	waitNative(t, c.cs, equivNS, 30*time.Second)
 }
 
 // waitNative waits until a privileged pod is denied and a bare pod filled
