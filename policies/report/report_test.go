@@ -261,6 +261,21 @@ func TestRenderers(t *testing.T) {
 			t.Errorf("text lacks %q:\n%s", w, text.String())
 		}
 	}
+	// A finding's line names its field once: the fix says "it".
+	findings := 0
+	for _, line := range strings.Split(text.String(), "\n") {
+		parts := strings.SplitN(strings.TrimSpace(line), ": ", 3)
+		if len(parts) < 3 || !strings.HasPrefix(line, "    ") || !strings.Contains(line, "(fix: ") {
+			continue
+		}
+		findings++
+		if field := parts[1]; strings.Count(line, field) != 1 {
+			t.Errorf("the field appears %d times in the line: %s", strings.Count(line, field), line)
+		}
+	}
+	if findings == 0 {
+		t.Errorf("no finding lines in the text:\n%s", text.String())
+	}
 	var js bytes.Buffer
 	if err := r.JSON(&js); err != nil {
 		t.Fatal(err)
