@@ -244,6 +244,7 @@ func effectiveAction(p *v1alpha1.Policy, id string) v1alpha1.Action {
 func policyFor(p *v1alpha1.Policy, sh shape, action v1alpha1.Action, ex []exportedExemption, o Options) *admissionregistrationv1.ValidatingAdmissionPolicy {
 	var validations []admissionregistrationv1.Validation
 	var ruleIDs []string
+	natives := map[string]rules.Native{}
 	for _, d := range rules.Definitions() {
 		if effectiveAction(p, d.ID) != action {
 			continue
@@ -254,12 +255,15 @@ func policyFor(p *v1alpha1.Policy, sh shape, action v1alpha1.Action, ex []export
 		}
 		validations = append(validations, validationOf(d.ID, n, ex, ""))
 		ruleIDs = append(ruleIDs, d.ID)
+		natives[d.ID] = n
 	}
 	if len(validations) == 0 {
 		return nil
 	}
 	if action == v1alpha1.ActionEnforce {
-		validations = []admissionregistrationv1.Validation{combine(validations)}
+		v := combine(validations)
+		v.Expression = fused(ruleIDs, natives, ex)
+		validations = []admissionregistrationv1.Validation{v}
 	}
 	return vap(o.name(fmt.Sprintf("%s-%s", sh.name, action)), sh, validations, variables(sh, ex, ruleIDs...), fmt.Sprintf("%s: rules %s", action, strings.Join(ruleIDs, ", ")))
 }
@@ -276,6 +280,65 @@ func combine(vs []admissionregistrationv1.Validation) admissionregistrationv1.Va
 		msg = fmt.Sprintf("!%s ? %s : %s", exprs[i], vs[i].MessageExpression, msg)
 	}
 	return admissionregistrationv1.Validation{Expression: strings.Join(exprs, " && "), MessageExpression: msg, Reason: vs[0].Reason}
+}
+
+// fused is the expression of several rules' validations with one walk over
+// the containers instead of one per rule: kube-apiserver's CEL evaluation
+// costs per node visited and per list walked, and it is most of what a
+// native policy costs it. Rules under the same request-level exemptions
+// share one test of them. lifted || (pod && all(c, x)) holds exactly when
+// (lifted || pod) && all(c, lifted || x) does, so the decision is that of
+// the rules' own expressions (validationOf), which the message still uses.
+func fused(ids []string, natives map[string]rules.Native, ex []exportedExemption) string {
+	type group struct {
+		lifted             string
+		pods, all, regular []string
+	}
+	var groups []*group
+	byLifted := map[string]*group{}
+	for _, id := range ids {
+		n := natives[id]
+		key := ""
+		if hasLifted(id, ex) {
+			key = liftedVar(id, ex)
+		}
+		g := byLifted[key]
+		if g == nil {
+			g = &group{lifted: key}
+			byLifted[key] = g
+			groups = append(groups, g)
+		}
+		if n.Pod != "" {
+			g.pods = append(g.pods, "("+n.Pod+")")
+		}
+		if n.Container != "" {
+			term := "(" + n.Container + ")"
+			if exemptContainersExpr(id, ex) != "" {
+				term = "(" + subst(fmt.Sprintf("$exempt(c) || (%s)", n.Container), id, ex) + ")"
+			}
+			if n.Regular {
+				g.regular = append(g.regular, term)
+			} else {
+				g.all = append(g.all, term)
+			}
+		}
+	}
+	var out []string
+	for _, g := range groups {
+		parts := append([]string(nil), g.pods...)
+		if len(g.all) > 0 {
+			parts = append(parts, fmt.Sprintf("variables.containers.all(c, %s)", strings.Join(g.all, " && ")))
+		}
+		if len(g.regular) > 0 {
+			parts = append(parts, fmt.Sprintf("variables.spec.containers.all(c, %s)", strings.Join(g.regular, " && ")))
+		}
+		expr := strings.Join(parts, " && ")
+		if g.lifted != "" {
+			expr = fmt.Sprintf("variables.%s || (%s)", g.lifted, expr)
+		}
+		out = append(out, "("+expr+")")
+	}
+	return strings.Join(out, " && ")
 }
 
 // injectedWarnings warns, on a template, about what the Pod mutation will
