@@ -26,7 +26,10 @@ type patchNode struct {
 
 type leafInjection struct {
 	value, when string
-	append      bool
+	// bare is when without the rule's request-level exemption test, for
+	// a condition that tests it once for every injection.
+	bare   string
+	append bool
 }
 
 func (n *patchNode) child(name string) *patchNode {
@@ -56,13 +59,19 @@ func (n *patchNode) add(path []string, leaf *leafInjection) error {
 }
 
 // any is CEL for "something below n is added".
-func (n *patchNode) any() string {
+func (n *patchNode) any() string { return n.anyOf(false) }
+
+// anyOf is any, with the leaves' bare conditions when bare is set.
+func (n *patchNode) anyOf(bare bool) string {
 	if n.leaf != nil {
+		if bare {
+			return "(" + n.leaf.bare + ")"
+		}
 		return "(" + n.leaf.when + ")"
 	}
 	parts := make([]string, len(n.children))
 	for i, c := range n.children {
-		parts[i] = c.any()
+		parts[i] = c.anyOf(bare)
 	}
 	return "(" + strings.Join(parts, " || ") + ")"
 }
@@ -103,18 +112,23 @@ func (n *patchNode) ops(at, cur string) string {
 	return strings.Join(parts, " + ")
 }
 
-// needed is CEL for "ops below n, at cur, would add something".
-func (n *patchNode) needed(cur string) string {
+// needed is CEL for "ops below n, at cur, would add something", with the
+// leaves' bare conditions when bare is set.
+func (n *patchNode) needed(cur string, bare bool) string {
 	parts := make([]string, len(n.children))
 	for i, c := range n.children {
 		cc := cur + ".?" + c.name
 		switch {
 		case c.leaf != nil && c.leaf.append:
-			parts[i] = c.any()
+			parts[i] = c.anyOf(bare)
 		case c.leaf != nil:
-			parts[i] = fmt.Sprintf("((%s) && !%s.hasValue())", c.leaf.when, cc)
+			when := c.leaf.when
+			if bare {
+				when = c.leaf.bare
+			}
+			parts[i] = fmt.Sprintf("((%s) && !%s.hasValue())", when, cc)
 		default:
-			parts[i] = fmt.Sprintf("(!%s.hasValue() ? %s : %s)", cc, c.any(), c.needed(cc))
+			parts[i] = fmt.Sprintf("(!%s.hasValue() ? %s : %s)", cc, c.anyOf(bare), c.needed(cc, bare))
 		}
 	}
 	return "(" + strings.Join(parts, " || ") + ")"
@@ -129,41 +143,60 @@ func jsonPointerEscape(s string) string {
 // none, and the condition under which it adds anything.
 func mutationExpression(injections map[string][]rules.Injection, order []string, ex []exportedExemption) (expr, needed string, err error) {
 	pod, container := &patchNode{}, &patchNode{}
+	// The request-level exemptions of every rule with a fix: when they
+	// are the same (the default policy's cover every rule), the condition
+	// tests them once instead of once per injected field.
+	lifted := map[string]bool{}
 	for _, id := range order {
 		for _, in := range injections[id] {
 			when := in.When
 			if when == "" {
 				when = "true"
 			}
-			when = subst(when, id, ex)
+			bare := subst(when, id, ex)
+			when = bare
 			if hasLifted(id, ex) {
-				when = fmt.Sprintf("!variables.%s && (%s)", liftedVar(id, ex), when)
+				lifted[liftedVar(id, ex)] = true
+				when = fmt.Sprintf("!variables.%s && (%s)", liftedVar(id, ex), bare)
+			} else {
+				lifted[""] = true
 			}
 			root := pod
 			if in.Container {
 				root = container
 			}
-			if err := root.add(in.Path, &leafInjection{value: in.Value, when: when, append: in.Append}); err != nil {
+			if err := root.add(in.Path, &leafInjection{value: in.Value, when: when, bare: bare, append: in.Append}); err != nil {
 				return "", "", fmt.Errorf("rule %s: %w", id, err)
 			}
 		}
 	}
+	hoisted := ""
+	if len(lifted) == 1 {
+		for v := range lifted {
+			hoisted = v
+		}
+	}
+	bare := hoisted != ""
 	var lists, conds []string
 	if len(pod.children) > 0 {
 		lists = append(lists, pod.ops("'/spec'", "optional.of(object.spec)"))
-		conds = append(conds, pod.needed("optional.of(object.spec)"))
+		conds = append(conds, pod.needed("optional.of(object.spec)", bare))
 	}
 	if len(container.children) > 0 {
 		for _, list := range []string{"initContainers", "containers"} {
 			lists = append(lists, fmt.Sprintf("object.spec.?%s.orValue([]).transformList(i, c, %s).flatten()", list,
 				container.ops(fmt.Sprintf("'/spec/%s/' + string(i)", list), "optional.of(c)")))
-			conds = append(conds, fmt.Sprintf("object.spec.?%s.orValue([]).exists(c, %s)", list, container.needed("optional.of(c)")))
+			conds = append(conds, fmt.Sprintf("object.spec.?%s.orValue([]).exists(c, %s)", list, container.needed("optional.of(c)", bare)))
 		}
 	}
 	if len(lists) == 0 {
 		return "", "", nil
 	}
-	return strings.Join(lists, " + "), strings.Join(conds, " || "), nil
+	needed = strings.Join(conds, " || ")
+	if bare {
+		needed = fmt.Sprintf("!variables.%s && (%s)", hoisted, needed)
+	}
+	return strings.Join(lists, " + "), needed, nil
 }
 
 var variableRE = regexp.MustCompile(`\bvariables\.(\w+)\b`)
