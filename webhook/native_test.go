@@ -146,6 +146,12 @@ func equivalenceInputs(t *testing.T, generated int) []input {
 // admitAll sends every input, dry run, and records the outcomes.
 func admitAll(t *testing.T, cfg *rest.Config, inputs []input) []outcome {
 	t.Helper()
+	return admitAllIn(t, cfg, equivNS, inputs)
+}
+
+// admitAllIn is admitAll in namespace ns.
+func admitAllIn(t *testing.T, cfg *rest.Config, ns string, inputs []input) []outcome {
+	t.Helper()
 	var mu sync.Mutex
 	var warnings []string
 	c := rest.CopyConfig(cfg)
@@ -159,7 +165,7 @@ func admitAll(t *testing.T, cfg *rest.Config, inputs []input) []outcome {
 	out := make([]outcome, len(inputs))
 	for i, in := range inputs {
 		u := in.obj.DeepCopy()
-		u.SetNamespace(equivNS)
+		u.SetNamespace(ns)
 		if u.GetKind() == "" {
 			t.Fatalf("%s: no kind", in.name)
 		}
@@ -170,7 +176,7 @@ func admitAll(t *testing.T, cfg *rest.Config, inputs []input) []outcome {
 		mu.Lock()
 		warnings = nil
 		mu.Unlock()
-		got, err := dyn.Resource(gvr).Namespace(equivNS).Create(context.Background(), u, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		got, err := dyn.Resource(gvr).Namespace(ns).Create(context.Background(), u, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		mu.Lock()
 		out[i].warnings = append([]string(nil), warnings...)
 		mu.Unlock()
@@ -322,11 +328,15 @@ func waitNative(t *testing.T, cs kubernetes.Interface, ns string, timeout time.D
 	tmpl := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "probe"}}, Spec: priv}
 	jobTmpl := *tmpl.DeepCopy()
 	jobTmpl.Spec.RestartPolicy = corev1.RestartPolicyNever
+	// Bare but for readOnlyRootFilesystem, which has no fix and which a
+	// policy may enforce.
+	bareProbe := bareSpec("c")
+	bareProbe.Containers[0].SecurityContext = &corev1.SecurityContext{ReadOnlyRootFilesystem: ptrTo(true)}
 	deadline := time.Now().Add(timeout)
 	var last string
 	for time.Now().Before(deadline) {
 		_, errPriv := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-priv"}, Spec: priv}, dry)
-		bare, errBare := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-bare"}, Spec: bareSpec("c")}, dry)
+		bare, errBare := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe-bare"}, Spec: bareProbe}, dry)
 		_, errDeploy := cs.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "probe-priv"},
 			Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: tmpl.Labels}, Template: tmpl}}, dry)
 		_, errCron := cs.BatchV1().CronJobs(ns).Create(ctx, &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "probe-priv"},
