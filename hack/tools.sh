@@ -170,34 +170,26 @@ build_cyclonedx() {
   CGO_ENABLED=0 GOBIN="$CYCLONEDX_DIR" go install -trimpath "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v$CYCLONEDX_VERSION" >&2
 }
 
-# install_browser installs chromium from the distribution's packages. It
-# never fails the build: without root or apt-get it only says so.
-install_browser() {
-  command -v chromium >/dev/null 2>&1 && return 0
+# install_package COMMAND PACKAGE PURPOSE installs PACKAGE from the
+# distribution's packages when COMMAND is missing. It never fails the build:
+# without root or apt-get it only says what will not run.
+install_package() {
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    log "no chromium, and no root apt-get to install it: the HTML report's browser test will skip (install chromium to run it)"
+    log "no $1, and no root apt-get to install $2: $3 will skip (install $2 to run it)"
     return 0
   fi
-  log "installing chromium from Debian's packages (for the HTML report's browser test)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2 ||
-    { DEBIAN_FRONTEND=noninteractive apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2; } ||
-    log "installing chromium failed: the HTML report's browser test will skip"
+  log "installing $2 from Debian's packages (for $3)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$2" >&2 ||
+    { DEBIAN_FRONTEND=noninteractive apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$2" >&2; } ||
+    log "installing $2 failed: $3 will skip"
 }
 
-# install_iproute2 installs ip (iproute2) from the distribution's packages
-# for the fault test's network namespaces; like install_browser it never
-# fails the build: without root or apt-get it only says so.
-install_iproute2() {
-  command -v ip >/dev/null 2>&1 && return 0
-  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    log "no ip (iproute2), and no root apt-get to install it: the fault test will skip (it needs root and ip netns)"
-    return 0
-  fi
-  log "installing iproute2 from Debian's packages (for the fault test's network namespaces)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >&2 ||
-    { DEBIAN_FRONTEND=noninteractive apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends iproute2 >&2; } ||
-    log "installing iproute2 failed: the fault test will skip"
-}
+# install_browser: chromium, which the HTML report's browser test opens.
+install_browser() { install_package chromium chromium "the HTML report's browser test"; }
+
+# install_iproute2: ip, for the fault test's network namespaces.
+install_iproute2() { install_package ip iproute2 "the fault test"; }
 
 case "${1:-all}" in
   all) build_etcd; build_k8s; build_helm; fetch_crds; fetch_addon_crds; build_promtool; build_cyclonedx; install_browser; install_iproute2; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;

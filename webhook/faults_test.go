@@ -108,7 +108,8 @@ func TestFaults(t *testing.T) {
 		t.Skip("needs root to create a network namespace (ip netns); make chaos as root runs it")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip netns)")
+		// As root, hack/tools.sh (make test) installs it.
+		t.Fatal("no ip (iproute2) for the test's network namespaces: run hack/tools.sh all, which installs it as root")
 	}
 	assets, err := testenv.AssetsDir()
 	if err != nil {
