@@ -93,7 +93,7 @@ type decision struct {
 	res     *policies.Result
 	changes []change.Change // what a mutation injected
 	// meta is the object's metadata, once decoded.
-	meta *metav1.ObjectMeta
+	meta metav1.Object
 }
 
 // Handle implements admission.Handler. It never panics on bad input: every
@@ -136,8 +136,8 @@ func (h *Handler) decide(req admission.Request, obj runtime.Object) (admission.R
 	} else {
 		resp, d = h.validate(req, gk, obj)
 	}
-	if t, ok := podspec.Find(obj); ok {
-		d.meta = t.ObjectMeta
+	if m, ok := obj.(metav1.Object); ok {
+		d.meta = m
 	}
 	return resp, d
 }
@@ -414,20 +414,20 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 	}
 	name := req.Name
 	if name == "" && d.meta != nil {
-		name = d.meta.Name
+		name = d.meta.GetName()
 	}
 	kv := []any{"uid", truncate(string(req.UID), maxLogValue), "endpoint", ep, "kind", truncate(req.Kind.Kind, maxLogValue),
 		"namespace", truncate(req.Namespace, maxLogValue), "name", truncate(name, maxLogValue)}
-	if name == "" && d.meta != nil && d.meta.GenerateName != "" {
-		kv = append(kv, "generateName", truncate(d.meta.GenerateName, maxLogValue))
+	if name == "" && d.meta != nil && d.meta.GetGenerateName() != "" {
+		kv = append(kv, "generateName", truncate(d.meta.GetGenerateName(), maxLogValue))
 	}
 	if d.meta != nil {
 		// The controller that made it, so a ReplicaSet's Pod leads to its
 		// Deployment's ReplicaSet (and the ReplicaSet's own line to the Deployment).
 		if ref := metav1.GetControllerOfNoCopy(d.meta); ref != nil {
 			kv = append(kv, "owner", truncate(ref.Kind+"/"+ref.Name, maxLogValue))
-		} else if len(d.meta.OwnerReferences) > 0 {
-			kv = append(kv, "owner", truncate(d.meta.OwnerReferences[0].Kind+"/"+d.meta.OwnerReferences[0].Name, maxLogValue))
+		} else if refs := d.meta.GetOwnerReferences(); len(refs) > 0 {
+			kv = append(kv, "owner", truncate(refs[0].Kind+"/"+refs[0].Name, maxLogValue))
 		}
 	}
 	kv = append(kv, "operation", truncate(string(req.Operation), maxLogValue), "subresource", truncate(req.SubResource, maxLogValue),
