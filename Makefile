@@ -56,11 +56,15 @@ fuzz: ## run each fuzz test for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./policies/manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime $(FUZZTIME) ./webhook/
 
+# The dev cluster runs as a built binary, not under go run: on Ctrl-C go run
+# exits 1 even when the program it ran stopped cleanly with 0.
 run: build tools ## the main job: a local control plane with podguard serving the default policy (Ctrl-C stops)
-	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/devcluster -podguard $(BIN)
+	$(GO) build -o bin/devcluster ./hack/devcluster
+	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" bin/devcluster -podguard $(BIN)
 
 demo: build tools ## make run, but stop after the demo
-	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/devcluster -podguard $(BIN) -demo-only
+	$(GO) build -o bin/devcluster ./hack/devcluster
+	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" bin/devcluster -podguard $(BIN) -demo-only
 
 image: ## build the image (buildah, no Docker engine needed) into dist/podguard-image.tar
 	hack/image.sh
