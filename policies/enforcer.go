@@ -15,6 +15,7 @@ import (
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/api/validation"
 	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/exemption"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
 )
@@ -51,17 +52,11 @@ type compiledRule struct {
 	mutate bool
 }
 
-type exemption struct {
-	v1alpha1.Exemption
-	index   int
-	expires time.Time
-}
-
 // Enforcer applies one policy. It is safe for concurrent use.
 type Enforcer struct {
 	policy     *v1alpha1.Policy
 	rules      []compiledRule
-	exemptions []exemption
+	exemptions []*exemption.Exemption
 }
 
 // New builds an Enforcer from a defaulted, validated policy (see
@@ -83,17 +78,11 @@ func New(p *v1alpha1.Policy) (*Enforcer, error) {
 		}
 		e.rules = append(e.rules, compiledRule{Rule: r, action: action, mutate: r.Fix != nil && v1alpha1.Bool(s.Mutate)})
 	}
-	for i, ex := range p.Exemptions {
-		ce := exemption{Exemption: ex, index: i}
-		if ex.Expires != "" {
-			t, err := validation.ParseExpiry(ex.Expires)
-			if err != nil {
-				return nil, fmt.Errorf("exemptions[%d].expires: %w", i, err)
-			}
-			ce.expires = t
-		}
-		e.exemptions = append(e.exemptions, ce)
+	ex, err := exemption.Compile(p.Exemptions)
+	if err != nil {
+		return nil, err
 	}
+	e.exemptions = ex
 	return e, nil
 }
 
@@ -239,7 +228,7 @@ type requestScope struct {
 }
 
 type activeExemption struct {
-	*exemption
+	*exemption.Exemption
 	// matched lists the indexes (in containers) a container-scoped
 	// exemption covers; nil for an exemption of the whole object.
 	matched []int
@@ -257,16 +246,23 @@ func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requ
 			}
 		}
 	}
+	if len(e.exemptions) == 0 {
+		return s
+	}
+	req := exemption.Request{Namespace: a.Namespace, User: a.User, Groups: a.Groups}
+	obj := exemption.Object{Kind: t.Kind, PodLabels: t.PodMeta.Labels}
+	if t.ObjectMeta != nil {
+		obj.Name, obj.Owners = t.ObjectMeta.Name, t.ObjectMeta.OwnerReferences
+	}
 	var now time.Time
-	for i := range e.exemptions {
-		ex := &e.exemptions[i]
-		if !ex.matchesRequest(a) {
+	for _, ex := range e.exemptions {
+		if !ex.MatchesRequest(req, obj) {
 			continue
 		}
-		ae := activeExemption{exemption: ex}
-		if len(ex.Images)+len(ex.ContainerNames) > 0 {
+		ae := activeExemption{Exemption: ex}
+		if ex.ContainerScoped() {
 			for j, c := range s.containers {
-				if ex.matchesContainer(c) {
+				if ex.MatchesContainer(c.Name, c.Image) {
 					ae.matched = append(ae.matched, j)
 				}
 			}
@@ -274,14 +270,14 @@ func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requ
 				continue
 			}
 		}
-		if !ex.expires.IsZero() {
+		if !ex.Until.IsZero() {
 			if now.IsZero() {
 				now = a.Now
 				if now.IsZero() {
 					now = time.Now()
 				}
 			}
-			if !now.Before(ex.expires) {
+			if ex.Expired(now) {
 				res.noteExpired(ex)
 				continue
 			}
@@ -302,10 +298,10 @@ func (s *requestScope) forRule(rule string, res *Result) *podspec.Target {
 	var drop []bool
 	for i := range s.active {
 		ex := &s.active[i]
-		if len(ex.Rules) > 0 && !slices.Contains(ex.Rules, rule) {
+		if !ex.Covers(rule) {
 			continue
 		}
-		res.noteExempted(ex.exemption, rule)
+		res.noteExempted(ex.Exemption, rule)
 		if ex.matched == nil {
 			return nil
 		}
@@ -334,30 +330,7 @@ func (s *requestScope) forRule(rule string, res *Result) *podspec.Target {
 	return &rt
 }
 
-func (ex *exemption) matchesRequest(a *Attributes) bool {
-	if len(ex.Namespaces) > 0 && !slices.ContainsFunc(ex.Namespaces, func(p string) bool { return globMatch(p, a.Namespace) }) {
-		return false
-	}
-	if len(ex.Users) > 0 && (a.User == "" || !slices.Contains(ex.Users, a.User)) {
-		return false
-	}
-	if len(ex.Groups) > 0 && !slices.ContainsFunc(ex.Groups, func(g string) bool { return slices.Contains(a.Groups, g) }) {
-		return false
-	}
-	return true
-}
-
-func (ex *exemption) matchesContainer(c podspec.Container) bool {
-	if len(ex.Images) > 0 && !slices.ContainsFunc(ex.Images, func(p string) bool { return globMatch(p, c.Image) }) {
-		return false
-	}
-	if len(ex.ContainerNames) > 0 && !slices.Contains(ex.ContainerNames, c.Name) {
-		return false
-	}
-	return true
-}
-
-func (r *Result) noteExempted(ex *exemption, rule string) {
+func (r *Result) noteExempted(ex *exemption.Exemption, rule string) {
 	id := rule
 	if len(ex.Rules) == 0 {
 		id = "*"
@@ -370,13 +343,13 @@ func (r *Result) noteExempted(ex *exemption, rule string) {
 	r.Exempted = append(r.Exempted, Exempted{Rule: id, Reason: ex.Reason, Expires: ex.Expires})
 }
 
-func (r *Result) noteExpired(ex *exemption) {
-	msg := fmt.Sprintf("exemption %d of the policy (%s) expired at %s and no longer applies", ex.index, ex.Reason, ex.expires.Format(time.RFC3339))
+func (r *Result) noteExpired(ex *exemption.Exemption) {
+	msg := fmt.Sprintf("exemption %d of the policy (%s) expired at %s and no longer applies", ex.Index, ex.Reason, ex.Until.Format(time.RFC3339))
 	for _, w := range r.Warnings {
 		if w.Message == msg {
 			return
 		}
 	}
-	r.Warnings = append(r.Warnings, Finding{Rule: "exemptions", Field: fmt.Sprintf("exemptions[%d].expires", ex.index), Message: msg,
+	r.Warnings = append(r.Warnings, Finding{Rule: "exemptions", Field: fmt.Sprintf("exemptions[%d].expires", ex.Index), Message: msg,
 		Fix: "renew the exemption's expires in the policy, or make the object comply"})
 }

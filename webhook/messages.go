@@ -14,6 +14,7 @@ import (
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/safetext"
 )
 
 // What kubectl prints is the interface most people meet podguard through,
@@ -37,8 +38,10 @@ import (
 const debugHint = `run kubectl debug with --profile=restricted (the default "general" profile adds SYS_PTRACE)`
 
 // causeText is a violation as a cause's message: what, the fix, the rule.
+// Messages quote values from the object (images, capability names): they
+// reach kubectl's terminal through safetext.Line, one line of printable text.
 func causeText(v policies.Finding) string {
-	return truncate(v.Message, maxFindingText) + "; fix: " + truncate(v.FixHere(), maxFindingText) + " (podguard rule " + v.Rule + ")"
+	return truncate(safetext.Line(v.Message), maxFindingText) + "; fix: " + truncate(safetext.Line(v.FixHere()), maxFindingText) + " (podguard rule " + v.Rule + ")"
 }
 
 // invalid builds the denial: a Status of reason Invalid, as
@@ -66,7 +69,7 @@ func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted in
 		msg.WriteString(text)
 	}
 	for _, v := range vs {
-		add(v.Field, causeText(v))
+		add(safetext.Line(v.Field), causeText(v))
 	}
 	if more > 0 {
 		add("<more>", fmt.Sprintf("%d more %s; run podguard validate on the manifest for the full list (podguard)", more, plural(more, "violation", "violations")))
@@ -119,7 +122,7 @@ func warnings(fs []policies.Finding, changes []change.Change, omitted int) []str
 		rest = rest[:maxWarnings]
 	}
 	for _, f := range rest {
-		out = append(out, shorten("podguard: "+f.Field+": "+f.Message+"; fix: "+f.FixHere(), "; full text: podguard validate", " (podguard rule "+f.Rule+")"))
+		out = append(out, shorten(safetext.Line("podguard: "+f.Field+": "+f.Message+"; fix: "+f.FixHere()), "; full text: podguard validate", " (podguard rule "+f.Rule+")"))
 	}
 	if omitted > 0 {
 		out = append(out, fmt.Sprintf("podguard: %d more %s; run podguard validate on the manifest for the full list", omitted, plural(omitted, "warning", "warnings")))

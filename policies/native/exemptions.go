@@ -2,86 +2,51 @@ package native
 
 import (
 	"fmt"
-	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
-	"podguard.dev/podguard/policies/api/validation"
+	"podguard.dev/podguard/policies/exemption"
 )
 
 // exportedExemption is an exemption valid at export time.
 type exportedExemption struct {
-	index int
-	v1alpha1.Exemption
+	*exemption.Exemption
 }
 
 // exportedExemptions keeps the exemptions valid now. CEL has no clock, so
 // one with an expiry is exported as if permanent: the notes say until when
 // the export is right, and which exemptions were left out as expired.
-func exportedExemptions(p *v1alpha1.Policy, now time.Time) ([]exportedExemption, []string) {
+func exportedExemptions(p *v1alpha1.Policy, now time.Time) ([]exportedExemption, []string, error) {
+	compiled, err := exemption.Compile(p.Exemptions)
+	if err != nil {
+		return nil, nil, err
+	}
 	var out []exportedExemption
 	var notes []string
-	for i, e := range p.Exemptions {
-		if e.Expires != "" {
-			t, err := validation.ParseExpiry(e.Expires)
-			if err == nil && !now.Before(t) {
-				notes = append(notes, fmt.Sprintf("exemption %d (%s) expired at %s: not exported", i, e.Reason, t.Format(time.RFC3339)))
+	for _, e := range compiled {
+		if !e.Until.IsZero() {
+			if e.Expired(now) {
+				notes = append(notes, fmt.Sprintf("exemption %d (%s) expired at %s: not exported", e.Index, e.Reason, e.Until.Format(time.RFC3339)))
 				continue
 			}
-			notes = append(notes, fmt.Sprintf("exemption %d (%s) expires at %s, but CEL has no clock: it is exported without its expiry; export again before then", i, e.Reason, e.Expires))
+			notes = append(notes, fmt.Sprintf("exemption %d (%s) expires at %s, but CEL has no clock: it is exported without its expiry; export again before then", e.Index, e.Reason, e.Expires))
 		}
-		out = append(out, exportedExemption{index: i, Exemption: e})
+		out = append(out, exportedExemption{e})
 	}
-	return out, notes
+	return out, notes, nil
 }
 
-func (e exportedExemption) covers(rule string) bool {
-	return len(e.Rules) == 0 || slices.Contains(e.Rules, rule)
-}
+func (e exportedExemption) covers(rule string) bool { return e.Covers(rule) }
 
-func (e exportedExemption) containerScoped() bool {
-	return len(e.Images)+len(e.ContainerNames) > 0
-}
-
-// requestMatch is CEL for "the request is in this exemption's scope".
-func (e exportedExemption) requestMatch() string {
-	var parts []string
-	if len(e.Namespaces) > 0 {
-		parts = append(parts, globMatch("request.namespace", e.Namespaces))
-	}
-	if len(e.Users) > 0 {
-		parts = append(parts, fmt.Sprintf("request.userInfo.username in %s", strList(e.Users)))
-	}
-	if len(e.Groups) > 0 {
-		parts = append(parts, fmt.Sprintf("request.userInfo.?groups.orValue([]).exists(g, g in %s)", strList(e.Groups)))
-	}
-	if len(parts) == 0 {
-		return "true"
-	}
-	return strings.Join(parts, " && ")
-}
-
-// containerMatch is CEL over c for "this container is in the exemption's scope".
-func (e exportedExemption) containerMatch() string {
-	var parts []string
-	if len(e.Images) > 0 {
-		parts = append(parts, globMatch("c.?image.orValue('')", e.Images))
-	}
-	if len(e.ContainerNames) > 0 {
-		parts = append(parts, fmt.Sprintf("c.name in %s", strList(e.ContainerNames)))
-	}
-	return strings.Join(parts, " && ")
-}
+func (e exportedExemption) containerScoped() bool { return e.ContainerScoped() }
 
 // liftedExpr is CEL for "an exemption lifts the rule from the whole request".
 func liftedExpr(rule string, ex []exportedExemption) string {
 	var parts []string
 	for _, e := range ex {
 		if e.covers(rule) && !e.containerScoped() {
-			parts = append(parts, "("+e.requestMatch()+")")
+			parts = append(parts, "("+e.RequestCEL()+")")
 		}
 	}
 	if len(parts) == 0 {
@@ -108,7 +73,7 @@ func exemptionSet(rule string, ex []exportedExemption, containerScoped bool) str
 	var b strings.Builder
 	for _, e := range ex {
 		if e.covers(rule) && e.containerScoped() == containerScoped {
-			fmt.Fprintf(&b, "_%d", e.index)
+			fmt.Fprintf(&b, "_%d", e.Index)
 		}
 	}
 	return b.String()
@@ -120,62 +85,11 @@ func exemptContainersExpr(rule string, ex []exportedExemption) string {
 	var parts []string
 	for _, e := range ex {
 		if e.covers(rule) && e.containerScoped() {
-			parts = append(parts, fmt.Sprintf("(%s && %s)", e.requestMatch(), e.containerMatch()))
+			parts = append(parts, fmt.Sprintf("(%s && %s)", e.RequestCEL(), e.ContainerCEL("c")))
 		}
 	}
 	if len(parts) == 0 {
 		return ""
 	}
 	return fmt.Sprintf("variables.containers.filter(c, %s).map(c, c.name)", strings.Join(parts, " || "))
-}
-
-// globMatch is CEL for "x matches one of the globs": a list lookup for
-// plain names (the common case, and cheaper), a regular expression for
-// the rest.
-func globMatch(x string, globs []string) string {
-	var plain, patterns []string
-	for _, g := range globs {
-		if strings.ContainsAny(g, "*?") {
-			patterns = append(patterns, g)
-		} else {
-			plain = append(plain, g)
-		}
-	}
-	var parts []string
-	if len(plain) > 0 {
-		parts = append(parts, fmt.Sprintf("%s in %s", x, strList(plain)))
-	}
-	if len(patterns) > 0 {
-		parts = append(parts, fmt.Sprintf("%s.matches(%s)", x, strconv.Quote(globsRegexp(patterns))))
-	}
-	return "(" + strings.Join(parts, " || ") + ")"
-}
-
-// globsRegexp turns podguard's globs (* any run, ? one character) into one
-// anchored RE2 expression.
-func globsRegexp(globs []string) string {
-	alts := make([]string, len(globs))
-	for i, g := range globs {
-		var b strings.Builder
-		for _, r := range g {
-			switch r {
-			case '*':
-				b.WriteString(".*")
-			case '?':
-				b.WriteString(".")
-			default:
-				b.WriteString(regexp.QuoteMeta(string(r)))
-			}
-		}
-		alts[i] = b.String()
-	}
-	return "^(?:" + strings.Join(alts, "|") + ")$"
-}
-
-func strList(items []string) string {
-	q := make([]string, len(items))
-	for i, it := range items {
-		q[i] = strconv.Quote(it)
-	}
-	return "[" + strings.Join(q, ", ") + "]"
 }

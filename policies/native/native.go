@@ -114,7 +114,10 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 		now = time.Now()
 	}
 	out := &Export{}
-	exemptions, notes := exportedExemptions(p, now)
+	exemptions, notes, err := exportedExemptions(p, now)
+	if err != nil {
+		return nil, err
+	}
 	out.Notes = notes
 	injections := map[string][]rules.Injection{}
 	var order []string

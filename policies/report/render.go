@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"podguard.dev/podguard/policies/yamlenc"
 	"sort"
 	"strings"
 
 	"podguard.dev/podguard/policies"
-	"sigs.k8s.io/yaml"
+	"podguard.dev/podguard/policies/safetext"
 )
 
 // JSON writes the report as indented JSON: the documented contract.
@@ -22,7 +23,7 @@ func (r *Report) JSON(w io.Writer) error {
 
 // YAML writes the same document as YAML.
 func (r *Report) YAML(w io.Writer) error {
-	b, err := yaml.Marshal(r)
+	b, err := yamlenc.Marshal(r)
 	if err != nil {
 		return err
 	}
@@ -41,6 +42,11 @@ func mark(ok bool) string {
 // subjects behind each ❌, the exemptions, what would be denied; then the
 // cluster's totals.
 func (r *Report) Text(w io.Writer) error {
+	// Names, images, reasons and messages come from the cluster and the
+	// policy: one line each, their control characters made visible, so an
+	// object cannot forge lines or escape sequences in a terminal or CI log.
+	safe := safetext.Sanitized(*r)
+	r = &safe
 	var b strings.Builder
 	where := r.Cluster
 	if where == "" {

@@ -13,7 +13,16 @@ import (
 //go:embed default-policy.yaml.tmpl
 var defaultPolicyTemplate string
 
-var defaultPolicy = template.Must(template.New("default-policy").Parse(defaultPolicyTemplate))
+// The template writes the namespace through yamlString: it comes from a
+// flag or the environment and is data, never YAML text.
+var defaultPolicy = template.Must(template.New("default-policy").Funcs(template.FuncMap{"yamlString": yamlString}).Parse(defaultPolicyTemplate))
+
+// yamlString writes s as a YAML flow scalar that reads back as s: a JSON
+// string, which YAML's double-quoted style reads the same way.
+func yamlString(s string) string {
+	b, _ := json.Marshal(s) // a string always marshals
+	return string(b)
+}
 
 // DefaultPolicyYAML returns the default policy as a commented policy file:
 // the rules section is written from the registered rule types (their

@@ -174,9 +174,28 @@ type Exemption struct {
 	Images []string `json:"images,omitempty"`
 	// ContainerNames are exact container names; like Images, container-scoped.
 	ContainerNames []string `json:"containerNames,omitempty"`
+	// Workloads are workloads by kind and exact name: the exemption covers
+	// each one and what it controls (a Deployment's ReplicaSets and Pods, a
+	// CronJob's Jobs and Pods, the Pods of a StatefulSet, DaemonSet, Job,
+	// ReplicaSet or ReplicationController). Owner references are written
+	// by whoever creates an object, so give namespaces too: anyone who may
+	// create Pods there can claim to belong to the workload.
+	Workloads []WorkloadRef `json:"workloads,omitempty"`
+	// Selector covers objects whose pods carry matching labels (a Pod's
+	// own, a workload's pod template's).
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 	// Expires, an RFC 3339 timestamp or a date (YYYY-MM-DD, meaning 00:00
 	// UTC that day), ends the exemption; after it a warning says it expired.
 	Expires string `json:"expires,omitempty"`
+}
+
+// WorkloadRef names one workload in an exemption.
+type WorkloadRef struct {
+	// Kind is Deployment, StatefulSet, DaemonSet, ReplicaSet,
+	// ReplicationController, Job, CronJob, Pod or PodTemplate.
+	Kind string `json:"kind"`
+	// Name is the workload's exact name.
+	Name string `json:"name"`
 }
 
 // UnmarshalJSON accepts the action names, and YAML 1.1's boolean false for

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
@@ -75,8 +77,24 @@ func ValidateExemption(e *v1alpha1.Exemption, path *field.Path) field.ErrorList 
 	if strings.TrimSpace(e.Reason) == "" {
 		errs = append(errs, field.Required(path.Child("reason"), "say why the exemption exists; it is logged whenever it applies"))
 	}
-	if len(e.Namespaces)+len(e.Users)+len(e.Groups)+len(e.Images)+len(e.ContainerNames) == 0 {
-		errs = append(errs, field.Required(path, "an exemption needs at least one of namespaces, users, groups, images or containerNames"))
+	if len(e.Namespaces)+len(e.Users)+len(e.Groups)+len(e.Images)+len(e.ContainerNames)+len(e.Workloads) == 0 && e.Selector == nil {
+		errs = append(errs, field.Required(path, "an exemption needs at least one of namespaces, users, groups, images, containerNames, workloads or selector"))
+	}
+	for i, w := range e.Workloads {
+		wp := path.Child("workloads").Index(i)
+		if !slices.Contains(workloadKinds, w.Kind) {
+			errs = append(errs, field.NotSupported(wp.Child("kind"), w.Kind, workloadKinds))
+		}
+		for _, msg := range k8svalidation.IsDNS1123Subdomain(w.Name) {
+			errs = append(errs, field.Invalid(wp.Child("name"), w.Name, msg+" (an exact object name; globs are not allowed here)"))
+		}
+	}
+	if e.Selector != nil {
+		sp := path.Child("selector")
+		if len(e.Selector.MatchLabels)+len(e.Selector.MatchExpressions) == 0 {
+			errs = append(errs, field.Invalid(sp, "{}", "an empty selector matches every pod: name at least one label"))
+		}
+		errs = append(errs, metav1validation.ValidateLabelSelector(e.Selector, metav1validation.LabelSelectorValidationOptions{}, sp)...)
 	}
 	for i, id := range e.Rules {
 		if _, ok := v1alpha1.RuleTypeOf(id); !ok {
@@ -100,6 +118,10 @@ func ValidateExemption(e *v1alpha1.Exemption, path *field.Path) field.ErrorList 
 	}
 	return errs
 }
+
+// workloadKinds are the kinds an exemption's workloads may name: every
+// kind podguard judges.
+var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "Pod", "PodTemplate"}
 
 // ParseExpiry parses an exemption's expires: an RFC 3339 timestamp, or a
 // date meaning 00:00 UTC that day.

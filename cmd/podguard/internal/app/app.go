@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"podguard.dev/podguard/policies/safetext"
 
 	"github.com/spf13/cobra"
 
@@ -50,7 +51,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		if ee, ok := err.(*cli.ExitError); !ok || ee.Err != nil {
-			fmt.Fprintf(errOut, "podguard: error: %v\n", err)
+			fmt.Fprintf(errOut, "podguard: error: %s\n", safetext.Line(err.Error()))
 		}
 	}
 	return cli.CodeOf(err)

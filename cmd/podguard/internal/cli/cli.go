@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/pflag"
+	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/manifest"
+	"podguard.dev/podguard/policies/safetext"
 )
 
 // Exit codes, a contract with users' scripts and CI.
@@ -88,10 +91,22 @@ func (o *PolicyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", ns, "podguard's own namespace, exempt under the default exemptions (env POD_NAMESPACE)")
 }
 
+// CheckNamespace refuses a --namespace (or POD_NAMESPACE) that is not a
+// namespace name: it is written into the default policy's exemptions.
+func (o *PolicyOptions) CheckNamespace() error {
+	if errs := k8svalidation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
+		return BadInput("--namespace %q: not a namespace name: %s", safetext.Line(o.Namespace), strings.Join(errs, "; "))
+	}
+	return nil
+}
+
 // Load reads, defaults and validates the policy. Reading is bounded and
 // stops when ctx ends, like every input (a FIFO given as --policy must not
 // hang the command).
 func (o *PolicyOptions) Load(ctx context.Context) (*v1alpha1.Policy, error) {
+	if err := o.CheckNamespace(); err != nil {
+		return nil, err
+	}
 	if o.File == "" {
 		return load.Default(o.Namespace), nil
 	}
@@ -166,7 +181,7 @@ func (o *InputOptions) EachDocument(ctx context.Context, stdin io.Reader, notes 
 // PrintProblems writes each problem on its own line to w.
 func PrintProblems(w io.Writer, problems []error) {
 	for _, p := range problems {
-		fmt.Fprintf(w, "podguard: error: %v\n", p)
+		fmt.Fprintf(w, "podguard: error: %s\n", safetext.Line(p.Error()))
 	}
 }
 

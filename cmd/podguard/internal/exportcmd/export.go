@@ -14,6 +14,7 @@ import (
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies/native"
+	"podguard.dev/podguard/policies/safetext"
 )
 
 // Options are the flags of `podguard export`.
@@ -84,13 +85,13 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	}
 	for _, w := range e.WebhookOnly {
 		if w.Rule != "" {
-			fmt.Fprintf(s.Err, "podguard: note: webhook only: rule %s: %s\n", w.Rule, w.Reason)
+			fmt.Fprintf(s.Err, "podguard: note: webhook only: rule %s: %s\n", w.Rule, safetext.Line(w.Reason))
 		} else {
-			fmt.Fprintf(s.Err, "podguard: note: webhook only: %s\n", w.Reason)
+			fmt.Fprintf(s.Err, "podguard: note: webhook only: %s\n", safetext.Line(w.Reason))
 		}
 	}
 	for _, n := range e.Notes {
-		fmt.Fprintf(s.Err, "podguard: note: %s\n", n)
+		fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n))
 	}
 	if o.StaticDir != "" {
 		files, err := e.StaticFiles(o.StaticDir)
@@ -101,7 +102,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 			return &cli.ExitError{Code: cli.ExitBadInput, Err: err}
 		}
 		fmt.Fprintf(s.Err, "podguard: wrote %d files into %s; pass --admission-control-config-file=%s to kube-apiserver\n",
-			len(files), o.StaticDir, filepath.Join(o.StaticDir, native.AdmissionConfigFile))
+			len(files), safetext.Line(o.StaticDir), safetext.Line(filepath.Join(o.StaticDir, native.AdmissionConfigFile)))
 		return nil
 	}
 	var out []byte

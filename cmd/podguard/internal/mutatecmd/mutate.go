@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"podguard.dev/podguard/policies/safetext"
 
 	"github.com/pmezard/go-difflib/difflib"
 	"github.com/spf13/cobra"
@@ -65,7 +66,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		problems++
 		cli.PrintProblems(s.Err, []error{err})
 	}
-	note := func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", n) }
+	note := func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }
 	var prev *manifest.Document
 	var werr error
 	err = o.Input.EachDocument(ctx, s.In, note, problem, func(doc *manifest.Document) {
@@ -82,7 +83,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 					problem(&manifest.InputError{Source: doc.Source, Doc: doc.Index, Line: doc.Line, Err: fmt.Errorf("%s (--strict)", reason)})
 				} else if o.Verbose || misplaced {
 					// A misplaced kind is named always: it is a mistake to see.
-					fmt.Fprintf(s.Err, "podguard: note: %s %s %s/%s: skipped: %s\n", obj.Source(), obj.APIVersion, obj.Kind, obj.Name, reason)
+					fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(fmt.Sprintf("%s %s %s/%s: skipped: %s", obj.Source(), obj.APIVersion, obj.Kind, obj.Name, reason)))
 				}
 				continue
 			}

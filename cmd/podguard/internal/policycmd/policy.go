@@ -14,6 +14,7 @@ import (
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/api/validation"
 	"podguard.dev/podguard/policies/rules"
+	"podguard.dev/podguard/policies/safetext"
 )
 
 // NewCommand returns the policy command and its sub-commands.
@@ -34,6 +35,9 @@ func newDefault(s cli.Streams) *cobra.Command {
 		Short: "Print the default policy as a commented policy file",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			if err := o.CheckNamespace(); err != nil {
+				return err
+			}
 			_, err := s.Out.Write(v1alpha1.DefaultPolicyYAML(o.Namespace))
 			return err
 		},
@@ -77,7 +81,7 @@ invalid or unreadable (every problem is listed with its line).`,
 			printExemptions(s, p, time.Now())
 			weak := rules.PSSWeakenings(p)
 			for _, w := range weak {
-				fmt.Fprintf(s.Err, "podguard: warning: %s\n", w)
+				fmt.Fprintf(s.Err, "podguard: warning: %s\n", safetext.Line(w.String()))
 			}
 			if strict && len(weak) > 0 {
 				return &cli.ExitError{Code: cli.ExitDenied, Err: fmt.Errorf("--strict: the policy gives up %d Pod Security Standards setting(s)", len(weak))}
@@ -115,7 +119,9 @@ func printRules(s cli.Streams, p *v1alpha1.Policy) {
 // which have expired.
 func printExemptions(s cli.Streams, p *v1alpha1.Policy, now time.Time) {
 	fmt.Fprintf(s.Out, "\nexemptions: %d\n", len(p.Exemptions))
-	for i, e := range p.Exemptions {
+	// Reasons and globs are the policy author's text: one line each,
+	// control characters made visible.
+	for i, e := range safetext.Sanitized(p.Exemptions) {
 		scope := []string{}
 		add := func(name string, vals []string) {
 			if len(vals) > 0 {

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/safetext"
 )
 
 // textWriter prints results for people (-o text): one block per object
@@ -64,6 +65,10 @@ func (t *textWriter) paint(style, s string) string {
 }
 
 func (t *textWriter) result(res Result) error {
+	// Names, images, reasons and paths come from the input and the policy:
+	// printed one line each, their control characters made visible, so an
+	// object cannot forge lines or escape sequences in a terminal or a CI log.
+	res = safetext.Sanitized(res)
 	if t.lines {
 		return t.resultLines(res)
 	}
@@ -174,7 +179,7 @@ func (t *textWriter) resultLines(res Result) error {
 
 func (t *textWriter) skip(s Skipped) {
 	if t.verbose || s.misplaced {
-		t.skipped = append(t.skipped, s)
+		t.skipped = append(t.skipped, safetext.Sanitized(s))
 	}
 }
 

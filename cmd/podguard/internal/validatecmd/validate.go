@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"podguard.dev/podguard/policies/safetext"
 
 	"github.com/spf13/cobra"
 
@@ -128,7 +129,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		problems++
 		cli.PrintProblems(s.Err, []error{err})
 	}
-	note := func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", n) }
+	note := func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }
 	err = o.Input.EachDocument(ctx, s.In, note, problem, func(doc *manifest.Document) {
 		objs, err := doc.Objects()
 		if err != nil {
