@@ -72,7 +72,8 @@ func (s *PolicyStore) reload() error {
 			s.metrics.PolicyInfo.Reset()
 			s.metrics.PolicyInfo.WithLabelValues(string(p.Mode), shortSum(sum)).Set(1)
 			s.log.Info("policy loaded", "source", source, "sha256", shortSum(sum), "mode", p.Mode, "exemptions", len(p.Exemptions))
-			for _, w := range rules.PSSWeakenings(p) {
+			broad, _ := rules.ExemptionBreadth(p)
+			for _, w := range append(rules.PSSWeakenings(p), broad...) {
 				s.log.Info("warning: the policy gives up a Pod Security Standards control", "setting", w.Field, "control", w.Control, "detail", w.Detail)
 			}
 			return nil

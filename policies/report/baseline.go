@@ -6,7 +6,6 @@ import (
 	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,85 +17,63 @@ import (
 // containerField finds the container a finding's field is in.
 var containerField = regexp.MustCompile(`^(.*\.(?:initContainers|containers|ephemeralContainers)\[\d+\])`)
 
-// imageGlob is the narrowest glob that keeps matching an image across
-// releases of the same repository: any tag (or any digest).
-func imageGlob(image string) string {
-	repo, _, hasDigest := strings.Cut(image, "@")
-	if i := strings.LastIndexByte(repo, ':'); i > strings.LastIndexByte(repo, '/') {
-		return repo[:i] + ":*"
-	}
-	if hasDigest {
-		return repo + "@*"
-	}
-	return image
-}
-
 // Baseline returns the exemptions under which every subject the policy
-// denies today would pass, each as narrow as the findings allow: the rules
-// it lifts and the images of the containers that need them; the namespace
-// where a finding is at pod level (an image exemption never covers pod
-// fields). Each names the subjects it covers in its reason and expires at
-// expires, so a team can enforce for everything new at once and burn the
-// list down.
-func Baseline(r *Report, expires time.Time) []v1alpha1.Exemption {
-	type scope struct{ namespace, image string }
-	type entry struct {
-		rules    map[string]bool
-		subjects map[string]bool
-	}
-	found := map[scope]*entry{}
+// denies today would pass, each as narrow as the findings allow: scoped to
+// the subject's namespace and to the subject itself (the workload, which
+// covers the Pods it controls, or the bare Pod), lifting only the rules it
+// breaks, and for findings inside containers only from those containers,
+// by name. Nothing taken from a cluster object becomes a glob: an image
+// named "*" once turned into an exemption of every image.
+// Each entry names its subject in its reason and ends at expires (an
+// exemption's expires: a date or an RFC 3339 timestamp), so a team can
+// enforce for everything new at once and burn the list down.
+func Baseline(r *Report, expires string) []v1alpha1.Exemption {
+	var out []v1alpha1.Exemption
 	for _, ns := range r.Namespaces {
 		for _, s := range ns.Subjects {
 			if s.Result != Fail {
 				continue
 			}
+			podRules := map[string]bool{}
+			containerRules := map[string]map[string]bool{} // container name -> rules
 			for _, f := range s.Violations {
-				sc := scope{namespace: ns.Name}
+				name := ""
 				if m := containerField.FindStringSubmatch(f.Field); m != nil {
-					if img, ok := s.images[m[1]]; ok && img != "" {
-						sc = scope{image: imageGlob(img)}
-					}
+					name = s.containers[m[1]]
 				}
-				e := found[sc]
-				if e == nil {
-					e = &entry{rules: map[string]bool{}, subjects: map[string]bool{}}
-					found[sc] = e
+				if name == "" {
+					podRules[f.Rule] = true
+					continue
 				}
-				e.rules[f.Rule] = true
-				e.subjects[fmt.Sprintf("%s/%s/%s", ns.Name, s.Kind, s.Name)] = true
+				if containerRules[name] == nil {
+					containerRules[name] = map[string]bool{}
+				}
+				containerRules[name][f.Rule] = true
+			}
+			base := v1alpha1.Exemption{
+				Reason:     fmt.Sprintf("baseline of %s: covers %s/%s/%s", r.Generated.Format(time.DateOnly), ns.Name, s.Kind, s.Name),
+				Namespaces: []string{ns.Name},
+				Workloads:  []v1alpha1.WorkloadRef{{Kind: s.Kind, Name: s.Name}},
+				Expires:    expires,
+			}
+			if len(podRules) > 0 {
+				e := base
+				e.Rules = slices.Sorted(maps.Keys(podRules))
+				out = append(out, e)
+			}
+			// Containers that need the same rules share one entry.
+			byRules := map[string][]string{}
+			for name, rs := range containerRules {
+				key := strings.Join(slices.Sorted(maps.Keys(rs)), ",")
+				byRules[key] = append(byRules[key], name)
+			}
+			for _, key := range slices.Sorted(maps.Keys(byRules)) {
+				e := base
+				e.Rules = strings.Split(key, ",")
+				e.ContainerNames = slices.Sorted(slices.Values(byRules[key]))
+				out = append(out, e)
 			}
 		}
-	}
-	keys := make([]scope, 0, len(found))
-	for k := range found {
-		keys = append(keys, k)
-	}
-	// Image-scoped exemptions first (the narrow ones), then namespaces.
-	sort.Slice(keys, func(i, j int) bool {
-		if (keys[i].image == "") != (keys[j].image == "") {
-			return keys[i].image != ""
-		}
-		if keys[i].image != keys[j].image {
-			return keys[i].image < keys[j].image
-		}
-		return keys[i].namespace < keys[j].namespace
-	})
-	out := make([]v1alpha1.Exemption, 0, len(keys))
-	for _, k := range keys {
-		e := found[k]
-		ex := v1alpha1.Exemption{Rules: slices.Sorted(maps.Keys(e.rules)), Expires: expires.UTC().Format(time.DateOnly)}
-		subjects := slices.Sorted(maps.Keys(e.subjects))
-		what := strings.Join(subjects, ", ")
-		if len(subjects) > 5 {
-			what = strings.Join(subjects[:5], ", ") + fmt.Sprintf(" and %d more", len(subjects)-5)
-		}
-		ex.Reason = fmt.Sprintf("baseline of %s: covers %s", r.Generated.Format(time.DateOnly), what)
-		if k.image != "" {
-			ex.Images = []string{k.image}
-		} else {
-			ex.Namespaces = []string{k.namespace}
-		}
-		out = append(out, ex)
 	}
 	return out
 }
@@ -165,15 +142,12 @@ func MergeExemptions(policyYAML []byte, add []v1alpha1.Exemption, ownNamespace s
 
 func exemptionNode(e v1alpha1.Exemption) (*yaml.Node, error) {
 	m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	add := func(k string, v *yaml.Node) {
-		m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k}, v)
-	}
+	key := func(k string) *yaml.Node { return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k} }
+	add := func(k string, v *yaml.Node) { m.Content = append(m.Content, key(k), v) }
+	// Every string is double-quoted: the emitter escapes what YAML cannot
+	// hold raw, and no value reads back as a boolean, number or null.
 	str := func(s string) *yaml.Node {
-		n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
-		if strings.ContainsAny(s, ":#*{}[],&!|>'\"%@`") || s != strings.TrimSpace(s) {
-			n.Style = yaml.DoubleQuotedStyle
-		}
-		return n
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s, Style: yaml.DoubleQuotedStyle}
 	}
 	list := func(items []string) *yaml.Node {
 		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
@@ -190,6 +164,21 @@ func exemptionNode(e v1alpha1.Exemption) (*yaml.Node, error) {
 		if len(l.v) > 0 {
 			add(l.k, list(l.v))
 		}
+	}
+	if len(e.Workloads) > 0 {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, w := range e.Workloads {
+			seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle, Content: []*yaml.Node{
+				key("kind"), str(w.Kind), key("name"), str(w.Name)}})
+		}
+		add("workloads", seq)
+	}
+	if e.Selector != nil {
+		var n yaml.Node
+		if err := n.Encode(e.Selector); err != nil {
+			return nil, err
+		}
+		add("selector", &n)
 	}
 	if e.Expires != "" {
 		// Quoted: an unquoted date is a YAML timestamp, not a string.

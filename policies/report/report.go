@@ -88,9 +88,9 @@ type Subject struct {
 	labels     map[string]bool // checklist items this subject fails
 	podLabels  labels.Set
 	uid        types.UID
-	// images are the subject's containers' images by field path
+	// containers are the subject's containers' names by field path
 	// (spec.template.spec.containers[0]), for a baseline.
-	images map[string]string
+	containers map[string]string
 }
 
 // Exempted is an exemption that applied, with its expiry.
@@ -370,9 +370,9 @@ func Build(e *policies.Enforcer, in Input) *Report {
 // judge judges one top-level subject.
 func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.Time) *Subject {
 	s := newSubject(o, t)
-	s.images = map[string]string{}
+	s.containers = map[string]string{}
 	for _, c := range t.Containers {
-		s.images[c.Path().String()] = c.Image
+		s.containers[c.Path().String()] = c.Name
 	}
 	attrs := policies.Attributes{Namespace: s.Namespace, Now: now}
 	var res *policies.Result

@@ -215,13 +215,24 @@ func TestSkippedAndSelected(t *testing.T) {
 // still denied.
 func TestBaseline(t *testing.T) {
 	in := seed()
+	// A workload whose image is "*" (the API server accepts it): its
+	// baseline must not exempt every image of the cluster.
+	star := compliantSpec("star")
+	star.Containers[0].Image = "*"
+	star.Containers[0].SecurityContext.Privileged = ptr.To(true)
+	in.Objects = append(in.Objects, &appsv1.DaemonSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"}, ObjectMeta: meta("agents", "star", "ds1", nil, nil),
+		Spec: appsv1.DaemonSetSpec{Template: corev1.PodTemplateSpec{Spec: star}}})
 	r := report.Build(enforcer(t, ""), in)
-	ex := report.Baseline(r, now.AddDate(0, 0, 90))
+	ex := report.Baseline(r, now.AddDate(0, 0, 90).Format(time.DateOnly))
 	var scopes []string
 	for _, e := range ex {
-		scopes = append(scopes, fmt.Sprintf("%v %v %v %s", e.Rules, e.Images, e.Namespaces, e.Expires))
+		if len(e.Images) > 0 || e.Selector != nil {
+			t.Errorf("a baseline entry takes images or labels from the cluster: %+v", e)
+		}
+		scopes = append(scopes, fmt.Sprintf("%v %v %v %v %s", e.Rules, e.Namespaces, e.Workloads, e.ContainerNames, e.Expires))
 	}
-	want := []string{"[privileged] [registry.example/debug:*] [] 2027-02-28", "[runAsUser] [registry.k8s.io/ingress-nginx/controller:*] [] 2027-02-28", "[runAsUser] [] [argocd] 2027-02-28"}
+	want := []string{"[privileged] [agents] [{DaemonSet star}] [star] 2027-02-28", "[privileged] [apps] [{Pod debug}] [debug] 2027-02-28",
+		"[runAsUser] [argocd] [{Deployment argocd-redis}] [] 2027-02-28", "[runAsUser] [ingress] [{Deployment ingress-nginx-controller}] [controller] 2027-02-28"}
 	if strings.Join(scopes, "|") != strings.Join(want, "|") {
 		t.Errorf("baseline scopes:\n got  %q\n want %q", scopes, want)
 	}
@@ -241,12 +252,19 @@ func TestBaseline(t *testing.T) {
 	if after.Denied() {
 		t.Errorf("the cluster still fails under its baseline: %+v", after.Summary)
 	}
-	// A new privileged pod of another image is still denied.
-	priv := compliantSpec("other")
-	priv.Containers[0].SecurityContext.Privileged = ptr.To(true)
-	res, _ := e.Validate(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "apps", Name: "new"}, Spec: priv}, policies.Attributes{Namespace: "apps", Now: now})
-	if res.Allowed {
-		t.Error("a new violation passes under the baseline")
+	// A new privileged pod is still denied: of another image, of the image
+	// "*", in the namespace of a baselined workload, anywhere.
+	for _, img := range []string{"registry.example/other:1", "*", "registry.example/debug:1"} {
+		for _, ns := range []string{"apps", "agents", "elsewhere"} {
+			priv := compliantSpec("other")
+			priv.Containers[0].Image = img
+			priv.Containers[0].SecurityContext.Privileged = ptr.To(true)
+			res, _ := e.Validate(&corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "new"}, Spec: priv},
+				policies.Attributes{Namespace: ns, Now: now})
+			if res.Allowed {
+				t.Errorf("a new privileged pod of image %q in %s passes under the baseline", img, ns)
+			}
+		}
 	}
 }
 

@@ -356,17 +356,23 @@ func TestAuditBaselineRollout(t *testing.T) {
 		t.Fatalf("audit --baseline: exit %d: %s", r.code, r.err)
 	}
 	written, _ := os.ReadFile(policyFile)
-	// Container fields get image-scoped exemptions; pod-level fields
-	// (runAsUser in the pod's securityContext) namespace-scoped ones.
-	for _, w := range []string{`images: ["registry.example/tools/debug:*"]`, `namespaces: [ingress-nginx]`, `expires: "` + time.Now().AddDate(0, 0, 30).UTC().Format(time.DateOnly) + `"`,
+	// Each entry is scoped to its workload in its namespace, and container
+	// findings to the containers by name: never an image glob or a whole
+	// namespace.
+	for _, w := range []string{`namespaces: ["ingress-nginx"]`, `workloads:` + "\n" + `      - {kind: "Deployment", name: "ingress-nginx-controller"}`,
+		`containerNames: ["debug"]`, `expires: "` + time.Now().UTC().AddDate(0, 0, 31).Truncate(24*time.Hour).Format(time.DateOnly) + `"`,
 		"reason: \"baseline of ", "covers ingress-nginx/Deployment/ingress-nginx-controller", "# Baseline written by podguard audit --baseline"} {
 		if !strings.Contains(string(written), w) {
 			t.Errorf("the baseline policy lacks %q:\n%s", w, written)
 		}
 	}
-	check := podguard(t, "", "policy", "check", "-f", policyFile)
-	if check.code != 0 || !strings.Contains(check.out, "registry.example/tools/debug:*") || !strings.Contains(check.out, "covers ingress-nginx/Deployment/ingress-nginx-controller") {
-		t.Errorf("policy check of the baseline: exit %d\n%s%s", check.code, check.out, check.err)
+	if regexp.MustCompile(`(?m)^ +images:`).Match(written) {
+		t.Errorf("the baseline takes image globs from the cluster:\n%s", written)
+	}
+	check := podguard(t, "", "policy", "check", "--strict", "-f", policyFile)
+	if check.code != 0 || check.err != "" || !strings.Contains(check.out, "workloads Deployment/ingress-nginx-controller") ||
+		!strings.Contains(check.out, "covers ingress-nginx/Deployment/ingress-nginx-controller") {
+		t.Errorf("policy check --strict of the baseline: exit %d\n%s%s", check.code, check.out, check.err)
 	}
 	var after map[string]string
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {

@@ -311,8 +311,48 @@ func TestPolicyCheckWarnsBelowRestricted(t *testing.T) {
 		t.Errorf("mode warn --strict: exit %d\n%s", r.code, r.err)
 	}
 	def := write(t, dir, "default.yaml", "")
-	if r := podguard(t, "", "policy", "check", "--strict", "-f", def); r.code != 0 || strings.Contains(r.err, "gives up") {
-		t.Errorf("the default policy gives up nothing: exit %d\n%s", r.code, r.err)
+	if r := podguard(t, "", "policy", "check", "--strict", "-f", def); r.code != 0 || r.err != "" {
+		t.Errorf("the default policy gives up nothing and reaches no further than a namespace per exemption: exit %d\n%s", r.code, r.err)
+	}
+}
+
+// TestPolicyCheckBroadExemptions: an exemption that lifts a PSS rule from
+// every image (what a baseline of a workload with image "*" wrote) or from
+// every pod of every namespace fails --strict; every exemption broader than
+// one namespace is warned about; narrow ones pass.
+func TestPolicyCheckBroadExemptions(t *testing.T) {
+	dir := t.TempDir()
+	policy := func(name, exemptions string) string {
+		return write(t, dir, name, "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nexemptions:\n"+exemptions)
+	}
+	cases := []struct {
+		name, exemptions string
+		strictCode       int
+		err              []string
+	}{
+		{"every image", "- {reason: baseline, rules: [privileged, capabilities], images: ['*']}\n", 1,
+			[]string{"exemptions[0] gives up PSS baseline privileged: it lifts privileged from every image (baseline)", "exemptions[0] (baseline) reaches every namespace: broader than one namespace"}},
+		{"every image in one namespace", "- {reason: r, namespaces: [apps], images: ['*?']}\n", 1, []string{"lifts runAsNonRoot from every image"}},
+		{"every namespace", "- {reason: r, namespaces: ['*'], rules: [hostNamespaces]}\n", 1, []string{"lifts hostNamespaces from every pod in every namespace", "reaches namespaces *"}},
+		{"beyond PSS only", "- {reason: r, namespaces: ['*'], rules: [probes, imageTag]}\n", 0, []string{"reaches namespaces *"}},
+		{"a user everywhere", "- {reason: r, users: [ci]}\n", 0, []string{"(r) reaches every namespace"}},
+		{"two namespaces", "- {reason: r, namespaces: [a, b]}\n", 0, []string{"reaches namespaces a, b"}},
+		{"one workload", "- {reason: r, namespaces: [apps], workloads: [{kind: Deployment, name: web}], rules: [privileged]}\n", 0, nil},
+	}
+	for _, c := range cases {
+		p := policy(c.name+".yaml", c.exemptions)
+		r := podguard(t, "", "policy", "check", "--strict", "-f", p)
+		if r.code != c.strictCode {
+			t.Errorf("%s: --strict exit %d, want %d\n%s", c.name, r.code, c.strictCode, r.err)
+		}
+		for _, w := range c.err {
+			if !strings.Contains(r.err, w) {
+				t.Errorf("%s: stderr lacks %q:\n%s", c.name, w, r.err)
+			}
+		}
+		if c.err == nil && r.err != "" {
+			t.Errorf("%s: a narrow exemption is warned about:\n%s", c.name, r.err)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"podguard.dev/podguard/policies/api/validation"
+	"podguard.dev/podguard/policies/safetext"
 	"strconv"
 	"strings"
 	"time"
@@ -90,7 +92,7 @@ error (unreachable API server, missing permission, bad policy or flags).`,
 	fs.StringVarP(&o.Output, "output", "o", "text", "text, json, yaml or html")
 	fs.StringVarP(&o.Selector, "selector", "l", "", "label selector: only subjects whose labels or whose Pods' labels match")
 	fs.StringVar(&o.Baseline, "baseline", "", "write the policy with the exemptions today's cluster needs to pass to this file")
-	fs.StringVar(&o.BaselineExpires, "baseline-expires", "90d", "how long baseline exemptions last: days (90d) or a Go duration (2160h)")
+	fs.StringVar(&o.BaselineExpires, "baseline-expires", "90d", "when baseline exemptions end: days (90d, rounded up to midnight UTC), a Go duration (2160h), a date (2027-03-31) or an RFC 3339 timestamp; in the future")
 	fs.Int64Var(&o.ChunkSize, "chunk-size", 500, "objects per list request")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", time.Minute, "how long one API request may take")
 	return cmd
@@ -124,7 +126,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 			return cli.BadInput("--selector: %v", err)
 		}
 	}
-	expires, err := parseExpiry(o.BaselineExpires)
+	expiresText, _, err := parseExpiry(o.BaselineExpires, time.Now())
 	if err != nil {
 		return cli.BadInput("--baseline-expires: %v", err)
 	}
@@ -152,7 +154,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		fmt.Fprintf(s.Err, "podguard: note: %d %s could not be judged; the report lists each with the reason\n", len(r.Skipped), plural(len(r.Skipped), "object", "objects"))
 	}
 	if o.Baseline != "" {
-		if err := o.writeBaseline(ctx, s, r, in, time.Now().Add(expires)); err != nil {
+		if err := o.writeBaseline(ctx, s, r, in, expiresText); err != nil {
 			return err
 		}
 	}
@@ -165,7 +167,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 // writeBaseline merges the baseline exemptions into the policy file,
 // checks that the result is a valid policy under which nothing in the
 // audit is denied any more, and writes it atomically.
-func (o *Options) writeBaseline(ctx context.Context, s cli.Streams, r *report.Report, in report.Input, expires time.Time) error {
+func (o *Options) writeBaseline(ctx context.Context, s cli.Streams, r *report.Report, in report.Input, expires string) error {
 	var src []byte
 	if o.Policy.File != "" {
 		var err error
@@ -191,7 +193,7 @@ func (o *Options) writeBaseline(ctx context.Context, s cli.Streams, r *report.Re
 		return cli.BadInput("writing the baseline: %v", err)
 	}
 	fmt.Fprintf(s.Err, "podguard: wrote %s: %s plus %d baseline %s expiring %s; under it %d of %d subjects would be denied\n",
-		o.Baseline, policyName(o.Policy.File), len(ex), plural(len(ex), "exemption", "exemptions"), expires.UTC().Format(time.DateOnly),
+		safetext.Line(o.Baseline), safetext.Line(policyName(o.Policy.File)), len(ex), plural(len(ex), "exemption", "exemptions"), expires,
 		after.Summary.Fail, after.Summary.Subjects)
 	return ctx.Err()
 }
@@ -226,24 +228,43 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // parseExpiry reads "90d" or a Go duration.
-func parseExpiry(v string) (time.Duration, error) {
-	var d time.Duration
+func parseExpiry(v string, now time.Time) (string, time.Time, error) {
+	bad := fmt.Errorf("%q: want days (90d), a duration (2160h), a date (2027-03-31) or an RFC 3339 timestamp", v)
+	var t time.Time
+	var text string
 	if days, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.Atoi(days)
 		if err != nil {
-			return 0, fmt.Errorf("%q: want days (90d) or a duration (2160h)", v)
+			return "", time.Time{}, bad
 		}
-		d = time.Duration(n) * 24 * time.Hour
+		if n <= 0 {
+			return "", time.Time{}, fmt.Errorf("%q: must be in the future", v)
+		}
+		if n > 365*100 {
+			return "", time.Time{}, fmt.Errorf("%q: more than 100 years; an exemption is meant to end", v)
+		}
+		// A date, rounded up to the next midnight (UTC): never earlier than asked.
+		t = now.UTC().AddDate(0, 0, n)
+		if !t.Equal(t.Truncate(24 * time.Hour)) {
+			t = t.Truncate(24*time.Hour).AddDate(0, 0, 1)
+		}
+		text = t.Format(time.DateOnly)
+	} else if d, err := time.ParseDuration(v); err == nil {
+		// Hours and minutes keep their precision: "1h" is an hour, not today's date.
+		t = now.UTC().Add(d).Truncate(time.Second)
+		if d > 0 && !t.After(now) {
+			t = t.Add(time.Second)
+		}
+		text = t.Format(time.RFC3339)
+	} else if t, err = validation.ParseExpiry(v); err == nil {
+		text = v
 	} else {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil {
-			return 0, fmt.Errorf("%q: want days (90d) or a duration (2160h)", v)
-		}
+		return "", time.Time{}, bad
 	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q: must be in the future", v)
+	if !t.After(now) {
+		return "", time.Time{}, fmt.Errorf("%q: must be in the future (it ends at %s)", v, t.Format(time.RFC3339))
 	}
-	return d, nil
+	return text, t, nil
 }
 
 // restConfig loads the kubeconfig as kubectl does and returns the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies/api/v1alpha1"
@@ -58,8 +59,10 @@ func newCheck(s cli.Streams) *cobra.Command {
 validate a policy file, then print what it enforces, rule by rule, with the
 Pod Security Standards and CIS controls of each, and every exemption with its
 scope. Settings that give up a Pod Security Standards control (a PSS rule set
-to warn, audit or off, mode warn or audit, capabilities beyond restricted's)
-are warned about on stderr.
+to warn, audit or off, mode warn or audit, capabilities beyond restricted's,
+an exemption that lifts a PSS rule from every image, or from every pod in
+every namespace) are warned about on stderr, and so is every exemption that
+reaches more than one namespace.
 
 Exit status: 0 valid, 1 valid but giving up a PSS control with --strict, 2
 invalid or unreadable (every problem is listed with its line).`,
@@ -80,8 +83,13 @@ invalid or unreadable (every problem is listed with its line).`,
 			printRules(s, p)
 			printExemptions(s, p, time.Now())
 			weak := rules.PSSWeakenings(p)
+			broad, wide := rules.ExemptionBreadth(p)
+			weak = append(weak, broad...)
 			for _, w := range weak {
 				fmt.Fprintf(s.Err, "podguard: warning: %s\n", safetext.Line(w.String()))
+			}
+			for _, w := range wide {
+				fmt.Fprintf(s.Err, "podguard: warning: %s: broader than one namespace\n", safetext.Line(w))
 			}
 			if strict && len(weak) > 0 {
 				return &cli.ExitError{Code: cli.ExitDenied, Err: fmt.Errorf("--strict: the policy gives up %d Pod Security Standards setting(s)", len(weak))}
@@ -138,6 +146,16 @@ func printExemptions(s cli.Streams, p *v1alpha1.Policy, now time.Time) {
 		add("groups", e.Groups)
 		add("images", e.Images)
 		add("containers", e.ContainerNames)
+		var workloads []string
+		for _, w := range e.Workloads {
+			workloads = append(workloads, w.Kind+"/"+w.Name)
+		}
+		add("workloads", workloads)
+		if e.Selector != nil {
+			if sel, err := metav1.LabelSelectorAsSelector(e.Selector); err == nil {
+				add("pods labelled", []string{sel.String()})
+			}
+		}
 		expiry := ""
 		if e.Expires != "" {
 			expiry = "; expires " + e.Expires
