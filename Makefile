@@ -32,6 +32,7 @@ test: tools ## every test: unit, fixtures, differential, CLI, and integration ag
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" PODGUARD_HELM="$$(hack/tools.sh helm-path)" \
 		$(GO) test -count=1 -timeout 60m ./...
 	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime 20s ./webhook/
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitLikeKubectl$$' -fuzztime 20s ./policies/manifest/
 
 unit: ## fast tests that need no binaries (handlers included; cluster tests skip under -short)
 	$(GO) test -short ./policies/... ./cmd/... ./webhook/...
@@ -54,6 +55,7 @@ bench: build tools ## every benchmark, regenerating BENCHMARKS.md and hack/bench
 fuzz: ## run each fuzz test for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateMutate$$' -fuzztime $(FUZZTIME) ./policies/
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./policies/manifest/
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitLikeKubectl$$' -fuzztime $(FUZZTIME) ./policies/manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime $(FUZZTIME) ./webhook/
 
 # The dev cluster runs as a built binary, not under go run: on Ctrl-C go run

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -328,3 +329,19 @@ const CanaryMarker = "CANARY"
 
 // CanarySecrets is how many secrets CanaryPod hides (env values and args).
 const CanarySecrets = 12
+
+// StartT starts a control plane for a test and stops it when the test
+// ends. Under -short (make unit) the test is skipped: it needs the
+// kube-apiserver and etcd that make test builds.
+func StartT(t testing.TB, apiserverFlags map[string]string) *Env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs kube-apiserver and etcd; make test runs it")
+	}
+	env, err := StartWith(apiserverFlags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	return env
+}

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
+	sigsjson "sigs.k8s.io/json"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -126,23 +128,91 @@ func (d *Document) object(n *yaml.Node, item int) (*Object, error) {
 	if !ok {
 		return o, nil
 	}
-	var generic any
-	if err := n.Decode(&generic); err != nil {
+	// kubectl keeps the last of two equal keys; the API server in strict
+	// mode refuses them: refused here, so no reader can pick another.
+	if err := duplicateKey(n); err != nil {
 		line, msg := d.yamlError(err)
-		if line == 0 {
-			line = d.Line + n.Line - 1
-		}
 		return nil, &InputError{Source: d.Source, Doc: d.Index, Line: line, Err: fmt.Errorf("%s%s", where, msg)}
 	}
-	js, err := json.Marshal(generic)
+	js, err := d.objectJSON(item)
 	if err != nil {
-		return nil, d.errorf(n.Line, "%scannot be read as JSON: %v", where, err)
+		return nil, d.errorf(n.Line, "%s%v", where, err)
 	}
-	if err := json.Unmarshal(js, typed); err != nil {
+	// What kubectl sends must be what the API server and podguard read:
+	// the identity of the object must not change between the two readers.
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(js, &head); err != nil || head.APIVersion != o.APIVersion || head.Kind != o.Kind {
+		return nil, d.errorf(n.Line, "%sapiVersion and kind read differently as kubectl sends them (%q %q): refusing to judge it", where, head.APIVersion, head.Kind)
+	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(js, typed); err != nil {
 		return nil, d.errorf(d.lineOfJSONError(n, err), "%s%s", where, cleanJSONError(err))
 	}
 	o.Typed = typed
 	return o, nil
+}
+
+// objectJSON returns the object as kubectl sends it to the API server: a
+// YAML document converted by sigs.k8s.io/yaml (YAML 1.1, so hostPID: yes
+// is true and 0644 is 420, as kubectl reads them), a JSON document as it
+// is; for a List item, that item of it. The API server then decodes it
+// case-sensitively (sigs.k8s.io/json), dropping unknown fields such as a
+// case variant of a known one ("hostpid"): podguard decodes the same
+// bytes the same way, so it judges exactly what the API server keeps.
+func (d *Document) objectJSON(item int) ([]byte, error) {
+	if d.json == nil {
+		if d.JSON {
+			d.json = d.Raw
+		} else {
+			js, err := sigsyaml.YAMLToJSON(d.Raw)
+			if err != nil {
+				return nil, fmt.Errorf("as kubectl reads it: %s", strings.TrimPrefix(err.Error(), "error converting YAML to JSON: "))
+			}
+			d.json = js
+		}
+	}
+	if item < 0 {
+		return d.json, nil
+	}
+	var list struct {
+		Items []json.RawMessage `json:"items"`
+	}
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(d.json, &list); err != nil || item >= len(list.Items) {
+		return nil, fmt.Errorf("the List's items read differently as kubectl sends them")
+	}
+	return list.Items[item], nil
+}
+
+// duplicateKey finds a key given twice in one mapping below n.
+func duplicateKey(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.MappingNode:
+		var seen map[string]int
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if k.Kind == yaml.ScalarNode && k.Value != "<<" {
+				if seen == nil {
+					seen = make(map[string]int, len(n.Content)/2)
+				}
+				if at, dup := seen[k.Value]; dup {
+					return fmt.Errorf("line %d: mapping key %q already defined at line %d", k.Line, k.Value, at)
+				}
+				seen[k.Value] = k.Line
+			}
+			if err := duplicateKey(n.Content[i+1]); err != nil {
+				return err
+			}
+		}
+	case yaml.SequenceNode, yaml.DocumentNode:
+		for _, c := range n.Content {
+			if err := duplicateKey(c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (d *Document) errorf(line int, format string, args ...any) error {

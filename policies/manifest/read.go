@@ -39,6 +39,8 @@ type Document struct {
 	Err error
 	// changed is set once a change has been applied to Node.
 	changed bool
+	// json is the document as kubectl sends it, once converted.
+	json []byte
 }
 
 // Name returns "<source>#<index>", the document's name in reports.
@@ -142,7 +144,15 @@ func (s *Splitter) Next() (*Document, bool) {
 				return nil, false
 			}
 			if raw == nil {
-				raw, line = s.nextYAML()
+				var cutErr error
+				if raw, line, cutErr = s.nextYAML(); cutErr != nil {
+					d := &Document{Source: s.source, Index: s.index, Line: line, Raw: raw, Err: cutErr}
+					s.index++
+					return d, true
+				}
+				if raw == nil {
+					return nil, false
+				}
 			}
 		}
 		d := &Document{Source: s.source, Index: s.index, Line: line, Raw: raw, JSON: isJSON}
@@ -211,39 +221,66 @@ func (s *Splitter) nextJSON() (raw []byte, line int, ok bool) {
 	return nil, 0, false
 }
 
-// nextYAML cuts the next chunk at a "---" (or "...") line. In YAML a
-// document marker at column 0 can be neither block-scalar content (which is
-// indented) nor inside a quoted scalar, so cutting by lines is exact.
-func (s *Splitter) nextYAML() (raw []byte, line int) {
-	start, startLine := s.pos, s.line
-	i := s.pos
-	for i < len(s.data) {
-		end := bytes.IndexByte(s.data[i:], '\n')
-		next := len(s.data)
-		var l []byte
-		if end < 0 {
-			l = s.data[i:]
-		} else {
-			l = s.data[i : i+end]
-			next = i + end + 1
-		}
-		l = bytes.TrimRight(l, "\r")
-		if isMarker(l) {
-			raw = s.data[start:i]
-			rest := bytes.TrimLeft(l[3:], " \t")
-			if len(rest) > 0 && rest[0] != '#' {
-				// "--- {a: 1}": content on the marker line belongs to the next document.
-				s.advance(i + 3 - s.pos)
-			} else {
-				s.advance(next - s.pos)
+// nextYAML cuts the next chunk exactly as kubectl's YAML reader
+// (k8s.io/apimachinery/pkg/util/yaml.YAMLReader) does: a line that starts
+// with "---" ends the chunk when what follows it, trimmed, is empty or a
+// comment ("---", "--- # x", "---#"); any other text after "---" ("--- a",
+// "----") is an error that stops kubectl, reported here for that chunk.
+// "..." is not a separator for kubectl: a chunk holding one is parsed as a
+// whole (and refused if it holds a second document). Empty chunks (two
+// separators in a row) are skipped. FuzzSplitLikeKubectl holds the cut
+// equal to the reader's.
+func (s *Splitter) nextYAML() (raw []byte, line int, err error) {
+	for s.pos < len(s.data) {
+		start, startLine := s.pos, s.line
+		i := s.pos
+		cut := false
+		for i < len(s.data) {
+			end := bytes.IndexByte(s.data[i:], '\n')
+			next := len(s.data)
+			if end >= 0 {
+				next = i + end + 1
 			}
-			return raw, startLine
+			l := s.data[i:next]
+			if bytes.HasPrefix(l, []byte(yamlSeparator)) {
+				rest := strings.TrimSpace(string(l[len(yamlSeparator):]))
+				if rest != "" && rest[0] != '#' {
+					raw = s.data[start:i]
+					// The line in the document, as yaml errors count them.
+					sepLine := bytes.Count(raw, []byte("\n")) + 1
+					s.advance(next - s.pos)
+					return raw, startLine, fmt.Errorf("line %d: invalid document separator %q: only a comment may follow --- on its line (kubectl stops here too)", sepLine, truncateText(rest, 40))
+				}
+				raw = s.data[start:i]
+				s.advance(next - s.pos)
+				cut = true
+				break
+			}
+			i = next
 		}
-		i = next
+		if !cut {
+			raw = s.data[start:]
+			s.advance(len(s.data) - s.pos)
+		}
+		if len(raw) > 0 {
+			return raw, startLine, nil
+		}
 	}
-	raw = s.data[start:]
-	s.advance(len(s.data) - s.pos)
-	return raw, startLine
+	return nil, s.line, nil
+}
+
+// yamlSeparator starts a line that ends a document, as in kubectl's reader.
+const yamlSeparator = "---"
+
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
 }
 
 // advance moves n bytes on, counting lines.
@@ -280,11 +317,4 @@ func (s *Splitter) parse(d *Document) bool {
 	}
 	d.Node = &node
 	return true
-}
-
-func isMarker(l []byte) bool {
-	if !bytes.HasPrefix(l, []byte("---")) && !bytes.HasPrefix(l, []byte("...")) {
-		return false
-	}
-	return len(l) == 3 || l[3] == ' ' || l[3] == '\t'
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	sigsyaml "sigs.k8s.io/yaml"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +26,20 @@ const evilJSON = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"evil"},"sp
 
 // TestEveryDocumentKubectlApplies: the CI bypass. A JSON (or flow-style
 // YAML) first document used to hide everything after it.
+// compliantJSON is compliantPod as JSON.
+func compliantJSON(t *testing.T) string {
+	js, err := sigsyaml.YAMLToJSON([]byte(compliantPod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(js)
+}
+
+// withSpec is compliantPod with lines added at the top of its spec.
+func withSpec(lines string) string {
+	return strings.Replace(compliantPod, "spec:\n", "spec:\n"+lines, 1)
+}
+
 func TestEveryDocumentKubectlApplies(t *testing.T) {
 	dir := t.TempDir()
 	cm := `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"}}`
@@ -42,6 +57,25 @@ func TestEveryDocumentKubectlApplies(t *testing.T) {
 		// kubectl stops with an error on these; so does podguard, never a silent pass.
 		{"two flow mappings without ---", "s6.yaml", "{apiVersion: v1, kind: ConfigMap, metadata: {name: a}}\n{apiVersion: v1, kind: Pod}\n", 2, 0},
 		{"a broken JSON stream", "s7.json", cm + "\n" + cm + "\n---\n" + yamlPod, 2, 0},
+		// Separator lines kubectl's YAML reader accepts: --- then nothing
+		// or a comment, after trimming (before, ---# hid the Pod: exit 0).
+		{"---# separator", "s8.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---#\n" + yamlPod, 1, 1},
+		{"--- with a comment and CRLF", "s9.yaml", "apiVersion: v1\r\nkind: ConfigMap\r\nmetadata: {name: a}\r\n--- # next\r\n" + yamlPod, 1, 1},
+		{"---<tab>", "s10.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\t\n" + yamlPod, 1, 1},
+		// kubectl refuses other text after ---, and reads nothing after a
+		// "..." in one chunk: refused here too, never judged as empty.
+		{"--- with content", "s11.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n--- {a: 1}\n" + yamlPod, 2, 1},
+		{"... end marker", "s12.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n...\n" + yamlPod, 2, 0},
+		// Read as kubectl reads them and the API server keeps them: YAML
+		// 1.1 booleans, and field names decoded case-sensitively (a case
+		// variant is an unknown field the API server drops).
+		{"YAML 1.1 yes", "b1.yaml", withSpec("  hostPID: yes\n"), 1, 1},
+		{"YAML 1.1 on", "b2.yaml", withSpec("  hostNetwork: on\n"), 1, 1},
+		{"YAML 1.1 y", "b3.yaml", withSpec("  hostIPC: y\n"), 1, 1},
+		{"case-variant hostpid", "c1.yaml", withSpec("  hostPID: true\n  hostpid: false\n"), 1, 1},
+		{"case-variant runasuser", "c2.yaml", strings.Replace(compliantPod, "runAsUser: 1000,", "runAsUser: 0, runasuser: 1000,", 1), 1, 1},
+		{"the compliant pod the variants start from", "c0.yaml", withSpec(""), 0, 1},
+		{"case-variant in JSON", "c3.json", strings.Replace(compliantJSON(t), `"spec":{`, `"spec":{"hostPID":true,"HOSTPID":false,`, 1), 1, 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
