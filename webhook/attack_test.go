@@ -458,3 +458,41 @@ func TestSlowHeadersAndStalledHandshakes(t *testing.T) {
 		t.Errorf("deeply nested JSON: %+v, %v", resp, err)
 	}
 }
+
+// TestUniqueEnvNamesDoNotGrowMemory: the secret detector cached the
+// verdict of every env var name it saw, keyed by the name: one unique 1 MB
+// name per review grew the webhook by about 1 MB a review and kept it
+// (49 → 436 MiB after 300). 1,000 reviews with a unique 1 MB name each
+// must leave the process within 64 MiB of where it started (the body
+// budget and the garbage collector's headroom), and so must the reviews'
+// decoding, judging and answering.
+func TestUniqueEnvNamesDoNotGrowMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 1 GB through a real podguard process; make test runs it")
+	}
+	p := startProcess(t)
+	before := p.rssMiB(t)
+	name := bytes.Repeat([]byte("A"), 1<<20)
+	stop := make(chan struct{})
+	peak := p.peakRSS(t, stop)
+	for i := range 1000 {
+		copy(name, fmt.Sprintf("N%07d_", i))
+		pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"c:1","env":[{"name":"` + string(name) + `","value":"x"}]}]}}`
+		resp, err := p.client.Post(p.validate, "application/json", strings.NewReader(reviewBody(fmt.Sprintf("u%d", i), pod)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ar admissionv1.AdmissionReview
+		err = json.NewDecoder(resp.Body).Decode(&ar)
+		resp.Body.Close()
+		if err != nil || ar.Response == nil {
+			t.Fatalf("review %d: %v", i, err)
+		}
+	}
+	close(stop)
+	after, top := p.rssMiB(t), <-peak
+	t.Logf("RSS %d MiB before, %d MiB after 1,000 reviews of a unique 1 MiB env var name each (peak %d MiB)", before, after, top)
+	if after > before+64 {
+		t.Errorf("RSS grew from %d to %d MiB: request data is kept", before, after)
+	}
+}

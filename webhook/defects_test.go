@@ -112,6 +112,58 @@ func TestNoDecoderContextInAnswersOrLogs(t *testing.T) {
 	}
 }
 
+// TestCanaryInEveryObjectOfEveryRequest: the W6 regression. An
+// ephemeralcontainers UPDATE whose oldObject holds an env value next to a
+// field of the wrong type put the value in the answer and in four log
+// lines: the old object was decoded without podguard's own error
+// messages. Every operation and subresource, with the canary in object
+// and in oldObject, through both endpoints, for a Pod and a Deployment.
+func TestCanaryInEveryObjectOfEveryRequest(t *testing.T) {
+	const canary = "hunter2-canary-w6"
+	broken := map[string]string{
+		"Pod":        `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"c:1","env":[{"name":"DB_PASSWORD","value":"` + canary + `","valueFrom":5}]}]}}`,
+		"Deployment": `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"c:1","env":[{"name":"DB_PASSWORD","value":"` + canary + `","valueFrom":5}]}]}}}}`,
+	}
+	valid := map[string]string{
+		"Pod":        `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","image":"c:1"}],"ephemeralContainers":[{"name":"debugger","image":"busybox:1"}]}}`,
+		"Deployment": `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"spec":{"containers":[{"name":"c","image":"c:2"}]}}}}`,
+	}
+	group := map[string]string{"Pod": "", "Deployment": "apps"}
+	requests := 0
+	for _, kind := range []string{"Pod", "Deployment"} {
+		for _, op := range []string{"CREATE", "UPDATE", "DELETE", "CONNECT"} {
+			for _, sub := range []string{"", "ephemeralcontainers", "resize", "status"} {
+				for _, where := range []string{"object", "oldObject"} {
+					for _, mutating := range []bool{true, false} {
+						e := newTestEndpoint(t, "", mutating)
+						obj, old := valid[kind], valid[kind]
+						if where == "object" {
+							obj = broken[kind]
+						} else {
+							old = broken[kind]
+						}
+						body := review("u1", kind, group[kind], obj)
+						body = strings.Replace(body, `"operation":"CREATE"`, `"operation":"`+op+`","subResource":"`+sub+`"`, 1)
+						body = strings.TrimSuffix(body, "}}") + `,"oldObject":` + old + `}}`
+						_, raw, ar := e.post(t, body)
+						requests++
+						if ar.Response == nil {
+							t.Fatalf("%s %s/%s (%s broken): no response: %s", kind, op, sub, where, raw)
+						}
+						if bytes.Contains(raw, []byte(canary)) {
+							t.Errorf("%s %s/%s, %s broken, mutating %v: the answer quotes the object: %s", kind, op, sub, where, mutating, raw)
+						}
+						if strings.Contains(e.logs.String(), canary) || strings.Contains(e.metrics(t), canary) {
+							t.Errorf("%s %s/%s, %s broken, mutating %v: logs or metrics quote the object:\n%s", kind, op, sub, where, mutating, e.logs.String())
+						}
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d requests, the canary in none of their answers, logs or metrics", requests)
+}
+
 // TestMetricLabelsAreBounded: request values used to become label values
 // and log fields unchecked.
 func TestMetricLabelsAreBounded(t *testing.T) {

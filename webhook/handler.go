@@ -192,9 +192,13 @@ func attributes(req admission.Request) policies.Attributes {
 func newEphemeralContainers(req admission.Request, pod *corev1.Pod) ([]string, error) {
 	old := &corev1.Pod{}
 	if len(req.OldObject.Raw) > 0 {
-		if err := jsonAPI.Unmarshal(req.OldObject.Raw, old); err != nil {
-			return nil, fmt.Errorf("decoding the old Pod: %w", err)
+		// Through decode, like every object of a request: its errors
+		// never quote the input, which may hold an env value.
+		o, err := decode(schema.GroupKind{Kind: "Pod"}, req.OldObject.Raw)
+		if err != nil {
+			return nil, fmt.Errorf("old object: %w", err)
 		}
+		old = o.(*corev1.Pod)
 	}
 	names := []string{}
 	for _, ec := range pod.Spec.EphemeralContainers {

@@ -41,7 +41,20 @@ flag such as --password). Put secrets in a Secret (valueFrom.secretKeyRef).`, CI
 	})
 }
 
-const secretNameCacheSize = 4096
+// The cache of env var names' verdicts is bounded in entries and in
+// bytes: names longer than secretNameCacheKeyMax (no real env var name
+// comes near it) are matched each time, never kept, so a request cannot
+// make podguard hold what it sent (a unique 1 MB name per review grew the
+// webhook by 1 MB a review, for good). At most 4096 × 128 bytes of keys.
+// The policy's patterns are case-insensitive regular expressions, about
+// 270 ns a byte: only the first secretNameScanMax bytes of a name are
+// read, or a name of a megabyte would cost a quarter of a second of CPU
+// per request.
+const (
+	secretNameCacheSize   = 4096
+	secretNameCacheKeyMax = 128
+	secretNameScanMax     = 1024
+)
 
 func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 	cfg := params[*SecretsInEnvParams](p, "secretsInEnv")
@@ -68,8 +81,8 @@ func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 		if v, ok := seen.Load(name); ok {
 			return v.(bool)
 		}
-		m := combined.MatchString(name)
-		if size.Load() < secretNameCacheSize {
+		m := combined.MatchString(name[:min(len(name), secretNameScanMax)])
+		if len(name) <= secretNameCacheKeyMax && size.Load() < secretNameCacheSize {
 			size.Add(1)
 			seen.Store(name, m)
 		}
