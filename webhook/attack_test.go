@@ -27,6 +27,9 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"podguard.dev/podguard/hack/testenv"
 )
@@ -68,6 +71,8 @@ type process struct {
 	client           *http.Client
 	webhookURL       string
 	validate, mutate string
+	// caPEM is the CA of the process's serving certificate.
+	caPEM []byte
 }
 
 func startProcess(t *testing.T, extra ...string) *process {
@@ -85,7 +90,7 @@ func startProcess(t *testing.T, extra ...string) *process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{port: port, health: freeAddr(t), logs: &testenv.LogBuffer{}, exited: make(chan error, 1)}
+	p := &process{port: port, health: freeAddr(t), logs: &testenv.LogBuffer{}, exited: make(chan error, 1), caPEM: ca.PEM}
 	args := append([]string{"serve", "--cert-dir", dir, "--port", strconv.Itoa(port), "--bind-address", "127.0.0.1",
 		"--metrics-bind-address", freeAddr(t), "--health-probe-bind-address", p.health}, extra...)
 	p.cmd = exec.Command(bin, args...)
@@ -186,6 +191,12 @@ func slowClient(ctx context.Context, t *testing.T, p *process, sent int, trickle
 		return
 	}
 	defer conn.Close()
+	// The server cutting the connection off ends the attack on it.
+	closed := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		close(closed)
+	}()
 	fmt.Fprintf(conn, "POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4194304\r\n\r\n")
 	if sent > 0 {
 		_, _ = conn.Write(bytes.Repeat([]byte(" "), sent))
@@ -196,10 +207,29 @@ func slowClient(ctx context.Context, t *testing.T, p *process, sent int, trickle
 		}
 		select {
 		case <-ctx.Done():
+		case <-closed:
+			return
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-closed:
+	}
+}
+
+// stallingClient sends size bytes of a body on one connection after
+// another, stalling each until the server cuts it off or every seconds
+// pass, until ctx ends.
+func stallingClient(ctx context.Context, p *process, size int, every time.Duration, done *sync.WaitGroup) {
+	defer done.Done()
+	for ctx.Err() == nil {
+		cctx, cancel := context.WithTimeout(ctx, every)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		slowClient(cctx, nil, p, size, false, &wg)
+		cancel()
+	}
 }
 
 // TestSlowBodiesDoNotExhaustMemory: 100 connections announcing 4 MiB
@@ -210,7 +240,7 @@ func TestSlowBodiesDoNotExhaustMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a podguard process and attacks it for several seconds")
 	}
-	p := startProcess(t, "--request-read-timeout", "4s")
+	p := startProcess(t, "--request-read-timeout", "3s")
 	base := p.rssMiB(t)
 	for _, attack := range []struct {
 		name    string
@@ -494,5 +524,77 @@ func TestUniqueEnvNamesDoNotGrowMemory(t *testing.T) {
 	t.Logf("RSS %d MiB before, %d MiB after 1,000 reviews of a unique 1 MiB env var name each (peak %d MiB)", before, after, top)
 	if after > before+64 {
 		t.Errorf("RSS grew from %d to %d MiB: request data is kept", before, after)
+	}
+}
+
+// TestSlowBodiesThroughTheAPIServer: the W2 regression, through the real
+// API server. With default flags, 60 connections that each send 3 MiB of
+// a body and stall (reconnecting as soon as they are cut off, or every
+// 10 s) used to make real reviews wait 7-9 s for body budget: through
+// kube-apiserver 4 of 8 pod creates failed "failed calling webhook"
+// (timeoutSeconds 5, failurePolicy Fail). Now the waits end within four
+// fifths of --webhook-timeout, and bodies that have been arriving too long
+// are cut off when another needs the budget: every create is decided by
+// podguard while the attack runs.
+func TestSlowBodiesThroughTheAPIServer(t *testing.T) {
+	env := testenv.StartT(t, nil)
+	p := startProcess(t) // default flags: --webhook-timeout 5s
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := testenv.InstallWebhooks(ctx, env.Clientset, filepath.Join(testenv.Root(), "config/webhook/manifests.yaml"), p.webhookURL, p.caPEM); err != nil {
+		t.Fatal(err)
+	}
+	// The webhooks serve before the attack starts.
+	create := func(name string, privileged, dryRun bool) error {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "registry.example/c:1",
+				SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(privileged)}}}}}
+		opts := metav1.CreateOptions{}
+		if dryRun {
+			opts.DryRun = []string{metav1.DryRunAll}
+		}
+		_, err := env.Clientset.CoreV1().Pods("default").Create(ctx, pod, opts)
+		return err
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if err := create("ready", true, true); err != nil && strings.Contains(err.Error(), "podguard") {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the webhooks do not answer: %v", err)
+		}
+	}
+
+	attack, stopAttack := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Add(1)
+		go stallingClient(attack, p, 3<<20, 10*time.Second, &wg)
+	}
+	time.Sleep(2 * time.Second) // the budget is spent
+	var failed, decided int
+	var slowest time.Duration
+	for i := range 12 {
+		privileged := i%2 == 1
+		start := time.Now()
+		err := create(fmt.Sprintf("during-%d", i), privileged, i%3 != 0)
+		took := time.Since(start)
+		slowest = max(slowest, took)
+		switch {
+		case err == nil && !privileged, err != nil && privileged && strings.Contains(err.Error(), "podguard"):
+			decided++
+		default:
+			failed++
+			t.Errorf("create %d (privileged %v) during the attack, %s: %v", i, privileged, took.Round(time.Millisecond), err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	stopAttack()
+	wg.Wait()
+	t.Logf("during the attack (60 connections, 3 MiB each, stalled): %d creates decided by podguard, %d failed; slowest %s", decided, failed, slowest.Round(time.Millisecond))
+	if slowest > 4*time.Second {
+		t.Errorf("a create took %s: the API server gives up at 5 s", slowest)
+	}
+	if !strings.Contains(p.logs.String(), "still arriving when its budget was needed") {
+		t.Errorf("no stalled body was cut off to make room:\n%s", tail(p.logs.String(), 2000))
 	}
 }

@@ -41,7 +41,7 @@ func newTestEndpoint(t *testing.T, policy string, mutating bool) *testEndpoint {
 	logs := &testenv.LogBuffer{}
 	h.Log = zap.New(zap.WriteTo(logs))
 	return &testEndpoint{
-		rh: &reviewHandler{handler: h, limits: bodyLimits{max: 4 << 20, readTimeout: 5 * time.Second, budget: semaphore.NewWeighted(32 << 20), slots: semaphore.NewWeighted(4)},
+		rh: &reviewHandler{handler: h, limits: bodyLimits{max: 4 << 20, readTimeout: 2 * time.Second, decideWithin: 4 * time.Second, budget: semaphore.NewWeighted(32 << 20), slots: semaphore.NewWeighted(4)},
 			log: h.Log, metrics: h.Metrics},
 		reg: reg, logs: logs,
 	}

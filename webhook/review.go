@@ -66,6 +66,73 @@ type bodyLimits struct {
 	// bound, so more at once would not go faster; each holds at most one
 	// body and maxContainers containers' worth of findings and changes.
 	slots *semaphore.Weighted
+	// decideWithin bounds a request from its arrival to its answer: the
+	// waits for budget and for a slot end there, well before the API
+	// server gives up on the call (the webhook configurations'
+	// timeoutSeconds), so an answer, even "busy", arrives in time.
+	decideWithin time.Duration
+	// evictAfter is the age past which a body still arriving may be cut
+	// off to free the budget for another: the API server sends a review
+	// at once (4 MiB takes milliseconds on a cluster network), so a body
+	// still arriving after it is stalled or trickled. Zero never evicts.
+	evictAfter time.Duration
+	// inflight lists the bodies being read, for eviction.
+	inflight *inflightBodies
+}
+
+// inflightBodies are the request bodies being read, each with when it
+// started and how to cut it off.
+type inflightBodies struct {
+	mu    sync.Mutex
+	reads map[*inflightRead]struct{}
+}
+
+type inflightRead struct {
+	started time.Time
+	// held is the budget the read holds, in bytes (atomic: the reader
+	// updates it while others choose whom to evict).
+	held atomic.Int64
+	// cut ends the read at once (its read deadline set to now).
+	cut func()
+	cutOnce sync.Once
+	evicted atomic.Bool
+}
+
+func (b *inflightBodies) add(r *inflightRead) {
+	b.mu.Lock()
+	if b.reads == nil {
+		b.reads = map[*inflightRead]struct{}{}
+	}
+	b.reads[r] = struct{}{}
+	b.mu.Unlock()
+}
+
+func (b *inflightBodies) remove(r *inflightRead) {
+	b.mu.Lock()
+	delete(b.reads, r)
+	b.mu.Unlock()
+}
+
+// evict cuts off every body, other than self, that has been arriving for
+// longer than age and holds budget; it reports whether it cut any. All of
+// them at once: they are stalled or trickled (the API server sends a body
+// at once), and cutting one at a time would let the rest keep the budget
+// through the semaphore's queue.
+func (b *inflightBodies) evict(self *inflightRead, age time.Duration) bool {
+	b.mu.Lock()
+	var victims []*inflightRead
+	for r := range b.reads {
+		if r == self || r.evicted.Load() || r.held.Load() == 0 || time.Since(r.started) < age {
+			continue
+		}
+		r.evicted.Store(true)
+		victims = append(victims, r)
+	}
+	b.mu.Unlock()
+	for _, v := range victims {
+		v.cutOnce.Do(v.cut)
+	}
+	return len(victims) > 0
 }
 
 // Reasons a request is refused before a decision (metric label values).
@@ -90,7 +157,8 @@ func (rh *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rh.refuse(w, http.StatusOK, "", refusedMalformed, fmt.Errorf("contentType=%q, expected application/json", r.Header.Get("Content-Type")))
 		return
 	}
-	body, release, err := rh.limits.read(w, r)
+	arrived := time.Now()
+	body, release, err := rh.limits.read(w, r, arrived)
 	defer release()
 	if err != nil {
 		reason := refusedMalformed
@@ -101,7 +169,7 @@ func (rh *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rh.refuse(w, http.StatusOK, "", reason, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), rh.limits.readTimeout)
+	ctx, cancel := context.WithDeadline(r.Context(), arrived.Add(rh.limits.decideWithin))
 	err = rh.limits.slots.Acquire(ctx, 1)
 	cancel()
 	if err != nil {
@@ -170,11 +238,23 @@ var chunks = sync.Pool{New: func() any { b := make([]byte, minChunk); return &b 
 // reviews) is returned in place; a longer one is joined into one buffer,
 // charged too. The caller must call release once the body and the answer
 // built from it are no longer needed.
-func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, release func(), err error) {
-	deadline := time.Now().Add(l.readTimeout)
-	_ = http.NewResponseController(w).SetReadDeadline(deadline)
-	ctx, cancel := context.WithDeadline(r.Context(), deadline)
+func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request, arrived time.Time) (body []byte, release func(), err error) {
+	deadline := arrived.Add(l.readTimeout)
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(deadline)
+	// Waiting for budget ends with the read, and in any case in time to
+	// answer before the API server gives up.
+	waitUntil := deadline
+	if d := arrived.Add(l.decideWithin); l.decideWithin > 0 && d.Before(waitUntil) {
+		waitUntil = d
+	}
+	ctx, cancel := context.WithDeadline(r.Context(), waitUntil)
 	defer cancel()
+	self := &inflightRead{started: arrived, cut: func() { _ = rc.SetReadDeadline(time.Now()) }}
+	if l.inflight != nil {
+		l.inflight.add(self)
+		defer l.inflight.remove(self)
+	}
 	var (
 		taken []*[]byte
 		held  int64
@@ -191,16 +271,37 @@ func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, 
 		if held > 0 {
 			l.budget.Release(held)
 			held = 0
+			self.held.Store(0)
 		}
 	}
 	charge := func(n int64) error {
-		if err := l.budget.Acquire(ctx, n); err != nil {
+		// When the budget is spent, bodies that have been arriving for too
+		// long (stalled, trickled) are cut off to make room: a review
+		// never waits behind a client that does not send.
+		for !l.budget.TryAcquire(n) {
+			evicted := l.inflight != nil && l.evictAfter > 0 && l.inflight.evict(self, l.evictAfter)
+			wait := 50 * time.Millisecond
+			if !evicted && l.evictAfter > 0 {
+				wait = l.evictAfter / 4
+			}
+			wctx, wcancel := context.WithTimeout(ctx, wait)
+			err := l.budget.Acquire(wctx, n)
+			wcancel()
+			if err == nil {
+				break
+			}
 			if r.Context().Err() != nil {
 				return &readError{refusedMalformed, "the client went away"}
 			}
-			return &readError{refusedBusy, "podguard is reading too many request bodies at once; try again"}
+			if self.evicted.Load() {
+				return &readError{refusedReadTimeout, "the request body was still arriving when its budget was needed"}
+			}
+			if ctx.Err() != nil {
+				return &readError{refusedBusy, "podguard is reading too many request bodies at once; try again"}
+			}
 		}
 		held += n
+		self.held.Store(held)
 		return nil
 	}
 	defer r.Body.Close()
@@ -246,7 +347,10 @@ func (l *bodyLimits) read(w http.ResponseWriter, r *http.Request) (body []byte, 
 			giveBack()
 			l.budget.Release(n)
 			held -= n
+			self.held.Store(held)
 			return data, release, nil
+		case errors.Is(err, os.ErrDeadlineExceeded) && self.evicted.Load():
+			return nil, release, &readError{refusedReadTimeout, "the request body was still arriving when its budget was needed"}
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			return nil, release, &readError{refusedReadTimeout, fmt.Sprintf("the request body did not arrive within %s", l.readTimeout)}
 		case err != nil:

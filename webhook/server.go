@@ -59,7 +59,12 @@ type Options struct {
 	// MaxInflightRequestBytes caps the memory of all request bodies being
 	// read or answered at once.
 	MaxInflightRequestBytes int64
-	// RequestReadTimeout is how long a request body may take to arrive.
+	// WebhookTimeout is the timeoutSeconds of the webhook configurations
+	// that call podguard: the API server gives up on a call after it. Every
+	// wait inside podguard ends in time to answer before it.
+	WebhookTimeout time.Duration
+	// RequestReadTimeout is how long a request body may take to arrive;
+	// 0 derives it from WebhookTimeout (two fifths of it).
 	RequestReadTimeout time.Duration
 	// MaxConnections caps the webhook server's open connections.
 	MaxConnections int
@@ -104,7 +109,7 @@ func DefaultOptions() Options {
 		HealthProbeBindAddress:  "127.0.0.1:8081",
 		MaxRequestBytes:         4 << 20,
 		MaxInflightRequestBytes: 16 << 20,
-		RequestReadTimeout:      10 * time.Second,
+		WebhookTimeout:          5 * time.Second,
 		MaxConnections:          512,
 		ShutdownDelay:           5 * time.Second,
 		ShutdownTimeout:         30 * time.Second,
@@ -158,8 +163,14 @@ func (o *Options) Validate() error {
 	if need := 2 * (o.MaxRequestBytes + minChunk); o.MaxInflightRequestBytes < need {
 		errs = append(errs, fmt.Errorf("--max-inflight-request-bytes (%d) must be at least twice --max-request-bytes plus %d (%d), or no request of the largest size could be read", o.MaxInflightRequestBytes, 2*minChunk, need))
 	}
-	if o.RequestReadTimeout <= 0 {
-		errs = append(errs, errors.New("--request-read-timeout must be greater than 0"))
+	if o.WebhookTimeout < time.Second || o.WebhookTimeout > 30*time.Second {
+		errs = append(errs, fmt.Errorf("--webhook-timeout must be the webhook configurations' timeoutSeconds, 1s to 30s (is %s)", o.WebhookTimeout))
+	}
+	if o.RequestReadTimeout < 0 {
+		errs = append(errs, errors.New("--request-read-timeout must not be negative (0: two fifths of --webhook-timeout)"))
+	}
+	if o.RequestReadTimeout > 0 && o.RequestReadTimeout >= o.decideWithin() {
+		errs = append(errs, fmt.Errorf("--request-read-timeout (%s) must be shorter than %s, four fifths of --webhook-timeout (%s): a body still arriving then could not be answered before the API server gives up", o.RequestReadTimeout, o.decideWithin(), o.WebhookTimeout))
 	}
 	if o.MaxConcurrentReviews < 0 {
 		errs = append(errs, errors.New("--max-concurrent-reviews must not be negative (0: 2 per CPU)"))
@@ -179,6 +190,19 @@ func (o *Options) Validate() error {
 		errs = append(errs, errors.New("--shutdown-delay must not be negative and --shutdown-timeout must be greater than 0"))
 	}
 	return errors.Join(errs...)
+}
+
+// decideWithin is how long a request may take from its arrival to its
+// answer: four fifths of the webhook timeout, leaving the rest to the
+// network and the API server.
+func (o *Options) decideWithin() time.Duration { return o.WebhookTimeout * 4 / 5 }
+
+// readTimeout is the effective --request-read-timeout.
+func (o *Options) readTimeout() time.Duration {
+	if o.RequestReadTimeout > 0 {
+		return o.RequestReadTimeout
+	}
+	return o.WebhookTimeout * 2 / 5
 }
 
 // Run serves until ctx ends. It then drains: readiness turns false and
@@ -271,7 +295,8 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if slots == 0 {
 		slots = max(4, 2*goruntime.GOMAXPROCS(0))
 	}
-	limits := bodyLimits{max: o.MaxRequestBytes, readTimeout: o.RequestReadTimeout,
+	limits := bodyLimits{max: o.MaxRequestBytes, readTimeout: o.readTimeout(), decideWithin: o.decideWithin(),
+		evictAfter: min(o.readTimeout()/4, 500*time.Millisecond), inflight: &inflightBodies{},
 		budget: semaphore.NewWeighted(o.MaxInflightRequestBytes), slots: semaphore.NewWeighted(int64(slots))}
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
 		decisions := log
