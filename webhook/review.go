@@ -93,7 +93,7 @@ type inflightRead struct {
 	// updates it while others choose whom to evict).
 	held atomic.Int64
 	// cut ends the read at once (its read deadline set to now).
-	cut func()
+	cut     func()
 	cutOnce sync.Once
 	evicted atomic.Bool
 }
