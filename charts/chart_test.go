@@ -182,10 +182,7 @@ func TestSchemaRefusesBadValues(t *testing.T) {
 // TestChartWorkloadsComply runs the real podguard binary over every rendered
 // variant: the add-on complies with its own default policy, without a warning.
 func TestChartWorkloadsComply(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "podguard")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/podguard").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := testenv.PodguardBinary(t)
 	for name, sets := range combos {
 		f := filepath.Join(t.TempDir(), name+".yaml")
 		if err := os.WriteFile(f, []byte(render(t, sets)), 0o644); err != nil {

@@ -34,32 +34,8 @@ import (
 	"podguard.dev/podguard/hack/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // podguardBinary builds cmd/podguard once per test run.
-func podguardBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "podguard-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "podguard")
-		out, err := exec.Command("go", "build", "-o", binPath, filepath.Join(testenv.Root(), "cmd", "podguard")).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func podguardBinary(t *testing.T) string { return testenv.PodguardBinary(t) }
 
 // process is a podguard serve process with its own certificates.
 type process struct {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	goruntime "runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -96,7 +97,23 @@ type Options struct {
 	// LeaderElect elects one replica (a Lease in Namespace) to run the
 	// background audit; admission is served by every replica regardless.
 	LeaderElect bool
+	// Operations are what this process does: OperationWebhook (serve
+	// admission) and OperationAudit (the background audit). The chart runs
+	// them in two Deployments, so admission replicas never hold a cache of
+	// the cluster's pods; a single process may do both.
+	Operations []string
 }
+
+// The operations a podguard serve process can run (--operation).
+const (
+	// OperationWebhook serves /mutate and /validate.
+	OperationWebhook = "webhook"
+	// OperationAudit runs the background audit.
+	OperationAudit = "audit"
+)
+
+// runs reports whether the process runs an operation.
+func (o *Options) runs(op string) bool { return slices.Contains(o.Operations, op) }
 
 // DefaultOptions returns the defaults of the command line.
 func DefaultOptions() Options {
@@ -115,6 +132,7 @@ func DefaultOptions() Options {
 		ShutdownTimeout:         30 * time.Second,
 		AuditInterval:           time.Hour,
 		LogDecisions:            LogDecisionsAll,
+		Operations:              []string{OperationWebhook, OperationAudit},
 		Builtin: BuiltinCerts{
 			SecretName:        "podguard-webhook-cert",
 			ServiceName:       "podguard-webhook",
@@ -186,6 +204,14 @@ func (o *Options) Validate() error {
 	if o.AuditInterval < 0 {
 		errs = append(errs, errors.New("--audit-interval must not be negative (0 disables the background audit)"))
 	}
+	if len(o.Operations) == 0 {
+		errs = append(errs, errors.New("--operation: name webhook, audit or both"))
+	}
+	for _, op := range o.Operations {
+		if op != OperationWebhook && op != OperationAudit {
+			errs = append(errs, fmt.Errorf("--operation %q: use webhook or audit (repeat the flag for both)", op))
+		}
+	}
 	if o.ShutdownDelay < 0 || o.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--shutdown-delay must not be negative and --shutdown-timeout must be greater than 0"))
 	}
@@ -212,28 +238,12 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	if o.CertMode == "" {
-		o.CertMode = CertModeDir
-		if o.CertDir == "" {
-			o.CertMode = CertModeBuiltin
+	if o.runs(OperationWebhook) {
+		cleanup, err := o.resolveCertMode()
+		if err != nil {
+			return err
 		}
-	}
-	switch o.CertMode {
-	case CertModeDir:
-		if o.CertDir == "" {
-			return errors.New("--cert-mode dir needs --cert-dir")
-		}
-	case CertModeBuiltin:
-		if o.CertDir == "" {
-			dir, err := os.MkdirTemp("", "podguard-certs-")
-			if err != nil {
-				return err
-			}
-			defer os.RemoveAll(dir)
-			o.CertDir = dir
-		}
-	default:
-		return fmt.Errorf("unknown certificate mode %q: use %s or %s", o.CertMode, CertModeDir, CertModeBuiltin)
+		defer cleanup()
 	}
 	ctrl.SetLogger(log)
 	metrics := DefaultMetrics()
@@ -247,70 +257,52 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	auditOn := o.AuditInterval > 0 && apiAccess
-	if o.AuditInterval > 0 && !apiAccess {
+	auditOn := o.runs(OperationAudit) && o.AuditInterval > 0 && apiAccess
+	if o.runs(OperationAudit) && o.AuditInterval > 0 && !apiAccess {
 		log.Info("background audit off: it needs API access (run in a cluster or give --kubeconfig)")
 	}
-	certs := &certSource{dir: o.CertDir, log: log.WithName("certs"), metrics: metrics}
-	noHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
-	whServer := newTLSServer(o.Host, o.Port, &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: certs.GetCertificate,
-		NextProtos:     []string{"http/1.1"},
-	}, o.MaxConnections, o.ShutdownTimeout, log.WithName("webhook"))
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
+	var certs *certSource
+	var whServer *tlsServer
+	metricsTLS := []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
+	if o.runs(OperationWebhook) {
+		certs = &certSource{dir: o.CertDir, log: log.WithName("certs"), metrics: metrics}
+		whServer = newTLSServer(o.Host, o.Port, &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: certs.GetCertificate,
+			NextProtos:     []string{"http/1.1"},
+		}, o.MaxConnections, o.ShutdownTimeout, log.WithName("webhook"))
+		// The metrics endpoint serves the webhook's own certificate (for
+		// <service>.<namespace>.svc, from podguard's CA), so a scraper can
+		// verify it with that CA instead of skipping verification. An
+		// audit-only process serves controller-runtime's self-signed one.
+		metricsTLS = append(metricsTLS, func(c *tls.Config) { c.MinVersion, c.GetCertificate = tls.VersionTLS12, certs.GetCertificate })
 	}
-	// The metrics endpoint serves the webhook's own certificate (for
-	// <service>.<namespace>.svc, from podguard's CA), so a scraper can verify
-	// it with that CA instead of skipping verification.
-	metricsCert := func(c *tls.Config) { c.MinVersion, c.GetCertificate = tls.VersionTLS12, certs.GetCertificate }
-	ms := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: []func(*tls.Config){noHTTP2, metricsCert}}
-	if o.MetricsSecure {
-		ms.FilterProvider = filters.WithAuthenticationAndAuthorization
-	}
-	mgr, err := ctrl.NewManager(cfg, manager.Options{
-		Scheme:                  scheme,
-		Logger:                  log,
-		Metrics:                 ms,
-		HealthProbeBindAddress:  o.HealthProbeBindAddress,
-		WebhookServer:           whServer,
-		GracefulShutdownTimeout: ptr.To(o.ShutdownTimeout),
-		PprofBindAddress:        o.PprofBindAddress,
-		// Only the background audit needs a leader; every replica serves
-		// admission whether it leads or not.
-		LeaderElection:                auditOn && o.LeaderElect,
-		LeaderElectionID:              "podguard-audit",
-		LeaderElectionNamespace:       o.Namespace,
-		LeaderElectionReleaseOnCancel: true,
-	})
+	mgr, err := newManager(cfg, o, log, whServer, metricsTLS, auditOn)
 	if err != nil {
 		return err
 	}
-	// GetWebhookServer also adds the server to the manager's runnables.
-	srv := mgr.GetWebhookServer()
 	draining := &atomic.Bool{}
-	slots := o.MaxConcurrentReviews
-	if slots == 0 {
-		slots = max(4, 2*goruntime.GOMAXPROCS(0))
-	}
-	limits := bodyLimits{max: o.MaxRequestBytes, readTimeout: o.readTimeout(), decideWithin: o.decideWithin(),
-		evictAfter: min(o.readTimeout()/4, 500*time.Millisecond), inflight: &inflightBodies{},
-		budget: semaphore.NewWeighted(o.MaxInflightRequestBytes), slots: semaphore.NewWeighted(int64(slots))}
-	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
-		decisions := log
-		if o.DecisionLog.GetSink() != nil {
-			decisions = o.DecisionLog
-		}
-		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions}
-		srv.Register(path, &reviewHandler{handler: h, limits: limits, draining: draining, log: log.WithName("admission"), metrics: metrics})
+	checks := map[string]healthz.Checker{
+		"shutdown": func(*http.Request) error {
+			if draining.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+		"policy": func(*http.Request) error {
+			if !store.Ready() {
+				return errors.New("no policy loaded")
+			}
+			return nil
+		},
 	}
 	if err := mgr.Add(store); err != nil {
 		return err
 	}
-	if err := mgr.Add(certs); err != nil {
-		return err
+	if o.runs(OperationWebhook) {
+		if err := addWebhook(mgr, o, log, store, metrics, certs, whServer, draining, checks); err != nil {
+			return err
+		}
 	}
 	if auditOn {
 		bg := audit.NewBackground(cfg, store, log.WithName("audit"), audit.DefaultMetrics(), audit.BackgroundOptions{Interval: o.AuditInterval})
@@ -321,22 +313,108 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err
 	}
-	checks := map[string]healthz.Checker{
-		"shutdown": func(*http.Request) error {
-			if draining.Load() {
-				return errors.New("shutting down")
-			}
-			return nil
-		},
-		"webhook-server": whServer.StartedChecker(),
-		"certificate":    certs.Ready,
-		"policy": func(*http.Request) error {
-			if !store.Ready() {
-				return errors.New("no policy loaded")
-			}
-			return nil
-		},
+	for name, c := range checks {
+		if err := mgr.AddReadyzCheck(name, c); err != nil {
+			return err
+		}
 	}
+	webhookAt := "off"
+	if o.runs(OperationWebhook) {
+		webhookAt = fmt.Sprintf("%s:%d", o.Host, o.Port)
+	}
+	log.Info("starting podguard", "webhook", webhookAt, "certMode", o.CertMode, "certDir", o.CertDir,
+		"audit", auditState(auditOn, o),
+		"metrics", o.MetricsBindAddress, "health", o.HealthProbeBindAddress, "policy", policySource(o.PolicyFile))
+	return runDraining(ctx, mgr, o, log, draining)
+}
+
+// resolveCertMode fills in the certificate mode and, in builtin mode
+// without --cert-dir, a temporary directory cleanup removes.
+func (o *Options) resolveCertMode() (cleanup func(), err error) {
+	cleanup = func() {}
+	if o.CertMode == "" {
+		o.CertMode = CertModeDir
+		if o.CertDir == "" {
+			o.CertMode = CertModeBuiltin
+		}
+	}
+	switch o.CertMode {
+	case CertModeDir:
+		if o.CertDir == "" {
+			return cleanup, errors.New("--cert-mode dir needs --cert-dir")
+		}
+	case CertModeBuiltin:
+		if o.CertDir == "" {
+			dir, err := os.MkdirTemp("", "podguard-certs-")
+			if err != nil {
+				return cleanup, err
+			}
+			o.CertDir = dir
+			cleanup = func() { os.RemoveAll(dir) }
+		}
+	default:
+		return cleanup, fmt.Errorf("unknown certificate mode %q: use %s or %s", o.CertMode, CertModeDir, CertModeBuiltin)
+	}
+	return cleanup, nil
+}
+
+// newManager builds the controller-runtime manager: metrics, health, the
+// webhook server when there is one, and a leader election for the audit.
+func newManager(cfg *rest.Config, o Options, log logr.Logger, whServer *tlsServer, metricsTLS []func(*tls.Config), auditOn bool) (manager.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	ms := metricsserver.Options{BindAddress: o.MetricsBindAddress, SecureServing: o.MetricsSecure, TLSOpts: metricsTLS}
+	if o.MetricsSecure {
+		ms.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	mo := manager.Options{
+		Scheme:                  scheme,
+		Logger:                  log,
+		Metrics:                 ms,
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		GracefulShutdownTimeout: ptr.To(o.ShutdownTimeout),
+		PprofBindAddress:        o.PprofBindAddress,
+		// Only the background audit needs a leader; every replica serves
+		// admission whether it leads or not.
+		LeaderElection:                auditOn && o.LeaderElect,
+		LeaderElectionID:              "podguard-audit",
+		LeaderElectionNamespace:       o.Namespace,
+		LeaderElectionReleaseOnCancel: true,
+	}
+	if whServer != nil {
+		mo.WebhookServer = whServer
+	}
+	return ctrl.NewManager(cfg, mo)
+}
+
+// addWebhook registers the admission endpoints, the certificates and the
+// webhook's readiness checks.
+func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicyStore, metrics *Metrics, certs *certSource, whServer *tlsServer,
+	draining *atomic.Bool, checks map[string]healthz.Checker) error {
+	// GetWebhookServer also adds the server to the manager's runnables.
+	srv := mgr.GetWebhookServer()
+	slots := o.MaxConcurrentReviews
+	if slots == 0 {
+		slots = max(4, 2*goruntime.GOMAXPROCS(0))
+	}
+	limits := bodyLimits{max: o.MaxRequestBytes, readTimeout: o.readTimeout(), decideWithin: o.decideWithin(),
+		evictAfter: min(o.readTimeout()/4, 500*time.Millisecond), inflight: &inflightBodies{},
+		budget: semaphore.NewWeighted(o.MaxInflightRequestBytes), slots: semaphore.NewWeighted(int64(slots))}
+	decisions := log
+	if o.DecisionLog.GetSink() != nil {
+		decisions = o.DecisionLog
+	}
+	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
+		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions}
+		srv.Register(path, &reviewHandler{handler: h, limits: limits, draining: draining, log: log.WithName("admission"), metrics: metrics})
+	}
+	if err := mgr.Add(certs); err != nil {
+		return err
+	}
+	checks["webhook-server"] = whServer.StartedChecker()
+	checks["certificate"] = certs.Ready
 	if o.CertMode == CertModeBuiltin {
 		injected, err := addBuiltinCerts(mgr, o.Builtin, o.Namespace, o.CertDir, log.WithName("certs"))
 		if err != nil {
@@ -351,14 +429,12 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 			}
 		}
 	}
-	for name, c := range checks {
-		if err := mgr.AddReadyzCheck(name, c); err != nil {
-			return err
-		}
-	}
-	log.Info("starting podguard", "webhook", fmt.Sprintf("%s:%d", o.Host, o.Port), "certMode", o.CertMode, "certDir", o.CertDir,
-		"audit", auditState(auditOn, o),
-		"metrics", o.MetricsBindAddress, "health", o.HealthProbeBindAddress, "policy", policySource(o.PolicyFile))
+	return nil
+}
+
+// runDraining runs the manager until ctx ends, then drains: not ready and
+// closing connections after their answers for ShutdownDelay, then stop.
+func runDraining(ctx context.Context, mgr manager.Manager, o Options, log logr.Logger, draining *atomic.Bool) error {
 	mgrCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	mgrDone := make(chan struct{})
@@ -376,7 +452,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		}
 		stop()
 	}()
-	err = mgr.Start(mgrCtx)
+	err := mgr.Start(mgrCtx)
 	close(mgrDone)
 	return err
 }

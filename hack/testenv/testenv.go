@@ -345,3 +345,66 @@ func StartT(t testing.TB, apiserverFlags map[string]string) *Env {
 	t.Cleanup(func() { _ = env.Stop() })
 	return env
 }
+
+var (
+	podguardOnce sync.Once
+	podguardPath string
+	podguardErr  error
+)
+
+// PodguardBinary builds cmd/podguard once per test binary run, into a
+// temporary directory, and returns its path.
+func PodguardBinary(t testing.TB) string {
+	t.Helper()
+	podguardOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "podguard-bin-")
+		if err != nil {
+			podguardErr = err
+			return
+		}
+		podguardPath = filepath.Join(dir, "podguard")
+		out, err := exec.Command("go", "build", "-o", podguardPath, filepath.Join(Root(), "cmd", "podguard")).CombinedOutput()
+		if err != nil {
+			podguardErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if podguardErr != nil {
+		t.Fatal(podguardErr)
+	}
+	return podguardPath
+}
+
+// RSSMiB is a process's resident memory now, from the kernel
+// (/proc/PID/status VmRSS); 0 when it cannot be read.
+func RSSMiB(pid int) int {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kib >> 10
+		}
+	}
+	return 0
+}
+
+// PeakRSS samples a process's RSS every 50 ms until stop is closed, then
+// sends the highest.
+func PeakRSS(pid int, stop <-chan struct{}) <-chan int {
+	out := make(chan int, 1)
+	go func() {
+		peak := 0
+		for {
+			peak = max(peak, RSSMiB(pid))
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return out
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -54,53 +53,17 @@ func severity(action string) string {
 // result; the summary always counts everything. It returns the object and
 // the hash of its content, timestamps excluded.
 func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string) {
-	type item struct {
-		rank   int
-		result map[string]any
-	}
-	var items []item
 	var fail, warn, pass, skip int
 	for _, s := range ns.Subjects {
-		ref := map[string]any{"apiVersion": s.APIVersion, "kind": s.Kind, "namespace": s.Namespace, "name": s.Name}
-		if s.uid != "" {
-			ref["uid"] = string(s.uid)
-		}
-		add := func(f Finding, result string, rank int) {
-			props := map[string]any{"field": f.Field, "fix": f.Fix, "action": f.Action}
-			if len(f.PSS) > 0 {
-				props["pss"] = strings.Join(f.PSS, ", ")
-			}
-			if len(f.CIS) > 0 {
-				props["cis"] = strings.Join(f.CIS, ", ")
-			}
-			if s.Pods != nil {
-				props["pods"] = fmt.Sprint(s.Pods.Total)
-			}
-			category := ""
-			if d, ok := rules.Lookup(f.Rule); ok {
-				category = titleOf(d.Checklist)
-			}
-			items = append(items, item{rank, map[string]any{
-				"source": "podguard", "policy": "podguard", "rule": f.Rule, "result": result, "severity": severity(f.Action), "scored": true,
-				"category": category, "message": f.Message, "resources": []any{ref}, "properties": props,
-			}})
-		}
 		switch s.Result {
 		case Pass:
 			pass++
 		case Skip:
 			skip++
 		}
-		for _, f := range s.Violations {
-			fail++
-			add(f, "fail", 0)
-		}
-		for _, f := range s.Warnings {
-			warn++
-			add(f, "warn", 1)
-		}
+		fail += len(s.Violations)
+		warn += len(s.Warnings)
 	}
-	sort.SliceStable(items, func(i, j int) bool { return items[i].rank < items[j].rank })
 	obj := map[string]any{
 		"apiVersion": k.APIVersion, "kind": k.Kind,
 		"metadata": map[string]any{"name": ObjectName, "namespace": ns.Name,
@@ -111,18 +74,35 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 		obj["source"] = "podguard"
 	}
 	// Room for everything but the results, and for the "omitted" result.
+	// Results are built one at a time, failures first, and only while they
+	// fit: a namespace of thousands of Pods has tens of thousands of
+	// findings, and building them all to keep a thousand held most of the
+	// audit's memory under churn.
 	base, _ := json.Marshal(obj)
 	budget := MaxObjectBytes - len(base) - 2048
-	results := make([]any, 0, len(items))
+	results := make([]any, 0, min(fail+warn, 1024))
 	omitted := 0
-	for _, it := range items {
-		b, _ := json.Marshal(it.result)
-		if budget-len(b)-64 < 0 {
-			omitted++
-			continue
+	for _, failures := range []bool{true, false} {
+		for _, s := range ns.Subjects {
+			list, result := s.Warnings, "warn"
+			if failures {
+				list, result = s.Violations, "fail"
+			}
+			for _, f := range list {
+				if budget < minResultBytes {
+					omitted++
+					continue
+				}
+				r := s.result(f, result)
+				b, _ := json.Marshal(r)
+				if budget-len(b)-64 < 0 {
+					omitted++
+					continue
+				}
+				budget -= len(b) + 64 // the timestamp added below, and a comma
+				results = append(results, r)
+			}
 		}
-		budget -= len(b) + 64 // the timestamp added below, and a comma
-		results = append(results, it.result)
 	}
 	if omitted > 0 {
 		results = append(results, map[string]any{"source": "podguard", "policy": "podguard", "rule": "omitted", "result": "skip", "scored": false,
@@ -138,6 +118,37 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 	}
 	obj["metadata"].(map[string]any)["annotations"] = map[string]any{HashAnnotation: hash}
 	return obj, hash
+}
+
+// minResultBytes is less than any result takes (a reference to its
+// subject, the rule, message, field and fix): with less budget left, no
+// result is built just to be left out.
+const minResultBytes = 256
+
+// result is one finding of a subject as a report result.
+func (s *Subject) result(f Finding, result string) map[string]any {
+	ref := map[string]any{"apiVersion": s.APIVersion, "kind": s.Kind, "namespace": s.Namespace, "name": s.Name}
+	if s.uid != "" {
+		ref["uid"] = string(s.uid)
+	}
+	props := map[string]any{"field": f.Field, "fix": f.Fix, "action": f.Action}
+	if len(f.PSS) > 0 {
+		props["pss"] = strings.Join(f.PSS, ", ")
+	}
+	if len(f.CIS) > 0 {
+		props["cis"] = strings.Join(f.CIS, ", ")
+	}
+	if s.Pods != nil {
+		props["pods"] = fmt.Sprint(s.Pods.Total)
+	}
+	category := ""
+	if d, ok := rules.Lookup(f.Rule); ok {
+		category = titleOf(d.Checklist)
+	}
+	return map[string]any{
+		"source": "podguard", "policy": "podguard", "rule": f.Rule, "result": result, "severity": severity(f.Action), "scored": true,
+		"category": category, "message": f.Message, "resources": []any{ref}, "properties": props,
+	}
 }
 
 func titleOf(id string) string {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -51,6 +52,12 @@ type BackgroundOptions struct {
 	// PolicyPoll is how often the policy in force is compared with the
 	// one last audited (default 2s).
 	PolicyPoll time.Duration
+	// MinRescan is the least time between two judgings of one namespace
+	// (default 5s, or ten times the namespace's last judging if longer):
+	// under churn (hundreds of pod creates a second) the changes coalesce
+	// into one judging, instead of a judging of the whole namespace per
+	// second that a replica's memory cannot keep up with.
+	MinRescan time.Duration
 }
 
 // Background is the background audit of `podguard serve`, a manager
@@ -80,6 +87,18 @@ type Background struct {
 	audited *policies.Enforcer
 	// onWrite is called after each report write (tests count them).
 	onWrite func(op, namespace string)
+	// indexers are the cache's stores by Go type: the audit reads the
+	// cached objects in place, never a copy of a whole list.
+	indexers map[reflect.Type]toolscache.Indexer
+	// scanned holds when each namespace was last judged and how long it
+	// took, for MinRescan.
+	scannedMu sync.Mutex
+	scanned   map[string]scanTime
+}
+
+type scanTime struct {
+	at   time.Time
+	took time.Duration
 }
 
 // written is what podguard knows of a report it wrote.
@@ -98,12 +117,15 @@ func NewBackground(cfg *rest.Config, source EnforcerSource, log logr.Logger, m *
 	if o.PolicyPoll <= 0 {
 		o.PolicyPoll = 2 * time.Second
 	}
+	if o.MinRescan <= 0 {
+		o.MinRescan = 5 * time.Second
+	}
 	cfg = rest.CopyConfig(cfg)
 	// A full scan writes up to one report per namespace; client-go's
 	// default of 5 requests per second would make that the slow part.
 	cfg.QPS, cfg.Burst = 50, 100
 	return &Background{cfg: cfg, source: source, log: log, metrics: m, opts: o, synced: make(chan struct{}), written: map[string]written{},
-		specs: report.NewInterner()}
+		specs: report.NewInterner(), scanned: map[string]scanTime{}}
 }
 
 // NeedLeaderElection: one replica audits and writes reports.
@@ -124,7 +146,13 @@ func (b *Background) transform(obj any) (any, error) {
 		return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, UID: o.UID, ResourceVersion: o.ResourceVersion},
 			Spec: networkingv1.NetworkPolicySpec{PodSelector: o.Spec.PodSelector}}, nil
 	case runtime.Object:
-		return compact(rules.Slim(o), b.specs), nil
+		out := compact(rules.Slim(o), b.specs)
+		// Typed objects come out of the informers without their kind; the
+		// audit reads them in place, so it is set once, here.
+		if gvks, _, err := clientgoscheme.Scheme.ObjectKinds(out); err == nil && len(gvks) > 0 {
+			out.GetObjectKind().SetGroupVersionKind(gvks[0])
+		}
+		return out, nil
 	}
 	return obj, nil
 }
@@ -151,11 +179,17 @@ func (b *Background) Start(ctx context.Context) error {
 	b.queue = workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "podguard_audit"})
 	defer b.queue.ShutDown()
+	b.indexers = map[reflect.Type]toolscache.Indexer{}
 	for _, obj := range watched() {
 		inf, err := b.cache.GetInformer(ctx, obj)
 		if err != nil {
 			return err
 		}
+		sii, ok := inf.(toolscache.SharedIndexInformer)
+		if !ok {
+			return fmt.Errorf("the cache's informer for %T has no store to read", obj)
+		}
+		b.indexers[reflect.TypeOf(obj)] = sii.GetIndexer()
 		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 			AddFunc:    func(o any) { b.changed(o) },
 			UpdateFunc: func(old, o any) { b.updated(old, o) },
@@ -223,8 +257,32 @@ func (b *Background) changed(o any) {
 		o = t.Obj
 	}
 	if m, ok := o.(metav1.Object); ok && m.GetNamespace() != "" {
-		b.queue.AddAfter(m.GetNamespace(), b.opts.Debounce)
+		b.queue.AddAfter(m.GetNamespace(), b.delay(m.GetNamespace()))
 	}
+}
+
+// delay is how long a change in a namespace waits before the namespace is
+// judged again: the debounce, and no sooner than MinRescan (or ten times
+// its last judging) after the last one. The queue holds a namespace once,
+// so every change until then is covered by that one judging.
+func (b *Background) delay(namespace string) time.Duration {
+	b.scannedMu.Lock()
+	last, ok := b.scanned[namespace]
+	b.scannedMu.Unlock()
+	d := b.opts.Debounce
+	if ok {
+		next := last.at.Add(max(b.opts.MinRescan, 10*last.took))
+		if wait := time.Until(next); wait > d {
+			d = wait
+		}
+	}
+	return d
+}
+
+func (b *Background) noteScanned(namespace string, at time.Time) {
+	b.scannedMu.Lock()
+	b.scanned[namespace] = scanTime{at: at, took: time.Since(at)}
+	b.scannedMu.Unlock()
 }
 
 // updated queues a namespace when an object changed in what the audit
@@ -267,48 +325,47 @@ func (b *Background) next(ctx context.Context) bool {
 	return true
 }
 
-// input lists the cached objects of a namespace ("" for all).
-func (b *Background) input(ctx context.Context, namespace string) (report.Input, error) {
+// input returns the cached objects of a namespace ("" for all), read in
+// place from the informers' stores: pointers to the cache's own slim
+// objects, no list of copies.
+func (b *Background) input(namespace string) (report.Input, error) {
 	in := report.Input{}
-	opts := []client.ListOption{}
-	if namespace != "" {
-		opts = append(opts, client.InNamespace(namespace))
-	}
-	lists := []client.ObjectList{&corev1.PodList{}, &corev1.PodTemplateList{}, &corev1.ReplicationControllerList{}, &appsv1.DeploymentList{},
-		&appsv1.ReplicaSetList{}, &appsv1.StatefulSetList{}, &appsv1.DaemonSetList{}, &batchv1.JobList{}, &batchv1.CronJobList{}}
-	for _, l := range lists {
-		if err := b.cache.List(ctx, l, opts...); err != nil {
-			return in, err
-		}
-		items, err := itemsOf(l)
+	for _, obj := range watched() {
+		items, err := b.cached(obj, namespace)
 		if err != nil {
 			return in, err
 		}
-		in.Objects = append(in.Objects, items...)
+		for _, it := range items {
+			switch o := it.(type) {
+			case *networkingv1.NetworkPolicy:
+				in.NetworkPolicies = append(in.NetworkPolicies, *o)
+			case runtime.Object:
+				in.Objects = append(in.Objects, o)
+			}
+		}
 	}
-	var nps networkingv1.NetworkPolicyList
-	if err := b.cache.List(ctx, &nps, opts...); err != nil {
-		return in, err
-	}
-	in.NetworkPolicies = nps.Items
 	return in, nil
 }
 
-// itemsOf returns a typed list's items as objects with their kinds set
-// (the cache strips TypeMeta from typed objects).
-func itemsOf(l client.ObjectList) ([]runtime.Object, error) {
-	gvks, _, err := clientgoscheme.Scheme.ObjectKinds(l)
-	if err != nil {
-		return nil, err
+// cached lists one kind's store, for a namespace or all of them.
+func (b *Background) cached(obj client.Object, namespace string) ([]any, error) {
+	idx := b.indexers[reflect.TypeOf(obj)]
+	if idx == nil {
+		return nil, fmt.Errorf("no store for %T", obj)
 	}
-	gvk := gvks[0]
-	gvk.Kind = strings.TrimSuffix(gvk.Kind, "List")
-	v := reflect.ValueOf(l).Elem().FieldByName("Items")
-	out := make([]runtime.Object, 0, v.Len())
-	for i := range v.Len() {
-		obj := v.Index(i).Addr().Interface().(runtime.Object)
-		obj.GetObjectKind().SetGroupVersionKind(gvk)
-		out = append(out, obj)
+	if namespace == "" {
+		return idx.List(), nil
+	}
+	items, err := idx.ByIndex(toolscache.NamespaceIndex, namespace)
+	if err == nil {
+		return items, nil
+	}
+	// A store without the namespace index: filter.
+	var out []any
+	for _, it := range idx.List() {
+		if m, ok := it.(metav1.Object); ok && m.GetNamespace() == namespace {
+			out = append(out, it)
+		}
 	}
 	return out, nil
 }
@@ -321,7 +378,7 @@ func (b *Background) scanAll(ctx context.Context) error {
 	if err := b.loadWritten(ctx); err != nil {
 		return err
 	}
-	in, err := b.input(ctx, "")
+	in, err := b.input("")
 	if err != nil {
 		return err
 	}
@@ -378,7 +435,9 @@ func (b *Background) scanAll(ctx context.Context) error {
 
 // scanNamespace judges one namespace after a change in it.
 func (b *Background) scanNamespace(ctx context.Context, namespace string) error {
-	in, err := b.input(ctx, namespace)
+	started := time.Now()
+	defer b.noteScanned(namespace, started)
+	in, err := b.input(namespace)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,12 @@ Background audit (--audit-interval, default 1h; 0 disables): with API access,
 podguard watches the kinds it judges and NetworkPolicies and keeps one report
 per namespace (openreports.io Report if that CRD is installed, else
 wgpolicyk8s.io PolicyReport, else metrics and logs only), judging a namespace
-again when something in it changes and everything when the policy does.`,
+again when something in it changes and everything when the policy does.
+
+Operations (--operation): a process runs the webhook, the background audit, or
+both (the default). The chart runs admission replicas with --operation=webhook
+and the audit in a Deployment of its own with --operation=audit, so the
+replicas that answer the API server never hold a cache of the cluster's pods.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			lvl := zapcore.InfoLevel
@@ -96,6 +101,7 @@ again when something in it changes and everything when the policy does.`,
 	fs.DurationVar(&o.Builtin.SyncInterval, "cert-sync-interval", o.Builtin.SyncInterval, "builtin mode: how often the Secret is copied to --cert-dir when it changed")
 	fs.DurationVar(&o.AuditInterval, "audit-interval", o.AuditInterval, "background audit: how often everything is judged again and reports refreshed (also on every change and policy reload); 0 disables it")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one replica (Lease podguard-audit in --namespace) to run the background audit; set it when running more than one replica")
+	fs.StringArrayVar(&o.Operations, "operation", o.Operations, "what this process runs: webhook (admission), audit (the background audit); repeat for both (the default). The chart runs them in two Deployments")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", "", "serve Go pprof profiles on this address (empty: off); for profiling only")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info or error (decisions follow --log-decisions)")
 	fs.StringVar(&o.LogDecisions, "log-decisions", o.LogDecisions, "admission decisions to log, whatever --log-level: all, denied (and refused requests) or none")
