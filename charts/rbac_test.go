@@ -36,16 +36,17 @@ import (
 	"podguard.dev/podguard/webhook"
 )
 
-// TestRBACIsSufficient installs the chart's ServiceAccount, RBAC, Secret and
-// webhook configurations into a real API server and runs `podguard serve`
-// as that ServiceAccount (impersonated), with built-in certificates and
-// authenticated metrics, as the chart runs it: it must become ready, inject
-// its CA, admit pods, and serve metrics only to an authorized scraper. It
-// also runs the background audit as it (with the OpenReports CRD the
-// chart installs): the report of a namespace appears, written by the
-// elected replica; and checks the ServiceAccount can do nothing else of
-// note. The audit-reader ClusterRole is proven the same way: podguard
-// audit as a user bound to it reads the whole cluster.
+// TestRBACIsSufficient installs the chart's ServiceAccounts, RBAC, Secret
+// and webhook configurations into a real API server and runs podguard as
+// the chart runs it, as those ServiceAccounts (impersonated): the webhook
+// replicas (--operation=webhook, built-in certificates, authenticated
+// metrics) must become ready, inject their CA, admit pods and serve
+// metrics only to an authorized scraper; the audit Deployment
+// (--operation=audit, its own ServiceAccount, the webhook's certificate
+// for its metrics) must write the report of a namespace under the Lease.
+// Each ServiceAccount can do nothing else of note: the webhook's reads no
+// workload at all. The audit-reader ClusterRole is proven the same way:
+// podguard audit as a user bound to it reads the whole cluster.
 func TestRBACIsSufficient(t *testing.T) {
 	env, err := testenv.Start()
 	if err != nil {
@@ -94,60 +95,91 @@ func TestRBACIsSufficient(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A kubeconfig that acts as the chart's ServiceAccount.
-	kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+	// Kubeconfigs that act as the chart's ServiceAccounts: the webhook's and
+	// the audit Deployment's.
+	asServiceAccount := func(name string) string {
+		kc, err := clientcmd.LoadFromFile(env.Kubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ai := range kc.AuthInfos {
+			ai.Impersonate = "system:serviceaccount:podguard:" + name
+			ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:podguard", "system:authenticated"}
+		}
+		path := filepath.Join(t.TempDir(), name+".kubeconfig")
+		if err := clientcmd.WriteToFile(*kc, path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	saKubeconfig, auditKubeconfig := asServiceAccount("podguard"), asServiceAccount("podguard-audit")
+
+	// serve runs podguard as the chart runs it, until the test ends, and
+	// waits for it to be ready.
+	serve := func(o webhook.Options, logs *testenv.LogBuffer) {
+		healthPort, _ := testenv.FreePort()
+		o.HealthProbeBindAddress = fmt.Sprintf("127.0.0.1:%d", healthPort)
+		o.ShutdownTimeout = 5 * time.Second
+		lvl := zapcore.InfoLevel
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- webhook.Run(runCtx, o, zap.New(zap.WriteTo(logs), zap.Level(&lvl))) }()
+		t.Cleanup(func() {
+			stop()
+			<-done
+		})
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("podguard exited: %v\n%s", err, logs.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not ready as the chart's ServiceAccount:\n%s", logs.String())
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+
+	// The webhook replicas: --operation=webhook, the audit elsewhere.
+	o := webhook.DefaultOptions()
+	o.CertMode, o.CertDir, o.Kubeconfig = webhook.CertModeBuiltin, filepath.Join(t.TempDir(), "certs"), saKubeconfig
+	o.Operations = []string{webhook.OperationWebhook}
+	o.Host, o.Port = "127.0.0.1", port
+	metricsPort, _ := testenv.FreePort()
+	o.MetricsBindAddress, o.MetricsSecure = fmt.Sprintf("127.0.0.1:%d", metricsPort), true
+	logs := &testenv.LogBuffer{}
+	serve(o, logs)
+
+	// The audit Deployment: --operation=audit as its own ServiceAccount,
+	// its metrics serving tls.crt and tls.key of the certificate Secret
+	// (mounted without the CA's key).
+	certSecret, err := cs.CoreV1().Secrets(o.Namespace).Get(ctx, o.Builtin.SecretName, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const sa = "system:serviceaccount:podguard:podguard"
-	for _, ai := range kc.AuthInfos {
-		ai.Impersonate = sa
-		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:podguard", "system:authenticated"}
+	auditCerts := t.TempDir()
+	for _, k := range []string{"tls.crt", "tls.key"} {
+		if err := os.WriteFile(filepath.Join(auditCerts, k), certSecret.Data[k], 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	saKubeconfig := filepath.Join(t.TempDir(), "sa.kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, saKubeconfig); err != nil {
-		t.Fatal(err)
-	}
+	ao := webhook.DefaultOptions()
+	ao.Operations, ao.Kubeconfig, ao.CertDir = []string{webhook.OperationAudit}, auditKubeconfig, auditCerts
+	ao.LeaderElect, ao.AuditInterval = true, time.Hour
+	auditMetricsPort, _ := testenv.FreePort()
+	ao.MetricsBindAddress, ao.MetricsSecure = fmt.Sprintf("127.0.0.1:%d", auditMetricsPort), true
+	auditLogs := &testenv.LogBuffer{}
+	serve(ao, auditLogs)
 
-	o := webhook.DefaultOptions()
-	o.CertMode, o.CertDir, o.Kubeconfig = webhook.CertModeBuiltin, filepath.Join(t.TempDir(), "certs"), saKubeconfig
-	// As the chart runs it.
-	o.LeaderElect, o.AuditInterval = true, time.Hour
-	o.Host, o.Port = "127.0.0.1", port
-	metricsPort, _ := testenv.FreePort()
-	healthPort, _ := testenv.FreePort()
-	o.MetricsBindAddress, o.MetricsSecure = fmt.Sprintf("127.0.0.1:%d", metricsPort), true
-	o.HealthProbeBindAddress = fmt.Sprintf("127.0.0.1:%d", healthPort)
-	o.ShutdownTimeout = 5 * time.Second
-	logs := &testenv.LogBuffer{}
-	lvl := zapcore.InfoLevel
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- webhook.Run(runCtx, o, zap.New(zap.WriteTo(logs), zap.Level(&lvl))) }()
-	defer func() {
-		stop()
-		<-done
-	}()
-
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("podguard exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready as the chart's ServiceAccount:\n%s", logs.String())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 	pod, err := cs.CoreV1().Pods("apps").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1"}}}}, metav1.CreateOptions{})
 	if err != nil || pod.Spec.SecurityContext == nil || pod.Spec.SecurityContext.RunAsUser == nil {
@@ -165,14 +197,16 @@ func TestRBACIsSufficient(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no report in apps as the chart's ServiceAccount: %v\n%s", err, logs.String())
+			t.Fatalf("no report in apps as the audit's ServiceAccount: %v\n%s", err, auditLogs.String())
 		}
 	}
 	if _, err := cs.CoordinationV1().Leases("podguard").Get(ctx, "podguard-audit", metav1.GetOptions{}); err != nil {
 		t.Errorf("no leader election Lease: %v", err)
 	}
-	if l := strings.ToLower(logs.String()); strings.Contains(l, "forbidden") {
-		t.Errorf("a request was forbidden to the ServiceAccount:\n%s", logs.String())
+	for who, l := range map[string]string{"webhook": logs.String(), "audit": auditLogs.String()} {
+		if strings.Contains(strings.ToLower(l), "forbidden") {
+			t.Errorf("a request was forbidden to the %s's ServiceAccount:\n%s", who, l)
+		}
 	}
 
 	// Authenticated metrics: a scraper with get on /metrics reads them, an
@@ -193,17 +227,13 @@ func TestRBACIsSufficient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	certSecret, err := cs.CoreV1().Secrets(o.Namespace).Get(ctx, o.Builtin.SecretName, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	caPool := x509.NewCertPool()
 	if !caPool.AppendCertsFromPEM(certSecret.Data["ca.crt"]) {
 		t.Fatalf("no ca.crt in the certificate Secret %s", o.Builtin.SecretName)
 	}
 	serverName := o.Builtin.ServiceName + "." + o.Namespace + ".svc"
-	scrape := func(token string) (int, string) {
-		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort), nil)
+	scrape := func(port int, token string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", port), nil)
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -218,11 +248,16 @@ func TestRBACIsSufficient(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, body := scrape(tok.Status.Token); code != http.StatusOK || !strings.Contains(body, "podguard_decisions_total") {
+	if code, body := scrape(metricsPort, tok.Status.Token); code != http.StatusOK || !strings.Contains(body, "podguard_decisions_total") {
 		t.Errorf("authorized scrape: %d\n%.300s", code, body)
 	}
-	if code, _ := scrape(""); code != http.StatusUnauthorized && code != http.StatusForbidden {
-		t.Errorf("anonymous scrape answered %d", code)
+	if code, body := scrape(auditMetricsPort, tok.Status.Token); code != http.StatusOK || !strings.Contains(body, "podguard_audit_last_run_timestamp_seconds") {
+		t.Errorf("authorized scrape of the audit: %d\n%.300s", code, body)
+	}
+	for _, port := range []int{metricsPort, auditMetricsPort} {
+		if code, _ := scrape(port, ""); code != http.StatusUnauthorized && code != http.StatusForbidden {
+			t.Errorf("anonymous scrape of :%d answered %d", port, code)
+		}
 	}
 
 	// Least privilege: the ServiceAccount cannot read other secrets, pods, or
@@ -244,9 +279,31 @@ func TestRBACIsSufficient(t *testing.T) {
 	_, checks["update another Lease"] = as.CoordinationV1().Leases("podguard").Update(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.UpdateOptions{})
 	checks["delete its own webhook configuration"] = as.AdmissionregistrationV1().ValidatingWebhookConfigurations().Delete(ctx, "podguard", metav1.DeleteOptions{})
 	_, checks["create a Secret"] = as.CoreV1().Secrets("podguard").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{})
+	// With the audit in its own Deployment, the webhook reads no workload.
+	_, checks["list Pods"] = as.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	_, checks["list Deployments"] = as.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	_, checks["take the audit's Lease"] = as.CoordinationV1().Leases("podguard").Get(ctx, "podguard-audit", metav1.GetOptions{})
 	for what, err := range checks {
 		if !apierrors.IsForbidden(err) {
-			t.Errorf("the ServiceAccount may %s (err %v)", what, err)
+			t.Errorf("the webhook's ServiceAccount may %s (err %v)", what, err)
+		}
+	}
+	// The audit's ServiceAccount reads workloads and writes reports, and
+	// nothing of the webhook's: no Secret, no webhook configuration.
+	acfg, err := clientcmd.BuildConfigFromFlags("", auditKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aas := kubernetes.NewForConfigOrDie(acfg)
+	auditChecks := map[string]error{}
+	_, auditChecks["get the certificate Secret"] = aas.CoreV1().Secrets("podguard").Get(ctx, o.Builtin.SecretName, metav1.GetOptions{})
+	_, auditChecks["get a Pod"] = aas.CoreV1().Pods("apps").Get(ctx, "legacy-1-0", metav1.GetOptions{})
+	auditChecks["delete a Pod"] = aas.CoreV1().Pods("apps").Delete(ctx, "legacy-1-0", metav1.DeleteOptions{})
+	_, auditChecks["list webhook configurations"] = aas.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
+	_, auditChecks["list ConfigMaps"] = aas.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+	for what, err := range auditChecks {
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("the audit's ServiceAccount may %s (err %v)", what, err)
 		}
 	}
 

@@ -264,18 +264,22 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	var certs *certSource
 	var whServer *tlsServer
 	metricsTLS := []func(*tls.Config){func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }}
-	if o.runs(OperationWebhook) {
+	if o.runs(OperationWebhook) || o.CertDir != "" {
+		// The metrics endpoint serves the webhook's own certificate (for
+		// <service>.<namespace>.svc, from podguard's CA), so a scraper can
+		// verify it with that CA instead of skipping verification; the
+		// chart's audit Deployment mounts the same tls.crt and tls.key
+		// (not the CA's key) for its metrics. An audit-only process
+		// without --cert-dir serves controller-runtime's self-signed one.
 		certs = &certSource{dir: o.CertDir, log: log.WithName("certs"), metrics: metrics}
+		metricsTLS = append(metricsTLS, func(c *tls.Config) { c.MinVersion, c.GetCertificate = tls.VersionTLS12, certs.GetCertificate })
+	}
+	if o.runs(OperationWebhook) {
 		whServer = newTLSServer(o.Host, o.Port, &tls.Config{
 			MinVersion:     tls.VersionTLS12,
 			GetCertificate: certs.GetCertificate,
 			NextProtos:     []string{"http/1.1"},
 		}, o.MaxConnections, o.ShutdownTimeout, log.WithName("webhook"))
-		// The metrics endpoint serves the webhook's own certificate (for
-		// <service>.<namespace>.svc, from podguard's CA), so a scraper can
-		// verify it with that CA instead of skipping verification. An
-		// audit-only process serves controller-runtime's self-signed one.
-		metricsTLS = append(metricsTLS, func(c *tls.Config) { c.MinVersion, c.GetCertificate = tls.VersionTLS12, certs.GetCertificate })
 	}
 	mgr, err := newManager(cfg, o, log, whServer, metricsTLS, auditOn)
 	if err != nil {
@@ -301,6 +305,10 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	if o.runs(OperationWebhook) {
 		if err := addWebhook(mgr, o, log, store, metrics, certs, whServer, draining, checks); err != nil {
+			return err
+		}
+	} else if certs != nil {
+		if err := mgr.Add(certs); err != nil {
 			return err
 		}
 	}

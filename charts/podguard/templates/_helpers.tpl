@@ -160,3 +160,118 @@ clientConfig:
 {{- end }}
 {{- $s }}
 {{- end }}
+
+{{/* The audit's own Deployment (audit.separateDeployment): its name, its
+selector (another app.kubernetes.io/name, so neither the webhook Service nor
+the PodDisruptionBudget selects its pod) and its ServiceAccount. */}}
+{{- define "podguard.auditSeparate" -}}
+{{- if and .Values.audit.enabled .Values.audit.separateDeployment }}true{{ end }}
+{{- end }}
+
+{{- define "podguard.auditName" -}}
+{{- printf "%s-audit" (include "podguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "podguard.auditSelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-audit" (include "podguard.name" .) | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: audit
+{{- end }}
+
+{{- define "podguard.auditLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "podguard.auditSelectorLabels" . }}
+app.kubernetes.io/part-of: {{ include "podguard.name" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* The ServiceAccount the audit runs as: its own in a separate Deployment. */}}
+{{- define "podguard.auditServiceAccountName" -}}
+{{- if include "podguard.auditSeparate" . }}
+{{- include "podguard.auditName" . }}
+{{- else }}
+{{- include "podguard.serviceAccountName" . }}
+{{- end }}
+{{- end }}
+
+{{/* One scrape endpoint of a ServiceMonitor (root: the chart, auth: the
+authorization), for the webhook's metrics and the audit's alike. */}}
+{{- define "podguard.metricsEndpoint" }}
+  - port: metrics
+    scheme: https
+    interval: {{ .root.Values.metrics.serviceMonitor.interval }}
+    scrapeTimeout: {{ .root.Values.metrics.serviceMonitor.scrapeTimeout }}
+    authorization:
+      {{- toYaml .auth | nindent 6 }}
+    tlsConfig:
+      {{- with .root.Values.metrics.serviceMonitor.tlsConfig }}
+      {{- toYaml . | nindent 6 }}
+      {{- else }}
+      # The metrics endpoint serves the webhook's certificate: verify it with
+      # the CA that signed it, for the webhook Service's name.
+      serverName: {{ include "podguard.serviceName" .root }}.{{ .root.Release.Namespace }}.svc
+      ca:
+        {{- if eq .root.Values.certificates.mode "secret" }}
+        configMap:
+          name: {{ include "podguard.fullname" .root }}-metrics-ca
+          key: ca.crt
+        {{- else }}
+        secret:
+          name: {{ include "podguard.secretName" .root }}
+          key: ca.crt
+        {{- end }}
+      {{- end }}
+{{- end }}
+
+{{/* RBAC rules the background audit needs, wherever it runs. */}}
+{{- define "podguard.auditRules" }}
+# The background audit watches what podguard judges, and NetworkPolicies
+# for the network isolation item; it reads nothing else.
+- apiGroups: [""]
+  resources: ["pods", "podtemplates", "replicationcontrollers"]
+  verbs: ["list", "watch"]
+- apiGroups: ["apps"]
+  resources: ["deployments", "replicasets", "statefulsets", "daemonsets"]
+  verbs: ["list", "watch"]
+- apiGroups: ["batch"]
+  resources: ["jobs", "cronjobs"]
+  verbs: ["list", "watch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["list", "watch"]
+# It writes one report per namespace, of whichever kind is installed.
+- apiGroups: ["openreports.io"]
+  resources: ["reports"]
+  verbs: ["get", "list", "create", "update", "delete"]
+- apiGroups: ["wgpolicyk8s.io"]
+  resources: ["policyreports"]
+  verbs: ["get", "list", "create", "update", "delete"]
+{{- end }}
+{{- define "podguard.metricsAuthRules" }}
+# Authenticated metrics: the metrics endpoint checks scrapers' tokens.
+- apiGroups: ["authentication.k8s.io"]
+  resources: ["tokenreviews"]
+  verbs: ["create"]
+- apiGroups: ["authorization.k8s.io"]
+  resources: ["subjectaccessreviews"]
+  verbs: ["create"]
+{{- end }}
+{{- define "podguard.leaseRules" }}
+# One replica runs the background audit: the holder of this Lease (create
+# cannot be limited to a name; get and update are). Leader changes are
+# recorded as Events.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: ["podguard-audit"]
+  verbs: ["get", "update"]
+- apiGroups: ["", "events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
