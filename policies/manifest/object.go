@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +54,40 @@ func (o *Object) Position(field string) (line, column int) {
 		return 0, 0
 	}
 	return o.Doc.Line + l - 1, c
+}
+
+// UTF16Column converts a column of the input (1-based, in characters, as
+// Position returns it) on a line of the file into UTF-16 code units, the
+// column SARIF counts by default: a character beyond U+FFFF (an emoji)
+// takes two. 0 when the line is not in the object's document.
+func (o *Object) UTF16Column(line, column int) int {
+	idx := line - o.Doc.Line
+	if idx < 0 || column <= 0 {
+		return 0
+	}
+	raw := o.Doc.Raw
+	for ; idx > 0; idx-- {
+		nl := bytes.IndexByte(raw, '\n')
+		if nl < 0 {
+			return 0
+		}
+		raw = raw[nl+1:]
+	}
+	if nl := bytes.IndexByte(raw, '\n'); nl >= 0 {
+		raw = raw[:nl]
+	}
+	units, chars := 0, 0
+	for _, r := range string(raw) {
+		if chars == column-1 {
+			break
+		}
+		chars++
+		units++
+		if r > 0xFFFF {
+			units++
+		}
+	}
+	return units + (column - 1 - chars) + 1
 }
 
 // Supported reports whether podguard judges the object's kind.

@@ -32,7 +32,7 @@ const secretNameDetector = "secretName"
 // valueDetectors are the detectors of secrets by their value, in the order
 // they are tried.
 var valueDetectors = []detector{
-	{name: "pemPrivateKey", what: "a PEM private key", quick: "-----BEGIN ", match: regexp.MustCompile(`-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----`).MatchString},
+	{name: "pemPrivateKey", what: "a PEM private key", match: pemPrivateKey},
 	{name: "awsAccessKeyID", what: "an AWS access key ID", match: regexp.MustCompile(`(?:^|[^A-Z0-9])(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}(?:$|[^A-Z0-9])`).MatchString},
 	{name: "githubToken", what: "a GitHub token", quick: "gh", match: regexp.MustCompile(`(?:^|[^A-Za-z0-9_])(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{82})(?:$|[^A-Za-z0-9_])`).MatchString},
 	{name: "gitlabToken", what: "a GitLab personal access token", quick: "glpat-", match: regexp.MustCompile(`glpat-[A-Za-z0-9_-]{20,}`).MatchString},
@@ -50,6 +50,21 @@ func DetectorNames() []string {
 		out = append(out, d.name)
 	}
 	return out
+}
+
+// pemPrivateKeyRE finds a private key's armour header in any dress: any
+// number of dashes, spaces around and between the words, any case
+// ("----BEGIN RSA PRIVATE KEY----", "----- begin private key -----"). A
+// body that is not base64 does not matter: a header alone is reason
+// enough to look (the rule warns).
+var pemPrivateKeyRE = regexp.MustCompile(`(?i)-+[ \t]*BEGIN[ \t]+(?:[A-Z0-9]+[ \t]+)*PRIVATE[ \t]+KEY(?:[ \t]+BLOCK)?[ \t]*-+`)
+
+func pemPrivateKey(v string) bool {
+	// Cheap test first: most values hold no "private" at all.
+	if !strings.Contains(v, "PRIVATE") && !strings.Contains(v, "private") && !strings.Contains(v, "Private") {
+		return false
+	}
+	return pemPrivateKeyRE.MatchString(v)
 }
 
 var jwtRE = regexp.MustCompile(`eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*`)
@@ -144,6 +159,9 @@ func literalSecret(v string) bool {
 	return v != "" && !isReference(v) && !strings.HasPrefix(v, "/")
 }
 
+// flagNameRE is what a command-line flag's name looks like.
+var flagNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
 // argSecret is a secret found in a container's command or args.
 type argSecret struct {
 	index    int    // the element holding the value
@@ -157,13 +175,17 @@ func argSecrets(args []string, enabled map[string]bool) []argSecret {
 	var out []argSecret
 	for i := 0; i < len(args); i++ {
 		a := args[i]
-		if name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); ok && strings.HasPrefix(a, "-") {
+		// "--flag=value": only when what precedes "=" is a flag's name. A
+		// PEM key passed as one element starts with dashes too and holds
+		// "=" (base64 padding): read as a flag, its header was missed.
+		if name, value, ok := strings.Cut(strings.TrimLeft(a, "-"), "="); ok && strings.HasPrefix(a, "-") && flagNameRE.MatchString(name) {
 			if d, found := detect(value, enabled); found {
 				out = append(out, argSecret{index: i, flag: name, detector: d})
+				continue
 			} else if enabled[secretNameDetector] && secretFlag(name) && literalSecret(value) {
 				out = append(out, argSecret{index: i, flag: name, detector: detector{name: secretNameDetector, what: "a literal value for a secret-looking flag"}})
+				continue
 			}
-			continue
 		}
 		if strings.HasPrefix(a, "-") && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
 			name := strings.TrimLeft(a, "-")

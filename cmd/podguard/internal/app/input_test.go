@@ -11,8 +11,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"reflect"
 	sigsyaml "sigs.k8s.io/yaml"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -240,6 +242,38 @@ func TestStreamingMemory(t *testing.T) {
 	}
 }
 
+// TestDevZeroMemory: -f /dev/zero exited 2 after 2.1 s at 308 MB peak
+// RSS although the cap is 64 MiB: the cap bounded the final size, not the
+// memory used to find out. Now a non-regular input is read in chunks and
+// refused as soon as it passes the cap.
+func TestDevZeroMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs podguard in a child process; run without -short")
+	}
+	peak := func(exit string, args ...string) (int64, time.Duration) {
+		hwm := filepath.Join(t.TempDir(), "hwm")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestChildPodguard$")
+		cmd.Env = append(os.Environ(), "PODGUARD_CHILD_ARGS="+strings.Join(args, "\x1f"), "PODGUARD_CHILD_HWM="+hwm, "PODGUARD_CHILD_EXIT="+exit)
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(start)
+		b, rerr := os.ReadFile(hwm)
+		if rerr != nil {
+			t.Fatalf("%v %v\n%s", err, rerr, out)
+		}
+		var kib int64
+		fmt.Sscan(string(b), &kib)
+		return kib >> 10, took
+	}
+	base, _ := peak("0", "validate", "-f", "/dev/null")
+	zero, took := peak("2", "validate", "-f", "/dev/zero")
+	capMiB := int64(cli.DefaultMaxInputBytes >> 20)
+	t.Logf("validate -f /dev/zero: refused after %s, peak RSS %d MiB (%d MiB for /dev/null; cap %d MiB)", took.Round(time.Millisecond), zero, base, capMiB)
+	if zero > base+capMiB+16 {
+		t.Errorf("peak RSS %d MiB: more than the %d MiB of /dev/null plus the %d MiB cap and a chunk", zero, base, capMiB)
+	}
+}
+
 // TestChildPodguard runs podguard with the arguments of TestStreamingMemory
 // in a child process, output discarded, and writes the peak RSS the kernel
 // measured for it (VmHWM, KiB); it does nothing in a normal run.
@@ -252,7 +286,10 @@ func TestChildPodguard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code := app.Main(context.Background(), strings.Split(args, "\x1f"), null, null, null); code > 1 {
+	code := app.Main(context.Background(), strings.Split(args, "\x1f"), null, null, null)
+	if want := os.Getenv("PODGUARD_CHILD_EXIT"); want != "" && strconv.Itoa(code) != want {
+		t.Fatalf("exit %d, want %s", code, want)
+	} else if want == "" && code > 1 {
 		t.Fatalf("exit %d", code)
 	}
 	status, err := os.ReadFile("/proc/self/status")

@@ -140,3 +140,63 @@ spec:
 		t.Errorf("rules: %v", tags)
 	}
 }
+
+// TestSARIFColumnsCountUTF16: SARIF counts columns in UTF-16 code units
+// unless a run says otherwise; podguard counted characters, so a column
+// after an emoji (two UTF-16 units) was one short. JSON keeps characters.
+func TestSARIFColumnsCountUTF16(t *testing.T) {
+	dir := t.TempDir()
+	file := write(t, dir, "emoji.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    image: registry.example/c:1\n"+
+		"    securityContext: {seLinuxOptions: {level: \"🚀\"}, privileged: true}\n")
+	sarif := podguard(t, "", "validate", "-f", file, "-o", "sarif")
+	js := podguard(t, "", "validate", "-f", file, "-o", "json")
+	var log struct {
+		Runs []struct {
+			Results []struct {
+				RuleID    string
+				Locations []struct {
+					PhysicalLocation struct {
+						Region struct{ StartLine, StartColumn int }
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(sarif.out), &log); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Results []struct {
+			Violations []struct {
+				Rule         string
+				Line, Column int
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(js.out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	line := "    securityContext: {seLinuxOptions: {level: \"🚀\"}, privileged: true}"
+	chars := len([]rune(line[:strings.Index(line, "privileged")])) + 1
+	units := chars + 1 // the emoji is two UTF-16 code units
+	found := false
+	for _, v := range doc.Results[0].Violations {
+		if v.Rule == "privileged" {
+			found = true
+			if v.Line != 8 || v.Column != chars {
+				t.Errorf("JSON: privileged at %d:%d, want 8:%d (characters)", v.Line, v.Column, chars)
+			}
+		}
+	}
+	for _, r := range log.Runs[0].Results {
+		if r.RuleID == "privileged" {
+			reg := r.Locations[0].PhysicalLocation.Region
+			if reg.StartLine != 8 || reg.StartColumn != units {
+				t.Errorf("SARIF: privileged at %d:%d, want 8:%d (UTF-16 code units)", reg.StartLine, reg.StartColumn, units)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no privileged finding:\n%s", js.out)
+	}
+}

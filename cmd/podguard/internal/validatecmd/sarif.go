@@ -58,7 +58,15 @@ func (s *sarifWriter) result(r Result) error {
 			}
 			region := sarif.NewRegion()
 			if f.Line > 0 {
-				region.WithStartLine(f.Line).WithStartColumn(f.Column)
+				// SARIF counts columns in UTF-16 code units (its default
+				// columnKind); findings count characters.
+				col := f.Column
+				if r.utf16Column != nil {
+					if c := r.utf16Column(f.Line, f.Column); c > 0 {
+						col = c
+					}
+				}
+				region.WithStartLine(f.Line).WithStartColumn(col)
 			} else {
 				region.WithStartLine(1)
 			}

@@ -69,6 +69,9 @@ type Result struct {
 	*policies.Result
 	// file is the input's path, for SARIF.
 	file string
+	// utf16Column converts a finding's column into UTF-16 code units,
+	// for SARIF.
+	utf16Column func(line, column int) int
 }
 
 // NewCommand returns the validate command.
@@ -172,7 +175,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 				}
 			}
 			if err := w.result(Result{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind,
-				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists(), file: obj.Doc.Source}); err != nil {
+				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists(), file: obj.Doc.Source, utf16Column: obj.UTF16Column}); err != nil {
 				problem(err)
 			}
 		}
