@@ -1,6 +1,7 @@
 package policies_test
 
 import (
+	"podguard.dev/podguard/policies/rules"
 	"slices"
 	"strings"
 	"testing"
@@ -84,8 +85,8 @@ func TestMutatedBareObjectsPass(t *testing.T) {
 			// What stays is what no fix in force could remove: warn rules
 			// without a fix, or whose mutate is off by default.
 			for _, w := range after.Warnings {
-				rt, _ := v1alpha1.RuleTypeOf(w.Rule)
-				if rt.DefaultAction != v1alpha1.ActionWarn || (rt.Fixable && rt.DefaultMutate) {
+				d, _ := rules.Lookup(w.Rule)
+				if d.Action != v1alpha1.ActionWarn || (d.Fixable() && d.Mutate) {
 					t.Errorf("unexpected warning after mutation: %+v", w)
 				}
 			}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"path/filepath"
+	"podguard.dev/podguard/policies/api/defaults"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
-	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/rules"
 )
 
@@ -53,7 +53,7 @@ func (s *PolicyStore) reload() error {
 	var err error
 	if s.path == "" {
 		// The built-in default is the documented default policy file.
-		source, data = "built-in default", v1alpha1.DefaultPolicyYAML(s.namespace)
+		source, data = "built-in default", defaults.PolicyYAML(s.namespace)
 	} else if data, err = load.ReadFile(s.path); err != nil {
 		s.metrics.PolicyReloads.WithLabelValues("failure").Inc()
 		return err

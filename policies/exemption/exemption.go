@@ -20,7 +20,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
-	"podguard.dev/podguard/policies/api/validation"
 )
 
 // Request is what an exemption reads of the request.
@@ -59,7 +58,7 @@ func Compile(list []v1alpha1.Exemption) ([]*Exemption, error) {
 	for i, e := range list {
 		c := &Exemption{Exemption: e, Index: i}
 		if e.Expires != "" {
-			t, err := validation.ParseExpiry(e.Expires)
+			t, err := v1alpha1.ParseExpiry(e.Expires)
 			if err != nil {
 				return nil, fmt.Errorf("exemptions[%d].expires: %w", i, err)
 			}

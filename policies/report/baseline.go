@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"maps"
+	"podguard.dev/podguard/policies/api/defaults"
 	"regexp"
 	"slices"
 	"strings"
@@ -85,7 +86,7 @@ func Baseline(r *Report, expires string) []v1alpha1.Exemption {
 // defaults). An empty file is the default policy file.
 func MergeExemptions(policyYAML []byte, add []v1alpha1.Exemption, ownNamespace string) ([]byte, error) {
 	if len(bytes.TrimSpace(policyYAML)) == 0 {
-		policyYAML = v1alpha1.DefaultPolicyYAML(ownNamespace)
+		policyYAML = defaults.PolicyYAML(ownNamespace)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(policyYAML, &doc); err != nil {
@@ -103,7 +104,7 @@ func MergeExemptions(policyYAML []byte, add []v1alpha1.Exemption, ownNamespace s
 	}
 	if list == nil || (list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
 		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, d := range v1alpha1.DefaultExemptions(ownNamespace) {
+		for _, d := range defaults.DefaultExemptions(ownNamespace) {
 			n, err := exemptionNode(d)
 			if err != nil {
 				return nil, err

@@ -120,11 +120,13 @@ func (d *Definition) Controls() string {
 	return strings.Join(parts, "; ")
 }
 
+// registry holds every rule's definition: the one registry the policy's
+// defaulting, validation and printed form, the engine, the export, the
+// audit and the docs read. A rule registers itself from its own file.
 var registry = map[string]*Definition{}
 
 // register adds a rule. Whether it is fixable is found by building it with
-// its default parameters. It registers the rule's policy settings with the
-// policy API too, so a rule is one file.
+// its default parameters.
 func register(d Definition) {
 	if _, dup := registry[d.ID]; dup {
 		panic(fmt.Sprintf("rule %s registered twice", d.ID))
@@ -140,11 +142,8 @@ func register(d Definition) {
 		panic(fmt.Sprintf("rule registered as %s builds %s", d.ID, r.ID))
 	}
 	d.fixable = r.Fix != nil
+	d.Mutate = d.Mutate && d.fixable
 	registry[d.ID] = &d
-	v1alpha1.RegisterRuleType(v1alpha1.RuleType{
-		ID: d.ID, Order: d.Order, DefaultAction: d.Action, Fixable: d.fixable, DefaultMutate: d.Mutate && d.fixable,
-		NewParams: d.Params, Doc: strings.TrimSpace(d.Doc) + "\nControls: " + d.Controls(),
-	})
 }
 
 // IDs returns the ID of every registered rule, sorted.
@@ -161,9 +160,15 @@ func IDs() []string {
 // policy file.
 func Definitions() []*Definition {
 	out := make([]*Definition, 0, len(registry))
-	for _, t := range v1alpha1.RuleTypes() {
-		out = append(out, registry[t.ID])
+	for _, d := range registry {
+		out = append(out, d)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Order != out[j].Order {
+			return out[i].Order < out[j].Order
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/load"
-	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/change"
 	"podguard.dev/podguard/policies/manifest"
 	"podguard.dev/podguard/policies/podspec"
@@ -27,10 +27,9 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files of fix fixtures")
 
 // TestRegistryMatchesFilesAndFixtures proves the rule set is complete and
-// consistent: registry, rule_<ID>.go files, testdata/<ID> folders and the
-// policy API's rule types name the same rules (the rule files register
-// both), and a rule has a fix exactly when the policy API says it accepts
-// mutate.
+// consistent: the registry, the rule_<ID>.go files, the testdata/<ID>
+// folders and the rules of the defaulted policy name the same rules, and a
+// rule has a fix exactly when its definition says it is fixable.
 func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 	registry := rules.IDs()
 
@@ -52,8 +51,8 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 		}
 	}
 
-	fromAPI := v1alpha1.RuleIDs()
-	for name, got := range map[string][]string{"rule files": fromFiles, "fixture folders": fromFixtures, "policy API rule types": fromAPI} {
+	fromPolicy := slices.Sorted(maps.Keys(load.Default("").Rules))
+	for name, got := range map[string][]string{"rule files": fromFiles, "fixture folders": fromFixtures, "defaulted policy": fromPolicy} {
 		if !slices.Equal(registry, got) {
 			t.Errorf("registry %v != %s %v", registry, name, got)
 		}
@@ -61,9 +60,9 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 
 	p := load.Default("")
 	for _, rule := range rules.Build(p) {
-		rt, _ := v1alpha1.RuleTypeOf(rule.ID)
-		if fixable := rule.Fix != nil; fixable != rt.Fixable {
-			t.Errorf("rule %s: has fix = %v, but the policy API says fixable = %v", rule.ID, fixable, rt.Fixable)
+		d, _ := rules.Lookup(rule.ID)
+		if fixable := rule.Fix != nil; fixable != d.Fixable() {
+			t.Errorf("rule %s: has fix = %v, but its definition says fixable = %v", rule.ID, fixable, d.Fixable())
 		}
 		if d, _ := rules.Lookup(rule.ID); strings.TrimSpace(d.Doc) == "" || d.Order == 0 {
 			t.Errorf("rule %s has no policy-file comment or no order", rule.ID)

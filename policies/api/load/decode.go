@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/rules"
 )
 
 // decodeStrict decodes a policy's JSON into p field by field, so that every
@@ -109,10 +110,10 @@ func decodeRules(raw json.RawMessage, v reflect.Value, path *field.Path, errs *f
 		*errs = append(*errs, field.Invalid(path, field.OmitValueType{}, "must be a mapping of rule IDs"))
 		return
 	}
-	rules := v1alpha1.Rules{}
+	decoded := v1alpha1.Rules{}
 	for _, id := range orderedKeys(raw) {
 		rp := path.Child(id)
-		t, ok := v1alpha1.RuleTypeOf(id)
+		t, ok := rules.Lookup(id)
 		if !ok {
 			*errs = append(*errs, unknownField(rp))
 			continue
@@ -120,7 +121,7 @@ func decodeRules(raw json.RawMessage, v reflect.Value, path *field.Path, errs *f
 		c := &v1alpha1.RuleConfig{}
 		var fields map[string]json.RawMessage
 		if isNull(entries[id]) {
-			rules[id] = c
+			decoded[id] = c
 			continue
 		}
 		if err := json.Unmarshal(entries[id], &fields); err != nil {
@@ -129,8 +130,8 @@ func decodeRules(raw json.RawMessage, v reflect.Value, path *field.Path, errs *f
 		}
 		var paramIndex map[string][]int
 		var params reflect.Value
-		if t.NewParams != nil {
-			c.Params = t.NewParams()
+		if t.Params != nil {
+			c.Params = t.Params()
 			params = reflect.ValueOf(c.Params).Elem()
 			paramIndex = jsonFields(params.Type())
 		}
@@ -145,9 +146,9 @@ func decodeRules(raw json.RawMessage, v reflect.Value, path *field.Path, errs *f
 				*errs = append(*errs, unknownField(rp.Child(key)))
 			}
 		}
-		rules[id] = c
+		decoded[id] = c
 	}
-	v.Set(reflect.ValueOf(rules))
+	v.Set(reflect.ValueOf(decoded))
 }
 
 func unknownField(p *field.Path) *field.Error {

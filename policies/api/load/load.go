@@ -17,10 +17,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"podguard.dev/podguard/policies/api/defaults"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/api/validation"
-	// The rules register their policy settings with the policy API.
-	_ "podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/policies/yamlpath"
 )
 
@@ -39,7 +38,7 @@ func (e *Error) Error() string {
 // Default returns the default policy.
 func Default(ownNamespace string) *v1alpha1.Policy {
 	p := &v1alpha1.Policy{}
-	v1alpha1.SetDefaults(p, ownNamespace)
+	defaults.SetDefaults(p, ownNamespace)
 	return p
 }
 
@@ -125,7 +124,7 @@ func Bytes(data []byte, source, ownNamespace string) (*v1alpha1.Policy, error) {
 	for _, e := range errs {
 		broken[e.Field] = true
 	}
-	v1alpha1.SetDefaults(p, ownNamespace)
+	defaults.SetDefaults(p, ownNamespace)
 	for _, e := range validation.ValidatePolicy(p) {
 		if !broken[e.Field] && !(e.Field == "apiVersion" && p.APIVersion == v1alpha1.APIVersion) {
 			errs = append(errs, e)

@@ -1,6 +1,7 @@
 package load_test
 
 import (
+	"podguard.dev/podguard/policies/api/defaults"
 	"reflect"
 	"strings"
 	"testing"
@@ -26,7 +27,7 @@ func TestEmptyIsDefault(t *testing.T) {
 // TestPrintedDefaultIsDefault pins `podguard policy default` to SetDefaults.
 func TestPrintedDefaultIsDefault(t *testing.T) {
 	for _, ns := range []string{"podguard", "security"} {
-		got, err := load.Bytes(v1alpha1.DefaultPolicyYAML(ns), "default", ns)
+		got, err := load.Bytes(defaults.PolicyYAML(ns), "default", ns)
 		if err != nil {
 			t.Fatal(err)
 		}

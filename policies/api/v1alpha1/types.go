@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -79,7 +80,7 @@ type RuleSettings struct {
 
 // RuleParams are a rule's own parameters (allowed UIDs, default limits...).
 // Each rule defines its type, defaults and validation in its own file
-// (policies/rules) and registers it with RegisterRuleType.
+// (policies/rules).
 type RuleParams interface {
 	// Default fills the parameters left unset.
 	Default()
@@ -120,38 +121,9 @@ func (c RuleConfig) MarshalJSON() ([]byte, error) {
 }
 
 // Rules holds one entry per rule ID. Which IDs exist, and the type of each
-// rule's parameters, come from the rules themselves (RegisterRuleType).
+// rule's parameters, come from the rule registry (policies/rules); a policy
+// file is decoded into them by policies/api/load.
 type Rules map[string]*RuleConfig
-
-// UnmarshalJSON decodes each entry into its rule's parameter type. It is
-// lenient (unknown fields are ignored) as encoding/json is; policy files
-// are decoded strictly by policies/api/load.
-func (r *Rules) UnmarshalJSON(b []byte) error {
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return err
-	}
-	out := Rules{}
-	for id, entry := range raw {
-		t, ok := RuleTypeOf(id)
-		if !ok {
-			return fmt.Errorf("unknown rule %q", id)
-		}
-		c := &RuleConfig{}
-		if err := json.Unmarshal(entry, &c.RuleSettings); err != nil {
-			return fmt.Errorf("rules.%s: %w", id, err)
-		}
-		if t.NewParams != nil {
-			c.Params = t.NewParams()
-			if err := json.Unmarshal(entry, c.Params); err != nil {
-				return fmt.Errorf("rules.%s: %w", id, err)
-			}
-		}
-		out[id] = c
-	}
-	*r = out
-	return nil
-}
 
 // Exemption lifts rules from matching objects or containers. Every criterion
 // given must match (namespaces AND users/groups AND images AND container
@@ -214,4 +186,16 @@ func (a *Action) UnmarshalJSON(b []byte) error {
 	}
 	*a = Action(s)
 	return nil
+}
+
+// ParseExpiry parses an exemption's expires: an RFC 3339 timestamp, or a
+// date meaning 00:00 UTC that day.
+func ParseExpiry(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("must be an RFC 3339 timestamp (2027-01-31T00:00:00Z) or a date (2027-01-31)")
 }

@@ -7,13 +7,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
 
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/rules"
 )
 
 var actions = []string{string(v1alpha1.ActionEnforce), string(v1alpha1.ActionWarn), string(v1alpha1.ActionAudit), string(v1alpha1.ActionOff)}
@@ -42,16 +42,16 @@ func ValidatePolicy(p *v1alpha1.Policy) field.ErrorList {
 
 func validateRules(r v1alpha1.Rules, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for _, t := range v1alpha1.RuleTypes() {
-		if c, ok := r[t.ID]; !ok || c == nil || (t.NewParams != nil && c.Params == nil) {
-			errs = append(errs, field.Required(path.Child(t.ID), "every rule has an entry once the policy is defaulted"))
+	for _, d := range rules.Definitions() {
+		if c, ok := r[d.ID]; !ok || c == nil || (d.Params != nil && c.Params == nil) {
+			errs = append(errs, field.Required(path.Child(d.ID), "every rule has an entry once the policy is defaulted"))
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(r)) {
 		p := path.Child(id)
-		t, ok := v1alpha1.RuleTypeOf(id)
+		t, ok := rules.Lookup(id)
 		if !ok {
-			errs = append(errs, field.NotSupported(p, id, v1alpha1.RuleIDs()))
+			errs = append(errs, field.NotSupported(p, id, rules.IDs()))
 			continue
 		}
 		c := r[id]
@@ -61,7 +61,7 @@ func validateRules(r v1alpha1.Rules, path *field.Path) field.ErrorList {
 		if !slices.Contains(actions, string(c.Action)) {
 			errs = append(errs, field.NotSupported(p.Child("action"), c.Action, actions))
 		}
-		if c.Mutate != nil && *c.Mutate && !t.Fixable {
+		if c.Mutate != nil && *c.Mutate && !t.Fixable() {
 			errs = append(errs, field.Forbidden(p.Child("mutate"), fmt.Sprintf("rule %s has no fix to inject; remove mutate", id)))
 		}
 		if c.Params != nil {
@@ -97,8 +97,8 @@ func ValidateExemption(e *v1alpha1.Exemption, path *field.Path) field.ErrorList 
 		errs = append(errs, metav1validation.ValidateLabelSelector(e.Selector, metav1validation.LabelSelectorValidationOptions{}, sp)...)
 	}
 	for i, id := range e.Rules {
-		if _, ok := v1alpha1.RuleTypeOf(id); !ok {
-			errs = append(errs, field.NotSupported(path.Child("rules").Index(i), id, v1alpha1.RuleIDs()))
+		if _, ok := rules.Lookup(id); !ok {
+			errs = append(errs, field.NotSupported(path.Child("rules").Index(i), id, rules.IDs()))
 		}
 	}
 	for _, l := range []struct {
@@ -112,7 +112,7 @@ func ValidateExemption(e *v1alpha1.Exemption, path *field.Path) field.ErrorList 
 		}
 	}
 	if e.Expires != "" {
-		if _, err := ParseExpiry(e.Expires); err != nil {
+		if _, err := v1alpha1.ParseExpiry(e.Expires); err != nil {
 			errs = append(errs, field.Invalid(path.Child("expires"), e.Expires, err.Error()))
 		}
 	}
@@ -122,15 +122,3 @@ func ValidateExemption(e *v1alpha1.Exemption, path *field.Path) field.ErrorList 
 // workloadKinds are the kinds an exemption's workloads may name: every
 // kind podguard judges.
 var workloadKinds = []string{"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob", "Pod", "PodTemplate"}
-
-// ParseExpiry parses an exemption's expires: an RFC 3339 timestamp, or a
-// date meaning 00:00 UTC that day.
-func ParseExpiry(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t.UTC(), nil
-	}
-	return time.Time{}, fmt.Errorf("must be an RFC 3339 timestamp (2027-01-31T00:00:00Z) or a date (2027-01-31)")
-}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"podguard.dev/podguard/policies/api/validation"
 	"podguard.dev/podguard/policies/safetext"
 	"strconv"
 	"strings"
@@ -256,7 +255,7 @@ func parseExpiry(v string, now time.Time) (string, time.Time, error) {
 			t = t.Add(time.Second)
 		}
 		text = t.Format(time.RFC3339)
-	} else if t, err = validation.ParseExpiry(v); err == nil {
+	} else if t, err = v1alpha1.ParseExpiry(v); err == nil {
 		text = v
 	} else {
 		return "", time.Time{}, bad

@@ -4,6 +4,7 @@ package policycmd
 
 import (
 	"fmt"
+	"podguard.dev/podguard/policies/api/defaults"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +14,6 @@ import (
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies/api/v1alpha1"
-	"podguard.dev/podguard/policies/api/validation"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/policies/safetext"
 )
@@ -39,7 +39,7 @@ func newDefault(s cli.Streams) *cobra.Command {
 			if err := o.CheckNamespace(); err != nil {
 				return err
 			}
-			_, err := s.Out.Write(v1alpha1.DefaultPolicyYAML(o.Namespace))
+			_, err := s.Out.Write(defaults.PolicyYAML(o.Namespace))
 			return err
 		},
 	}
@@ -159,7 +159,7 @@ func printExemptions(s cli.Streams, p *v1alpha1.Policy, now time.Time) {
 		expiry := ""
 		if e.Expires != "" {
 			expiry = "; expires " + e.Expires
-			if t, err := validation.ParseExpiry(e.Expires); err == nil && !now.Before(t) {
+			if t, err := v1alpha1.ParseExpiry(e.Expires); err == nil && !now.Before(t) {
 				expiry += " (EXPIRED: no longer applies)"
 			}
 		}

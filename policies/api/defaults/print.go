@@ -1,4 +1,4 @@
-package v1alpha1
+package defaults
 
 import (
 	"bytes"
@@ -8,6 +8,9 @@ import (
 	"text/template"
 
 	yaml "go.yaml.in/yaml/v3"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/rules"
 )
 
 //go:embed default-policy.yaml.tmpl
@@ -24,36 +27,37 @@ func yamlString(s string) string {
 	return string(b)
 }
 
-// DefaultPolicyYAML returns the default policy as a commented policy file:
-// the rules section is written from the registered rule types (their
-// comments, defaults and parameters), so it cannot drift from them. A test
+// PolicyYAML returns the default policy as a commented policy file: the
+// rules section is written from the rule registry (each rule's comment,
+// controls, defaults and parameters), so it cannot drift from it. A test
 // decodes it and compares it with SetDefaults.
-func DefaultPolicyYAML(ownNamespace string) []byte {
+func PolicyYAML(ownNamespace string) []byte {
 	if ownNamespace == "" {
-		ownNamespace = DefaultNamespace
+		ownNamespace = v1alpha1.DefaultNamespace
 	}
-	p := &Policy{}
+	p := &v1alpha1.Policy{}
 	SetDefaults(p, ownNamespace)
-	var rules strings.Builder
-	for _, t := range RuleTypes() {
-		for _, l := range strings.Split(strings.TrimSpace(t.Doc), "\n") {
-			rules.WriteString(strings.TrimRight("  # "+l, " ") + "\n")
+	var out strings.Builder
+	for _, d := range rules.Definitions() {
+		doc := strings.TrimSpace(d.Doc) + "\nControls: " + d.Controls()
+		for _, l := range strings.Split(doc, "\n") {
+			out.WriteString(strings.TrimRight("  # "+l, " ") + "\n")
 		}
-		rules.WriteString("  " + t.ID + ":\n")
-		rules.WriteString(indent(ruleYAML(p.Rules[t.ID]), "    "))
+		out.WriteString("  " + d.ID + ":\n")
+		out.WriteString(indent(ruleYAML(p.Rules[d.ID]), "    "))
 	}
 	var b bytes.Buffer
 	// The template and its data are fixed: execution cannot fail.
 	_ = defaultPolicy.Execute(&b, struct {
 		Namespace string
 		Rules     string
-	}{ownNamespace, strings.TrimRight(rules.String(), "\n")})
+	}{ownNamespace, strings.TrimRight(out.String(), "\n")})
 	return b.Bytes()
 }
 
 // ruleYAML writes a rule's entry in block style, with lists of scalars in
 // flow style ([1000]) as people write them.
-func ruleYAML(c *RuleConfig) string {
+func ruleYAML(c *v1alpha1.RuleConfig) string {
 	js, err := json.Marshal(c)
 	if err != nil {
 		panic(err) // rule parameters are plain data
