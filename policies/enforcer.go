@@ -72,11 +72,7 @@ func New(p *v1alpha1.Policy) (*Enforcer, error) {
 		if s == nil {
 			return nil, fmt.Errorf("the policy has no entry for rule %s (was it defaulted?)", r.ID)
 		}
-		action := s.Action
-		if action == v1alpha1.ActionEnforce && p.Mode != v1alpha1.ActionEnforce {
-			action = p.Mode
-		}
-		e.rules = append(e.rules, compiledRule{Rule: r, action: action, mutate: r.Fix != nil && v1alpha1.Bool(s.Mutate)})
+		e.rules = append(e.rules, compiledRule{Rule: r, action: rules.EffectiveAction(p, r.ID), mutate: rules.FixInForce(p, r.ID)})
 	}
 	ex, err := exemption.Compile(p.Exemptions)
 	if err != nil {

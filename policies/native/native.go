@@ -124,7 +124,7 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 	mutatedRules := map[string]bool{}
 	for _, d := range rules.Definitions() {
 		n := d.Native(p, rules.AsSubmitted)
-		action := effectiveAction(p, d.ID)
+		action := rules.EffectiveAction(p, d.ID)
 		if n.WebhookOnly != "" && action != v1alpha1.ActionOff {
 			out.WebhookOnly = append(out.WebhookOnly, WebhookOnly{Rule: d.ID, Reason: n.WebhookOnly})
 		}
@@ -233,15 +233,6 @@ func bindingFor(policy string, action v1alpha1.Action, o Options) admissionregis
 	}
 }
 
-// effectiveAction is a rule's action under the policy's mode.
-func effectiveAction(p *v1alpha1.Policy, id string) v1alpha1.Action {
-	a := p.Rules[id].Action
-	if a == v1alpha1.ActionEnforce && p.Mode != v1alpha1.ActionEnforce {
-		return p.Mode
-	}
-	return a
-}
-
 // policyFor is the ValidatingAdmissionPolicy of one shape and one action:
 // every rule with that action and a CEL form.
 func policyFor(p *v1alpha1.Policy, sh shape, action v1alpha1.Action, ex []exportedExemption, o Options) *admissionregistrationv1.ValidatingAdmissionPolicy {
@@ -249,7 +240,7 @@ func policyFor(p *v1alpha1.Policy, sh shape, action v1alpha1.Action, ex []export
 	var ruleIDs []string
 	natives := map[string]rules.Native{}
 	for _, d := range rules.Definitions() {
-		if effectiveAction(p, d.ID) != action {
+		if rules.EffectiveAction(p, d.ID) != action {
 			continue
 		}
 		n := d.Native(p, sh.mode)
@@ -350,7 +341,7 @@ func injectedWarnings(p *v1alpha1.Policy, sh shape, ex []exportedExemption, muta
 	var validations []admissionregistrationv1.Validation
 	var ids []string
 	for _, d := range rules.Definitions() {
-		if !mutated[d.ID] || effectiveAction(p, d.ID) == v1alpha1.ActionOff {
+		if !mutated[d.ID] || rules.EffectiveAction(p, d.ID) == v1alpha1.ActionOff {
 			continue
 		}
 		validations = append(validations, validationOf(d.ID, d.Native(p, rules.AsSubmitted), ex, "; podguard injects the fix into the pods at admission"))

@@ -4,7 +4,6 @@ import (
 	"strconv"
 	"strings"
 
-	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
 // Native is a rule's native form for one policy: CEL for a
@@ -79,12 +78,6 @@ const (
 	// mutation will fix is not a violation, only what nothing can fix.
 	AsAdmitted
 )
-
-// fixInForce reports whether a rule's fix runs for the policy.
-func fixInForce(p *v1alpha1.Policy, id string) bool {
-	c := p.Rules[id]
-	return c != nil && c.Action != v1alpha1.ActionOff && v1alpha1.Bool(c.Mutate)
-}
 
 // celString quotes s as a CEL string literal.
 func celString(s string) string { return strconv.Quote(s) }

@@ -50,13 +50,13 @@ func PSSWeakenings(p *v1alpha1.Policy) []Weakening {
 			checks = append(checks, fmt.Sprintf("%s %s", ch.Level, ch.ID))
 		}
 		control := "PSS " + strings.Join(checks, ", ")
-		switch {
+		switch effective := EffectiveAction(p, d.ID); {
 		case c.Action == v1alpha1.ActionOff:
 			out = append(out, Weakening{Field: "rules." + d.ID + ".action", Control: control, Detail: "off: not checked at all"})
 		case c.Action != v1alpha1.ActionEnforce:
 			out = append(out, Weakening{Field: "rules." + d.ID + ".action", Control: control, Detail: fmt.Sprintf("%s: violations are admitted", c.Action)})
-		case p.Mode != v1alpha1.ActionEnforce:
-			out = append(out, Weakening{Field: "mode", Control: control, Detail: fmt.Sprintf("%s: violations of %s are admitted", p.Mode, d.ID)})
+		case effective != v1alpha1.ActionEnforce:
+			out = append(out, Weakening{Field: "mode", Control: control, Detail: fmt.Sprintf("%s: violations of %s are admitted", effective, d.ID)})
 		}
 		if b, ok := c.Params.(belowRestricted); ok {
 			out = append(out, b.belowRestricted(field.NewPath("rules", d.ID))...)

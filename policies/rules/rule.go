@@ -200,3 +200,26 @@ func Get(p *v1alpha1.Policy, id string) (Rule, bool) {
 func params[T v1alpha1.RuleParams](p *v1alpha1.Policy, id string) T {
 	return p.Rules[id].Params.(T)
 }
+
+// EffectiveAction is what a finding of rule id does under a defaulted
+// policy: its action, or the policy's mode (warn, audit) in place of
+// enforce. "" for a rule the policy does not have. The engine, the
+// export, policy check and the PSS checks all ask here.
+func EffectiveAction(p *v1alpha1.Policy, id string) v1alpha1.Action {
+	c := p.Rules[id]
+	if c == nil {
+		return ""
+	}
+	if c.Action == v1alpha1.ActionEnforce && p.Mode != "" && p.Mode != v1alpha1.ActionEnforce {
+		return p.Mode
+	}
+	return c.Action
+}
+
+// FixInForce reports whether rule id's fix runs under a defaulted policy:
+// the rule has a fix, its mutate is true, and its action is not off.
+func FixInForce(p *v1alpha1.Policy, id string) bool {
+	c := p.Rules[id]
+	d, ok := registry[id]
+	return ok && d.fixable && c != nil && c.Action != v1alpha1.ActionOff && v1alpha1.Bool(c.Mutate)
+}

@@ -76,7 +76,7 @@ func nativeAllowPrivilegeEscalation(p *v1alpha1.Policy, mode NativeMode) Native 
 	opt := "c.?securityContext.?allowPrivilegeEscalation"
 	n := s.native(p, "allowPrivilegeEscalation", mode,
 		fmt.Sprintf("%s.hasValue() ? %s.value() == false : (variables.windows || !%s)", opt, opt, celEscalates))
-	if mode == AsSubmitted && fixInForce(p, "allowPrivilegeEscalation") {
+	if mode == AsSubmitted && FixInForce(p, "allowPrivilegeEscalation") {
 		n.Inject = []Injection{{Container: true, Path: []string{"securityContext", "allowPrivilegeEscalation"}, Value: "false",
 			When: fmt.Sprintf("!$exempt(c) && !variables.windows && !%s", celEscalates)}}
 	}

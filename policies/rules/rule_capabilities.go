@@ -140,7 +140,7 @@ func nativeCapabilities(p *v1alpha1.Policy, mode NativeMode) Native {
 		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString(fmt.Sprintf("do not drop ALL capabilities or add one outside %s; fix: add ALL to ", quoteList(allowed))),
 			specField("containers[*].securityContext.capabilities.drop"), celString(" and remove the others from add")),
 	}
-	fix := fixInForce(p, "capabilities")
+	fix := FixInForce(p, "capabilities")
 	if mode == AsAdmitted && fix {
 		n.Container = adds
 	}

@@ -94,7 +94,7 @@ func nativeReadOnlyRootFilesystem(p *v1alpha1.Policy, mode NativeMode) Native {
 	s := containerField{field: "readOnlyRootFilesystem", want: true, linuxOnly: true}
 	opt := "c.?securityContext.?readOnlyRootFilesystem"
 	n := s.native(p, "readOnlyRootFilesystem", mode, fmt.Sprintf("!%s.hasValue() || %s.value() == true", opt, opt))
-	if mode == AsSubmitted && fixInForce(p, "readOnlyRootFilesystem") {
+	if mode == AsSubmitted && FixInForce(p, "readOnlyRootFilesystem") {
 		n.MutationWebhookOnly = "the fix also mounts an emptyDir at /tmp where nothing is mounted there; it is not exported"
 	}
 	return n

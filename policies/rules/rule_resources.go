@@ -227,7 +227,7 @@ func nativeResources(p *v1alpha1.Policy, mode NativeMode) Native {
 			celString(string(name)), L, q(L, string(name)), R, q(R, string(name)), celString(def.String()))
 	}
 	requestsOK := fmt.Sprintf("%s.all(k, !(k in %s) || quantity(string(%s[k])).compareTo(quantity(string(%s[k]))) <= 0)", R, L, R, L)
-	fix := fixInForce(p, "resources")
+	fix := FixInForce(p, "resources")
 	var submitted, admitted []string
 	for _, name := range limitedResources {
 		submitted = append(submitted, fmt.Sprintf("%s in %s", celString(string(name)), L))

@@ -125,7 +125,7 @@ func nativeServiceAccountToken(p *v1alpha1.Policy, mode NativeMode) Native {
 		PodMessage: fmt.Sprintf("%s + %s + %s", celString("the pod mounts a service account token in every container; fix: set "),
 			specField("automountServiceAccountToken"), celString(": false; a pod that talks to the API server mounts a projected token in the container that needs it, or is exempted")),
 	}
-	fix := fixInForce(p, "serviceAccountToken")
+	fix := FixInForce(p, "serviceAccountToken")
 	if mode == AsAdmitted && fix {
 		n.Pod = fmt.Sprintf("variables.spec.?automountServiceAccountToken.hasValue() ? variables.spec.automountServiceAccountToken == false : (%t || variables.spec.?serviceAccountName.orValue('') in ['', 'default'])", includeNamed)
 	}

@@ -213,7 +213,7 @@ func (s podDefault[T]) native(p *v1alpha1.Policy, mode NativeMode, ok, show func
 	if s.linuxOnly {
 		missingOK = "variables.windows"
 	}
-	fix := fixInForce(p, s.id)
+	fix := FixInForce(p, s.id)
 	injectText := s.show(s.inject)
 	n := Native{
 		Pod: fmt.Sprintf("!%s.hasValue() || %s", podOpt, ok(podOpt+".value()")),
@@ -258,7 +258,7 @@ func (s containerField) native(p *v1alpha1.Policy, id string, mode NativeMode, a
 		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString(fmt.Sprintf("do not set %s: %t; fix: set ", s.field, s.want)),
 			specField("containers[*].securityContext."+s.field), celString(fmt.Sprintf(": %t", s.want))),
 	}
-	if mode == AsAdmitted && fixInForce(p, id) {
+	if mode == AsAdmitted && FixInForce(p, id) {
 		n.Container = admittedOK
 	}
 	return n

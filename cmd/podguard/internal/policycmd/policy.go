@@ -110,9 +110,9 @@ func printRules(s cli.Streams, p *v1alpha1.Policy) {
 	for _, d := range rules.Definitions() {
 		r, _ := rules.Get(p, d.ID)
 		st := p.Rules[d.ID]
-		action := string(st.Action)
-		if st.Action == v1alpha1.ActionEnforce && p.Mode != v1alpha1.ActionEnforce {
-			action = string(p.Mode) + " (mode)"
+		action := string(rules.EffectiveAction(p, d.ID))
+		if action != string(st.Action) {
+			action += " (mode)"
 		}
 		mutate := "-"
 		if st.Mutate != nil {
