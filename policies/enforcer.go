@@ -207,7 +207,8 @@ func (e *Enforcer) validate(t *podspec.Target, a *Attributes) *Result {
 				count(omitted, r.ID)
 				continue
 			}
-			*list = append(*list, Finding{Rule: r.ID, Field: f.Path.String(), Message: f.Message, Fix: f.Fix})
+			f.Rule = r.ID
+			*list = append(*list, f)
 		}
 	}
 	res.Allowed = len(res.Violations) == 0 && len(res.Omitted.Violations) == 0

@@ -1,34 +1,16 @@
 package policies
 
-// Finding is one reported problem, as the CLI's JSON output and the
-// webhook's responses carry it.
-type Finding struct {
-	// Rule is the rule ID.
-	Rule string `json:"rule"`
-	// Field is the path of the offending field from the object root.
-	Field string `json:"field"`
-	// Message says what is wrong.
-	Message string `json:"message"`
-	// Fix says what to set or remove.
-	Fix string `json:"fix"`
-	// Injected marks a warning about a workload's template that Pod
-	// mutation will fix (Admit).
-	Injected bool `json:"-"`
-	// Line and Column locate Field in the input file (1-based), where the
-	// caller read one (the CLI); the engine leaves them 0.
-	Line   int `json:"line,omitempty"`
-	Column int `json:"column,omitempty"`
-}
+import "podguard.dev/podguard/policies/finding"
 
-// Exempted records an exemption that applied to an object.
-type Exempted struct {
-	// Rule is the rule ID, or "*" for an exemption covering every rule.
-	Rule string `json:"rule"`
-	// Reason is the exemption's reason.
-	Reason string `json:"reason"`
-	// Expires is the exemption's expiry as written in the policy, or "".
-	Expires string `json:"expires"`
-}
+// Finding and Exempted are the one definition of what every part of
+// podguard reports (policies/finding); the names stay here for the
+// engine's callers.
+type (
+	// Finding is one problem at one field, with its fix.
+	Finding = finding.Finding
+	// Exempted is an exemption that applied.
+	Exempted = finding.Exempted
+)
 
 // Result is the verdict on one object.
 type Result struct {

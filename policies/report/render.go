@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 
-	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/safetext"
 )
 
@@ -101,13 +100,13 @@ func (r *Report) Text(w io.Writer) error {
 			}
 			fmt.Fprintf(&b, "  %s: %s/%s%s\n", what, sub.Kind, sub.Name, pods)
 			for _, f := range sub.Violations {
-				fmt.Fprintf(&b, "    %s: %s: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.fixHere())
+				fmt.Fprintf(&b, "    %s: %s: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.FixHere())
 			}
 			for _, f := range sub.Warnings {
-				fmt.Fprintf(&b, "    %s: %s: warning: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.fixHere())
+				fmt.Fprintf(&b, "    %s: %s: warning: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.FixHere())
 			}
 			for _, f := range sub.Audits {
-				fmt.Fprintf(&b, "    %s: %s: audit: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.fixHere())
+				fmt.Fprintf(&b, "    %s: %s: audit: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.FixHere())
 			}
 		}
 	}
@@ -305,9 +304,3 @@ Workloads are judged as admitted (what their next rollout gets), Pods as they ru
 </body>
 </html>
 `))
-
-// fixHere is the finding's fix for a line that prints its field just
-// before it: the field is not repeated (see policies.Finding.FixHere).
-func (f Finding) fixHere() string {
-	return policies.Finding{Field: f.Field, Fix: f.Fix}.FixHere()
-}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/finding"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
 )
@@ -39,12 +40,11 @@ const (
 	Skip = "skip"
 )
 
-// Finding is one problem at one field, with the controls of its rule.
+// Finding is one problem at one field (the engine's finding.Finding,
+// whose fields it shares in JSON), with the action and the controls of
+// its rule.
 type Finding struct {
-	Rule    string `json:"rule"`
-	Field   string `json:"field"`
-	Message string `json:"message"`
-	Fix     string `json:"fix"`
+	finding.Finding
 	// Action is what the policy does with it: enforce, warn or audit.
 	Action string `json:"action"`
 	// PSS names the Pod Security Standards checks ("restricted
@@ -94,11 +94,7 @@ type Subject struct {
 }
 
 // Exempted is an exemption that applied, with its expiry.
-type Exempted struct {
-	Rule    string `json:"rule"`
-	Reason  string `json:"reason"`
-	Expires string `json:"expires"`
-}
+type Exempted = finding.Exempted
 
 // ChecklistItem is one line of the hardening checklist in a namespace.
 type ChecklistItem struct {
@@ -388,7 +384,7 @@ func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.T
 	conv := func(fs []policies.Finding) []Finding {
 		out := make([]Finding, 0, len(fs))
 		for _, f := range fs {
-			c := finding(f, string(e.ActionOf(f.Rule)))
+			c := withControls(f, string(e.ActionOf(f.Rule)))
 			c.FixedAtAdmission = f.Injected
 			out = append(out, c)
 		}
@@ -397,7 +393,7 @@ func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.T
 	s.Violations, s.Warnings, s.Audits = conv(res.Violations), conv(res.Warnings), conv(res.Audits)
 	s.Exempted = make([]Exempted, 0, len(res.Exempted))
 	for _, x := range res.Exempted {
-		s.Exempted = append(s.Exempted, Exempted{Rule: x.Rule, Reason: x.Reason, Expires: x.Expires})
+		s.Exempted = append(s.Exempted, x)
 	}
 	switch {
 	case !res.Allowed:
@@ -470,8 +466,8 @@ func apiVersionOf(group string) string {
 }
 
 // finding converts an engine finding and adds its rule's controls.
-func finding(f policies.Finding, action string) Finding {
-	out := Finding{Rule: f.Rule, Field: f.Field, Message: f.Message, Fix: f.Fix, Action: action, PSS: []string{}, CIS: []string{}}
+func withControls(f policies.Finding, action string) Finding {
+	out := Finding{Finding: finding.Finding{Rule: f.Rule, Field: f.Field, Message: f.Message, Fix: f.Fix}, Action: action, PSS: []string{}, CIS: []string{}}
 	if d, ok := rules.Lookup(f.Rule); ok {
 		for _, c := range d.PSS {
 			out.PSS = append(out.PSS, fmt.Sprintf("%s %s", c.Level, c.ID))

@@ -13,28 +13,18 @@ import (
 	"sort"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/finding"
 	"podguard.dev/podguard/policies/podspec"
 )
 
-// Finding is one problem at one field: a field.Error plus the fix to apply.
-type Finding struct {
-	// Type is the field.Error type: Required (missing), Invalid (bad value),
-	// Forbidden (must not be set) or NotSupported.
-	Type field.ErrorType
-	// Path is the offending field from the object root.
-	Path podspec.Path
-	// Message says what is wrong, without any secret or env value.
-	Message string
-	// Fix says what to set or remove.
-	Fix string
-	// Advisory findings are warnings whatever the rule's action: things
-	// worth knowing that the policy cannot demand (Windows admin user).
-	Advisory bool
-}
+// Finding is what a rule's Check returns: the one Finding type of
+// podguard (policies/finding). A rule sets Type, Field, Message, Fix and,
+// for things worth knowing that the policy cannot demand, Advisory; the
+// engine sets Rule.
+type Finding = finding.Finding
 
 // Rule is one check with its fix, built for one policy.
 type Rule struct {

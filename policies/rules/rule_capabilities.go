@@ -54,7 +54,7 @@ func newCapabilities(p *v1alpha1.Policy) Rule {
 			for _, c := range t.Containers {
 				capsPath := func() podspec.Path { return c.SecurityContextPath().Child("capabilities") }
 				if !dropsAll(c) && !t.Windows() {
-					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: capsPath().Child("drop"),
+					out = append(out, Finding{Type: field.ErrorTypeRequired, Field: capsPath().Child("drop").String(),
 						Message: fmt.Sprintf("container %q does not drop ALL capabilities", c.Name),
 						Fix:     fmt.Sprintf("add ALL to %s", capsPath().Child("drop"))})
 				}

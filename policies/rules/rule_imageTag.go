@@ -56,7 +56,7 @@ func newImageTag(*v1alpha1.Policy) Rule {
 				if tag == "latest" {
 					what = "uses the :latest tag"
 				}
-				out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+				out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
 					Message: fmt.Sprintf("container %q image %q %s and can change under a running workload", c.Name, c.Image, what),
 					Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", p)})
 			}

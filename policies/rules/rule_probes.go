@@ -43,13 +43,13 @@ func newProbes(*v1alpha1.Policy) Rule {
 				}
 				if c.LivenessProbe == nil {
 					p := c.Path().Child("livenessProbe")
-					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
+					out = append(out, Finding{Type: field.ErrorTypeRequired, Field: p.String(),
 						Message: fmt.Sprintf("container %q has no liveness probe", c.Name),
 						Fix:     fmt.Sprintf("set %s (httpGet, tcpSocket, grpc or exec)", p)})
 				}
 				if c.ReadinessProbe == nil {
 					p := c.Path().Child("readinessProbe")
-					out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
+					out = append(out, Finding{Type: field.ErrorTypeRequired, Field: p.String(),
 						Message: fmt.Sprintf("container %q has no readiness probe", c.Name),
 						Fix:     fmt.Sprintf("set %s (httpGet, tcpSocket, grpc or exec)", p)})
 				}

@@ -67,7 +67,7 @@ func newResources(p *v1alpha1.Policy) Rule {
 					if _, ok := c.Resources.Limits[name]; !ok {
 						l := defLimit(name, c)
 						p := rp().Child("limits", string(name))
-						out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
+						out = append(out, Finding{Type: field.ErrorTypeRequired, Field: p.String(),
 							Message: fmt.Sprintf("container %q has no %s limit", c.Name, name),
 							Fix:     fmt.Sprintf("set %s: %s", p, l.String())})
 					}
@@ -101,7 +101,7 @@ func newResources(p *v1alpha1.Policy) Rule {
 					req := c.Resources.Requests[name]
 					if lim, ok := c.Resources.Limits[name]; ok && req.Cmp(lim) > 0 {
 						p := rp().Child("requests", string(name))
-						out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+						out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
 							Message: fmt.Sprintf("container %q requests %s %s, above its limit %s", c.Name, name, req.String(), lim.String()),
 							Fix:     fmt.Sprintf("set %s to at most %s", p, lim.String())})
 					}
@@ -110,7 +110,7 @@ func newResources(p *v1alpha1.Policy) Rule {
 					max := cfg.MaxLimits[name]
 					if lim, ok := c.Resources.Limits[name]; ok && lim.Cmp(max) > 0 {
 						p := rp().Child("limits", string(name))
-						out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+						out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
 							Message: fmt.Sprintf("container %q has a %s limit of %s, above the policy's maximum %s", c.Name, name, lim.String(), max.String()),
 							Fix:     fmt.Sprintf("set %s to at most %s", p, max.String())})
 					}

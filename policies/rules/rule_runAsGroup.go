@@ -60,14 +60,14 @@ func newRunAsGroup(p *v1alpha1.Policy) Rule {
 			}
 			scPath := t.PodSecurityContextPath
 			if sc.FSGroup != nil && *sc.FSGroup == 0 {
-				out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: scPath().Child("fsGroup"),
+				out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: scPath().Child("fsGroup").String(),
 					Message: "fsGroup is 0, root's group: volumes would be owned by root",
 					Fix:     fmt.Sprintf("set %s: %d", scPath().Child("fsGroup"), allowed[0])})
 			}
 			for i, g := range sc.SupplementalGroups {
 				if g == 0 {
 					p := scPath().Child("supplementalGroups").Index(i)
-					out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
 						Message: "supplementalGroups contains 0, root's group",
 						Fix:     fmt.Sprintf("remove 0 from %s", scPath().Child("supplementalGroups"))})
 				}

@@ -71,7 +71,7 @@ func windowsAdmin(t *podspec.Target) []Finding {
 		podAdmin = *sc.WindowsOptions.RunAsUserName == windowsAdminUser
 		if podAdmin && !t.ContainersOnly {
 			p := t.PodSecurityContextPath().Child("windowsOptions", "runAsUserName")
-			out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p, Advisory: true,
+			out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(), Advisory: true,
 				Message: "the pod runs as ContainerAdministrator, the Windows administrator",
 				Fix:     fmt.Sprintf("set %s: ContainerUser", p)})
 		}
@@ -80,7 +80,7 @@ func windowsAdmin(t *podspec.Target) []Finding {
 		if c.SecurityContext != nil && c.SecurityContext.WindowsOptions != nil && c.SecurityContext.WindowsOptions.RunAsUserName != nil {
 			if *c.SecurityContext.WindowsOptions.RunAsUserName == windowsAdminUser {
 				p := c.SecurityContextPath().Child("windowsOptions", "runAsUserName")
-				out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p, Advisory: true,
+				out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(), Advisory: true,
 					Message: fmt.Sprintf("container %q runs as ContainerAdministrator, the Windows administrator", c.Name),
 					Fix:     fmt.Sprintf("set %s: ContainerUser", p)})
 			}

@@ -107,7 +107,7 @@ func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 					} else {
 						continue
 					}
-					out = append(out, Finding{Type: field.ErrorTypeForbidden, Path: envPath.Child("value"), Message: msg,
+					out = append(out, Finding{Type: field.ErrorTypeForbidden, Field: envPath.Child("value").String(), Message: msg,
 						Fix: fmt.Sprintf("store it in a Secret and set %s.valueFrom.secretKeyRef instead of value", envPath)})
 				}
 				for _, list := range []struct {
@@ -122,7 +122,7 @@ func newSecretsInEnv(p *v1alpha1.Policy) Rule {
 						} else {
 							msg = fmt.Sprintf("container %q has %s in %s[%d] (detector %s)", c.Name, a.detector.what, list.name, a.index, a.detector.name)
 						}
-						out = append(out, Finding{Type: field.ErrorTypeForbidden, Path: p, Message: msg,
+						out = append(out, Finding{Type: field.ErrorTypeForbidden, Field: p.String(), Message: msg,
 							Fix: fmt.Sprintf("store it in a Secret, set an env var from valueFrom.secretKeyRef, and write $(THAT_VAR) in %s", p)})
 					}
 				}

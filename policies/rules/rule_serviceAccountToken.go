@@ -69,10 +69,10 @@ func newServiceAccountToken(p *v1alpha1.Policy) Rule {
 			fix := fmt.Sprintf("set %s: false; a pod that talks to the API server mounts a projected token in the container that needs it, or is exempted", p)
 			switch v := t.Spec.AutomountServiceAccountToken; {
 			case v == nil:
-				return []Finding{{Type: field.ErrorTypeRequired, Path: p,
+				return []Finding{{Type: field.ErrorTypeRequired, Field: p.String(),
 					Message: "the pod does not set automountServiceAccountToken: false, so every container gets a token to the API server", Fix: fix}}
 			case *v:
-				return []Finding{{Type: field.ErrorTypeInvalid, Path: p,
+				return []Finding{{Type: field.ErrorTypeInvalid, Field: p.String(),
 					Message: "the pod mounts a service account token in every container (automountServiceAccountToken: true)", Fix: fix}}
 			}
 			return nil

@@ -145,9 +145,9 @@ func short(typ field.ErrorType) string {
 func findings(rule rules.Rule, tg *podspec.Target) []string {
 	var out []string
 	for _, f := range rule.Check(tg) {
-		out = append(out, short(f.Type)+" "+f.Path.String())
+		out = append(out, short(f.Type)+" "+f.Field)
 		if f.Message == "" || f.Fix == "" {
-			out = append(out, "EMPTY MESSAGE OR FIX at "+f.Path.String())
+			out = append(out, "EMPTY MESSAGE OR FIX at "+f.Field)
 		}
 	}
 	return out

@@ -48,7 +48,7 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 	if podVal != nil && !s.ok(*podVal) && !t.ContainersOnly {
 		out = append(out, Finding{
 			Type:    field.ErrorTypeInvalid,
-			Path:    s.podPath(t).Child(s.reportField...),
+			Field: s.podPath(t).Child(s.reportField...).String(),
 			Message: fmt.Sprintf("%s is %s; allowed: %s", strings.Join(s.field, "."), s.show(*podVal), s.want),
 			Fix:     fmt.Sprintf("set %s: %s", s.podPath(t), injectText),
 		})
@@ -64,7 +64,7 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 			cpath := c.SecurityContextPath().Child(s.field...)
 			out = append(out, Finding{
 				Type:    field.ErrorTypeInvalid,
-				Path:    cpath.Child(s.reportField...),
+				Field: cpath.Child(s.reportField...).String(),
 				Message: fmt.Sprintf("container %q sets %s to %s; allowed: %s", c.Name, strings.Join(s.field, "."), s.show(*cv), s.want),
 				Fix:     fmt.Sprintf("set %s: %s, or remove it to inherit %s", cpath, injectText, s.podPath(t)),
 			})
@@ -76,7 +76,7 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 			}
 			out = append(out, Finding{
 				Type:    field.ErrorTypeRequired,
-				Path:    cpath,
+				Field: cpath.String(),
 				Message: fmt.Sprintf("container %q has no %s and the pod sets none; allowed: %s", c.Name, strings.Join(s.field, "."), s.want),
 				Fix:     fix,
 			})
@@ -142,12 +142,12 @@ func (s containerField) check(t *podspec.Target) []Finding {
 		switch {
 		case v == nil && !(s.linuxOnly && t.Windows()):
 			p := c.SecurityContextPath().Child(s.field)
-			out = append(out, Finding{Type: field.ErrorTypeRequired, Path: p,
+			out = append(out, Finding{Type: field.ErrorTypeRequired, Field: p.String(),
 				Message: fmt.Sprintf("container %q does not set %s", c.Name, s.field),
 				Fix:     fmt.Sprintf("set %s: %t", p, s.want)})
 		case v != nil && *v != s.want:
 			p := c.SecurityContextPath().Child(s.field)
-			out = append(out, Finding{Type: field.ErrorTypeInvalid, Path: p,
+			out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
 				Message: fmt.Sprintf("container %q sets %s to %t", c.Name, s.field, *v),
 				Fix:     fmt.Sprintf("set %s: %t", p, s.want)})
 		}
@@ -173,7 +173,7 @@ func (s containerField) unset(t *podspec.Target) []podspec.Container {
 }
 
 func forbidden(p podspec.Path, msg, fix string) Finding {
-	return Finding{Type: field.ErrorTypeForbidden, Path: p, Message: msg, Fix: fix}
+	return Finding{Type: field.ErrorTypeForbidden, Field: p.String(), Message: msg, Fix: fix}
 }
 
 func quoteList[T ~string](items []T) string {
