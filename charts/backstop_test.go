@@ -29,11 +29,7 @@ import (
 // podguard up, the same webhooks (failurePolicy Ignore, as rendered) add
 // the webhook's own answers.
 func TestBackstop(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, nil)
 	ctx := context.Background()
 	for _, ns := range []string{"podguard", "apps"} {
 		if _, err := env.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

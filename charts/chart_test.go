@@ -297,11 +297,7 @@ func regenerate(t *testing.T, rendered string) {
 // build, to a real kube-apiserver with server-side dry run: the API
 // server's own validation must accept every object.
 func TestServerDryRun(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, nil)
 	kubectl := func(stdin string, args ...string) (string, error) {
 		cmd := exec.Command(env.Kubectl, append([]string{"--kubeconfig", env.Kubeconfig}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
@@ -346,11 +342,7 @@ func TestServerDryRun(t *testing.T) {
 // and uninstalls it: nothing may be left behind, above all no webhook
 // configuration that would block the cluster.
 func TestInstallUninstall(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, nil)
 	kc := "--kubeconfig=" + env.Kubeconfig
 	// helm install refuses values that break the schema before touching the cluster.
 	if _, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", "-f", "testdata/bad-values.yaml", kc); err == nil ||

@@ -109,11 +109,7 @@ var (
 // query naming a metric, or a label of it, that neither exports.
 func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	qs, _ := queries(t)
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, nil)
 	crds, err := testenv.CRDDir()
 	if err != nil {
 		t.Fatal(err)

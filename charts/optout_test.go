@@ -21,11 +21,8 @@ import (
 // only cluster admins set the label that takes a namespace out of podguard's
 // webhooks; a namespace owner who may otherwise edit namespaces cannot.
 func TestOptOutLabelOnlyForAdmins(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, nil)
+	var err error
 	ctx := context.Background()
 	for _, o := range objects(t, render(t, nil)) {
 		if k := o["kind"]; k == "ValidatingAdmissionPolicy" || k == "ValidatingAdmissionPolicyBinding" {

@@ -48,11 +48,7 @@ import (
 // workload at all. The audit-reader ClusterRole is proven the same way:
 // podguard audit as a user bound to it reads the whole cluster.
 func TestRBACIsSufficient(t *testing.T) {
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, nil)
 	ctx := context.Background()
 	cs := env.Clientset
 	for _, ns := range []string{"podguard", "apps", "monitoring"} {

@@ -60,20 +60,11 @@ type clusterConfig struct {
 
 func startCluster(t *testing.T, cc clusterConfig) *cluster {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs kube-apiserver and etcd; make test runs it")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.StartT(t, nil)
 	c := &cluster{Env: env, cs: env.Clientset, logs: &testenv.LogBuffer{}}
-	t.Cleanup(func() {
-		c.stopPodguard(t)
-		if err := c.Env.Stop(); err != nil {
-			t.Logf("stopping the control plane: %v", err)
-		}
-	})
+	// Before the control plane stops (cleanups run last first).
+	t.Cleanup(func() { c.stopPodguard(t) })
+	var err error
 	dir := t.TempDir()
 	certDir := filepath.Join(dir, "certs")
 	o := webhook.DefaultOptions()

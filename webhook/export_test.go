@@ -55,14 +55,7 @@ exemptions:
 // type checker kube-controller-manager runs, which envtest lacks), and the
 // real kubectl applies the export with --dry-run=server, without warnings.
 func TestExportTypeChecksAndApplies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs kube-apiserver and etcd; make test runs it")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env := testenv.StartT(t, nil)
 	dc := discovery.NewDiscoveryClientForConfigOrDie(env.Config)
 	tc := validating.TypeChecker{SchemaResolver: &resolver.ClientDiscoveryResolver{Discovery: dc},
 		RestMapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}

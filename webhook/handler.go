@@ -23,6 +23,7 @@ import (
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/change"
 	"podguard.dev/podguard/policies/podspec"
+	"podguard.dev/podguard/policies/rules"
 )
 
 // Endpoint paths, a contract with the webhook configurations.
@@ -313,10 +314,12 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runti
 			if len(attrs.EphemeralContainers) == 0 {
 				return allowed("no new ephemeral container")
 			}
-		case "resize":
-			attrs.Rules = []string{"resources"}
 		default:
-			return allowed("subresource not validated")
+			// Other subresources carry what some rules judge (pods/resize:
+			// resources): those rules, as their definitions say.
+			if attrs.Rules = rules.ForSubresource(req.SubResource); len(attrs.Rules) == 0 {
+				return allowed("subresource not validated")
+			}
 		}
 		res, err = enf.Validate(obj, attrs)
 	} else {
@@ -354,7 +357,7 @@ func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies
 		for _, n := range res.Omitted.Violations {
 			omitted += n
 		}
-		st := invalid(gk, truncate(name, maxLogValue), debugFix(res.Violations), omitted)
+		st := invalid(gk, truncate(name, maxLogValue), res.Violations, omitted)
 		resp = admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: st}}
 	}
 	omittedWarnings := 0
@@ -497,7 +500,7 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 	}
 }
 
-// fieldsByRule groups the fields of findings by rule: {"runAsUser":
+// fieldsByRule groups the fields of findings by rule: {"<rule>":
 // ["spec.securityContext.runAsUser"], ...}.
 func fieldsByRule(fs []policies.Finding) map[string][]string {
 	out := map[string][]string{}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"podguard.dev/podguard/policies/rules"
 	"slices"
 	"strings"
 	"testing"
@@ -21,8 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-
-	"podguard.dev/podguard/webhook"
 )
 
 const ns = "apps"
@@ -349,7 +348,7 @@ exemptions:
 		// kubectl debug's default "general" profile adds SYS_PTRACE: the
 		// denial says which profile to use, and that profile is admitted.
 		_, stderr, err := c.kubectlRun(t, "", "debug", "-n", ns, "bare", "--image=busybox:1.36")
-		if err == nil || !strings.Contains(stderr, "capabilities.add[0]: ") || !strings.Contains(stderr, "fix: "+webhook.DebugHint+" (podguard rule capabilities)") {
+		if err == nil || !strings.Contains(stderr, "capabilities.add[0]: ") || !strings.Contains(stderr, "fix: "+rules.KubectlDebugHint+" (podguard rule capabilities)") {
 			t.Errorf("kubectl debug with the general profile: %v\n%s", err, stderr)
 		}
 		if _, stderr, err := c.kubectlRun(t, "", "debug", "-n", ns, "bare", "--image=busybox:1.36", "--profile=restricted"); err != nil {

@@ -33,10 +33,6 @@ import (
 //   - Whatever is shortened ends at a word boundary with "…" and says where
 //     the full list is.
 
-// debugHint is the fix of a kubectl debug container denied for the
-// SYS_PTRACE capability the default "general" profile adds.
-const debugHint = `run kubectl debug with --profile=restricted (the default "general" profile adds SYS_PTRACE)`
-
 // causeText is a violation as a cause's message: what, the fix, the rule.
 // Messages quote values from the object (images, capability names): they
 // reach kubectl's terminal through safetext.Line, one line of printable text.
@@ -60,7 +56,7 @@ func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted in
 	causes := make([]metav1.StatusCause, 0, len(vs)+1)
 	var msg strings.Builder
 	msg.Grow(64 + 200*len(vs))
-	fmt.Fprintf(&msg, "%s %q is invalid: %d %s of the podguard policy:", gk.Kind, name, total, plural(total, "violation", "violations"))
+	fmt.Fprintf(&msg, "%s %q is invalid: %d %s of the podguard policy:", gk.Kind, name, total, safetext.Plural(total, "violation", "violations"))
 	add := func(fieldPath, text string) {
 		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeInvalid), Message: text, Field: fieldPath})
 		msg.WriteString("\n- ")
@@ -72,28 +68,13 @@ func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted in
 		add(safetext.Line(v.Field), causeText(v))
 	}
 	if more > 0 {
-		add("<more>", fmt.Sprintf("%d more %s; run podguard validate on the manifest for the full list (podguard)", more, plural(more, "violation", "violations")))
+		add("<more>", fmt.Sprintf("%d more %s; run podguard validate on the manifest for the full list (podguard)", more, safetext.Plural(more, "violation", "violations")))
 	}
 	return &metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid,
 		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
 		Message: msg.String(),
 	}
-}
-
-// debugFix points a kubectl debug user whose container is denied for
-// SYS_PTRACE to the profile that does not add it.
-func debugFix(vs []policies.Finding) []policies.Finding {
-	out := vs
-	for i, v := range vs {
-		if v.Rule == "capabilities" && strings.HasPrefix(v.Field, "spec.ephemeralContainers[") && strings.Contains(v.Message, "SYS_PTRACE") {
-			if &out[0] == &vs[0] {
-				out = slices.Clone(vs)
-			}
-			out[i].Fix = debugHint
-		}
-	}
-	return out
 }
 
 // warnings renders the warnings of a decision: one line for everything
@@ -125,7 +106,7 @@ func warnings(fs []policies.Finding, changes []change.Change, omitted int) []str
 		out = append(out, shorten(safetext.Line("podguard: "+f.Field+": "+f.Message+"; fix: "+f.FixHere()), "; full text: podguard validate", " (podguard rule "+f.Rule+")"))
 	}
 	if omitted > 0 {
-		out = append(out, fmt.Sprintf("podguard: %d more %s; run podguard validate on the manifest for the full list", omitted, plural(omitted, "warning", "warnings")))
+		out = append(out, fmt.Sprintf("podguard: %d more %s; run podguard validate on the manifest for the full list", omitted, safetext.Plural(omitted, "warning", "warnings")))
 	}
 	return out
 }
@@ -228,11 +209,4 @@ func truncate(s string, max int) string {
 		cut = sp
 	}
 	return strings.TrimRight(s[:cut], " ,;") + ellipsis
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

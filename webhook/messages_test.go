@@ -109,19 +109,6 @@ func TestWarningsAreBounded(t *testing.T) {
 	}
 }
 
-func TestKubectlDebugHint(t *testing.T) {
-	vs := []policies.Finding{{Rule: "capabilities", Field: "spec.ephemeralContainers[0].securityContext.capabilities.add[0]",
-		Message: `container "debugger-x" adds capability SYS_PTRACE; allowed: none`, Fix: "remove SYS_PTRACE from spec.ephemeralContainers[0].securityContext.capabilities.add"}}
-	got := debugFix(vs)
-	if got[0].Fix != debugHint || vs[0].Fix == debugHint {
-		t.Errorf("fix %q (input changed: %v)", got[0].Fix, vs[0].Fix == debugHint)
-	}
-	other := []policies.Finding{{Rule: "capabilities", Field: "spec.containers[0].securityContext.capabilities.add[0]", Message: "adds capability SYS_PTRACE", Fix: "remove"}}
-	if debugFix(other)[0].Fix != "remove" {
-		t.Error("the kubectl debug hint is given for a regular container")
-	}
-}
-
 func TestTruncateEndsAtAWord(t *testing.T) {
 	for _, c := range []struct {
 		in   string

@@ -143,19 +143,10 @@ func (s *Subject) result(f Finding, result string) map[string]any {
 	}
 	category := ""
 	if d, ok := rules.Lookup(f.Rule); ok {
-		category = titleOf(d.Checklist)
+		category = d.Checklist.Title
 	}
 	return map[string]any{
 		"source": "podguard", "policy": "podguard", "rule": f.Rule, "result": result, "severity": severity(f.Action), "scored": true,
 		"category": category, "message": f.Message, "resources": []any{ref}, "properties": props,
 	}
-}
-
-func titleOf(id string) string {
-	for _, it := range checklistItems {
-		if it.id == id {
-			return it.title
-		}
-	}
-	return id
 }

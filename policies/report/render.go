@@ -55,11 +55,11 @@ func (r *Report) Text(w io.Writer) error {
 		where, r.Generated.Format("2006-01-02T15:04:05Z"), r.PolicyMode, r.CISBenchmark)
 	for _, ns := range r.Namespaces {
 		s := ns.Summary
-		fmt.Fprintf(&b, "\nnamespace %s: %d %s (%d denied, %d warned, %d pass", ns.Name, s.Subjects, plural(s.Subjects, "subject", "subjects"), s.Fail, s.Warn, s.Pass)
+		fmt.Fprintf(&b, "\nnamespace %s: %d %s (%d denied, %d warned, %d pass", ns.Name, s.Subjects, safetext.Plural(s.Subjects, "subject", "subjects"), s.Fail, s.Warn, s.Pass)
 		if s.Skip > 0 {
 			fmt.Fprintf(&b, ", %d skipped", s.Skip)
 		}
-		fmt.Fprintf(&b, "), %d %s\n", s.Pods, plural(s.Pods, "pod", "pods"))
+		fmt.Fprintf(&b, "), %d %s\n", s.Pods, safetext.Plural(s.Pods, "pod", "pods"))
 		for _, it := range ns.Checklist {
 			fmt.Fprintf(&b, "  %s %s", mark(it.OK), it.Title)
 			if !it.OK {
@@ -92,7 +92,7 @@ func (r *Report) Text(w io.Writer) error {
 			}
 			pods := ""
 			if sub.Pods != nil {
-				pods = fmt.Sprintf(" (%d %s", sub.Pods.Total, plural(sub.Pods.Total, "pod", "pods"))
+				pods = fmt.Sprintf(" (%d %s", sub.Pods.Total, safetext.Plural(sub.Pods.Total, "pod", "pods"))
 				if sub.Pods.OutOfPolicy > 0 {
 					pods += fmt.Sprintf(", %d out of policy as they run: %s", sub.Pods.OutOfPolicy, strings.Join(sub.Pods.Rules, ", "))
 				}
@@ -123,12 +123,12 @@ func (r *Report) Text(w io.Writer) error {
 		}
 	}
 	s := r.Summary
-	fmt.Fprintf(&b, "\ncluster: %d %s in %d %s: %d denied, %d warned, %d pass, %d skipped; %d %s\n", s.Subjects, plural(s.Subjects, "subject", "subjects"),
-		len(r.Namespaces), plural(len(r.Namespaces), "namespace", "namespaces"), s.Fail, s.Warn, s.Pass, s.Skip, s.Pods, plural(s.Pods, "pod", "pods"))
+	fmt.Fprintf(&b, "\ncluster: %d %s in %d %s: %d denied, %d warned, %d pass, %d skipped; %d %s\n", s.Subjects, safetext.Plural(s.Subjects, "subject", "subjects"),
+		len(r.Namespaces), safetext.Plural(len(r.Namespaces), "namespace", "namespaces"), s.Fail, s.Warn, s.Pass, s.Skip, s.Pods, safetext.Plural(s.Pods, "pod", "pods"))
 	for _, it := range r.Checklist {
 		fmt.Fprintf(&b, "  %s %s", mark(it.OK), it.Title)
 		if !it.OK {
-			fmt.Fprintf(&b, " (%d %s)", len(it.Subjects), plural(len(it.Subjects), "subject", "subjects"))
+			fmt.Fprintf(&b, " (%d %s)", len(it.Subjects), safetext.Plural(len(it.Subjects), "subject", "subjects"))
 		}
 		controls := "beyond PSS and CIS"
 		if len(it.Controls) > 0 {
@@ -161,13 +161,6 @@ func listSome(items []string, n int) string {
 		return strings.Join(items, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
 
 // RuleCount is how many findings of one rule the report holds.

@@ -180,27 +180,9 @@ type Input struct {
 	Now time.Time
 }
 
-// item describes one checklist item.
-type item struct {
-	id, title string
-}
-
-// checklistItems are the items in report order: the hardened Docker
-// setup's checklist, as Kubernetes can prove it.
-var checklistItems = []item{
-	{"nonRoot", "Run as the non-root user and group (the image's appuser)"},
-	{"capabilities", "All capabilities dropped"},
-	{"privilegeEscalation", "No privileged containers, no privilege escalation (no-new-privileges)"},
-	{"limits", "CPU and memory limits"},
-	{"readOnlyRoot", "Read-only root filesystem"},
-	{"hostAccess", "No host paths, host namespaces, host ports or host processes"},
-	{"kernelHardening", "seccomp, AppArmor and SELinux profiles; safe sysctls; /proc masked"},
-	{"probes", "Health checks (liveness and readiness probes)"},
-	{"secrets", "No literal secrets in env, command or args"},
-	{"images", "Pinned images"},
-	{"tokens", "No service account token where the API is not used"},
-	{networkItem, "Network isolation: NetworkPolicies select every workload"},
-}
+// networkChecklistItem is the audit's own item: no admission rule can see
+// NetworkPolicies, so no rule proves it; the audit does.
+var networkChecklistItem = rules.ChecklistItem{ID: networkItem, Title: "Network isolation: NetworkPolicies select every workload", Order: 1000}
 
 const networkItem = "networkIsolation"
 
@@ -301,7 +283,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 				// A Pod running out of policy fails its checklist item even
 				// when the workload's next rollout would pass.
 				if d, ok := rules.Lookup(f.Rule); ok {
-					s.labels[d.Checklist] = true
+					s.labels[d.Checklist.ID] = true
 				}
 			}
 			sort.Strings(s.Pods.Rules)
@@ -405,7 +387,7 @@ func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.T
 	}
 	for _, f := range append(append(slices.Clone(s.Violations), s.Warnings...), s.Audits...) {
 		if d, ok := rules.Lookup(f.Rule); ok && !f.FixedAtAdmission {
-			s.labels[d.Checklist] = true
+			s.labels[d.Checklist.ID] = true
 		}
 	}
 	return s
@@ -548,9 +530,10 @@ func selected(podLabels labels.Set, netpols []networkingv1.NetworkPolicy) bool {
 
 // checklist builds the items from the subjects that fail each.
 func checklist(failed map[string][]string) []ChecklistItem {
-	out := make([]ChecklistItem, 0, len(checklistItems))
-	for _, it := range checklistItems {
-		ci := ChecklistItem{ID: it.id, Title: it.title, Rules: []string{}, Controls: []string{}, Subjects: failed[it.id]}
+	items := append(rules.Checklist(), networkChecklistItem)
+	out := make([]ChecklistItem, 0, len(items))
+	for _, it := range items {
+		ci := ChecklistItem{ID: it.ID, Title: it.Title, Rules: []string{}, Controls: []string{}, Subjects: failed[it.ID]}
 		if ci.Subjects == nil {
 			ci.Subjects = []string{}
 		}
@@ -558,7 +541,7 @@ func checklist(failed map[string][]string) []ChecklistItem {
 		ci.OK = len(ci.Subjects) == 0
 		controls := map[string]bool{}
 		for _, d := range rules.Definitions() {
-			if d.Checklist != it.id {
+			if d.Checklist.ID != it.ID {
 				continue
 			}
 			ci.Rules = append(ci.Rules, d.ID)
@@ -569,7 +552,7 @@ func checklist(failed map[string][]string) []ChecklistItem {
 				controls["CIS "+c] = true
 			}
 		}
-		if it.id == networkItem {
+		if it.ID == networkItem {
 			controls["CIS 5.3.2"] = true
 		}
 		for c := range controls {

@@ -3,7 +3,6 @@ package rules
 import (
 	"strconv"
 	"strings"
-
 )
 
 // Native is a rule's native form for one policy: CEL for a
@@ -100,7 +99,8 @@ func celInts(items []int64) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
-// path renders a field path below the spec for messages: specPath + '.x'.
+// specField is CEL for the path of a field below the pod spec, for
+// messages: variables.specPath + '.rest'.
 func specField(rest string) string {
 	return "variables.specPath + " + celString("."+rest)
 }

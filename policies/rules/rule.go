@@ -10,9 +10,9 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
-
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/change"
@@ -76,17 +76,22 @@ type Definition struct {
 	PSS []PSSCheck
 	// CIS lists the CIS Kubernetes Benchmark recommendations it implements.
 	CIS []string
-	// Checklist is the item of the hardening checklist the rule proves
-	// (policies/report lists the items): nonRoot, capabilities,
-	// privilegeEscalation, limits, readOnlyRoot, hostAccess,
-	// kernelHardening, probes, secrets, images, tokens.
-	Checklist string
+	// Checklist is the item of the hardening checklist the rule proves.
+	Checklist ChecklistItem
 	// Params returns the rule's parameters, unset; nil when it has none.
 	Params func() v1alpha1.RuleParams
 	// New builds the rule for a defaulted, validated policy.
 	New func(p *v1alpha1.Policy) Rule
 	// Native renders the rule as CEL for a defaulted policy (see Native).
 	Native func(p *v1alpha1.Policy, mode NativeMode) Native
+	// Reads are the pod spec fields the rule reads (see podspec.Fields):
+	// the audit's slim copy keeps every rule's, and a test judges every
+	// fixture on a copy holding only these, which must decide alike.
+	Reads podspec.Fields
+	// Subresources are the Pod subresources whose requests the rule judges
+	// besides the Pod itself (resources judges pods/resize): the webhook
+	// judges such a request for these rules only.
+	Subresources []string
 
 	fixable bool
 }
@@ -212,4 +217,17 @@ func FixInForce(p *v1alpha1.Policy, id string) bool {
 	c := p.Rules[id]
 	d, ok := registry[id]
 	return ok && d.fixable && c != nil && c.Action != v1alpha1.ActionOff && v1alpha1.Bool(c.Mutate)
+}
+
+// ForSubresource returns the rules that judge requests for a Pod
+// subresource (Definition.Subresources), sorted; none for a subresource
+// no rule judges.
+func ForSubresource(sub string) []string {
+	var out []string
+	for _, id := range IDs() {
+		if slices.Contains(registry[id].Subresources, sub) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -21,8 +21,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "allowPrivilegeEscalation", Order: 50, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Checklist: "privilegeEscalation",
+		Reads: podspec.Fields{"os", "*containers.securityContext.allowPrivilegeEscalation", "*containers.securityContext.privileged", "*containers.securityContext.capabilities"},
+		ID:    "allowPrivilegeEscalation", Order: 50, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: ItemPrivilegeEscalation,
 		Doc:       `Containers set allowPrivilegeEscalation: false (Docker's no-new-privileges).`,
 		PSS:       []PSSCheck{{ID: "allowPrivilegeEscalation", Level: Restricted}},
 		CIS:       []string{"5.2.6"},

@@ -20,8 +20,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "appArmorProfile", Order: 120, Action: v1alpha1.ActionEnforce,
-		Checklist: "kernelHardening",
+		Reads: podspec.Fields{"securityContext.appArmorProfile", "*containers.securityContext.appArmorProfile"},
+		ID:    "appArmorProfile", Order: 120, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemKernelHardening,
 		Doc:       `AppArmor is never Unconfined (fields and annotations).`,
 		PSS:       []PSSCheck{{ID: "appArmorProfile", Level: Baseline}},
 		CIS:       []string{"5.7.3"},

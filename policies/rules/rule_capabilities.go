@@ -23,8 +23,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "capabilities", Order: 40, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Checklist: "capabilities",
+		Reads: podspec.Fields{"os", "*containers.securityContext.capabilities"},
+		ID:    "capabilities", Order: 40, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: ItemCapabilities,
 		Doc: `Containers drop ALL capabilities (ALL is appended to drop) and add back
 only these.`,
 		PSS:    []PSSCheck{{ID: "capabilities_baseline", Level: Baseline}, {ID: "capabilities_restricted", Level: Restricted}},
@@ -37,9 +38,14 @@ only these.`,
 
 const capAll corev1.Capability = "ALL"
 
+// KubectlDebugHint is the fix of an ephemeral container denied for
+// SYS_PTRACE: kubectl debug's default "general" profile adds it, and its
+// "restricted" profile gives a container this policy admits.
+const KubectlDebugHint = `run kubectl debug with --profile=restricted (the default "general" profile adds SYS_PTRACE)`
+
 func newCapabilities(p *v1alpha1.Policy) Rule {
 	allowed := params[*CapabilitiesParams](p, "capabilities").AllowedAdd
-	allowedText := quoteList(allowed)
+	allowedText := joinNames(allowed)
 	if allowedText == "" {
 		allowedText = "none"
 	}
@@ -63,9 +69,12 @@ func newCapabilities(p *v1alpha1.Policy) Rule {
 				}
 				for j, add := range c.SecurityContext.Capabilities.Add {
 					if !slices.Contains(allowed, add) {
+						fix := fmt.Sprintf("remove %s from %s, or exempt this container by name or image", add, capsPath().Child("add"))
+						if c.Kind == podspec.EphemeralContainer && add == "SYS_PTRACE" {
+							fix = KubectlDebugHint
+						}
 						out = append(out, forbidden(capsPath().Child("add").Index(j),
-							fmt.Sprintf("container %q adds capability %s; allowed: %s", c.Name, add, allowedText),
-							fmt.Sprintf("remove %s from %s, or exempt this container by name or image", add, capsPath().Child("add"))))
+							fmt.Sprintf("container %q adds capability %s; allowed: %s", c.Name, add, allowedText), fix))
 					}
 				}
 			}
@@ -137,7 +146,7 @@ func nativeCapabilities(p *v1alpha1.Policy, mode NativeMode) Native {
 	adds := fmt.Sprintf("c.?securityContext.?capabilities.?add.orValue([]).all(a, a in %s)", celList(allowed))
 	n := Native{
 		Container: fmt.Sprintf("(variables.windows || %s) && %s", dropsAll, adds),
-		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString(fmt.Sprintf("do not drop ALL capabilities or add one outside %s; fix: add ALL to ", quoteList(allowed))),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString(fmt.Sprintf("do not drop ALL capabilities or add one outside %s; fix: add ALL to ", joinNames(allowed))),
 			specField("containers[*].securityContext.capabilities.drop"), celString(" and remove the others from add")),
 	}
 	fix := FixInForce(p, "capabilities")

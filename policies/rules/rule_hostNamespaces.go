@@ -13,8 +13,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "hostNamespaces", Order: 90, Action: v1alpha1.ActionEnforce,
-		Checklist: "hostAccess",
+		Reads: podspec.Fields{"hostNetwork", "hostPID", "hostIPC"},
+		ID:    "hostNamespaces", Order: 90, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemHostAccess,
 		Doc:       `No hostNetwork, hostPID or hostIPC (Docker's network isolation).`,
 		PSS:       []PSSCheck{{ID: "hostNamespaces", Level: Baseline}},
 		CIS:       []string{"5.2.3", "5.2.4", "5.2.5"},

@@ -14,8 +14,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "hostPorts", Order: 100, Action: v1alpha1.ActionEnforce,
-		Checklist: "hostAccess",
+		Reads: podspec.Fields{"hostNetwork", "*containers.ports"},
+		ID:    "hostPorts", Order: 100, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemHostAccess,
 		Doc:       `No container port binds a hostPort.`,
 		PSS:       []PSSCheck{{ID: "hostPorts", Level: Baseline}},
 		CIS:       []string{"5.2.13"},

@@ -18,8 +18,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "hostProbesAndLifecycle", Order: 170, Action: v1alpha1.ActionEnforce,
-		Checklist: "hostAccess",
+		Reads: podspec.Fields{"*containers.livenessProbe", "*containers.readinessProbe", "*containers.startupProbe", "*containers.lifecycle"},
+		ID:    "hostProbesAndLifecycle", Order: 170, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemHostAccess,
 		Doc:       `Probes and lifecycle handlers set no host.`,
 		PSS:       []PSSCheck{{ID: "hostProbesAndHostLifecycle", Level: Baseline}},
 		New:       newHostProbesAndLifecycle,

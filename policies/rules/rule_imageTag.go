@@ -16,8 +16,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "imageTag", Order: 210, Action: v1alpha1.ActionWarn,
-		Checklist: "images",
+		Reads: podspec.Fields{"*containers.image"},
+		ID:    "imageTag", Order: 210, Action: v1alpha1.ActionWarn,
+		Checklist: ItemImages,
 		Doc:       `Images are pinned to a tag other than latest, or to a digest.`,
 		New:       newImageTag,
 		Native:    nativeImageTag,

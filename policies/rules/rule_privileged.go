@@ -13,8 +13,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "privileged", Order: 60, Action: v1alpha1.ActionEnforce,
-		Checklist: "privilegeEscalation",
+		Reads: podspec.Fields{"*containers.securityContext.privileged"},
+		ID:    "privileged", Order: 60, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemPrivilegeEscalation,
 		Doc:       `No privileged containers.`,
 		PSS:       []PSSCheck{{ID: "privileged", Level: Baseline}},
 		CIS:       []string{"5.2.2"},

@@ -19,8 +19,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "probes", Order: 190, Action: v1alpha1.ActionWarn,
-		Checklist: "probes",
+		Reads: podspec.Fields{"containers.livenessProbe", "containers.readinessProbe", "containers.startupProbe", "restartPolicy"},
+		ID:    "probes", Order: 190, Action: v1alpha1.ActionWarn,
+		Checklist: ItemProbes,
 		Doc: `Long-running containers have liveness and readiness probes (not init,
 sidecar or ephemeral containers, not pods of Jobs and CronJobs).`,
 		New:    newProbes,

@@ -15,8 +15,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "procMount", Order: 140, Action: v1alpha1.ActionEnforce,
-		Checklist: "kernelHardening",
+		Reads: podspec.Fields{"*containers.securityContext.procMount"},
+		ID:    "procMount", Order: 140, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemKernelHardening,
 		Doc:       `procMount is Default.`,
 		PSS:       []PSSCheck{{ID: "procMount", Level: Baseline}, {ID: "procMount_restricted", Level: Restricted}},
 		CIS:       []string{"5.7.3"},

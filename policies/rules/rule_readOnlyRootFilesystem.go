@@ -23,8 +23,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "readOnlyRootFilesystem", Order: 180, Action: v1alpha1.ActionWarn,
-		Checklist: "readOnlyRoot",
+		Reads: podspec.Fields{"os", "*containers.securityContext.readOnlyRootFilesystem", "*containers.volumeMounts", "volumes"},
+		ID:    "readOnlyRootFilesystem", Order: 180, Action: v1alpha1.ActionWarn,
+		Checklist: ItemReadOnlyRoot,
 		Doc: `Containers have a read-only root filesystem (Docker's --read-only). With
 mutate: true, it is set and an emptyDir is mounted at /tmp where nothing
 is mounted there.`,

@@ -28,8 +28,10 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "resources", Order: 70, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Checklist: "limits",
+		Reads:        podspec.Fields{"initContainers.resources", "initContainers.restartPolicy", "containers.resources", "resources"},
+		Subresources: []string{"resize"},
+		ID:           "resources", Order: 70, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: ItemLimits,
 		Doc: `Init and regular containers set cpu and memory limits; requests never
 exceed limits; limits never exceed maxLimits when set (e.g. maxLimits:
 {cpu: "4", memory: 8Gi}; none by default). Missing limits get

@@ -11,7 +11,6 @@ package rules
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -24,8 +23,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "runAsGroup", Order: 20, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Checklist: "nonRoot",
+		Reads: podspec.Fields{"os", "securityContext.runAsGroup", "securityContext.fsGroup", "securityContext.fsGroupChangePolicy", "securityContext.supplementalGroups", "*containers.securityContext.runAsGroup"},
+		ID:    "runAsGroup", Order: 20, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: ItemNonRoot,
 		Doc: `Containers run as one of these primary GIDs; the first is injected as
 runAsGroup, and as fsGroup (with fsGroupChangePolicy: OnRootMismatch)
 when unset. fsGroup and supplementalGroups must never be 0.`,
@@ -36,19 +36,17 @@ when unset. fsGroup and supplementalGroups must never be 0.`,
 	})
 }
 
-func newRunAsGroup(p *v1alpha1.Policy) Rule {
+// runAsGroupShape is the rule's one pod-default shape, for Check, Fix and
+// CEL alike.
+func runAsGroupShape(p *v1alpha1.Policy) (podDefault[int64], []int64) {
 	allowed := params[*RunAsGroupParams](p, "runAsGroup").AllowedGIDs
-	s := podDefault[int64]{
-		id:        "runAsGroup",
-		field:     []string{"runAsGroup"},
-		pod:       func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsGroup },
-		container: func(sc *corev1.SecurityContext) *int64 { return sc.RunAsGroup },
-		ok:        func(v int64) bool { return slices.Contains(allowed, v) },
-		show:      func(v int64) string { return strconv.FormatInt(v, 10) },
-		want:      joinInts(allowed),
-		inject:    allowed[0],
-		linuxOnly: true,
-	}
+	return idDefault("runAsGroup", allowed,
+		func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsGroup },
+		func(sc *corev1.SecurityContext) *int64 { return sc.RunAsGroup }), allowed
+}
+
+func newRunAsGroup(p *v1alpha1.Policy) Rule {
+	s, allowed := runAsGroupShape(p)
 	return Rule{
 		ID:      "runAsGroup",
 		Summary: fmt.Sprintf("containers run as GID %s; fsGroup and supplementalGroups are never 0", joinInts(allowed)),
@@ -115,9 +113,7 @@ func (r *RunAsGroupParams) Validate(path *field.Path) field.ErrorList {
 }
 
 func nativeRunAsGroup(p *v1alpha1.Policy, mode NativeMode) Native {
-	allowed := params[*RunAsGroupParams](p, "runAsGroup").AllowedGIDs
-	s := podDefault[int64]{id: "runAsGroup", field: []string{"runAsGroup"}, show: func(v int64) string { return strconv.FormatInt(v, 10) },
-		want: joinInts(allowed), inject: allowed[0], linuxOnly: true}
+	s, allowed := runAsGroupShape(p)
 	// fsGroup comes with the injected runAsGroup, and its change policy
 	// with fsGroup, each only where unset.
 	gid := strconv.FormatInt(allowed[0], 10)

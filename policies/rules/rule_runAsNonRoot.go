@@ -8,6 +8,7 @@ package rules
 // Fix: set the pod's runAsNonRoot: true.
 
 import (
+	"podguard.dev/podguard/policies/podspec"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,8 +18,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "runAsNonRoot", Order: 30, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Checklist: "nonRoot",
+		Reads: podspec.Fields{"os", "securityContext.runAsNonRoot", "securityContext.windowsOptions", "*containers.securityContext.runAsNonRoot", "*containers.securityContext.windowsOptions"},
+		ID:    "runAsNonRoot", Order: 30, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: ItemNonRoot,
 		Doc:       `Containers run with runAsNonRoot: true (injected at pod level).`,
 		PSS:       []PSSCheck{{ID: "runAsNonRoot", Level: Restricted}},
 		CIS:       []string{"5.2.7"},

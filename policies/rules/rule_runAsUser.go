@@ -11,7 +11,6 @@ package rules
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,8 +22,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Checklist: "nonRoot",
+		Reads: podspec.Fields{"os", "securityContext.runAsUser", "securityContext.windowsOptions.runAsUserName", "*containers.securityContext.runAsUser", "*containers.securityContext.windowsOptions.runAsUserName"},
+		ID:    "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: ItemNonRoot,
 		Doc: `Containers run as one of these UIDs; the first is injected as the pod's
 securityContext.runAsUser when neither pod nor container sets one.`,
 		PSS:    []PSSCheck{{ID: "runAsUser", Level: Restricted}},
@@ -35,19 +35,17 @@ securityContext.runAsUser when neither pod nor container sets one.`,
 	})
 }
 
-func newRunAsUser(p *v1alpha1.Policy) Rule {
+// runAsUserShape is the rule's one pod-default shape, for Check, Fix and
+// CEL alike.
+func runAsUserShape(p *v1alpha1.Policy) (podDefault[int64], []int64) {
 	allowed := params[*RunAsUserParams](p, "runAsUser").AllowedUIDs
-	s := podDefault[int64]{
-		id:        "runAsUser",
-		field:     []string{"runAsUser"},
-		pod:       func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsUser },
-		container: func(sc *corev1.SecurityContext) *int64 { return sc.RunAsUser },
-		ok:        func(v int64) bool { return slices.Contains(allowed, v) },
-		show:      func(v int64) string { return strconv.FormatInt(v, 10) },
-		want:      joinInts(allowed),
-		inject:    allowed[0],
-		linuxOnly: true,
-	}
+	return idDefault("runAsUser", allowed,
+		func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsUser },
+		func(sc *corev1.SecurityContext) *int64 { return sc.RunAsUser }), allowed
+}
+
+func newRunAsUser(p *v1alpha1.Policy) Rule {
+	s, allowed := runAsUserShape(p)
 	return Rule{
 		ID:      "runAsUser",
 		Summary: fmt.Sprintf("containers run as UID %s", joinInts(allowed)),
@@ -89,17 +87,6 @@ func windowsAdmin(t *podspec.Target) []Finding {
 	return out
 }
 
-func joinInts(v []int64) string {
-	s := ""
-	for i, x := range v {
-		if i > 0 {
-			s += ", "
-		}
-		s += strconv.FormatInt(x, 10)
-	}
-	return s
-}
-
 // RunAsUserParams are the runAsUser rule's parameters.
 type RunAsUserParams struct {
 	// AllowedUIDs are the user IDs containers may run as. The first is
@@ -120,9 +107,7 @@ func (r *RunAsUserParams) Validate(path *field.Path) field.ErrorList {
 }
 
 func nativeRunAsUser(p *v1alpha1.Policy, mode NativeMode) Native {
-	allowed := params[*RunAsUserParams](p, "runAsUser").AllowedUIDs
-	s := podDefault[int64]{id: "runAsUser", field: []string{"runAsUser"}, show: func(v int64) string { return strconv.FormatInt(v, 10) },
-		want: joinInts(allowed), inject: allowed[0], linuxOnly: true}
+	s, allowed := runAsUserShape(p)
 	return s.native(p, mode, func(x string) string { return x + " in " + celInts(allowed) },
 		func(x string) string { return "string(" + x + ")" }, []Injection{{Path: []string{"securityContext", "runAsUser"}, Value: strconv.FormatInt(allowed[0], 10)}})
 }

@@ -18,8 +18,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "seLinuxOptions", Order: 130, Action: v1alpha1.ActionEnforce,
-		Checklist: "kernelHardening",
+		Reads: podspec.Fields{"securityContext.seLinuxOptions", "*containers.securityContext.seLinuxOptions"},
+		ID:    "seLinuxOptions", Order: 130, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemKernelHardening,
 		Doc:       `SELinux: container types only, no user or role.`,
 		PSS:       []PSSCheck{{ID: "seLinuxOptions", Level: Baseline}},
 		CIS:       []string{"5.7.3"},

@@ -9,14 +9,16 @@ package rules
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	"podguard.dev/podguard/policies/podspec"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
 func init() {
 	register(Definition{
-		ID: "seccompProfile", Order: 80, Action: v1alpha1.ActionEnforce, Mutate: true,
-		Checklist: "kernelHardening",
+		Reads: podspec.Fields{"os", "securityContext.seccompProfile", "*containers.securityContext.seccompProfile"},
+		ID:    "seccompProfile", Order: 80, Action: v1alpha1.ActionEnforce, Mutate: true,
+		Checklist: ItemKernelHardening,
 		Doc: `Containers run under the RuntimeDefault or a Localhost seccomp profile
 (RuntimeDefault is injected at pod level).`,
 		PSS:    []PSSCheck{{ID: "seccompProfile_baseline", Level: Baseline}, {ID: "seccompProfile_restricted", Level: Restricted}},

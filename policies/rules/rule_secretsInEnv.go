@@ -28,8 +28,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "secretsInEnv", Order: 200, Action: v1alpha1.ActionWarn,
-		Checklist: "secrets",
+		Reads: podspec.Fields{"*containers.env", "*containers.command", "*containers.args"},
+		ID:    "secretsInEnv", Order: 200, Action: v1alpha1.ActionWarn,
+		Checklist: ItemSecrets,
 		Doc: `No secret is hard-coded in env values, command or args. Detectors find
 one by its value (pemPrivateKey, awsAccessKeyID, githubToken, gitlabToken,
 slackToken, stripeLiveKey, googleAPIKey, jwt, urlPassword) or by its name

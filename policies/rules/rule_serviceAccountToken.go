@@ -29,8 +29,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "serviceAccountToken", Order: 220, Action: v1alpha1.ActionWarn,
-		Checklist: "tokens",
+		Reads: podspec.Fields{"automountServiceAccountToken", "serviceAccountName", "serviceAccount", "volumes", "*containers.volumeMounts"},
+		ID:    "serviceAccountToken", Order: 220, Action: v1alpha1.ActionWarn,
+		Checklist: ItemTokens,
 		Doc: `Pods that never talk to the API server set automountServiceAccountToken:
 false, so they carry no token. With mutate: true, false is injected into
 pods of the default service account (and, with includeNamedServiceAccounts:

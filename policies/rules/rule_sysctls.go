@@ -15,8 +15,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "sysctls", Order: 150, Action: v1alpha1.ActionEnforce,
-		Checklist: "kernelHardening",
+		Reads: podspec.Fields{"securityContext.sysctls"},
+		ID:    "sysctls", Order: 150, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemKernelHardening,
 		Doc:       `Only the safe sysctls.`,
 		PSS:       []PSSCheck{{ID: "sysctls", Level: Baseline}},
 		CIS:       []string{"5.7.3"},

@@ -18,8 +18,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "volumeTypes", Order: 110, Action: v1alpha1.ActionEnforce,
-		Checklist: "hostAccess",
+		Reads: podspec.Fields{"volumes"},
+		ID:    "volumeTypes", Order: 110, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemHostAccess,
 		Doc: `Only configMap, csi, downwardAPI, emptyDir, ephemeral, image,
 persistentVolumeClaim, projected and secret volumes: no hostPath, no bind
 mounts.`,

@@ -14,8 +14,9 @@ import (
 
 func init() {
 	register(Definition{
-		ID: "windowsHostProcess", Order: 160, Action: v1alpha1.ActionEnforce,
-		Checklist: "hostAccess",
+		Reads: podspec.Fields{"securityContext.windowsOptions.hostProcess", "*containers.securityContext.windowsOptions.hostProcess"},
+		ID:    "windowsHostProcess", Order: 160, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemHostAccess,
 		Doc:       `No Windows HostProcess containers.`,
 		PSS:       []PSSCheck{{ID: "windowsHostProcess", Level: Baseline}},
 		CIS:       []string{"5.2.11"},

@@ -39,7 +39,11 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
 		}
-		fromFiles = append(fromFiles, strings.TrimSuffix(strings.TrimPrefix(f, "rule_"), ".go"))
+		// rule_<ID>.go, and rule_<ID>_<part>.go for a rule in several files.
+		id, _, _ := strings.Cut(strings.TrimSuffix(strings.TrimPrefix(f, "rule_"), ".go"), "_")
+		if !slices.Contains(fromFiles, id) {
+			fromFiles = append(fromFiles, id)
+		}
 	}
 	sort.Strings(fromFiles)
 
@@ -366,7 +370,7 @@ func TestReadmeRulesTable(t *testing.T) {
 func TestEveryRuleIsComplete(t *testing.T) {
 	p := load.Default("")
 	for _, d := range rules.Definitions() {
-		if d.Checklist == "" {
+		if d.Checklist.ID == "" || d.Checklist.Title == "" {
 			t.Errorf("rule %s names no checklist item", d.ID)
 		}
 		if d.Native == nil {
@@ -379,5 +383,38 @@ func TestEveryRuleIsComplete(t *testing.T) {
 				t.Errorf("rule %s: a native form with no CEL and no reason", d.ID)
 			}
 		}
+	}
+}
+
+// TestKubectlDebugHint: an ephemeral container that adds SYS_PTRACE (what
+// kubectl debug's default profile does) is told to use the restricted
+// profile; a regular container is not.
+func TestKubectlDebugHint(t *testing.T) {
+	pod := `apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - {name: app, image: a:1, securityContext: {capabilities: {add: [SYS_PTRACE]}}}
+  ephemeralContainers:
+  - {name: debugger, image: busybox:1.36, securityContext: {capabilities: {add: [SYS_PTRACE]}}}
+`
+	docs, err := manifest.Split("p.yaml", []byte(pod))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := docs[0].Objects()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := rules.Get(load.Default(""), "capabilities")
+	hints := map[string]bool{}
+	for _, f := range r.Check(target(t, objs[0].Typed)) {
+		if strings.HasSuffix(f.Field, ".add[0]") {
+			hints[f.Field] = f.Fix == rules.KubectlDebugHint
+		}
+	}
+	if !hints["spec.ephemeralContainers[0].securityContext.capabilities.add[0]"] || hints["spec.containers[0].securityContext.capabilities.add[0]"] {
+		t.Errorf("the kubectl debug hint: %v", hints)
 	}
 }

@@ -2,6 +2,8 @@ package rules
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,6 +36,31 @@ type podDefault[T any] struct {
 	linuxOnly bool
 }
 
+// idDefault is the podDefault of a numeric ID (runAsUser, runAsGroup):
+// one of the allowed IDs, the first injected.
+func idDefault(id string, allowed []int64, pod func(*corev1.PodSecurityContext) *int64, container func(*corev1.SecurityContext) *int64) podDefault[int64] {
+	return podDefault[int64]{
+		id:        id,
+		field:     []string{id},
+		pod:       pod,
+		container: container,
+		ok:        func(v int64) bool { return slices.Contains(allowed, v) },
+		show:      func(v int64) string { return strconv.FormatInt(v, 10) },
+		want:      joinInts(allowed),
+		inject:    allowed[0],
+		linuxOnly: true,
+	}
+}
+
+// joinInts writes IDs for people: "1000, 1001".
+func joinInts(v []int64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatInt(x, 10)
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (s podDefault[T]) podPath(t *podspec.Target) podspec.Path {
 	return t.PodSecurityContextPath().Child(s.field...)
 }
@@ -48,7 +75,7 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 	if podVal != nil && !s.ok(*podVal) && !t.ContainersOnly {
 		out = append(out, Finding{
 			Type:    field.ErrorTypeInvalid,
-			Field: s.podPath(t).Child(s.reportField...).String(),
+			Field:   s.podPath(t).Child(s.reportField...).String(),
 			Message: fmt.Sprintf("%s is %s; allowed: %s", strings.Join(s.field, "."), s.show(*podVal), s.want),
 			Fix:     fmt.Sprintf("set %s: %s", s.podPath(t), injectText),
 		})
@@ -64,7 +91,7 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 			cpath := c.SecurityContextPath().Child(s.field...)
 			out = append(out, Finding{
 				Type:    field.ErrorTypeInvalid,
-				Field: cpath.Child(s.reportField...).String(),
+				Field:   cpath.Child(s.reportField...).String(),
 				Message: fmt.Sprintf("container %q sets %s to %s; allowed: %s", c.Name, strings.Join(s.field, "."), s.show(*cv), s.want),
 				Fix:     fmt.Sprintf("set %s: %s, or remove it to inherit %s", cpath, injectText, s.podPath(t)),
 			})
@@ -76,7 +103,7 @@ func (s podDefault[T]) check(t *podspec.Target) []Finding {
 			}
 			out = append(out, Finding{
 				Type:    field.ErrorTypeRequired,
-				Field: cpath.String(),
+				Field:   cpath.String(),
 				Message: fmt.Sprintf("container %q has no %s and the pod sets none; allowed: %s", c.Name, strings.Join(s.field, "."), s.want),
 				Fix:     fix,
 			})
@@ -176,7 +203,8 @@ func forbidden(p podspec.Path, msg, fix string) Finding {
 	return Finding{Type: field.ErrorTypeForbidden, Field: p.String(), Message: msg, Fix: fix}
 }
 
-func quoteList[T ~string](items []T) string {
+// joinNames writes names for people: "NET_BIND_SERVICE, SYS_TIME".
+func joinNames[T ~string](items []T) string {
 	q := make([]string, len(items))
 	for i, it := range items {
 		q[i] = string(it)

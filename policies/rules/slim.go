@@ -2,6 +2,7 @@ package rules
 
 import (
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -47,17 +48,30 @@ func Slim(obj runtime.Object) runtime.Object {
 	return out
 }
 
-// slimSpec keeps the pod spec fields a rule reads. Scheduling fields
-// (node name, affinity, tolerations, topology spread) are often the
-// largest part of a Pod and no rule reads them; a rule that starts reading
-// another field adds it here (TestSlimKeepsVerdicts runs every fixture).
+// auditReads are the pod spec fields read besides the rules': exemptions
+// match containers by name and image, and the audit's report names the
+// containers of a baseline.
+var auditReads = podspec.Fields{"*containers.name", "*containers.image"}
+
+var (
+	slimOnce   sync.Once
+	slimFields podspec.Fields
+)
+
+// slimSpec keeps the pod spec fields some rule reads (their Definitions'
+// Reads, which a test holds them to) and those exemptions and the audit
+// read: derived from the rules, never a list kept by hand. Scheduling
+// fields (node name, affinity, tolerations, topology spread) are often the
+// largest part of a Pod and no rule reads them.
 func slimSpec(s *corev1.PodSpec) corev1.PodSpec {
-	return corev1.PodSpec{
-		Volumes: s.Volumes, InitContainers: s.InitContainers, Containers: s.Containers, EphemeralContainers: s.EphemeralContainers,
-		RestartPolicy: s.RestartPolicy, ServiceAccountName: s.ServiceAccountName, DeprecatedServiceAccount: s.DeprecatedServiceAccount,
-		AutomountServiceAccountToken: s.AutomountServiceAccountToken, HostNetwork: s.HostNetwork, HostPID: s.HostPID, HostIPC: s.HostIPC,
-		ShareProcessNamespace: s.ShareProcessNamespace, SecurityContext: s.SecurityContext, OS: s.OS, HostUsers: s.HostUsers,
-	}
+	slimOnce.Do(func() {
+		fs := append(podspec.Fields{}, auditReads...)
+		for _, d := range Definitions() {
+			fs = append(fs, d.Reads...)
+		}
+		slimFields = fs.Expand()
+	})
+	return slimFields.Project(s)
 }
 
 func slimMeta(m *metav1.ObjectMeta) metav1.ObjectMeta {

@@ -65,3 +65,29 @@ func TestSlimDrops(t *testing.T) {
 		t.Error("Slim changed its input")
 	}
 }
+
+// TestRulesReadOnlyWhatTheyDeclare holds every rule to its Reads: judged
+// on a copy of every fixture (of every rule) whose pod spec holds only the
+// fields the rule declares, it finds exactly what it finds on the whole
+// object. A rule that starts reading another field fails here until it
+// declares it, and then the audit's slim copy keeps it.
+func TestRulesReadOnlyWhatTheyDeclare(t *testing.T) {
+	all := rules.Build(load.Default(""))
+	paths, _ := filepath.Glob(filepath.Join("testdata", "*", "*", "*.yaml"))
+	for _, r := range all {
+		d, _ := rules.Lookup(r.ID)
+		if len(d.Reads) == 0 {
+			t.Errorf("rule %s declares no fields it reads", r.ID)
+			continue
+		}
+		for _, path := range paths {
+			f := readFixture(t, path)
+			projected := f.obj.Typed.DeepCopyObject()
+			pt := target(t, projected)
+			*pt.Spec = d.Reads.Project(pt.Spec)
+			if a, b := findings(r, target(t, f.obj.Typed)), findings(r, target(t, projected)); !slices.Equal(a, b) {
+				t.Errorf("%s: %s finds %q on the whole object, %q on the fields it declares (%v): it reads a field it does not declare", path, r.ID, a, b, d.Reads)
+			}
+		}
+	}
+}

@@ -140,3 +140,12 @@ func copySanitized(dst, src reflect.Value) {
 		dst.Set(src)
 	}
 }
+
+// Plural returns one for n == 1 and many otherwise: "1 violation", "2
+// violations".
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

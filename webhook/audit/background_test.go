@@ -85,14 +85,7 @@ func getReport(dyn dynamic.Interface, gvr schema.GroupVersionResource, ns string
 // never rewritten when nothing changed, rewritten on a policy change,
 // deleted when their namespace has nothing left, capped at 1 MiB.
 func TestBackgroundReports(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs kube-apiserver and etcd; make test runs it")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
+	env := testenv.StartT(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	installCRD(t, env, "wgpolicyk8s.io_policyreports.yaml")

@@ -30,14 +30,7 @@ import (
 // auditEnv is a real control plane seeded with testenv.SeedAudit.
 func auditEnv(t *testing.T) *testenv.Env {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs kube-apiserver and etcd; make test runs it")
-	}
-	env, err := testenv.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
+	env := testenv.StartT(t, nil)
 	if err := testenv.SeedAudit(context.Background(), env.Clientset); err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		return err
 	}
 	if len(r.Skipped) > 0 {
-		fmt.Fprintf(s.Err, "podguard: note: %d %s could not be judged; the report lists each with the reason\n", len(r.Skipped), plural(len(r.Skipped), "object", "objects"))
+		fmt.Fprintf(s.Err, "podguard: note: %d %s could not be judged; the report lists each with the reason\n", len(r.Skipped), safetext.Plural(len(r.Skipped), "object", "objects"))
 	}
 	if o.Baseline != "" {
 		if err := o.writeBaseline(ctx, s, r, in, expiresText); err != nil {
@@ -192,7 +192,7 @@ func (o *Options) writeBaseline(ctx context.Context, s cli.Streams, r *report.Re
 		return cli.BadInput("writing the baseline: %v", err)
 	}
 	fmt.Fprintf(s.Err, "podguard: wrote %s: %s plus %d baseline %s expiring %s; under it %d of %d subjects would be denied\n",
-		safetext.Line(o.Baseline), safetext.Line(policyName(o.Policy.File)), len(ex), plural(len(ex), "exemption", "exemptions"), expires,
+		safetext.Line(o.Baseline), safetext.Line(policyName(o.Policy.File)), len(ex), safetext.Plural(len(ex), "exemption", "exemptions"), expires,
 		after.Summary.Fail, after.Summary.Subjects)
 	return ctx.Err()
 }
@@ -310,11 +310,4 @@ func (o *Options) restConfig() (*rest.Config, string, string, error) {
 		}
 	}
 	return cfg, ns, cluster, nil
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }

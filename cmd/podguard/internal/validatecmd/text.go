@@ -91,7 +91,7 @@ func (t *textWriter) result(res Result) error {
 		one, many string
 	}{{len(res.Violations), "violation", "violations"}, {len(res.Warnings), "warning", "warnings"}, {len(res.Audits), "audit finding", "audit findings"}} {
 		if c.n > 0 {
-			counts = append(counts, fmt.Sprintf("%d %s", c.n, plural(c.n, c.one, c.many)))
+			counts = append(counts, fmt.Sprintf("%d %s", c.n, safetext.Plural(c.n, c.one, c.many)))
 		}
 	}
 	if len(counts) > 0 {
@@ -191,23 +191,16 @@ func (t *textWriter) finish(sum Summary) error {
 		}
 		fmt.Fprintf(t.w, "%s: skipped: %s\n", what, s.Reason)
 	}
-	parts := []string{fmt.Sprintf("%d %s judged", sum.Judged, plural(sum.Judged, "object", "objects")),
-		fmt.Sprintf("%d denied (%d %s)", sum.Denied, sum.Violations, plural(sum.Violations, "violation", "violations")),
+	parts := []string{fmt.Sprintf("%d %s judged", sum.Judged, safetext.Plural(sum.Judged, "object", "objects")),
+		fmt.Sprintf("%d denied (%d %s)", sum.Denied, sum.Violations, safetext.Plural(sum.Violations, "violation", "violations")),
 		fmt.Sprintf("%d allowed", sum.Allowed),
-		fmt.Sprintf("%d %s", sum.Warnings, plural(sum.Warnings, "warning", "warnings"))}
+		fmt.Sprintf("%d %s", sum.Warnings, safetext.Plural(sum.Warnings, "warning", "warnings"))}
 	if sum.Skipped > 0 {
-		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", sum.Skipped, plural(sum.Skipped, "object", "objects")))
+		parts = append(parts, fmt.Sprintf("%d %s of other kinds skipped", sum.Skipped, safetext.Plural(sum.Skipped, "object", "objects")))
 	}
 	_, err := fmt.Fprintf(t.w, "podguard: %s\n", strings.Join(parts, ", "))
 	if err == nil && sum.Fixable > 0 {
 		_, err = fmt.Fprintf(t.w, "podguard: %d of the violations are fixed by podguard's mutation at admission: try --mutate to judge the objects as the cluster admits them\n", sum.Fixable)
 	}
 	return err
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
 }
