@@ -396,11 +396,23 @@ func byRule(fs []policies.Finding) map[string][]policies.Finding {
 	return out
 }
 
-// record writes the decision's log line and metrics. It logs rule IDs,
-// field paths, exemption reasons and counts: never a message, so never an
-// env value or anything else taken from the object's data. Metric labels
-// come from fixed sets; logged request values are truncated.
+// record writes the decision's metrics and its log line.
 func (h *Handler) record(req admission.Request, d decision, took time.Duration) {
+	h.recordMetrics(req, d, took)
+	switch {
+	case h.Decisions == LogDecisionsNone:
+	case d.result == "error":
+		h.Log.Info("request refused", h.logValues(req, d, took)...)
+	case h.Decisions == LogDecisionsDenied && d.result != "denied":
+	default:
+		h.Log.Info("admission decision", h.logValues(req, d, took)...)
+	}
+}
+
+// recordMetrics counts the request and each finding and injection, by
+// labels from fixed sets, in the current metrics and in the deprecated
+// podguard_decisions_total (kept for one release).
+func (h *Handler) recordMetrics(req admission.Request, d decision, took time.Duration) {
 	kind := label(labelKinds, req.Kind.Kind)
 	op := label(labelOperations, string(req.Operation))
 	sub := label(labelSubresources, req.SubResource)
@@ -419,11 +431,36 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 		h.Metrics.Findings.WithLabelValues(ep, rule, action, kind).Add(float64(n))
 		h.Metrics.Decisions.WithLabelValues(ep, rule, action, kind, legacyOp, legacyResult).Add(float64(n))
 	}
+	for _, c := range d.changes {
+		finding(c.Rule, "mutate", "injected", 1)
+	}
+	r := d.res
+	if r == nil {
+		return
+	}
+	for _, l := range []struct {
+		fs             []policies.Finding
+		omitted        map[string]int
+		action, result string
+	}{{r.Violations, r.Omitted.Violations, "enforce", "denied"}, {r.Warnings, r.Omitted.Warnings, "warn", "warned"}, {r.Audits, r.Omitted.Audits, "audit", "audited"}} {
+		for _, f := range l.fs {
+			finding(f.Rule, l.action, l.result, 1)
+		}
+		for rule, n := range l.omitted {
+			finding(rule, l.action, l.result, n)
+		}
+	}
+}
+
+// logValues are the decision's log line: rule IDs, field paths,
+// exemption reasons and counts, never a message, so never an env value or
+// anything else taken from the object's data; request values truncated.
+func (h *Handler) logValues(req admission.Request, d decision, took time.Duration) []any {
 	name := req.Name
 	if name == "" && d.meta != nil {
 		name = d.meta.GetName()
 	}
-	kv := []any{"uid", truncate(string(req.UID), maxLogValue), "endpoint", ep, "kind", truncate(req.Kind.Kind, maxLogValue),
+	kv := []any{"uid", truncate(string(req.UID), maxLogValue), "endpoint", h.endpoint(), "kind", truncate(req.Kind.Kind, maxLogValue),
 		"namespace", truncate(req.Namespace, maxLogValue), "name", truncate(name, maxLogValue)}
 	if name == "" && d.meta != nil && d.meta.GetGenerateName() != "" {
 		kv = append(kv, "generateName", truncate(d.meta.GetGenerateName(), maxLogValue))
@@ -446,58 +483,45 @@ func (h *Handler) record(req admission.Request, d decision, took time.Duration) 
 		kv = append(kv, "reason", d.reason)
 	}
 	if len(d.changes) > 0 {
-		var rules []string
+		var injected []string
 		for _, c := range d.changes {
-			finding(c.Rule, "mutate", "injected", 1)
-			if !slices.Contains(rules, c.Rule) {
-				rules = append(rules, c.Rule)
+			if !slices.Contains(injected, c.Rule) {
+				injected = append(injected, c.Rule)
 			}
 		}
-		kv = append(kv, "injected", rules, "patchOps", len(d.changes))
+		kv = append(kv, "injected", injected, "patchOps", len(d.changes))
 	}
-	if r := d.res; r != nil {
-		count := func(fs []policies.Finding, action, result string) []string {
-			var rules []string
-			for _, f := range fs {
-				finding(f.Rule, action, result, 1)
-				if !slices.Contains(rules, f.Rule) {
-					rules = append(rules, f.Rule)
-				}
-			}
-			return rules
-		}
-		if v := count(r.Violations, "enforce", "denied"); len(v) > 0 {
-			kv = append(kv, "violations", fieldsByRule(r.Violations))
-		}
-		if w := count(r.Warnings, "warn", "warned"); len(w) > 0 {
-			kv = append(kv, "warnings", w)
-		}
-		if a := count(r.Audits, "audit", "audited"); len(a) > 0 {
-			kv = append(kv, "audits", a)
-		}
-		for _, o := range []struct {
-			m              map[string]int
-			action, result string
-		}{{r.Omitted.Violations, "enforce", "denied"}, {r.Omitted.Warnings, "warn", "warned"}, {r.Omitted.Audits, "audit", "audited"}} {
-			for rule, n := range o.m {
-				finding(rule, o.action, o.result, n)
-			}
-		}
-		if n := r.Omitted.Total(); n > 0 {
-			kv = append(kv, "omittedFindings", n)
-		}
-		for _, x := range r.Exempted {
-			kv = append(kv, "exempted", x.Rule, "exemptionReason", x.Reason)
+	r := d.res
+	if r == nil {
+		return kv
+	}
+	if len(r.Violations) > 0 {
+		kv = append(kv, "violations", fieldsByRule(r.Violations))
+	}
+	if w := rulesOf(r.Warnings); len(w) > 0 {
+		kv = append(kv, "warnings", w)
+	}
+	if a := rulesOf(r.Audits); len(a) > 0 {
+		kv = append(kv, "audits", a)
+	}
+	if n := r.Omitted.Total(); n > 0 {
+		kv = append(kv, "omittedFindings", n)
+	}
+	for _, x := range r.Exempted {
+		kv = append(kv, "exempted", x.Rule, "exemptionReason", x.Reason)
+	}
+	return kv
+}
+
+// rulesOf lists the rules of findings, each once, in order.
+func rulesOf(fs []policies.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		if !slices.Contains(out, f.Rule) {
+			out = append(out, f.Rule)
 		}
 	}
-	switch {
-	case h.Decisions == LogDecisionsNone:
-	case d.result == "error":
-		h.Log.Info("request refused", kv...)
-	case h.Decisions == LogDecisionsDenied && d.result != "denied":
-	default:
-		h.Log.Info("admission decision", kv...)
-	}
+	return out
 }
 
 // fieldsByRule groups the fields of findings by rule: {"<rule>":

@@ -9,6 +9,7 @@ package report
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -200,6 +201,37 @@ func Build(e *policies.Enforcer, in Input) *Report {
 	}
 	r := &Report{APIVersion: "podguard.dev/v1alpha1", Kind: "AuditReport", Generated: now.UTC().Truncate(time.Second),
 		Cluster: in.Cluster, PolicyMode: string(e.Policy().Mode), CISBenchmark: rules.CISBenchmark, Skipped: []Subject{}}
+	subjects, order, pods := collapse(e, in, now)
+	for _, p := range pods {
+		judgeOwnedPod(e, subjects[p.owner], p.obj, now)
+	}
+	for i := range in.Skipped {
+		x := in.Skipped[i]
+		x.Result = Skip
+		if x.Namespace == "" {
+			r.Skipped = append(r.Skipped, x)
+			r.Summary.Skip++
+			r.Summary.Subjects++
+			continue
+		}
+		order = append(order, &x)
+	}
+	r.addNamespaces(order, in.NetworkPolicies)
+	return r
+}
+
+// ownedPod is a Pod collapsed into the workload that owns it.
+type ownedPod struct {
+	owner types.UID
+	obj   runtime.Object
+}
+
+// collapse judges every object that is its own subject (a workload with
+// no judged owner, a bare Pod) and returns the subjects by UID, in input
+// order, and the Pods owned by one of them. ReplicaSets of Deployments and
+// Jobs of CronJobs are collapsed into their owners without a judging of
+// their own.
+func collapse(e *policies.Enforcer, in Input, now time.Time) (map[types.UID]*Subject, []*Subject, []ownedPod) {
 	// The judged objects by UID, to walk owner references.
 	byUID := map[types.UID]runtime.Object{}
 	for _, o := range in.Objects {
@@ -225,11 +257,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 	}
 	subjects := map[types.UID]*Subject{}
 	var order []*Subject
-	type owned struct {
-		owner types.UID
-		obj   runtime.Object
-	}
-	var pods []owned
+	var pods []ownedPod
 	for _, o := range in.Objects {
 		t, ok := judged(o)
 		if !ok {
@@ -239,7 +267,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		rt, _ := judged(root)
 		if root != o {
 			if t.Kind.Kind == "Pod" {
-				pods = append(pods, owned{rt.ObjectMeta.UID, o})
+				pods = append(pods, ownedPod{rt.ObjectMeta.UID, o})
 			}
 			continue // a ReplicaSet of a Deployment, a Job of a CronJob
 		}
@@ -260,49 +288,46 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		subjects[t.ObjectMeta.UID] = s
 		order = append(order, s)
 	}
-	for _, p := range pods {
-		s := subjects[p.owner]
-		if s == nil {
-			continue // its owner is not selected
-		}
-		if s.Pods == nil {
-			s.Pods = &PodsSummary{Rules: []string{}}
-		}
-		s.Pods.Total++
-		if s.Result == Skip {
-			continue
-		}
-		t, _ := judged(p.obj)
-		res, _ := e.Validate(p.obj, policies.Attributes{Namespace: t.ObjectMeta.Namespace, Now: now})
-		if !res.Allowed {
-			s.Pods.OutOfPolicy++
-			for _, f := range res.Violations {
-				if !slices.Contains(s.Pods.Rules, f.Rule) {
-					s.Pods.Rules = append(s.Pods.Rules, f.Rule)
-				}
-				// A Pod running out of policy fails its checklist item even
-				// when the workload's next rollout would pass.
-				if d, ok := rules.Lookup(f.Rule); ok {
-					s.labels[d.Checklist.ID] = true
-				}
+	return subjects, order, pods
+}
+
+// judgeOwnedPod counts a Pod into its workload's subject s (nil when the
+// workload is not selected) and judges it as it runs: a Pod out of policy
+// fails its checklist item even when the workload's next rollout would pass.
+func judgeOwnedPod(e *policies.Enforcer, s *Subject, pod runtime.Object, now time.Time) {
+	if s == nil {
+		return
+	}
+	if s.Pods == nil {
+		s.Pods = &PodsSummary{Rules: []string{}}
+	}
+	s.Pods.Total++
+	if s.Result == Skip {
+		return
+	}
+	t, _ := judged(pod)
+	res, _ := e.Validate(pod, policies.Attributes{Namespace: t.ObjectMeta.Namespace, Now: now})
+	if !res.Allowed {
+		s.Pods.OutOfPolicy++
+		for _, f := range res.Violations {
+			if !slices.Contains(s.Pods.Rules, f.Rule) {
+				s.Pods.Rules = append(s.Pods.Rules, f.Rule)
 			}
-			sort.Strings(s.Pods.Rules)
+			if d, ok := rules.Lookup(f.Rule); ok {
+				s.labels[d.Checklist.ID] = true
+			}
 		}
-		if s.podLabels == nil {
-			s.podLabels = labels.Set(t.PodMeta.Labels)
-		}
+		sort.Strings(s.Pods.Rules)
 	}
-	for i := range in.Skipped {
-		x := in.Skipped[i]
-		x.Result = Skip
-		if x.Namespace == "" {
-			r.Skipped = append(r.Skipped, x)
-			r.Summary.Skip++
-			r.Summary.Subjects++
-			continue
-		}
-		order = append(order, &x)
+	if s.podLabels == nil {
+		s.podLabels = labels.Set(t.PodMeta.Labels)
 	}
+}
+
+// addNamespaces groups the subjects by namespace, finishes each
+// namespace's summary and checklist (with its NetworkPolicies), and the
+// cluster's.
+func (r *Report) addNamespaces(order []*Subject, networkPolicies []networkingv1.NetworkPolicy) {
 	byNS := map[string]*Namespace{}
 	for _, s := range order {
 		ns := byNS[s.Namespace]
@@ -313,16 +338,11 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		ns.Subjects = append(ns.Subjects, *s)
 	}
 	netpols := map[string][]networkingv1.NetworkPolicy{}
-	for _, np := range in.NetworkPolicies {
+	for _, np := range networkPolicies {
 		netpols[np.Namespace] = append(netpols[np.Namespace], np)
 	}
-	names := make([]string, 0, len(byNS))
-	for n := range byNS {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	clusterFailed := map[string][]string{}
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(byNS)) {
 		ns := byNS[n]
 		finishNamespace(ns, netpols[n])
 		r.Summary.add(ns.Summary)
@@ -342,7 +362,6 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		r.Namespaces = []Namespace{}
 	}
 	r.Checklist = checklist(clusterFailed)
-	return r
 }
 
 // judge judges one top-level subject.
