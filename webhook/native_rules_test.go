@@ -11,6 +11,12 @@ package webhook_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+	"podguard.dev/podguard/policies/change"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -175,37 +181,60 @@ func nativeRuleByRule(t *testing.T, c *cluster, all []input) {
 	for i, in := range inputs {
 		objs[i] = typed(t, in)
 	}
-	prevRule, prevProbe := "", -1
+	prevRule, prevProbe, prevProbeName := "", -1, ""
 	tested := 0
 	type round struct {
 		d      *rules.Definition
-		mutate bool
+		mutate *bool
+		// policy is a fixture variant's policy file ("" for the default
+		// policy), and variant its folder.
+		policy, variant string
 	}
 	var rounds []round
 	for _, d := range rules.Definitions() {
 		// A fixable rule is sent with its fix on (the MAP injects it)
 		// and off: mutation fixes its fail fixtures before validation.
-		rounds = append(rounds, round{d, false})
+		rounds = append(rounds, round{d: d, mutate: ptr.To(false)})
 		if d.Fixable() {
-			rounds = append(rounds, round{d, true})
+			rounds = append(rounds, round{d: d, mutate: ptr.To(true)})
+		}
+	}
+	// Each variant folder's policy (its parameters, its settings) too, on
+	// the rule fixtures.
+	seenVariant := map[string]bool{}
+	for _, in := range inputs {
+		if in.variant != "" && !seenVariant[in.policyF] {
+			seenVariant[in.policyF] = true
+			d, _ := rules.Lookup(in.rule)
+			rounds = append(rounds, round{d: d, policy: in.policyF, variant: in.variant})
 		}
 	}
 	tried := map[string]bool{}
 	for _, r := range rounds {
 		d := r.d
 		p := load.Default("podguard")
+		if r.policy != "" {
+			var err error
+			if p, err = load.File(r.policy, "podguard"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		for id, rc := range p.Rules {
-			rc.Action = v1alpha1.ActionOff
-			if id == d.ID {
-				rc.Action = v1alpha1.ActionEnforce
-				if d.Fixable() {
-					rc.Mutate = &r.mutate
-				}
+			if id != d.ID {
+				rc.Action = v1alpha1.ActionOff
+				continue
+			}
+			rc.Action = v1alpha1.ActionEnforce
+			if d.Fixable() && r.mutate != nil {
+				rc.Mutate = r.mutate
 			}
 		}
 		variant := d.ID
-		if d.Fixable() {
-			variant += map[bool]string{true: " (fix on)", false: " (fix off)"}[r.mutate]
+		switch {
+		case r.variant != "":
+			variant += "/" + r.variant
+		case d.Fixable():
+			variant += map[bool]string{true: " (fix on)", false: " (fix off)"}[*r.mutate]
 		}
 		n := d.Native(p, rules.AsSubmitted)
 		if n.WebhookOnly != "" {
@@ -226,6 +255,12 @@ func nativeRuleByRule(t *testing.T, c *cluster, all []input) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A variant's round judges the rule fixtures only: the PSA
+		// fixtures and generated pods test the default policy.
+		inputs, objs := inputs, objs
+		if r.policy != "" {
+			inputs, objs = ruleFixtures(inputs, objs)
+		}
 		want := make([]bool, len(inputs)) // denied by the engine
 		probe := -1
 		for i, in := range inputs {
@@ -234,17 +269,34 @@ func nativeRuleByRule(t *testing.T, c *cluster, all []input) {
 				t.Fatalf("%s: %v", in.name, err)
 			}
 			want[i] = !res.Allowed
-			if probe < 0 && want[i] && in.rule == d.ID && in.fixture == "fail" && refusedOnCreate[in.name] == "" {
+			if probe < 0 && want[i] && in.rule == d.ID && in.fixture == "fail" && in.variant == r.variant && refusedOnCreate[in.name] == "" {
 				probe = i
 			}
 		}
 		if probe < 0 {
-			// Nothing to tell the policy is loaded by: the other
-			// variant of the rule must have one.
+			// Nothing denied to tell the policy is loaded by: the other
+			// variant of the rule must have one. A fix in force is
+			// still checked, once the mutation shows.
+			if rules.FixInForce(p, d.ID) {
+				deleteExport(t, c)
+				createExport(t, c, exported)
+				if msgs := checkNativeFixes(t, c, e, d.ID, r.variant, inputs, objs, 20*time.Second); len(msgs) > 0 {
+					for _, m := range msgs {
+						t.Errorf("rule %s alone: %s", variant, m)
+					}
+				} else {
+					t.Logf("rule %s: no fail fixture is denied; its fix fixtures get the engine's values natively", variant)
+				}
+				prevRule, prevProbe, prevProbeName = "", -1, ""
+				continue
+			}
 			t.Logf("rule %s: no fail fixture is denied", variant)
 			continue
 		}
 		tried[d.ID] = true
+		if prevProbe >= len(inputs) || (prevProbe >= 0 && prevProbeName != inputs[min(prevProbe, len(inputs)-1)].name) {
+			prevProbe = -1 // the previous round judged other inputs
+		}
 
 		deleteExport(t, c)
 		createExport(t, c, exported)
@@ -265,7 +317,7 @@ func nativeRuleByRule(t *testing.T, c *cluster, all []input) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		prevRule, prevProbe = d.ID, probe
+		prevRule, prevProbe, prevProbeName = d.ID, probe, inputs[probe].name
 		if !enforced {
 			continue
 		}
@@ -307,6 +359,11 @@ func nativeRuleByRule(t *testing.T, c *cluster, all []input) {
 			}
 			pending = again
 		}
+		// Where the rule's fix is exported, the natively admitted fix
+		// fixtures hold every value the engine's fix injects.
+		if rules.FixInForce(p, d.ID) {
+			problems = append(problems, checkNativeFixes(t, c, e, d.ID, r.variant, inputs, objs, 0)...)
+		}
 		for _, pr := range append(untested, problems...) {
 			t.Errorf("rule %s alone: %s", variant, pr)
 		}
@@ -336,4 +393,134 @@ func orAllowed(o outcome) string {
 		return "allowed"
 	}
 	return "denied: " + o.msg
+}
+
+// ruleFixtures keeps the inputs that are rule fixtures, with their objects.
+func ruleFixtures(inputs []input, objs []runtime.Object) ([]input, []runtime.Object) {
+	var ins []input
+	var os []runtime.Object
+	for i, in := range inputs {
+		if in.rule != "" {
+			ins = append(ins, in)
+			os = append(os, objs[i])
+		}
+	}
+	return ins, os
+}
+
+// storedHas checks that the stored object (the judged part, as JSON) holds
+// what a change of the engine's fix injects: its value at its path, or,
+// for an appended list element, that element in the list. "" when it does.
+func storedHas(stored string, c change.Change) string {
+	var v any
+	if err := json.Unmarshal([]byte(stored), &v); err != nil {
+		return "stored object unreadable: " + err.Error()
+	}
+	for _, seg := range c.Path {
+		switch {
+		case seg.Field != "":
+			m, ok := v.(map[string]any)
+			if !ok {
+				return fmt.Sprintf("left %s out (no %s)", c, seg.Field)
+			}
+			v = m[seg.Field]
+		default:
+			l, ok := v.([]any)
+			if !ok || seg.Index >= len(l) {
+				return fmt.Sprintf("left %s out (no item %d)", c, seg.Index)
+			}
+			v = l[seg.Index]
+		}
+	}
+	want, _ := json.Marshal(c.Value)
+	var w any
+	_ = json.Unmarshal(want, &w)
+	switch c.Op {
+	case change.Remove:
+		return ""
+	case change.Append:
+		if l, ok := v.([]any); ok && slices.ContainsFunc(l, func(x any) bool { return reflect.DeepEqual(normalizeQuantities(x), normalizeQuantities(w)) }) {
+			return ""
+		}
+	default:
+		if reflect.DeepEqual(normalizeQuantities(v), normalizeQuantities(w)) {
+			return ""
+		}
+	}
+	got, _ := json.Marshal(v)
+	return fmt.Sprintf("injected %s where the engine injects %s (%s)", got, want, c.Path)
+}
+
+// normalizeQuantities reads strings that are resource quantities as their
+// canonical form, so "1024Mi" and "1Gi" compare equal.
+func normalizeQuantities(v any) any {
+	switch x := v.(type) {
+	case string:
+		if q, err := resource.ParseQuantity(x); err == nil {
+			return q.String()
+		}
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range x {
+			out[k] = normalizeQuantities(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = normalizeQuantities(e)
+		}
+		return out
+	}
+	return v
+}
+
+// checkNativeFixes admits the Pod fix fixtures of a rule (and variant)
+// natively and returns where the stored object lacks a value the engine's
+// fix injects. With wait, it retries until the exported mutation shows or
+// wait passes (kube-apiserver loads a new policy in the background).
+func checkNativeFixes(t *testing.T, c *cluster, e *policies.Enforcer, rule, variant string, inputs []input, objs []runtime.Object, wait time.Duration) []string {
+	t.Helper()
+	var idx []int
+	for i, in := range inputs {
+		// Pods: the exported mutation fills in Pods, never templates.
+		if in.rule == rule && in.fixture == "fix" && in.variant == variant && refusedOnCreate[in.name] == "" && in.obj.GetKind() == "Pod" {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	batch := make([]input, len(idx))
+	for j, i := range idx {
+		batch[j] = inputs[i]
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		var problems []string
+		for j, g := range admitAll(t, c.Config, batch) {
+			i := idx[j]
+			if !g.allowed {
+				// Refused natively: right only where the engine, its fix
+				// applied, denies too (what no fix can remove).
+				if res, _, err := e.Admit(objs[i], policies.Attributes{Namespace: equivNS}); err == nil && res.Allowed {
+					problems = append(problems, inputs[i].name+": refused natively, admitted by the engine once fixed: "+g.msg)
+				}
+				continue
+			}
+			changes, err := e.Mutate(objs[i].DeepCopyObject(), policies.Attributes{Namespace: equivNS})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ch := range changes {
+				if msg := storedHas(g.stored, ch); msg != "" {
+					problems = append(problems, inputs[i].name+": the native mutation "+msg)
+				}
+			}
+		}
+		if len(problems) == 0 || time.Now().After(deadline) {
+			return problems
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }

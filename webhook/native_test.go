@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"podguard.dev/podguard/hack/testenv/fixtures"
 	"slices"
 	"strings"
 	"sync"
@@ -43,8 +44,10 @@ const equivNS = "equiv"
 type input struct {
 	name string
 	obj  *unstructured.Unstructured
-	// rule and kind (pass, fail, fix) for rule fixtures.
-	rule, fixture string
+	// rule and kind (pass, fail, fix) for rule fixtures, and the variant
+	// folder and its policy file for a fixture of a rule's variant.
+	rule, fixture    string
+	variant, policyF string
 }
 
 // outcome is what the API server made of an input.
@@ -77,19 +80,21 @@ func toUnstructured(t *testing.T, o any) *unstructured.Unstructured {
 func equivalenceInputs(t *testing.T, generated int) []input {
 	t.Helper()
 	var out []input
-	files, _ := filepath.Glob("../policies/rules/testdata/*/*/*.yaml")
-	for _, f := range files {
-		parts := strings.Split(filepath.ToSlash(f), "/")
-		data, err := os.ReadFile(f)
+	sets, err := fixtures.Find("../policies/rules/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fixtures.All(sets) {
+		data, err := os.ReadFile(f.Path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(data, &u.Object); err != nil {
-			t.Fatalf("%s: %v", f, err)
+			t.Fatalf("%s: %v", f.Path, err)
 		}
 		apiValid(u)
-		out = append(out, input{name: f, obj: u, rule: parts[len(parts)-3], fixture: parts[len(parts)-2]})
+		out = append(out, input{name: f.Path, obj: u, rule: f.Set.Rule, fixture: f.Kind, variant: f.Set.Variant, policyF: f.Set.Policy})
 	}
 	psa, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "k8s.io/pod-security-admission").Output()
 	if err != nil {
@@ -267,7 +272,7 @@ func TestNativeEquivalence(t *testing.T) {
 				t.Errorf("%s: the native denial names rule %q, the webhook denies for %v:\n webhook %s\n native  %s", in.name, named, webhookRules(w.msg), w.msg, n.msg)
 			}
 		}
-		if in.fixture == "fail" && in.rule != "secretsInEnv" && (deniedByPodguard(n.msg) || len(n.warnings) > 0) {
+		if in.fixture == "fail" && in.variant == "" && in.rule != "secretsInEnv" && (deniedByPodguard(n.msg) || len(n.warnings) > 0) {
 			if text := n.msg + strings.Join(n.warnings, "\n"); strings.Contains(text, "podguard "+in.rule+":") {
 				namedRule++
 			} else if webhookRules(w.msg) == nil || slices.Equal(webhookRules(w.msg), []string{in.rule}) {

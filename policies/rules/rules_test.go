@@ -7,7 +7,11 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"podguard.dev/podguard/hack/testenv/fixtures"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"reflect"
 	"regexp"
+	sigsyaml "sigs.k8s.io/yaml"
 	"slices"
 	"sort"
 	"strings"
@@ -47,11 +51,11 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 	}
 	sort.Strings(fromFiles)
 
-	dirs, _ := os.ReadDir("testdata")
+	sets := fixtureSets(t)
 	var fromFixtures []string
-	for _, d := range dirs {
-		if d.IsDir() {
-			fromFixtures = append(fromFixtures, d.Name())
+	for _, s := range sets {
+		if s.Variant == "" {
+			fromFixtures = append(fromFixtures, s.Rule)
 		}
 	}
 
@@ -71,12 +75,13 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 		if d, _ := rules.Lookup(rule.ID); strings.TrimSpace(d.Doc) == "" || d.Order == 0 {
 			t.Errorf("rule %s has no policy-file comment or no order", rule.ID)
 		}
-		for _, kind := range []string{"pass", "fail"} {
-			if n := len(fixtureFiles(t, rule.ID, kind)); n == 0 {
+		def := defaultSet(t, sets, rule.ID)
+		for _, kind := range []string{fixtures.Pass, fixtures.Fail} {
+			if n := len(def.Files[kind]); n == 0 {
 				t.Errorf("rule %s has no %s fixtures", rule.ID, kind)
 			}
 		}
-		if rule.Fix != nil && len(fixtureFiles(t, rule.ID, "fix")) == 0 {
+		if rule.Fix != nil && len(def.Files[fixtures.Fix]) == 0 {
 			t.Errorf("rule %s has a fix but no fix fixtures", rule.ID)
 		}
 		if rule.Summary == "" {
@@ -85,13 +90,49 @@ func TestRegistryMatchesFilesAndFixtures(t *testing.T) {
 	}
 }
 
-func fixtureFiles(t *testing.T, id, kind string) []string {
+// fixtureSets are the rules' fixture folders: each rule's under the
+// default policy and its variants, each under its own policy.yaml.
+func fixtureSets(t *testing.T) []fixtures.Set {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("testdata", id, kind, "*.yaml"))
+	sets, err := fixtures.Find("testdata")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return files
+	return sets
+}
+
+func defaultSet(t *testing.T, sets []fixtures.Set, id string) fixtures.Set {
+	t.Helper()
+	for _, s := range sets {
+		if s.Rule == id && s.Variant == "" {
+			return s
+		}
+	}
+	t.Fatalf("rule %s has no fixture folder", id)
+	return fixtures.Set{}
+}
+
+// policyOf loads a set's policy: its policy.yaml, or the default policy.
+func policyOf(t *testing.T, s fixtures.Set) *v1alpha1.Policy {
+	t.Helper()
+	if s.Policy == "" {
+		return load.Default("")
+	}
+	p, err := load.File(s.Policy, "")
+	if err != nil {
+		t.Fatalf("%s: %v", s.Policy, err)
+	}
+	return p
+}
+
+// allFixtureFiles lists every fixture of every set.
+func allFixtureFiles(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, f := range fixtures.All(fixtureSets(t)) {
+		out = append(out, f.Path)
+	}
+	return out
 }
 
 type fixture struct {
@@ -177,11 +218,18 @@ func othersFindings(all []rules.Rule, id string, tg *podspec.Target) []string {
 // other rule gains a finding), idempotently, and the JSON patch and the
 // YAML edit of the same changes give the same object as the typed edit.
 func TestFixtures(t *testing.T) {
-	p := load.Default("")
-	all := rules.Build(p)
-	for _, rule := range all {
-		t.Run(rule.ID, func(t *testing.T) {
-			for _, path := range fixtureFiles(t, rule.ID, "pass") {
+	for _, set := range fixtureSets(t) {
+		t.Run(set.Name(), func(t *testing.T) {
+			p := policyOf(t, set)
+			all := rules.Build(p)
+			rule, ok := rules.Get(p, set.Rule)
+			if !ok {
+				t.Fatalf("no rule %s", set.Rule)
+			}
+			if set.Variant != "" && len(set.Files[fixtures.Pass])+len(set.Files[fixtures.Fail])+len(set.Files[fixtures.Fix]) == 0 {
+				t.Errorf("%s: a variant folder without fixtures", set.Dir)
+			}
+			for _, path := range set.Files[fixtures.Pass] {
 				f := readFixture(t, path)
 				if got := findings(rule, target(t, f.obj.Typed)); len(got) > 0 {
 					t.Errorf("%s: pass fixture has findings: %v", path, got)
@@ -196,7 +244,7 @@ func TestFixtures(t *testing.T) {
 					}
 				}
 			}
-			for _, path := range fixtureFiles(t, rule.ID, "fail") {
+			for _, path := range set.Files[fixtures.Fail] {
 				f := readFixture(t, path)
 				if len(f.wants) == 0 {
 					t.Errorf("%s: fail fixture without # want: lines", path)
@@ -209,10 +257,53 @@ func TestFixtures(t *testing.T) {
 					t.Errorf("%s: not isolated, other rules fail too: %v", path, others)
 				}
 			}
-			for _, path := range fixtureFiles(t, rule.ID, "fix") {
+			for _, path := range set.Files[fixtures.Fix] {
 				checkFix(t, all, rule, path)
 			}
 		})
+	}
+}
+
+// TestEveryParameterHasAFixture: every parameter of every rule is set by
+// the policy.yaml of at least one of its variant folders, so every
+// parameter's effect is a fixture (and, through the native equivalence
+// test, proven on the API server).
+func TestEveryParameterHasAFixture(t *testing.T) {
+	set := map[string]bool{}
+	for _, s := range fixtureSets(t) {
+		if s.Policy == "" {
+			continue
+		}
+		data, err := os.ReadFile(s.Policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Rules map[string]map[string]any `json:"rules"`
+		}
+		if err := sigsyaml.Unmarshal(data, &doc); err != nil {
+			t.Fatalf("%s: %v", s.Policy, err)
+		}
+		for id, entry := range doc.Rules {
+			for k := range entry {
+				set[id+"."+k] = true
+			}
+		}
+	}
+	for _, d := range rules.Definitions() {
+		if d.Params == nil {
+			continue
+		}
+		typ := reflect.TypeOf(d.Params()).Elem()
+		for i := range typ.NumField() {
+			name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if !set[d.ID+"."+name] {
+				t.Errorf("parameter %s.%s has no fixture: add testdata/%s/<variant>/policy.yaml setting it, with pass, fail or fix cases", d.ID, name, d.ID)
+			}
+		}
 	}
 }
 

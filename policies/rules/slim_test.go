@@ -17,7 +17,7 @@ import (
 // may judge the copies it caches.
 func TestSlimKeepsVerdicts(t *testing.T) {
 	all := rules.Build(load.Default(""))
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*", "*", "*.yaml"))
+	paths := allFixtureFiles(t)
 	n := 0
 	for _, path := range paths {
 		if filepath.Ext(filepath.Base(path)) != ".yaml" || filepath.Base(filepath.Dir(path)) == "golden" {
@@ -73,7 +73,7 @@ func TestSlimDrops(t *testing.T) {
 // declares it, and then the audit's slim copy keeps it.
 func TestRulesReadOnlyWhatTheyDeclare(t *testing.T) {
 	all := rules.Build(load.Default(""))
-	paths, _ := filepath.Glob(filepath.Join("testdata", "*", "*", "*.yaml"))
+	paths := allFixtureFiles(t)
 	for _, r := range all {
 		d, _ := rules.Lookup(r.ID)
 		if len(d.Reads) == 0 {
