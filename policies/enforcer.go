@@ -109,7 +109,13 @@ func (e *Enforcer) Validate(obj runtime.Object, a Attributes) (*Result, error) {
 	if !ok {
 		return nil, ErrUnsupported
 	}
-	return e.validate(t, &a), nil
+	return e.ValidateTarget(t, a), nil
+}
+
+// ValidateTarget judges the pod spec of an object already found: callers
+// that judge one object several ways (the webhook) find it once.
+func (e *Enforcer) ValidateTarget(t *podspec.Target, a Attributes) *Result {
+	return e.validate(t, &a)
 }
 
 // Mutate fills the missing fields of obj in place and returns what it
@@ -119,6 +125,12 @@ func (e *Enforcer) Mutate(obj runtime.Object, a Attributes) ([]change.Change, er
 	if !ok {
 		return nil, ErrUnsupported
 	}
+	return e.MutateTarget(t, a)
+}
+
+// MutateTarget is Mutate of a pod spec already found; t.Object is changed
+// in place.
+func (e *Enforcer) MutateTarget(t *podspec.Target, a Attributes) ([]change.Change, error) {
 	res := &Result{}
 	scope := e.newScope(t, &a, res)
 	var out []change.Change
@@ -133,7 +145,7 @@ func (e *Enforcer) Mutate(obj runtime.Object, a Attributes) ([]change.Change, er
 		}
 		for _, c := range r.Fix(rt) {
 			c.Rule = r.ID
-			if err := c.Apply(obj); err != nil {
+			if err := c.Apply(t.Object); err != nil {
 				return out, fmt.Errorf("rule %s: %w", r.ID, err)
 			}
 			out = append(out, c)
@@ -151,12 +163,18 @@ func (e *Enforcer) Admit(obj runtime.Object, a Attributes) (*Result, []change.Ch
 	if !ok {
 		return nil, nil, ErrUnsupported
 	}
-	mutated := obj.DeepCopyObject()
-	changes, err := e.Mutate(mutated, a)
+	return e.AdmitTarget(t, a)
+}
+
+// AdmitTarget is Admit of a pod spec already found. The object is copied
+// once, for the mutation, and the copy found once.
+func (e *Enforcer) AdmitTarget(t *podspec.Target, a Attributes) (*Result, []change.Change, error) {
+	mutated := t.Object.DeepCopyObject()
+	mt, _ := podspec.Find(mutated)
+	changes, err := e.MutateTarget(mt, a)
 	if err != nil {
 		return nil, nil, err
 	}
-	mt, _ := podspec.Find(mutated)
 	after := e.validate(mt, &a)
 	if !t.Template {
 		return after, changes, nil

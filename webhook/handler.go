@@ -130,16 +130,21 @@ func (h *Handler) decide(req admission.Request, obj runtime.Object) (admission.R
 		}
 		return resp, d
 	}
+	// The pod-spec view of the object, found once and handed on: every
+	// step of the request reads it (what to fix, what to judge, whether an
+	// update changed it, the name for the denial).
+	t, ok := podspec.Find(obj)
+	if !ok {
+		return errored(http.StatusBadRequest, fmt.Errorf("the %s carries no pod spec podguard can read", gk.Kind))
+	}
 	var resp admission.Response
 	var d decision
 	if h.Mutating {
-		resp, d = h.mutate(req, gk, obj)
+		resp, d = h.mutate(req, gk, t)
 	} else {
-		resp, d = h.validate(req, gk, obj)
+		resp, d = h.validate(req, gk, t)
 	}
-	if m, ok := obj.(metav1.Object); ok {
-		d.meta = m
-	}
+	d.meta = t.ObjectMeta
 	return resp, d
 }
 
@@ -212,14 +217,13 @@ func newEphemeralContainers(req admission.Request, pod *corev1.Pod) ([]string, e
 
 // templateUnchanged reports whether an UPDATE leaves the pod spec (and the
 // pod metadata's annotations, where AppArmor profiles live) as it was.
-func templateUnchanged(gk schema.GroupKind, req admission.Request, obj runtime.Object) (bool, error) {
+func templateUnchanged(gk schema.GroupKind, req admission.Request, nt *podspec.Target) (bool, error) {
 	old, err := decode(gk, req.OldObject.Raw)
 	if err != nil {
 		return false, fmt.Errorf("old object: %w", err)
 	}
-	ot, ok1 := podspec.Find(old)
-	nt, ok2 := podspec.Find(obj)
-	if !ok1 || !ok2 {
+	ot, ok := podspec.Find(old)
+	if !ok {
 		return false, nil
 	}
 	return equality.Semantic.DeepEqual(ot.Spec, nt.Spec) && equality.Semantic.DeepEqual(ot.PodMeta.Annotations, nt.PodMeta.Annotations), nil
@@ -239,11 +243,11 @@ func checkKind(gk schema.GroupKind) error {
 
 // unchangedUpdate answers an UPDATE that leaves the pod spec (or template)
 // as it was: allowed, so objects from before podguard stay manageable.
-func unchangedUpdate(gk schema.GroupKind, req admission.Request, obj runtime.Object) (admission.Response, decision, bool) {
+func unchangedUpdate(gk schema.GroupKind, req admission.Request, t *podspec.Target) (admission.Response, decision, bool) {
 	if req.Operation != admissionv1.Update {
 		return admission.Response{}, decision{}, false
 	}
-	same, err := templateUnchanged(gk, req, obj)
+	same, err := templateUnchanged(gk, req, t)
 	if err != nil {
 		resp, d := errored(http.StatusBadRequest, err)
 		return resp, d, true
@@ -255,14 +259,14 @@ func unchangedUpdate(gk schema.GroupKind, req admission.Request, obj runtime.Obj
 	return admission.Response{}, decision{}, false
 }
 
-func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, obj runtime.Object) (admission.Response, decision) {
+func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, t *podspec.Target) (admission.Response, decision) {
 	var err error
 	enf := h.Store.Enforcer()
 	attrs := attributes(req)
 	if gk.Kind == "Pod" && gk.Group == "" {
 		switch {
 		case req.SubResource == "ephemeralcontainers":
-			if attrs.EphemeralContainers, err = newEphemeralContainers(req, obj.(*corev1.Pod)); err != nil {
+			if attrs.EphemeralContainers, err = newEphemeralContainers(req, t.Object.(*corev1.Pod)); err != nil {
 				return errored(http.StatusBadRequest, err)
 			}
 			if len(attrs.EphemeralContainers) == 0 {
@@ -275,11 +279,11 @@ func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, obj runtime
 		if !enf.MutatesTemplates() {
 			return allowed("templates are not mutated (policy mutation.templates: false)")
 		}
-		if resp, d, done := unchangedUpdate(gk, req, obj); done {
+		if resp, d, done := unchangedUpdate(gk, req, t); done {
 			return resp, d
 		}
 	}
-	changes, err := enf.Mutate(obj, attrs)
+	changes, err := enf.MutateTarget(t, attrs)
 	if err != nil {
 		return errored(http.StatusInternalServerError, err)
 	}
@@ -295,7 +299,7 @@ func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, obj runtime
 	return resp, decision{result: "mutated", changes: changes}
 }
 
-func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runtime.Object) (admission.Response, decision) {
+func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspec.Target) (admission.Response, decision) {
 	var err error
 	enf := h.Store.Enforcer()
 	attrs := attributes(req)
@@ -304,11 +308,11 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runti
 	if gk.Kind == "Pod" && gk.Group == "" {
 		switch req.SubResource {
 		case "":
-			if resp, d, done := unchangedUpdate(gk, req, obj); done {
+			if resp, d, done := unchangedUpdate(gk, req, t); done {
 				return resp, d
 			}
 		case "ephemeralcontainers":
-			if attrs.EphemeralContainers, err = newEphemeralContainers(req, obj.(*corev1.Pod)); err != nil {
+			if attrs.EphemeralContainers, err = newEphemeralContainers(req, t.Object.(*corev1.Pod)); err != nil {
 				return errored(http.StatusBadRequest, err)
 			}
 			if len(attrs.EphemeralContainers) == 0 {
@@ -321,36 +325,34 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, obj runti
 				return allowed("subresource not validated")
 			}
 		}
-		res, err = enf.Validate(obj, attrs)
+		res = enf.ValidateTarget(t, attrs)
 	} else {
-		if resp, d, done := unchangedUpdate(gk, req, obj); done {
+		if resp, d, done := unchangedUpdate(gk, req, t); done {
 			return resp, d
 		}
 		// Workloads are judged as admitted: what Pod mutation will fix is a
 		// warning now; what nothing can fix is denied now, not in ReplicaSet events.
-		res, changes, err = enf.Admit(obj, attrs)
+		res, changes, err = enf.AdmitTarget(t, attrs)
 	}
 	if err != nil {
 		return errored(http.StatusInternalServerError, err)
 	}
-	return respond(gk, req.Name, obj, res, changes), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
+	return respond(gk, req.Name, t, res, changes), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
 }
 
 // respond turns a result into an admission response: every violation as a
 // cause of an Invalid status, warnings as messages.go writes them (changes
 // are what mutation injects into a workload's pods), audits as audit
 // annotations.
-func respond(gk schema.GroupKind, name string, obj runtime.Object, res *policies.Result, changes []change.Change) admission.Response {
+func respond(gk schema.GroupKind, name string, t *podspec.Target, res *policies.Result, changes []change.Change) admission.Response {
 	var resp admission.Response
 	if res.Allowed {
 		resp = admission.Allowed("")
 	} else {
 		if name == "" {
-			if t, ok := podspec.Find(obj); ok {
-				name = t.ObjectMeta.Name
-				if name == "" {
-					name = t.ObjectMeta.GenerateName
-				}
+			name = t.ObjectMeta.Name
+			if name == "" {
+				name = t.ObjectMeta.GenerateName
 			}
 		}
 		omitted := 0
