@@ -120,9 +120,11 @@ func (d *Definition) Controls() string {
 // audit and the docs read. A rule registers itself from its own file.
 var registry = map[string]*Definition{}
 
-// register adds a rule. Whether it is fixable is found by building it with
-// its default parameters.
-func register(d Definition) {
+// Register adds a rule: each rule file calls it from its init. Whether the
+// rule is fixable is found by building it with its default parameters. It
+// panics on a second rule of the same ID, or a definition that does not
+// build the rule it names: programming errors.
+func Register(d Definition) {
 	if _, dup := registry[d.ID]; dup {
 		panic(fmt.Sprintf("rule %s registered twice", d.ID))
 	}
@@ -230,4 +232,20 @@ func ForSubresource(sub string) []string {
 		}
 	}
 	return out
+}
+
+// MarkdownTable is the README's table of rules: one row per rule with its
+// default action (and mutate), its controls and what it requires.
+func MarkdownTable() string {
+	var b strings.Builder
+	b.WriteString("| rule | default | controls | requires; what mutation injects |\n|---|---|---|---|\n")
+	for _, d := range Definitions() {
+		def := string(d.Action)
+		if d.Fixable() {
+			def += fmt.Sprintf(", mutate %v", d.Mutate)
+		}
+		doc := strings.Join(strings.Fields(d.Doc), " ")
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", d.ID, def, d.Controls(), strings.ReplaceAll(doc, "|", `\|`))
+	}
+	return b.String()
 }

@@ -20,7 +20,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"os", "*containers.securityContext.allowPrivilegeEscalation", "*containers.securityContext.privileged", "*containers.securityContext.capabilities"},
 		ID:    "allowPrivilegeEscalation", Order: 50, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemPrivilegeEscalation,

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"securityContext.appArmorProfile", "*containers.securityContext.appArmorProfile"},
 		ID:    "appArmorProfile", Order: 120, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemKernelHardening,

@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"os", "*containers.securityContext.capabilities"},
 		ID:    "capabilities", Order: 40, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemCapabilities,

@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"hostNetwork", "hostPID", "hostIPC"},
 		ID:    "hostNamespaces", Order: 90, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemHostAccess,

@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"hostNetwork", "*containers.ports"},
 		ID:    "hostPorts", Order: 100, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemHostAccess,

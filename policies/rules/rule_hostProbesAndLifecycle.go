@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"*containers.livenessProbe", "*containers.readinessProbe", "*containers.startupProbe", "*containers.lifecycle"},
 		ID:    "hostProbesAndLifecycle", Order: 170, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemHostAccess,

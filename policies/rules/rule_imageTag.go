@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"*containers.image"},
 		ID:    "imageTag", Order: 210, Action: v1alpha1.ActionWarn,
 		Checklist: ItemImages,

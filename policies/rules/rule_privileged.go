@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"*containers.securityContext.privileged"},
 		ID:    "privileged", Order: 60, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemPrivilegeEscalation,

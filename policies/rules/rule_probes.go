@@ -18,7 +18,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"containers.livenessProbe", "containers.readinessProbe", "containers.startupProbe", "restartPolicy"},
 		ID:    "probes", Order: 190, Action: v1alpha1.ActionWarn,
 		Checklist: ItemProbes,

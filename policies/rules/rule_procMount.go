@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"*containers.securityContext.procMount"},
 		ID:    "procMount", Order: 140, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemKernelHardening,

@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"os", "*containers.securityContext.readOnlyRootFilesystem", "*containers.volumeMounts", "volumes"},
 		ID:    "readOnlyRootFilesystem", Order: 180, Action: v1alpha1.ActionWarn,
 		Checklist: ItemReadOnlyRoot,

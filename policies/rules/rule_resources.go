@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads:        podspec.Fields{"initContainers.resources", "initContainers.restartPolicy", "containers.resources", "resources"},
 		Subresources: []string{"resize"},
 		ID:           "resources", Order: 70, Action: v1alpha1.ActionEnforce, Mutate: true,

@@ -22,7 +22,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"os", "securityContext.runAsGroup", "securityContext.fsGroup", "securityContext.fsGroupChangePolicy", "securityContext.supplementalGroups", "*containers.securityContext.runAsGroup"},
 		ID:    "runAsGroup", Order: 20, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemNonRoot,

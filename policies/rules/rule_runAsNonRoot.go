@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"os", "securityContext.runAsNonRoot", "securityContext.windowsOptions", "*containers.securityContext.runAsNonRoot", "*containers.securityContext.windowsOptions"},
 		ID:    "runAsNonRoot", Order: 30, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemNonRoot,

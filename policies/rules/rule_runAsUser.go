@@ -21,7 +21,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"os", "securityContext.runAsUser", "securityContext.windowsOptions.runAsUserName", "*containers.securityContext.runAsUser", "*containers.securityContext.windowsOptions.runAsUserName"},
 		ID:    "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemNonRoot,

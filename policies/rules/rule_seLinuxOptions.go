@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"securityContext.seLinuxOptions", "*containers.securityContext.seLinuxOptions"},
 		ID:    "seLinuxOptions", Order: 130, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemKernelHardening,

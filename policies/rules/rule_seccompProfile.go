@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"os", "securityContext.seccompProfile", "*containers.securityContext.seccompProfile"},
 		ID:    "seccompProfile", Order: 80, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemKernelHardening,

@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"*containers.env", "*containers.command", "*containers.args"},
 		ID:    "secretsInEnv", Order: 200, Action: v1alpha1.ActionWarn,
 		Checklist: ItemSecrets,

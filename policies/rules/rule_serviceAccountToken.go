@@ -28,7 +28,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"automountServiceAccountToken", "serviceAccountName", "serviceAccount", "volumes", "*containers.volumeMounts"},
 		ID:    "serviceAccountToken", Order: 220, Action: v1alpha1.ActionWarn,
 		Checklist: ItemTokens,

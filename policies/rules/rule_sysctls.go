@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"securityContext.sysctls"},
 		ID:    "sysctls", Order: 150, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemKernelHardening,

@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"volumes"},
 		ID:    "volumeTypes", Order: 110, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemHostAccess,

@@ -13,7 +13,7 @@ import (
 )
 
 func init() {
-	register(Definition{
+	Register(Definition{
 		Reads: podspec.Fields{"securityContext.windowsOptions.hostProcess", "*containers.securityContext.windowsOptions.hostProcess"},
 		ID:    "windowsHostProcess", Order: 160, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemHostAccess,

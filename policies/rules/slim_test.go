@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"path/filepath"
+	"podguard.dev/podguard/hack/testenv/fixtures"
 	"slices"
 	"testing"
 
@@ -23,10 +24,10 @@ func TestSlimKeepsVerdicts(t *testing.T) {
 		if filepath.Ext(filepath.Base(path)) != ".yaml" || filepath.Base(filepath.Dir(path)) == "golden" {
 			continue
 		}
-		f := readFixture(t, path)
-		slim := rules.Slim(f.obj.Typed)
+		f := fixtures.Read(t, path)
+		slim := rules.Slim(f.Obj.Typed)
 		for _, r := range all {
-			a, b := findings(r, target(t, f.obj.Typed)), findings(r, target(t, slim))
+			a, b := fixtures.Findings(r, fixtures.Target(t, f.Obj.Typed)), fixtures.Findings(r, fixtures.Target(t, slim))
 			if !slices.Equal(a, b) {
 				t.Errorf("%s: %s finds %q on the original, %q on the slim copy", path, r.ID, a, b)
 			}
@@ -81,11 +82,11 @@ func TestRulesReadOnlyWhatTheyDeclare(t *testing.T) {
 			continue
 		}
 		for _, path := range paths {
-			f := readFixture(t, path)
-			projected := f.obj.Typed.DeepCopyObject()
-			pt := target(t, projected)
+			f := fixtures.Read(t, path)
+			projected := f.Obj.Typed.DeepCopyObject()
+			pt := fixtures.Target(t, projected)
 			*pt.Spec = d.Reads.Project(pt.Spec)
-			if a, b := findings(r, target(t, f.obj.Typed)), findings(r, target(t, projected)); !slices.Equal(a, b) {
+			if a, b := fixtures.Findings(r, fixtures.Target(t, f.Obj.Typed)), fixtures.Findings(r, fixtures.Target(t, projected)); !slices.Equal(a, b) {
 				t.Errorf("%s: %s finds %q on the whole object, %q on the fields it declares (%v): it reads a field it does not declare", path, r.ID, a, b, d.Reads)
 			}
 		}
