@@ -100,38 +100,16 @@ func startProcess(t *testing.T, extra ...string) *process {
 // rssMiB is the process's resident memory now, from the kernel.
 func (p *process) rssMiB(t *testing.T) int {
 	t.Helper()
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
+	r := testenv.RSSMiB(p.cmd.Process.Pid)
+	if r == 0 {
+		t.Fatal("no VmRSS")
 	}
-	for _, l := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			kib, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return kib >> 10
-		}
-	}
-	t.Fatal("no VmRSS")
-	return 0
+	return r
 }
 
 // peakRSS samples the RSS every 50ms until stop is closed.
-func (p *process) peakRSS(t *testing.T, stop <-chan struct{}) <-chan int {
-	out := make(chan int, 1)
-	go func() {
-		peak := 0
-		for {
-			if r := p.rssMiB(t); r > peak {
-				peak = r
-			}
-			select {
-			case <-stop:
-				out <- peak
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
-	return out
+func (p *process) peakRSS(_ *testing.T, stop <-chan struct{}) <-chan int {
+	return testenv.PeakRSS(p.cmd.Process.Pid, stop)
 }
 
 func reviewBody(uid, object string) string {
