@@ -244,3 +244,34 @@ func appendContainers(out []Container, spec *corev1.PodSpec, specPath Path) []Co
 	}
 	return out
 }
+
+// ImageVolume is a volume of the pod that is an OCI image
+// (volumes[i].image, GA in Kubernetes 1.36): an image the pod pulls, like
+// a container's.
+type ImageVolume struct {
+	// Index is the volume's position in spec.volumes.
+	Index int
+	// Name is the volume's name.
+	Name string
+	// Reference is the image reference.
+	Reference string
+	// Path is the reference's field path from the object root:
+	// spec.volumes[i].image.reference.
+	Path Path
+}
+
+// ImageVolumes returns the pod's image volumes; none when only containers
+// are judged (ContainersOnly).
+func (t *Target) ImageVolumes() []ImageVolume {
+	if t.ContainersOnly {
+		return nil
+	}
+	var out []ImageVolume
+	for i, v := range t.Spec.Volumes {
+		if v.Image != nil {
+			out = append(out, ImageVolume{Index: i, Name: v.Name, Reference: v.Image.Reference,
+				Path: t.SpecPath.Child("volumes").Index(i).Child("image", "reference")})
+		}
+	}
+	return out
+}

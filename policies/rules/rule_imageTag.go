@@ -1,8 +1,12 @@
 package rules
 
 // imageTag: images are pinned: a tag other than latest, or better a digest
-// (@sha256:...). Field: spec.*containers[*].image. An untagged image means
-// :latest, which changes under a running workload. Default action warn. No fix.
+// (@sha256:...). Fields: spec.*containers[*].image and
+// spec.volumes[*].image.reference (image volumes, GA in 1.36: an image the
+// pod pulls like a container's). An untagged image means :latest, which
+// changes under a running workload. Default action warn. No fix. An image
+// volume belongs to the pod, not to a container: exemptions by image or
+// container name do not reach it (exempt the namespace or the workload).
 
 import (
 	"fmt"
@@ -16,10 +20,10 @@ import (
 
 func init() {
 	Register(Definition{
-		Reads: podspec.Fields{"*containers.image"},
+		Reads: podspec.Fields{"*containers.image", "volumes.image"},
 		ID:    "imageTag", Order: 210, Action: v1alpha1.ActionWarn,
 		Checklist: ItemImages,
-		Doc:       `Images are pinned to a tag other than latest, or to a digest.`,
+		Doc:       `Images are pinned to a tag other than latest, or to a digest: containers' and image volumes'.`,
 		New:       newImageTag,
 		Native:    nativeImageTag,
 	})
@@ -47,19 +51,30 @@ func newImageTag(*v1alpha1.Policy) Rule {
 		Summary: "images are pinned to a tag other than latest or to a digest",
 		Check: func(t *podspec.Target) []Finding {
 			var out []Finding
+			unpinned := func(image string) string {
+				tag, digest := imageTagOf(image)
+				switch {
+				case digest || (tag != "" && tag != "latest"):
+					return ""
+				case tag == "latest":
+					return "uses the :latest tag"
+				}
+				return "has no tag, which means :latest"
+			}
 			for _, c := range t.Containers {
-				tag, digest := imageTagOf(c.Image)
-				if digest || (tag != "" && tag != "latest") {
-					continue
+				if what := unpinned(c.Image); what != "" {
+					p := c.Path().Child("image")
+					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
+						Message: fmt.Sprintf("container %q image %q %s and can change under a running workload", c.Name, c.Image, what),
+						Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", p)})
 				}
-				p := c.Path().Child("image")
-				what := "has no tag, which means :latest"
-				if tag == "latest" {
-					what = "uses the :latest tag"
+			}
+			for _, v := range t.ImageVolumes() {
+				if what := unpinned(v.Reference); what != "" {
+					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: v.Path.String(),
+						Message: fmt.Sprintf("image volume %q image %q %s and can change under a running pod", v.Name, v.Reference, what),
+						Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", v.Path)})
 				}
-				out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
-					Message: fmt.Sprintf("container %q image %q %s and can change under a running workload", c.Name, c.Image, what),
-					Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", p)})
 			}
 			return out
 		},
@@ -67,10 +82,16 @@ func newImageTag(*v1alpha1.Policy) Rule {
 }
 
 func nativeImageTag(*v1alpha1.Policy, NativeMode) Native {
-	name := "c.?image.orValue('').substring(c.?image.orValue('').lastIndexOf('/') + 1)"
-	tag := fmt.Sprintf("%s.substring(%s.lastIndexOf(':') + 1)", name, name)
+	pinned := func(ref string) string {
+		name := fmt.Sprintf("%[1]s.substring(%[1]s.lastIndexOf('/') + 1)", ref)
+		tag := fmt.Sprintf("%[1]s.substring(%[1]s.lastIndexOf(':') + 1)", name)
+		return fmt.Sprintf("(%[1]s.contains('@') || (%[2]s.lastIndexOf(':') >= 0 && %[3]s != '' && %[3]s != 'latest'))", ref, name, tag)
+	}
 	return Native{
-		Container: fmt.Sprintf("c.?image.orValue('').contains('@') || (%s.lastIndexOf(':') >= 0 && %s != '' && %s != 'latest')", name, tag, tag),
+		Pod: fmt.Sprintf("variables.spec.?volumes.orValue([]).all(v, !has(v.image) || %s)", pinned("v.image.?reference.orValue('')")),
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("an image volume uses the :latest tag or no tag, which can change under a running pod; fix: set "),
+			specField("volumes[*].image.reference"), celString(" to a fixed tag or a digest (image@sha256:...)")),
+		Container: pinned("c.?image.orValue('')"),
 		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("use the :latest tag or no tag, which can change under a running workload; fix: set "),
 			specField("containers[*].image"), celString(" to a fixed tag or a digest (image@sha256:...)")),
 	}

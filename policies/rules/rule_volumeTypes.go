@@ -5,6 +5,9 @@ package rules
 // persistentVolumeClaim, projected, secret. So no hostPath (Docker's bind
 // mounts) and no in-tree network volumes. A volume with no source is an
 // emptyDir (the API server's default). Field: spec.volumes[*]. No fix.
+// Image volumes (volumes[*].image, GA in 1.36) stay allowed, as PSA
+// restricted allows them: they are read-only and hold no host path; the
+// image rules (imageTag) judge the image they pull.
 
 import (
 	"fmt"

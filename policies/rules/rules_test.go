@@ -225,3 +225,49 @@ spec:
 		t.Errorf("the kubectl debug hint: %v", hints)
 	}
 }
+
+// TestUserNamespacesFixOnlyWhereAccepted: hostUsers: false is injected
+// only into pods the API server accepts it on (1.37: not with hostNetwork,
+// hostPID, hostIPC or a container's volumeDevices; not on Windows); the
+// others are reported with what stands in the way.
+func TestUserNamespacesFixOnlyWhereAccepted(t *testing.T) {
+	p := load.Default("")
+	r, _ := rules.Get(p, "userNamespaces")
+	pod := func(spec string) string {
+		return "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n" + spec + "  containers:\n  - name: c\n    image: c:1\n"
+	}
+	cases := map[string]struct {
+		spec    string
+		fixed   bool
+		blocker string
+	}{
+		"bare":          {"", true, ""},
+		"hostNetwork":   {"  hostNetwork: true\n", false, "hostNetwork"},
+		"hostPID":       {"  hostPID: true\n", false, "hostPID"},
+		"hostIPC":       {"  hostIPC: true\n", false, "hostIPC"},
+		"volumeDevices": {"  volumes: [{name: d, persistentVolumeClaim: {claimName: d}}]\n  initContainers: [{name: i, image: i:1, volumeDevices: [{name: d, devicePath: /dev/xvda}]}]\n", false, "volumeDevices"},
+		"windows":       {"  os: {name: windows}\n", false, ""},
+	}
+	for name, c := range cases {
+		docs, err := manifest.Split(name, []byte(pod(c.spec)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := docs[0].Objects()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg := fixtures.Target(t, objs[0].Typed)
+		changes := r.Fix(tg)
+		if (len(changes) > 0) != c.fixed {
+			t.Errorf("%s: fix %v, want fixed %v", name, changes, c.fixed)
+		}
+		fs := r.Check(tg)
+		if c.blocker != "" && (len(fs) != 1 || !strings.Contains(fs[0].Fix, c.blocker) || !strings.Contains(fs[0].Fix, "exempt")) {
+			t.Errorf("%s: the finding does not name what stands in the way: %+v", name, fs)
+		}
+		if name == "windows" && len(fs) > 0 {
+			t.Errorf("a Windows pod is judged: %+v", fs)
+		}
+	}
+}

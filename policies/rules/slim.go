@@ -53,6 +53,11 @@ func Slim(obj runtime.Object) runtime.Object {
 // containers of a baseline.
 var auditReads = podspec.Fields{"*containers.name", "*containers.image"}
 
+// AuditReads are the pod spec fields read besides the rules' own:
+// exemptions match containers by name and image, and the audit's baseline
+// names containers.
+func AuditReads() podspec.Fields { return append(podspec.Fields{}, auditReads...) }
+
 var (
 	slimOnce   sync.Once
 	slimFields podspec.Fields
