@@ -73,7 +73,18 @@ func apiDefaults(spec *corev1.PodSpec) {
 
 const noExemptions = header + "exemptions: []\n"
 
-func checkDifferential(t *testing.T, e *policies.Enforcer, o *psaOracle, name string, p *corev1.Pod) (admittedAfterMutation bool) {
+// withUserNamespaces is the default policy with userNamespaces enforced and
+// its fix on: pods gain hostUsers: false, where PSA 1.35 and later relax
+// runAsNonRoot and runAsUser. Property 2 must hold there too.
+const withUserNamespaces = noExemptions + "rules:\n  userNamespaces:\n    action: enforce\n    mutate: true\n"
+
+// psaPolicies are the policies both properties are checked under.
+var psaPolicies = []struct{ name, yaml string }{
+	{"default", noExemptions},
+	{"userNamespaces", withUserNamespaces},
+}
+
+func checkDifferential(t *testing.T, e *policies.Enforcer, o *psaOracle, name string, p *corev1.Pod) (admittedAfterMutation bool, mutated *corev1.Pod) {
 	t.Helper()
 	attrs := policies.Attributes{Namespace: "apps"}
 	if ok, why := o.allowed(p); !ok {
@@ -100,7 +111,7 @@ func checkDifferential(t *testing.T, e *policies.Enforcer, o *psaOracle, name st
 			t.Errorf("%s: podguard admits the mutated pod but PSA restricted denies it: %s", name, why)
 		}
 	}
-	return res.Allowed
+	return res.Allowed, m
 }
 
 func psaTestdata(t *testing.T) string {
@@ -115,7 +126,13 @@ func psaTestdata(t *testing.T) string {
 // TestPSAFixtures runs both properties over PSA's own fixtures for the
 // latest version, baseline and restricted, pass and fail.
 func TestPSAFixtures(t *testing.T) {
-	e, o := enforcer(t, noExemptions), newOracle(t)
+	for _, pol := range psaPolicies {
+		t.Run(pol.name, func(t *testing.T) { psaFixtures(t, enforcer(t, pol.yaml)) })
+	}
+}
+
+func psaFixtures(t *testing.T, e *policies.Enforcer) {
+	o := newOracle(t)
 	// The newest fixture version is the latest policy version.
 	latest, newest := "", -1
 	dirs, _ := filepath.Glob(filepath.Join(psaTestdata(t), "restricted", "v1.*"))
@@ -150,21 +167,39 @@ func TestPSAFixtures(t *testing.T) {
 // TestPSAGenerated runs both properties over pods generated from the values
 // that matter to the Pod Security Standards, with a fixed seed.
 func TestPSAGenerated(t *testing.T) {
-	e, o := enforcer(t, noExemptions), newOracle(t)
+	for _, pol := range psaPolicies {
+		t.Run(pol.name, func(t *testing.T) { psaGenerated(t, enforcer(t, pol.yaml), pol.yaml == withUserNamespaces) })
+	}
+}
+
+func psaGenerated(t *testing.T, e *policies.Enforcer, userNamespaces bool) {
+	o := newOracle(t)
 	r := rand.New(rand.NewPCG(1, 37))
 	n := 4000
 	if testing.Short() {
 		n = 500
 	}
-	admitted := 0
+	admitted, inUserNS := 0, 0
 	for i := range n {
-		if checkDifferential(t, e, o, fmt.Sprintf("generated pod %d", i), podgen.Pod(r, i)) {
-			admitted++
+		name := fmt.Sprintf("generated pod %d", i)
+		ok, m := checkDifferential(t, e, o, name, podgen.Pod(r, i))
+		if !ok {
+			continue
 		}
+		admitted++
+		if hu := m.Spec.HostUsers; hu != nil && !*hu {
+			inUserNS++
+		} else if windows := m.Spec.OS != nil && m.Spec.OS.Name == corev1.Windows; userNamespaces && !windows {
+			// Windows pods cannot set hostUsers: the rule does not judge them.
+			t.Errorf("%s: admitted under an enforced userNamespaces rule without hostUsers: false", name)
+		}
+	}
+	if userNamespaces && inUserNS == 0 {
+		t.Errorf("no admitted pod runs in a user namespace: the policy was not applied")
 	}
 	// Property 2 only bites on pods podguard admits: make sure there are many.
 	if admitted < n/10 {
 		t.Errorf("only %d of %d generated pods are admitted after mutation: the generator is too harsh to test anything", admitted, n)
 	}
-	t.Logf("%d generated pods, %d admitted by podguard after mutation", n, admitted)
+	t.Logf("%d generated pods, %d admitted by podguard after mutation, %d of them in a user namespace", n, admitted, inUserNS)
 }

@@ -56,11 +56,13 @@ type clusterConfig struct {
 	// builtin selects the built-in certificate mode instead of a test CA.
 	builtin bool
 	mutate  func(*webhook.Options)
+	// apiserverFlags are extra kube-apiserver flags (name without dashes).
+	apiserverFlags map[string]string
 }
 
 func startCluster(t *testing.T, cc clusterConfig) *cluster {
 	t.Helper()
-	env := testenv.StartT(t, nil)
+	env := testenv.StartT(t, cc.apiserverFlags)
 	c := &cluster{Env: env, cs: env.Clientset, logs: &testenv.LogBuffer{}}
 	// Before the control plane stops (cleanups run last first).
 	t.Cleanup(func() { c.stopPodguard(t) })

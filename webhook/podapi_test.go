@@ -187,3 +187,26 @@ func TestPodAPIOf137(t *testing.T) {
 		t.Errorf("removing a limit by resize: %v", err)
 	}
 }
+
+// TestPodLevelResourcesGateOff stands in for API servers before 1.34 (or
+// with PodLevelResources turned off): the API server drops spec.resources
+// after mutating admission and before validating admission. The mutating
+// webhook, seeing pod-level limits, injects no container limits; the
+// validating webhook then sees containers without limits and denies the
+// pod, naming them. Nothing runs without limits.
+func TestPodLevelResourcesGateOff(t *testing.T) {
+	c := startCluster(t, clusterConfig{apiserverFlags: map[string]string{"feature-gates": "PodLevelResources=false,PodLevelResourcesFixKubeletQOSClass=false,PodLevelResourcesFixDefaulting=false,InPlacePodLevelResourcesVerticalScaling=false"}})
+	c.namespace(t, "apps", nil)
+	cs, _ := c.withWarnings()
+	p := compliantPod("pod-level-gate-off")
+	p.Spec.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("1"), "memory": resource.MustParse("1Gi")}}
+	_, err := cs.CoreV1().Pods("apps").Create(context.Background(), p, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if err == nil {
+		t.Fatal("admitted: with the gate off the pod would run without limits")
+	}
+	for _, want := range []string{"podguard rule resources", "spec.containers[0].resources.limits.cpu", "spec.containers[1].resources.limits.memory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the denial does not name %q: %v", want, err)
+		}
+	}
+}
