@@ -327,7 +327,7 @@ func (fc *faultCluster) setUp(t *testing.T, ctx context.Context) {
 			t.Fatal(err)
 		}
 		r := &replica{addr: addr, health: fmt.Sprintf("127.0.0.1:%d", hp), logs: logs, args: []string{"serve",
-			"--kubeconfig", fc.env.Kubeconfig, "--policy", fc.policy, "--namespace", "podguard",
+			"--kubeconfig", fc.env.Kubeconfig, "--policy", fc.policy, "--podguard-namespace", "podguard",
 			"--cert-mode", "builtin", "--cert-dir", filepath.Join(fc.dir, fmt.Sprintf("certs-%d", i)),
 			"--bind-address", addr, "--port", "9443", "--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", hp),
 			"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", mp), "--audit-interval", "0",

@@ -5,9 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"podguard.dev/podguard/policies/safetext"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"podguard.dev/podguard/cmd/podguard/internal/auditcmd"
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
@@ -17,6 +17,7 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/servecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/validatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/versioncmd"
+	"podguard.dev/podguard/policies/safetext"
 )
 
 // NewRoot returns the root command.
@@ -38,8 +39,19 @@ mutate do the same offline, for CI.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &cli.ExitError{Code: cli.ExitBadInput, Err: fmt.Errorf("%w (see --help)", err)}
 	})
+	// cobra collects pflag's own deprecation notices in a buffer it shows
+	// only on a flag error: say it here, on stderr, where scripts' logs
+	// keep it.
+	root.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		cmd.Flags().VisitAll(func(f *pflag.Flag) {
+			if f.Changed && f.Deprecated != "" {
+				fmt.Fprintf(s.Err, "podguard: warning: --%s is deprecated: %s\n", f.Name, f.Deprecated)
+			}
+		})
+	}
 	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
-	root.CompletionOptions.DisableDefaultCmd = true
+	// podguard completion bash|zsh|fish|powershell.
+	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
 }
 

@@ -339,3 +339,50 @@ func TestSamples(t *testing.T) {
 		}
 	}
 }
+
+// TestTargetNamespace: --target-namespace puts objects without a namespace
+// where kubectl apply -n would, so a namespace exemption decides offline as
+// it does in the cluster; an object naming another namespace is refused, as
+// kubectl refuses it.
+func TestTargetNamespace(t *testing.T) {
+	dir := t.TempDir()
+	bad := write(t, dir, "bad.yaml", privilegedPod)
+	policy := write(t, dir, "policy.yaml", `apiVersion: podguard.dev/v1alpha1
+kind: Policy
+exemptions:
+- reason: the legacy team's namespace, until it moves
+  namespaces: [legacy]
+`)
+	if r := podguard(t, "", "validate", "--policy", policy, "-f", bad); r.code != 1 {
+		t.Errorf("without --target-namespace: exit %d, want 1 (no namespace, no exemption)\n%s%s", r.code, r.out, r.err)
+	}
+	r := podguard(t, "", "validate", "--policy", policy, "--target-namespace", "legacy", "-f", bad, "-o", "json")
+	if r.code != 0 {
+		t.Errorf("--target-namespace legacy: exit %d, want 0 (exempt)\n%s%s", r.code, r.out, r.err)
+	}
+	var out struct {
+		Results []struct {
+			Namespace string `json:"namespace"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(r.out), &out); err != nil || len(out.Results) != 1 || out.Results[0].Namespace != "legacy" {
+		t.Errorf("the result does not name the target namespace: %v %s", err, r.out)
+	}
+	if r := podguard(t, "", "mutate", "--policy", policy, "--target-namespace", "legacy", "-f", bad); r.code != 0 || strings.Contains(r.out, "runAsNonRoot") {
+		t.Errorf("mutate --target-namespace legacy: exit %d, the exempt pod must stay as written\n%s%s", r.code, r.out, r.err)
+	}
+	named := write(t, dir, "named.yaml", compliantPod) // namespace: apps
+	if r := podguard(t, "", "validate", "--target-namespace", "legacy", "-f", named); r.code != 2 || !strings.Contains(r.err, `"apps" does not match --target-namespace "legacy"`) || !strings.Contains(r.err, "named.yaml") {
+		t.Errorf("an object of another namespace: exit %d, want 2 naming the file and both namespaces\n%s", r.code, r.err)
+	}
+	if r := podguard(t, "", "validate", "--target-namespace", "apps", "-f", named); r.code != 0 {
+		t.Errorf("an object of the target namespace: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if r := podguard(t, "", "validate", "--target-namespace", "Not_A_Namespace", "-f", named); r.code != 2 || !strings.Contains(r.err, "not a namespace name") {
+		t.Errorf("a bad --target-namespace: exit %d\n%s", r.code, r.err)
+	}
+	// The old name of --podguard-namespace still works, deprecated.
+	if r := podguard(t, "", "policy", "default", "--namespace", "platform"); r.code != 0 || !strings.Contains(r.out, "platform") || !strings.Contains(r.err, "deprecated") {
+		t.Errorf("--namespace (deprecated): exit %d\n%s", r.code, r.err)
+	}
+}

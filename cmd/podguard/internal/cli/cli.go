@@ -81,21 +81,36 @@ type PolicyOptions struct {
 	Namespace string
 }
 
-// AddFlags registers --policy and --namespace.
+// AddFlags registers --policy and --podguard-namespace.
 func (o *PolicyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.File, "policy", "", "policy file (podguard.dev/v1alpha1 Policy); default: the built-in default policy")
+	AddOwnNamespaceFlag(fs, &o.Namespace, "podguard's own namespace, exempt under the default exemptions (env POD_NAMESPACE)")
+}
+
+// OwnNamespaceFlag names podguard's own namespace on every command.
+const OwnNamespaceFlag = "podguard-namespace"
+
+// AddOwnNamespaceFlag registers --podguard-namespace, defaulting to
+// POD_NAMESPACE or podguard's default namespace, and --namespace as its
+// deprecated alias: until this release --namespace meant podguard's own
+// namespace in validate, mutate, export, policy and serve, while audit's
+// --namespace (like kubectl's) is the namespace to look at. Kept for one
+// release so scripts keep working.
+func AddOwnNamespaceFlag(fs *pflag.FlagSet, target *string, usage string) {
 	ns := os.Getenv("POD_NAMESPACE")
 	if ns == "" {
 		ns = v1alpha1.DefaultNamespace
 	}
-	fs.StringVar(&o.Namespace, "namespace", ns, "podguard's own namespace, exempt under the default exemptions (env POD_NAMESPACE)")
+	fs.StringVar(target, OwnNamespaceFlag, ns, usage)
+	fs.StringVar(target, "namespace", ns, usage)
+	_ = fs.MarkDeprecated("namespace", "use --"+OwnNamespaceFlag+" (podguard's own namespace); validate and mutate take --target-namespace for the namespace the manifests go to")
 }
 
-// CheckNamespace refuses a --namespace (or POD_NAMESPACE) that is not a
-// namespace name: it is written into the default policy's exemptions.
+// CheckNamespace refuses a --podguard-namespace (or POD_NAMESPACE) that is
+// not a namespace name: it is written into the default policy's exemptions.
 func (o *PolicyOptions) CheckNamespace() error {
 	if errs := k8svalidation.IsDNS1123Label(o.Namespace); len(errs) > 0 {
-		return BadInput("--namespace %q: not a namespace name: %s", safetext.Line(o.Namespace), strings.Join(errs, "; "))
+		return BadInput("--%s %q: not a namespace name: %s", OwnNamespaceFlag, safetext.Line(o.Namespace), strings.Join(errs, "; "))
 	}
 	return nil
 }
@@ -190,12 +205,41 @@ func PrintProblems(w io.Writer, problems []error) {
 type RequestOptions struct {
 	User   string
 	Groups []string
+	// TargetNamespace is where the manifests go (kubectl apply -n): the
+	// namespace of objects that name none, so namespace exemptions and
+	// exceptions apply offline as they will in the cluster.
+	TargetNamespace string
 }
 
-// AddFlags registers --user and --group.
+// AddFlags registers --user, --group and --target-namespace.
 func (o *RequestOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.User, "user", "", "requesting user, for user exemptions (the webhook knows it; offline you say it)")
 	fs.StringArrayVar(&o.Groups, "group", nil, "requesting user's group, for group exemptions; repeatable")
+	fs.StringVar(&o.TargetNamespace, "target-namespace", "", "namespace the manifests are applied to (as kubectl apply -n NS): objects without metadata.namespace are judged there; an object naming another namespace is an error, as kubectl makes it")
+}
+
+// CheckTargetNamespace refuses a --target-namespace that is not a namespace name.
+func (o *RequestOptions) CheckTargetNamespace() error {
+	if o.TargetNamespace == "" {
+		return nil
+	}
+	if errs := k8svalidation.IsDNS1123Label(o.TargetNamespace); len(errs) > 0 {
+		return BadInput("--target-namespace %q: not a namespace name: %s", safetext.Line(o.TargetNamespace), strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// NamespaceOf is the namespace an object lands in: its own, else
+// --target-namespace. Like kubectl apply -n, it refuses an object whose own
+// namespace differs from --target-namespace.
+func (o *RequestOptions) NamespaceOf(own string) (string, error) {
+	switch {
+	case o.TargetNamespace == "":
+		return own, nil
+	case own == "" || own == o.TargetNamespace:
+		return o.TargetNamespace, nil
+	}
+	return "", fmt.Errorf("metadata.namespace: %q does not match --target-namespace %q (kubectl refuses it the same way)", own, o.TargetNamespace)
 }
 
 // Attributes returns the engine's request attributes for an object of namespace ns.

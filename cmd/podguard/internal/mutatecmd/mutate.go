@@ -57,6 +57,9 @@ Exit status: 0, 2 on bad input (bad documents are still printed, unchanged),
 
 // Run mutates the inputs and prints them, document by document.
 func (o *Options) Run(ctx context.Context, s cli.Streams) error {
+	if err := o.Request.CheckTargetNamespace(); err != nil {
+		return err
+	}
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
@@ -87,7 +90,12 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 				}
 				continue
 			}
-			changes, err := enf.Mutate(obj.Typed, o.Request.Attributes(obj.Namespace))
+			ns, err := o.Request.NamespaceOf(obj.Namespace)
+			if err != nil {
+				problem(&manifest.InputError{Source: doc.Source, Doc: doc.Index, Line: doc.Line, Err: err})
+				continue
+			}
+			changes, err := enf.Mutate(obj.Typed, o.Request.Attributes(ns))
 			if err == nil {
 				err = obj.Apply(changes)
 			}

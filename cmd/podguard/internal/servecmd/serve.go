@@ -2,7 +2,6 @@
 package servecmd
 
 import (
-	"os"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
@@ -10,7 +9,6 @@ import (
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/cmd/podguard/internal/versioncmd"
-	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/webhook"
 )
 
@@ -69,11 +67,7 @@ replicas that answer the API server never hold a cache of the cluster's pods.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.PolicyFile, "policy", "", "policy file, reloaded when it changes; default: the built-in default policy")
-	ns := os.Getenv("POD_NAMESPACE")
-	if ns == "" {
-		ns = v1alpha1.DefaultNamespace
-	}
-	fs.StringVar(&o.Namespace, "namespace", ns, "podguard's own namespace (env POD_NAMESPACE): exempt by default, home of the certificate Secret")
+	cli.AddOwnNamespaceFlag(fs, &o.Namespace, "podguard's own namespace (env POD_NAMESPACE): exempt by default, home of the certificate Secret")
 	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory of tls.crt and tls.key (mode dir); in mode builtin where they are written")
 	fs.StringVar(&o.CertMode, "cert-mode", "", "dir or builtin; default: dir when --cert-dir is given, builtin otherwise")
 	fs.StringVar(&o.Host, "bind-address", o.Host, "address the webhook listens on (empty: all interfaces)")

@@ -111,6 +111,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if o.Output != "text" && o.Output != "lines" && o.Output != "json" && o.Output != "sarif" {
 		return cli.BadInput("unknown output format %q: use text, lines, json or sarif", o.Output)
 	}
+	if err := o.Request.CheckTargetNamespace(); err != nil {
+		return err
+	}
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
@@ -156,7 +159,12 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 				w.skip(Skipped{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, Reason: reason, misplaced: misplaced})
 				continue
 			}
-			attrs := o.Request.Attributes(obj.Namespace)
+			ns, err := o.Request.NamespaceOf(obj.Namespace)
+			if err != nil {
+				problem(&manifest.InputError{Source: obj.Doc.Source, Doc: obj.Doc.Index, Line: obj.Doc.Line, Err: err})
+				continue
+			}
+			attrs := o.Request.Attributes(ns)
 			var res *policies.Result
 			if o.Mutate {
 				res, _, err = enf.Admit(obj.Typed, attrs)
@@ -175,7 +183,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 				}
 			}
 			if err := w.result(Result{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind,
-				Namespace: obj.Namespace, Name: obj.Name, Result: res.WithLists(), file: obj.Doc.Source, utf16Column: obj.UTF16Column}); err != nil {
+				Namespace: ns, Name: obj.Name, Result: res.WithLists(), file: obj.Doc.Source, utf16Column: obj.UTF16Column}); err != nil {
 				problem(err)
 			}
 		}
