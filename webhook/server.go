@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"podguard.dev/podguard/policies/report"
 	"podguard.dev/podguard/webhook/audit"
 )
 
@@ -87,6 +88,10 @@ type Options struct {
 	// again; 0 disables the background audit. It also judges a namespace
 	// when something in it changes, and everything when the policy does.
 	AuditInterval time.Duration
+	// AuditOptOut names the namespaces podguard's webhooks never see (the
+	// chart passes its webhook.optOutLabel and excludeNamespaces): the
+	// background audit leaves them out of its reports.
+	AuditOptOut report.OptOut
 	// LogDecisions selects the decisions logged: all, denied or none.
 	LogDecisions string
 	// DecisionLog, when set, logs the decisions (so --log-level does not
@@ -313,7 +318,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		}
 	}
 	if auditOn {
-		bg := audit.NewBackground(cfg, store, log.WithName("audit"), audit.DefaultMetrics(), audit.BackgroundOptions{Interval: o.AuditInterval})
+		bg := audit.NewBackground(cfg, store, log.WithName("audit"), audit.DefaultMetrics(), audit.BackgroundOptions{Interval: o.AuditInterval, OptOut: o.AuditOptOut})
 		if err := mgr.Add(bg); err != nil {
 			return err
 		}

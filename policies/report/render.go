@@ -122,6 +122,12 @@ func (r *Report) Text(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s/%s: %s\n", s.Kind, s.Name, s.Reason)
 		}
 	}
+	if len(r.OptedOut) > 0 {
+		b.WriteString("\nnot audited (podguard's webhooks never see these namespaces):\n")
+		for _, o := range r.OptedOut {
+			fmt.Fprintf(&b, "  %s: %s; %d %s not judged\n", o.Namespace, o.Reason, o.Objects, safetext.Plural(o.Objects, "object", "objects"))
+		}
+	}
 	s := r.Summary
 	fmt.Fprintf(&b, "\ncluster: %d %s in %d %s: %d denied, %d warned, %d pass, %d skipped; %d %s\n", s.Subjects, safetext.Plural(s.Subjects, "subject", "subjects"),
 		len(r.Namespaces), safetext.Plural(len(r.Namespaces), "namespace", "namespaces"), s.Fail, s.Warn, s.Pass, s.Skip, s.Pods, safetext.Plural(s.Pods, "pod", "pods"))
@@ -290,6 +296,11 @@ Workloads are judged as admitted (what their next rollout gets), Pods as they ru
 {{end}}{{end}}{{if eq $s.Result "skip"}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td>skipped</td><td></td><td></td><td>{{$s.Reason}}</td><td></td><td></td></tr>
 {{end}}{{end}}</table>
 {{end}}
+{{if .OptedOut}}<h2 id="opted-out">Not audited</h2>
+<p>podguard's webhooks never see these namespaces: their objects are not judged, counted or baselined.</p>
+<table><tr><th>namespace</th><th>why</th><th>objects</th></tr>
+{{range .OptedOut}}<tr><td>{{.Namespace}}</td><td>{{.Reason}}</td><td>{{.Objects}}</td></tr>
+{{end}}</table>{{end}}
 {{if .Skipped}}<h2 id="skipped">Skipped</h2>
 <table><tr><th>object</th><th>reason</th></tr>
 {{range .Skipped}}<tr><td>{{.Kind}}/{{.Namespace}}/{{.Name}}</td><td>{{.Reason}}</td></tr>

@@ -161,6 +161,9 @@ type Report struct {
 	// Skipped are the subjects that could not be judged, with why (they
 	// are also in their namespace's subjects and counted in the summaries).
 	Skipped []Subject `json:"skipped"`
+	// OptedOut are the namespaces podguard's webhooks never see (Input's
+	// OptedOut): shown, never judged, counted or baselined.
+	OptedOut []OptedOut `json:"optedOut"`
 }
 
 // Input is what an audit judges.
@@ -179,6 +182,10 @@ type Input struct {
 	Cluster string
 	// Now is when the audit runs (exemption expiry); zero means time.Now().
 	Now time.Time
+	// OptedOut are namespaces left out, with why (OptOut.Reason): the
+	// audited namespaces podguard's webhooks never see. Their objects are
+	// counted, not judged.
+	OptedOut map[string]string
 }
 
 // networkChecklistItem is the audit's own item: no admission rule can see
@@ -201,6 +208,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 	}
 	r := &Report{APIVersion: "podguard.dev/v1alpha1", Kind: "AuditReport", Generated: now.UTC().Truncate(time.Second),
 		Cluster: in.Cluster, PolicyMode: string(e.Policy().Mode), CISBenchmark: rules.CISBenchmark, Skipped: []Subject{}}
+	r.OptedOut = optedOut(&in)
 	subjects, order, pods := collapse(e, in, now)
 	for _, p := range pods {
 		judgeOwnedPod(e, subjects[p.owner], p.obj, now)

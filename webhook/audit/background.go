@@ -58,6 +58,9 @@ type BackgroundOptions struct {
 	// into one judging, instead of a judging of the whole namespace per
 	// second that a replica's memory cannot keep up with.
 	MinRescan time.Duration
+	// OptOut names the namespaces podguard's webhooks never see: they get
+	// no report, and what runs there is not judged.
+	OptOut report.OptOut
 }
 
 // Background is the background audit of `podguard serve`, a manager
@@ -131,10 +134,11 @@ func NewBackground(cfg *rest.Config, source EnforcerSource, log logr.Logger, m *
 // NeedLeaderElection: one replica audits and writes reports.
 func (b *Background) NeedLeaderElection() bool { return true }
 
-// watched are the objects the cache holds.
+// watched are the objects the cache holds: the judged kinds,
+// NetworkPolicies, and Namespaces (their labels: the opt-out).
 func watched() []client.Object {
 	return []client.Object{&corev1.Pod{}, &corev1.PodTemplate{}, &corev1.ReplicationController{}, &appsv1.Deployment{}, &appsv1.ReplicaSet{},
-		&appsv1.StatefulSet{}, &appsv1.DaemonSet{}, &batchv1.Job{}, &batchv1.CronJob{}, &networkingv1.NetworkPolicy{}}
+		&appsv1.StatefulSet{}, &appsv1.DaemonSet{}, &batchv1.Job{}, &batchv1.CronJob{}, &networkingv1.NetworkPolicy{}, &corev1.Namespace{}}
 }
 
 // transform keeps what the rules and the audit read: rules.Slim for the
@@ -142,6 +146,8 @@ func watched() []client.Object {
 // for a NetworkPolicy.
 func (b *Background) transform(obj any) (any, error) {
 	switch o := obj.(type) {
+	case *corev1.Namespace:
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: o.Name, UID: o.UID, ResourceVersion: o.ResourceVersion, Labels: o.Labels}}, nil
 	case *networkingv1.NetworkPolicy:
 		return &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, UID: o.UID, ResourceVersion: o.ResourceVersion},
 			Spec: networkingv1.NetworkPolicySpec{PodSelector: o.Spec.PodSelector}}, nil
@@ -256,6 +262,11 @@ func (b *Background) changed(o any) {
 	if t, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
 		o = t.Obj
 	}
+	if ns, ok := o.(*corev1.Namespace); ok {
+		// Its labels changed (opted out or back in): judge what is in it.
+		b.queue.AddAfter(ns.Name, b.delay(ns.Name))
+		return
+	}
 	if m, ok := o.(metav1.Object); ok && m.GetNamespace() != "" {
 		b.queue.AddAfter(m.GetNamespace(), b.delay(m.GetNamespace()))
 	}
@@ -329,7 +340,7 @@ func (b *Background) next(ctx context.Context) bool {
 // place from the informers' stores: pointers to the cache's own slim
 // objects, no list of copies.
 func (b *Background) input(namespace string) (report.Input, error) {
-	in := report.Input{}
+	in := report.Input{OptedOut: map[string]string{}}
 	for _, obj := range watched() {
 		items, err := b.cached(obj, namespace)
 		if err != nil {
@@ -337,6 +348,10 @@ func (b *Background) input(namespace string) (report.Input, error) {
 		}
 		for _, it := range items {
 			switch o := it.(type) {
+			case *corev1.Namespace:
+				if why := b.opts.OptOut.Reason(o.Name, o.Labels); why != "" {
+					in.OptedOut[o.Name] = why
+				}
 			case *networkingv1.NetworkPolicy:
 				in.NetworkPolicies = append(in.NetworkPolicies, *o)
 			case runtime.Object:
@@ -355,6 +370,14 @@ func (b *Background) cached(obj client.Object, namespace string) ([]any, error) 
 	}
 	if namespace == "" {
 		return idx.List(), nil
+	}
+	if _, ok := obj.(*corev1.Namespace); ok {
+		// Cluster-scoped: the namespace itself, by its key.
+		it, exists, err := idx.GetByKey(namespace)
+		if err != nil || !exists {
+			return nil, err
+		}
+		return []any{it}, nil
 	}
 	items, err := idx.ByIndex(toolscache.NamespaceIndex, namespace)
 	if err == nil {

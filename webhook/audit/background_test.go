@@ -96,7 +96,8 @@ func TestBackgroundReports(t *testing.T) {
 	src.set(t, "")
 	m := audit.NewMetrics(nil)
 	logs := &testenv.LogBuffer{}
-	bg := audit.NewBackground(env.Config, src, zap.New(zap.WriteTo(logs)), m, audit.BackgroundOptions{Interval: 2 * time.Second})
+	bg := audit.NewBackground(env.Config, src, zap.New(zap.WriteTo(logs)), m, audit.BackgroundOptions{Interval: 2 * time.Second,
+		OptOut: report.OptOut{Label: "podguard.dev/ignore"}})
 	done := make(chan error, 1)
 	go func() { done <- bg.Start(ctx) }()
 	defer func() {
@@ -195,6 +196,36 @@ func TestBackgroundReports(t *testing.T) {
 	if writes() == updates {
 		t.Error("no report was updated after the policy change")
 	}
+
+	// A namespace opting out (the webhooks' label) loses its report, and
+	// gets it back when it opts in again.
+	optOut := func(v string) {
+		t.Helper()
+		ns, err := env.Clientset.CoreV1().Namespaces().Get(ctx, "ingress-nginx", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ns.Labels == nil {
+			ns.Labels = map[string]string{}
+		}
+		ns.Labels["podguard.dev/ignore"] = v
+		if _, err := env.Clientset.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	optOut("true")
+	eventually(t, 10*time.Second, "the opted-out namespace's report deleted", func() (bool, string) {
+		_, err := getReport(dyn, policyReports, "ingress-nginx")
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	if testutil.ToFloat64(m.Subjects.WithLabelValues("ingress-nginx", "fail")) != 0 {
+		t.Error("the opted-out namespace is still counted in podguard_audit_subjects")
+	}
+	optOut("false")
+	eventually(t, 10*time.Second, "the report back after opting in", func() (bool, string) {
+		_, err := getReport(dyn, policyReports, "ingress-nginx")
+		return err == nil, fmt.Sprint(err)
+	})
 
 	// A namespace with nothing left to judge loses its report.
 	if err := env.Clientset.AppsV1().DaemonSets("monitoring").Delete(ctx, "node-exporter", metav1.DeleteOptions{}); err != nil {

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -74,6 +75,11 @@ type ListOptions struct {
 	// AfterList, when set, is called after each resource is listed; tests
 	// use it to change the cluster in the middle of an audit.
 	AfterList func(Resource)
+	// OptOut leaves out the namespaces podguard's webhooks never see.
+	OptOut report.OptOut
+	// Note, when set, is told what the audit could not do but went on
+	// without (namespace labels it may not read).
+	Note func(string)
 }
 
 // List reads every Pod, pod-bearing workload and NetworkPolicy, page by
@@ -130,7 +136,56 @@ func List(ctx context.Context, cfg *rest.Config, o ListOptions) (report.Input, e
 			return in, fmt.Errorf("namespace %q not found", o.Namespace)
 		}
 	}
+	in.OptedOut = optedOut(ctx, c, &in, o)
 	return in, nil
+}
+
+// namespaces is what the opt-out label is read from.
+var namespaces = Resource{schema.GroupVersion{Version: "v1"}, "namespaces", "Namespace"}
+
+// optedOut finds, among the namespaces the input has objects in, those
+// podguard's webhooks never see. Labels need get (one namespace) or list
+// (all) on namespaces; without it, names still decide and a note says the
+// label could not be read.
+func optedOut(ctx context.Context, c *rest.RESTClient, in *report.Input, o ListOptions) map[string]string {
+	present := map[string]bool{}
+	for _, obj := range in.Objects {
+		if m, err := meta.Accessor(obj); err == nil {
+			present[m.GetNamespace()] = true
+		}
+	}
+	for _, s := range in.Skipped {
+		present[s.Namespace] = true
+	}
+	labels := map[string]map[string]string{}
+	var err error
+	if o.OptOut.Label != "" && len(present) > 0 {
+		if o.Namespace != "" {
+			var ns corev1.Namespace
+			if err = c.Get().AbsPath("/api/v1/namespaces", o.Namespace).Do(ctx).Into(&ns); err == nil {
+				labels[ns.Name] = ns.Labels
+			}
+		} else {
+			all := o
+			all.Namespace = ""
+			err = eachItem(ctx, c, namespaces, all, func(raw []byte) {
+				var ns metav1.PartialObjectMetadata
+				if sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &ns) == nil {
+					labels[ns.Name] = ns.Labels
+				}
+			}, func() { clear(labels) })
+		}
+		if err != nil && o.Note != nil {
+			o.Note(fmt.Sprintf("cannot read namespace labels (%v): namespaces labelled %s=true are audited as if podguard saw them", err, o.OptOut.Label))
+		}
+	}
+	out := map[string]string{}
+	for ns := range present {
+		if why := o.OptOut.Reason(ns, labels[ns]); why != "" && ns != "" {
+			out[ns] = why
+		}
+	}
+	return out
 }
 
 // compact interns the spec of a Pod a workload owns, and drops the pod

@@ -243,6 +243,11 @@ authorization), for the webhook's metrics and the audit's alike. */}}
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["list", "watch"]
+# Namespaces' labels: an opted-out namespace (webhook.optOutLabel) is not
+# audited, as podguard's webhooks never see it.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
 # It writes one report per namespace, of whichever kind is installed.
 - apiGroups: ["openreports.io"]
   resources: ["reports"]
@@ -274,4 +279,16 @@ authorization), for the webhook's metrics and the audit's alike. */}}
 - apiGroups: ["", "events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+{{/*
+The namespaces the webhooks never see, for the background audit: it leaves
+them out of its reports as admission does.
+*/}}
+{{- define "podguard.auditOptOutArgs" -}}
+{{- if .Values.webhook.optOutLabel }}
+- --audit-opt-out-label={{ .Values.webhook.optOutLabel }}
+{{- end }}
+{{- range (concat (list .Release.Namespace) .Values.webhook.excludeNamespaces | uniq) }}
+- --audit-exclude-namespace={{ . }}
+{{- end }}
 {{- end }}

@@ -431,3 +431,65 @@ func TestAuditHTMLInBrowser(t *testing.T) {
 		t.Errorf("the screenshot is missing or blank: %v", err)
 	}
 }
+
+// TestAuditOptOut: a namespace labelled podguard.dev/ignore=true (the
+// webhooks' opt-out) is shown as not audited, never judged, counted or
+// baselined; without the label flag it is audited like the others.
+func TestAuditOptOut(t *testing.T) {
+	env := auditEnv(t)
+	ctx := context.Background()
+	ns, err := env.Clientset.CoreV1().Namespaces().Get(ctx, "monitoring", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels["podguard.dev/ignore"] = "true"
+	if _, err := env.Clientset.CoreV1().Namespaces().Update(ctx, ns, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	audited := func(args ...string) (report.Report, run) {
+		r := podguard(t, "", append([]string{"audit", "--kubeconfig", env.Kubeconfig, "-A", "-o", "json"}, args...)...)
+		var rep report.Report
+		if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+			t.Fatalf("%v\n%s", err, r.err)
+		}
+		return rep, r
+	}
+	hasNS := func(rep report.Report, name string) bool {
+		return slices.ContainsFunc(rep.Namespaces, func(n report.Namespace) bool { return n.Name == name })
+	}
+	rep, _ := audited()
+	if hasNS(rep, "monitoring") {
+		t.Errorf("the opted-out namespace was audited")
+	}
+	if len(rep.OptedOut) != 1 || rep.OptedOut[0].Namespace != "monitoring" || rep.OptedOut[0].Objects == 0 || !strings.Contains(rep.OptedOut[0].Reason, "podguard.dev/ignore=true") {
+		t.Errorf("optedOut = %+v, want monitoring with its objects counted", rep.OptedOut)
+	}
+	all, _ := audited("--opt-out-label", "")
+	if !hasNS(all, "monitoring") || len(all.OptedOut) != 0 {
+		t.Errorf("--opt-out-label '': monitoring must be audited")
+	}
+	if all.Summary.Subjects <= rep.Summary.Subjects {
+		t.Errorf("subjects with the opt-out %d, without %d: the opted-out ones are still counted", rep.Summary.Subjects, all.Summary.Subjects)
+	}
+	// --exclude-namespace leaves a namespace out by name.
+	if ex, _ := audited("--exclude-namespace", "shop"); hasNS(ex, "shop") || !slices.ContainsFunc(ex.OptedOut, func(o report.OptedOut) bool { return o.Namespace == "shop" }) {
+		t.Errorf("--exclude-namespace shop: shop still audited")
+	}
+	// Text says so; a baseline never exempts an opted-out namespace.
+	txt := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-A")
+	if !strings.Contains(txt.out, "not audited") || !strings.Contains(txt.out, "monitoring: labelled podguard.dev/ignore=true") {
+		t.Errorf("the text report does not name the opted-out namespace:\n%s", txt.out)
+	}
+	base := filepath.Join(t.TempDir(), "baseline.yaml")
+	podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "-A", "--baseline", base)
+	data, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "monitoring") {
+		t.Errorf("the baseline exempts something in the opted-out namespace:\n%s", data)
+	}
+	if !strings.Contains(string(data), "shop") {
+		t.Errorf("the baseline is empty: the test proves nothing\n%s", data)
+	}
+}

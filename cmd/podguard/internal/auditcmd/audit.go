@@ -38,6 +38,11 @@ type Options struct {
 	BaselineExpires string
 	ChunkSize       int64
 	RequestTimeout  time.Duration
+	// OptOutLabel and ExcludeNamespaces name the namespaces podguard's
+	// webhooks never see (the chart's webhook.optOutLabel and
+	// webhook.excludeNamespaces): shown, never judged or baselined.
+	OptOutLabel       string
+	ExcludeNamespaces []string
 	// AfterList is handed to audit.List (tests).
 	AfterList func(audit.Resource)
 }
@@ -70,7 +75,10 @@ down. Comments of the policy file are kept.
 
 Needs list on pods, podtemplates, replicationcontrollers, deployments,
 replicasets, statefulsets, daemonsets, jobs, cronjobs and networkpolicies
-(the chart's audit-reader ClusterRole). Lists are paged (--chunk-size).
+(the chart's audit-reader ClusterRole), and get or list on namespaces for
+the opt-out label. Lists are paged (--chunk-size). Namespaces podguard's
+webhooks never see (--opt-out-label, --exclude-namespace) are listed as not
+audited: never judged, counted or baselined.
 
 Exit status: 0 nothing would be denied, 1 something would be denied, 2 an
 error (unreachable API server, missing permission, bad policy or flags).`,
@@ -93,6 +101,8 @@ error (unreachable API server, missing permission, bad policy or flags).`,
 	fs.StringVar(&o.Baseline, "baseline", "", "write the policy with the exemptions today's cluster needs to pass to this file")
 	fs.StringVar(&o.BaselineExpires, "baseline-expires", "90d", "when baseline exemptions end: days (90d, rounded up to midnight UTC), a Go duration (2160h), a date (2027-03-31) or an RFC 3339 timestamp; in the future")
 	fs.Int64Var(&o.ChunkSize, "chunk-size", 500, "objects per list request")
+	fs.StringVar(&o.OptOutLabel, "opt-out-label", "podguard.dev/ignore", "namespaces labelled with it set to true are not audited, as podguard's webhooks never see them (the chart's webhook.optOutLabel; empty: none); needs get or list on namespaces")
+	fs.StringArrayVar(&o.ExcludeNamespaces, "exclude-namespace", nil, "namespace podguard's webhooks never see (the chart's webhook.excludeNamespaces and podguard's own): not audited; repeatable")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", time.Minute, "how long one API request may take")
 	return cmd
 }
@@ -137,7 +147,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return cli.BadInput("%v", err)
 	}
-	in, err := audit.List(ctx, cfg, audit.ListOptions{Namespace: ns, ChunkSize: o.ChunkSize, AfterList: o.AfterList})
+	in, err := audit.List(ctx, cfg, audit.ListOptions{Namespace: ns, ChunkSize: o.ChunkSize, AfterList: o.AfterList,
+		OptOut: report.OptOut{Label: o.OptOutLabel, Exclude: o.ExcludeNamespaces},
+		Note:   func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }})
 	if err != nil {
 		if ctx.Err() != nil {
 			return &cli.ExitError{Code: cli.ExitInterrupted, Err: cli.ErrInterrupted}
