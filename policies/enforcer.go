@@ -252,6 +252,7 @@ type activeExemption struct {
 // newScope finds the containers in scope and the exemptions that apply,
 // and records expired exemptions in res.
 func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requestScope {
+	t.Namespace = a.Namespace
 	s := &requestScope{t: t, containers: t.Containers, ephemeral: a.EphemeralContainers != nil}
 	if s.ephemeral {
 		s.containers = nil

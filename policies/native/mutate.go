@@ -165,7 +165,7 @@ func mutationExpression(injections map[string][]rules.Injection, order []string,
 			if in.Container {
 				root = container
 			}
-			if err := root.add(in.Path, &leafInjection{value: in.Value, when: when, bare: bare, append: in.Append}); err != nil {
+			if err := root.add(in.Path, &leafInjection{value: subst(in.Value, id, ex), when: when, bare: bare, append: in.Append}); err != nil {
 				return "", "", fmt.Errorf("rule %s: %w", id, err)
 			}
 		}

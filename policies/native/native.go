@@ -303,7 +303,7 @@ func fused(ids []string, natives map[string]rules.Native, ex []exportedExemption
 			groups = append(groups, g)
 		}
 		if n.Pod != "" {
-			g.pods = append(g.pods, "("+n.Pod+")")
+			g.pods = append(g.pods, "("+subst(n.Pod, id, ex)+")")
 		}
 		if n.Container != "" {
 			term := "(" + n.Container + ")"
@@ -396,7 +396,7 @@ func variables(sh shape, ex []exportedExemption, ruleIDs ...string) []admissionr
 
 // validationOf wraps a rule's CEL with its exemptions and its message.
 func validationOf(id string, n rules.Native, ex []exportedExemption, suffix string) admissionregistrationv1.Validation {
-	pod, container := n.Pod, n.Container
+	pod, container := subst(n.Pod, id, ex), n.Container
 	if pod == "" {
 		pod = "true"
 	}

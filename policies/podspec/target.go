@@ -74,6 +74,9 @@ type Target struct {
 	Kind schema.GroupKind
 	// ObjectMeta is the root object's metadata (name, namespace, owners).
 	ObjectMeta *metav1.ObjectMeta
+	// Namespace is the namespace the object is judged in: the request's
+	// (an object being created may not name one), set by the engine.
+	Namespace string
 	// PodMeta is the pod's metadata: the object's own for a Pod, the
 	// template's for everything else. PSA reads AppArmor annotations here.
 	PodMeta *metav1.ObjectMeta

@@ -11,7 +11,6 @@ package rules
 
 import (
 	"fmt"
-	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -25,8 +24,11 @@ func init() {
 		Reads: podspec.Fields{"os", "securityContext.runAsUser", "securityContext.windowsOptions.runAsUserName", "*containers.securityContext.runAsUser", "*containers.securityContext.windowsOptions.runAsUserName"},
 		ID:    "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemNonRoot,
-		Doc: `Containers run as one of these UIDs; the first is injected as the pod's
-securityContext.runAsUser when neither pod nor container sets one.`,
+		Doc: `Containers run as one of these UIDs (IDs, or ranges such as
+{min: 10000, max: 65535}); the first is injected as the pod's
+securityContext.runAsUser when neither pod nor container sets one.
+overrides give the containers of some images or namespaces their own
+list (e.g. images: ["docker.io/bitnami/*"], allowedUIDs: [1001]).`,
 		PSS:    []PSSCheck{{ID: "runAsUser", Level: Restricted}},
 		CIS:    []string{"5.2.7", "5.7.3"},
 		Params: func() v1alpha1.RuleParams { return &RunAsUserParams{} },
@@ -37,18 +39,22 @@ securityContext.runAsUser when neither pod nor container sets one.`,
 
 // runAsUserShape is the rule's one pod-default shape, for Check, Fix and
 // CEL alike.
-func runAsUserShape(p *v1alpha1.Policy) (podDefault[int64], []int64) {
-	allowed := params[*RunAsUserParams](p, "runAsUser").AllowedUIDs
-	return idDefault("runAsUser", allowed,
+func runAsUserShape(p *v1alpha1.Policy) (podDefault[int64], idList) {
+	ps := params[*RunAsUserParams](p, "runAsUser")
+	var os []idOverride
+	for _, o := range ps.Overrides {
+		os = append(os, o.generic())
+	}
+	return idDefault("runAsUser", ps.AllowedUIDs, os,
 		func(sc *corev1.PodSecurityContext) *int64 { return sc.RunAsUser },
-		func(sc *corev1.SecurityContext) *int64 { return sc.RunAsUser }), allowed
+		func(sc *corev1.SecurityContext) *int64 { return sc.RunAsUser }), ps.AllowedUIDs
 }
 
 func newRunAsUser(p *v1alpha1.Policy) Rule {
 	s, allowed := runAsUserShape(p)
 	return Rule{
 		ID:      "runAsUser",
-		Summary: fmt.Sprintf("containers run as UID %s", joinInts(allowed)),
+		Summary: fmt.Sprintf("containers run as UID %s%s", allowed, overridesNote(len(s.overrides))),
 		Check: func(t *podspec.Target) []Finding {
 			out := s.check(t)
 			if t.Windows() {
@@ -89,25 +95,51 @@ func windowsAdmin(t *podspec.Target) []Finding {
 
 // RunAsUserParams are the runAsUser rule's parameters.
 type RunAsUserParams struct {
-	// AllowedUIDs are the user IDs containers may run as. The first is
-	// injected when none is set. Default [1000]. 0 (root) is never allowed.
-	AllowedUIDs []int64 `json:"allowedUIDs,omitempty"`
+	// AllowedUIDs are the user IDs containers may run as: IDs (1000) and
+	// ranges ({min: 10000, max: 65535}). The first is injected when none
+	// is set (a range's min). Default [1000]; an empty list is an error.
+	// 0 (root) is never allowed.
+	AllowedUIDs []v1alpha1.IDRange `json:"allowedUIDs,omitempty"`
+	// Overrides give the containers of some namespaces or images their
+	// own allowed UIDs instead (an image built to run as 1001); the first
+	// that matches a container decides, and injects its first UID.
+	Overrides []UIDOverride `json:"overrides,omitempty"`
 }
 
-// Default sets AllowedUIDs to [1000] when empty.
+// UIDOverride is one entry of runAsUser's overrides.
+type UIDOverride struct {
+	// Namespaces are globs over the namespace; empty means any.
+	Namespaces []string `json:"namespaces,omitempty"`
+	// Images are globs over the container's image; empty means any.
+	Images []string `json:"images,omitempty"`
+	// AllowedUIDs replace the rule's for the containers in scope.
+	AllowedUIDs []v1alpha1.IDRange `json:"allowedUIDs"`
+}
+
+func (o UIDOverride) generic() idOverride {
+	return idOverride{namespaces: o.Namespaces, images: o.Images, ids: o.AllowedUIDs}
+}
+
+const uidRootMsg = "UID 0 is root; the policy requires a non-root user"
+
+// Default sets AllowedUIDs to [1000] when left out.
 func (r *RunAsUserParams) Default() {
-	if len(r.AllowedUIDs) == 0 {
-		r.AllowedUIDs = []int64{v1alpha1.DefaultUID}
+	if r.AllowedUIDs == nil {
+		r.AllowedUIDs = []v1alpha1.IDRange{v1alpha1.ID(v1alpha1.DefaultUID)}
 	}
 }
 
-// Validate refuses root and out-of-range or duplicate IDs.
+// Validate refuses an empty list, root, and out-of-range or duplicate IDs.
 func (r *RunAsUserParams) Validate(path *field.Path) field.ErrorList {
-	return validateIDs(r.AllowedUIDs, path.Child("allowedUIDs"), "UID 0 is root; the policy requires a non-root user")
+	errs := validateIDList(r.AllowedUIDs, path.Child("allowedUIDs"), uidRootMsg, fmt.Sprintf("[%d]", v1alpha1.DefaultUID))
+	for i, o := range r.Overrides {
+		errs = append(errs, validateOverride(o.generic(), path.Child("overrides").Index(i), "allowedUIDs", uidRootMsg)...)
+	}
+	return errs
 }
 
 func nativeRunAsUser(p *v1alpha1.Policy, mode NativeMode) Native {
 	s, allowed := runAsUserShape(p)
-	return s.native(p, mode, func(x string) string { return x + " in " + celInts(allowed) },
-		func(x string) string { return "string(" + x + ")" }, []Injection{{Path: []string{"securityContext", "runAsUser"}, Value: strconv.FormatInt(allowed[0], 10)}})
+	return s.native(p, mode, allowed.CEL,
+		func(x string) string { return "string(" + x + ")" }, func(v string) []Injection { return []Injection{{Path: []string{"securityContext", "runAsUser"}, Value: v}} })
 }

@@ -61,5 +61,7 @@ func nativeSeccompProfile(p *v1alpha1.Policy, mode NativeMode) Native {
 		show: func(v corev1.SeccompProfile) string { return "{type: " + string(v.Type) + "}" },
 		want: "{type: RuntimeDefault} or {type: Localhost}", inject: corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}, linuxOnly: true}
 	return s.native(p, mode, func(x string) string { return x + ".type in ['RuntimeDefault', 'Localhost']" },
-		func(x string) string { return "'{type: ' + " + x + ".type + '}'" }, []Injection{{Path: []string{"securityContext", "seccompProfile"}, Value: "{'type': 'RuntimeDefault'}"}})
+		func(x string) string { return "'{type: ' + " + x + ".type + '}'" }, func(string) []Injection {
+			return []Injection{{Path: []string{"securityContext", "seccompProfile"}, Value: "{'type': 'RuntimeDefault'}"}}
+		})
 }

@@ -20,6 +20,7 @@ import (
 	"podguard.dev/podguard/policies/api/defaults"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/api/validation"
+	"podguard.dev/podguard/policies/safetext"
 	"podguard.dev/podguard/policies/yamlpath"
 )
 
@@ -31,8 +32,15 @@ type Error struct {
 	Problems []string
 }
 
+// Error is one line per problem under a header; the file's name and each
+// problem are kept on their own line (safetext), so the only line breaks
+// are these.
 func (e *Error) Error() string {
-	return fmt.Sprintf("policy %s is invalid:\n  %s", e.Source, strings.Join(e.Problems, "\n  "))
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = safetext.Line(p)
+	}
+	return fmt.Sprintf("policy %s is invalid:\n  %s", safetext.Line(e.Source), strings.Join(lines, "\n  "))
 }
 
 // Default returns the default policy.

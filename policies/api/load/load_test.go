@@ -41,7 +41,7 @@ func TestDefaults(t *testing.T) {
 	p := load.Default("")
 	uids := p.Rules["runAsUser"].Params.(*rules.RunAsUserParams).AllowedUIDs
 	gids := p.Rules["runAsGroup"].Params.(*rules.RunAsGroupParams).AllowedGIDs
-	if uids[0] != 1000 || gids[0] != 1000 {
+	if uids[0] != v1alpha1.ID(1000) || gids[0] != v1alpha1.ID(1000) || len(uids) != 1 || len(gids) != 1 {
 		t.Errorf("default UID/GID: %v %v", uids, gids)
 	}
 	if got := p.Rules["readOnlyRootFilesystem"]; got.Action != v1alpha1.ActionWarn || v1alpha1.Bool(got.Mutate) {

@@ -17,7 +17,6 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/servecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/validatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/versioncmd"
-	"podguard.dev/podguard/policies/safetext"
 )
 
 // NewRoot returns the root command.
@@ -63,7 +62,7 @@ func Main(ctx context.Context, args []string, in io.Reader, out, errOut io.Write
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		if ee, ok := err.(*cli.ExitError); !ok || ee.Err != nil {
-			fmt.Fprintf(errOut, "podguard: error: %s\n", safetext.Line(err.Error()))
+			fmt.Fprintf(errOut, "podguard: error: %s\n", cli.ErrorText(err))
 		}
 	}
 	return cli.CodeOf(err)

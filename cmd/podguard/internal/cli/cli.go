@@ -46,6 +46,24 @@ type ExitError struct {
 	Err  error
 }
 
+// Unwrap returns the error carried.
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// ErrorText is an error as stderr shows it: on one line, its control
+// characters visible, except an invalid policy's list of problems, which
+// load.Error already keeps one per line.
+func ErrorText(err error) string {
+	var le *load.Error
+	if !errors.As(err, &le) {
+		return safetext.Line(err.Error())
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = safetext.Line(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
 func (e *ExitError) Error() string {
 	if e.Err == nil {
 		return fmt.Sprintf("exit status %d", e.Code)
@@ -196,7 +214,7 @@ func (o *InputOptions) EachDocument(ctx context.Context, stdin io.Reader, notes 
 // PrintProblems writes each problem on its own line to w.
 func PrintProblems(w io.Writer, problems []error) {
 	for _, p := range problems {
-		fmt.Fprintf(w, "podguard: error: %s\n", safetext.Line(p.Error()))
+		fmt.Fprintf(w, "podguard: error: %s\n", ErrorText(p))
 	}
 }
 
