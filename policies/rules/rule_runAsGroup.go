@@ -53,7 +53,7 @@ func newRunAsGroup(p *v1alpha1.Policy) Rule {
 	s, allowed := runAsGroupShape(p)
 	return Rule{
 		ID:      "runAsGroup",
-		Summary: fmt.Sprintf("containers run as GID %s; fsGroup and supplementalGroups are never 0", allowed)+overridesNote(len(s.overrides)),
+		Summary: fmt.Sprintf("containers run as GID %s; fsGroup and supplementalGroups are never 0", allowed) + overridesNote(len(s.overrides)),
 		Check: func(t *podspec.Target) []Finding {
 			out := s.check(t)
 			sc := t.Spec.SecurityContext

@@ -51,5 +51,7 @@ func newRunAsNonRoot(*v1alpha1.Policy) Rule {
 func nativeRunAsNonRoot(p *v1alpha1.Policy, mode NativeMode) Native {
 	s := podDefault[bool]{id: "runAsNonRoot", field: []string{"runAsNonRoot"}, show: strconv.FormatBool, want: "true", inject: true}
 	return s.native(p, mode, func(x string) string { return x + " == true" },
-		func(x string) string { return "string(" + x + ")" }, func(string) []Injection { return []Injection{{Path: []string{"securityContext", "runAsNonRoot"}, Value: "true"}} })
+		func(x string) string { return "string(" + x + ")" }, func(string) []Injection {
+			return []Injection{{Path: []string{"securityContext", "runAsNonRoot"}, Value: "true"}}
+		})
 }

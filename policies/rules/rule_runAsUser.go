@@ -141,5 +141,7 @@ func (r *RunAsUserParams) Validate(path *field.Path) field.ErrorList {
 func nativeRunAsUser(p *v1alpha1.Policy, mode NativeMode) Native {
 	s, allowed := runAsUserShape(p)
 	return s.native(p, mode, allowed.CEL,
-		func(x string) string { return "string(" + x + ")" }, func(v string) []Injection { return []Injection{{Path: []string{"securityContext", "runAsUser"}, Value: v}} })
+		func(x string) string { return "string(" + x + ")" }, func(v string) []Injection {
+			return []Injection{{Path: []string{"securityContext", "runAsUser"}, Value: v}}
+		})
 }

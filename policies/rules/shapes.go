@@ -310,7 +310,9 @@ func (s podDefault[T]) native(p *v1alpha1.Policy, mode NativeMode, ok, show func
 	fix := FixInForce(p, s.id)
 	injectText := s.show(s.inject)
 	// okC is ok for container c, as its override says.
-	okC := func(c, x string) string { return s.celChoice(c, func(i int) string { return ok(x) }, func(o override[T]) string { return o.cel(x) }) }
+	okC := func(c, x string) string {
+		return s.celChoice(c, func(i int) string { return ok(x) }, func(o override[T]) string { return o.cel(x) })
+	}
 	want := s.want
 	if len(s.overrides) > 0 {
 		want += ", or as the overrides say for the container's namespace or image"

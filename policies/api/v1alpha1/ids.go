@@ -78,4 +78,3 @@ func (r *IDRange) UnmarshalJSON(b []byte) error {
 	*r = out
 	return nil
 }
-

@@ -2,7 +2,6 @@
 package servecmd
 
 import (
-
 	"github.com/spf13/cobra"
 	"go.uber.org/zap/zapcore"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
