@@ -11,7 +11,7 @@ BIN      := bin/podguard
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: all build test unit lint bench bench-engine fuzz chaos run demo tools tools-paths image chart release clean help
+.PHONY: generate all build test unit lint bench bench-engine fuzz chaos run demo tools tools-paths image chart release clean help
 
 all: lint build test
 
@@ -20,6 +20,10 @@ help: ## list targets
 
 build: ## build bin/podguard (static, trimmed, version stamped)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/podguard
+
+generate: ## PodGuardException's deep copies and CRD, from policies/api/v1alpha1 (controller-gen); a test checks they are current
+	CG=$$(hack/tools.sh controller-gen) && $$CG object paths=./policies/api/v1alpha1/... && \
+	  $$CG crd:crdVersions=v1 paths=./policies/api/v1alpha1/... output:crd:dir=charts/podguard/files/crds
 
 tools: ## build and cache etcd, kube-apiserver, kubectl and helm from their Go modules
 	hack/tools.sh all

@@ -16,6 +16,8 @@
 #               not in a Go module)
 #   promtool    print the path of promtool (builds it from the Prometheus Go module if needed), for the alert tests
 #   sbom-tool   print the path of cyclonedx-gomod (builds if needed), for make release's SBOM
+#   controller-gen  print the path of controller-gen (builds if needed): make generate writes
+#               PodGuardException's deep copies and CRD with it
 #   browser     install a headless browser (Debian's chromium) for the audit report's browser test,
 #               when running as root with apt-get; elsewhere say so (the test then skips, saying why)
 #   browser-path  print the path of chromium, or fail
@@ -150,6 +152,15 @@ fetch_addon_crds() {
   rm -rf "$ADDON_CRD_DIR" && mv "$ADDON_CRD_DIR.tmp" "$ADDON_CRD_DIR"
 }
 
+CONTROLLER_GEN_DIR="$CACHE/controller-gen/$CONTROLLER_TOOLS_VERSION"
+
+build_controller_gen() {
+  [ -x "$CONTROLLER_GEN_DIR/controller-gen" ] && return 0
+  log "building controller-gen v$CONTROLLER_TOOLS_VERSION"
+  mkdir -p "$CONTROLLER_GEN_DIR"
+  CGO_ENABLED=0 GOBIN="$CONTROLLER_GEN_DIR" go install -trimpath "sigs.k8s.io/controller-tools/cmd/controller-gen@v$CONTROLLER_TOOLS_VERSION" >&2
+}
+
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-0.316.0}"
 PROMTOOL_DIR="$CACHE/promtool/$PROMETHEUS_VERSION"
 
@@ -192,9 +203,10 @@ install_browser() { install_package chromium chromium "the HTML report's browser
 install_iproute2() { install_package ip iproute2 "the fault test"; }
 
 case "${1:-all}" in
-  all) build_etcd; build_k8s; build_helm; fetch_crds; fetch_addon_crds; build_promtool; build_cyclonedx; install_browser; install_iproute2; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
+  all) build_etcd; build_k8s; build_helm; fetch_crds; fetch_addon_crds; build_controller_gen; build_promtool; build_cyclonedx; install_browser; install_iproute2; log "ready: KUBEBUILDER_ASSETS=$ASSETS, helm=$HELM_DIR/helm, report CRDs in $CRD_DIR" ;;
   browser) install_browser ;;
   promtool) build_promtool; echo "$PROMTOOL_DIR/promtool" ;;
+  controller-gen) build_controller_gen; echo "$CONTROLLER_GEN_DIR/controller-gen" ;;
   sbom-tool) build_cyclonedx; echo "$CYCLONEDX_DIR/cyclonedx-gomod" ;;
   browser-path) command -v chromium || { log "no chromium on PATH (hack/tools.sh browser installs it as root)"; exit 1; } ;;
   crds-dir) fetch_crds; echo "$CRD_DIR" ;;
@@ -204,5 +216,5 @@ case "${1:-all}" in
   helm) build_helm ;;
   assets-dir) build_etcd; build_k8s; echo "$ASSETS" ;;
   helm-path) build_helm; echo "$HELM_DIR/helm" ;;
-  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|addon-crds-dir|browser|browser-path|sbom-tool|promtool]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|k8s|etcd|helm|assets-dir|helm-path|crds-dir|addon-crds-dir|browser|browser-path|sbom-tool|promtool|controller-gen]" >&2; exit 2 ;;
 esac

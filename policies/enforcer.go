@@ -57,6 +57,7 @@ type Enforcer struct {
 	policy     *v1alpha1.Policy
 	rules      []compiledRule
 	exemptions []*exemption.Exemption
+	exceptions []ExceptionState
 }
 
 // New builds an Enforcer from a defaulted, validated policy (see
@@ -352,20 +353,24 @@ func (r *Result) noteExempted(ex *exemption.Exemption, rule string) {
 		id = "*"
 	}
 	for _, x := range r.Exempted {
-		if x.Rule == id && x.Reason == ex.Reason {
+		if x.Rule == id && x.Reason == ex.Reason && x.Exception == ex.Exception {
 			return
 		}
 	}
-	r.Exempted = append(r.Exempted, Exempted{Rule: id, Reason: ex.Reason, Expires: ex.Expires})
+	r.Exempted = append(r.Exempted, Exempted{Rule: id, Reason: ex.Reason, Expires: ex.Expires, Exception: ex.Exception})
 }
 
 func (r *Result) noteExpired(ex *exemption.Exemption) {
-	msg := fmt.Sprintf("exemption %d of the policy (%s) expired at %s and no longer applies", ex.Index, ex.Reason, ex.Until.Format(time.RFC3339))
+	msg := fmt.Sprintf("%s (%s) expired at %s and no longer applies", ex.Source(), ex.Reason, ex.Until.Format(time.RFC3339))
 	for _, w := range r.Warnings {
 		if w.Message == msg {
 			return
 		}
 	}
-	r.Warnings = append(r.Warnings, Finding{Rule: "exemptions", Field: fmt.Sprintf("exemptions[%d].expires", ex.Index), Message: msg,
-		Fix: "renew the exemption's expires in the policy, or make the object comply"})
+	f := Finding{Rule: "exemptions", Field: fmt.Sprintf("exemptions[%d].expires", ex.Index), Message: msg,
+		Fix: "renew the exemption's expires in the policy, or make the object comply"}
+	if ex.Exception != "" {
+		f.Field, f.Fix = "spec.expires", "ask for the PodGuardException to be renewed (a new expires), or make the object comply"
+	}
+	r.Warnings = append(r.Warnings, f)
 }

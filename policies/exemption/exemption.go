@@ -45,8 +45,11 @@ type Object struct {
 // Exemption is one exemption of a policy, ready to match.
 type Exemption struct {
 	v1alpha1.Exemption
-	// Index is the exemption's position in the policy.
+	// Index is the exemption's position in the policy (-1 for an exception).
 	Index int
+	// Exception is "namespace/name" of the PodGuardException it comes
+	// from, or "" for the policy's own.
+	Exception string
 	// Until is when it expires; zero for never.
 	Until    time.Time
 	selector labels.Selector

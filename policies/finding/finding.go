@@ -42,4 +42,7 @@ type Exempted struct {
 	Reason string `json:"reason"`
 	// Expires is the exemption's expiry as written in the policy, or "".
 	Expires string `json:"expires"`
+	// Exception is "namespace/name" of the PodGuardException that
+	// applied, or absent for an exemption of the policy.
+	Exception string `json:"exception,omitempty"`
 }

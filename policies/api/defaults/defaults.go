@@ -48,6 +48,16 @@ func SetDefaults(p *v1alpha1.Policy, ownNamespace string) {
 			c.Params.Default()
 		}
 	}
+	if p.Exceptions.Enabled == nil {
+		t := true
+		p.Exceptions.Enabled = &t
+	}
+	if p.Exceptions.Rules == nil {
+		p.Exceptions.Rules = ExceptableRules()
+	}
+	if p.Exceptions.MaxDuration == "" {
+		p.Exceptions.MaxDuration = DefaultExceptionMaxDuration
+	}
 	if p.Exemptions == nil {
 		if ownNamespace == "" {
 			ownNamespace = v1alpha1.DefaultNamespace
@@ -68,4 +78,28 @@ func DefaultExemptions(ownNamespace string) []v1alpha1.Exemption {
 			Namespaces: []string{ownNamespace},
 		},
 	}
+}
+
+// DefaultExceptionMaxDuration is how far ahead of its creation a
+// PodGuardException may expire unless the policy says otherwise.
+const DefaultExceptionMaxDuration = "90d"
+
+// ExceptableRules are the rules PodGuardExceptions may lift by default:
+// those that implement no Pod Security Standards baseline control, so an
+// application team's exception can never reach the baseline (privileged,
+// host namespaces, hostPath...).
+func ExceptableRules() []string {
+	var out []string
+	for _, d := range rules.Definitions() {
+		baseline := false
+		for _, c := range d.PSS {
+			if c.Level == rules.Baseline {
+				baseline = true
+			}
+		}
+		if !baseline {
+			out = append(out, d.ID)
+		}
+	}
+	return out
 }

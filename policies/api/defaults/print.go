@@ -49,9 +49,8 @@ func PolicyYAML(ownNamespace string) []byte {
 	var b bytes.Buffer
 	// The template and its data are fixed: execution cannot fail.
 	_ = defaultPolicy.Execute(&b, struct {
-		Namespace string
-		Rules     string
-	}{ownNamespace, strings.TrimRight(out.String(), "\n")})
+		Namespace, Rules, ExceptionRules, MaxDuration string
+	}{ownNamespace, strings.TrimRight(out.String(), "\n"), "[" + strings.Join(p.Exceptions.Rules, ", ") + "]", p.Exceptions.MaxDuration})
 	return b.Bytes()
 }
 

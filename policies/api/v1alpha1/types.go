@@ -55,6 +55,10 @@ type Policy struct {
 	// defaults; every rule has an entry once defaulted.
 	Rules Rules `json:"rules,omitempty"`
 
+	// Exceptions says what PodGuardExceptions, the namespaced requests of
+	// application teams, may lift.
+	Exceptions ExceptionSettings `json:"exceptions,omitempty"`
+
 	// Exemptions lists who or what a rule does not apply to. Left out (null),
 	// it defaults to kube-system and podguard's own namespace; an explicit
 	// list, even an empty one, replaces those defaults.
@@ -162,11 +166,18 @@ type Exemption struct {
 }
 
 // WorkloadRef names one workload in an exemption.
+//
+// +kubebuilder:object:generate=true
 type WorkloadRef struct {
 	// Kind is Deployment, StatefulSet, DaemonSet, ReplicaSet,
 	// ReplicationController, Job, CronJob, Pod or PodTemplate.
+	//
+	// +kubebuilder:validation:Enum=Deployment;StatefulSet;DaemonSet;ReplicaSet;ReplicationController;Job;CronJob;Pod;PodTemplate
 	Kind string `json:"kind"`
 	// Name is the workload's exact name.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 }
 

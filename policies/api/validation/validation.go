@@ -33,6 +33,7 @@ func ValidatePolicy(p *v1alpha1.Policy) field.ErrorList {
 		errs = append(errs, field.NotSupported(field.NewPath("mode"), p.Mode, actions[:3]))
 	}
 	errs = append(errs, validateRules(p.Rules, field.NewPath("rules"))...)
+	errs = append(errs, validateExceptionSettings(&p.Exceptions, field.NewPath("exceptions"))...)
 	ep := field.NewPath("exemptions")
 	for i := range p.Exemptions {
 		errs = append(errs, ValidateExemption(&p.Exemptions[i], ep.Index(i))...)

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"podguard.dev/podguard/policies/safetext"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -238,45 +236,8 @@ func writeAtomic(path string, data []byte) error {
 	return os.Rename(f.Name(), path)
 }
 
-// parseExpiry reads "90d" or a Go duration.
-func parseExpiry(v string, now time.Time) (string, time.Time, error) {
-	bad := fmt.Errorf("%q: want days (90d), a duration (2160h), a date (2027-03-31) or an RFC 3339 timestamp", v)
-	var t time.Time
-	var text string
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil {
-			return "", time.Time{}, bad
-		}
-		if n <= 0 {
-			return "", time.Time{}, fmt.Errorf("%q: must be in the future", v)
-		}
-		if n > 365*100 {
-			return "", time.Time{}, fmt.Errorf("%q: more than 100 years; an exemption is meant to end", v)
-		}
-		// A date, rounded up to the next midnight (UTC): never earlier than asked.
-		t = now.UTC().AddDate(0, 0, n)
-		if !t.Equal(t.Truncate(24 * time.Hour)) {
-			t = t.Truncate(24*time.Hour).AddDate(0, 0, 1)
-		}
-		text = t.Format(time.DateOnly)
-	} else if d, err := time.ParseDuration(v); err == nil {
-		// Hours and minutes keep their precision: "1h" is an hour, not today's date.
-		t = now.UTC().Add(d).Truncate(time.Second)
-		if d > 0 && !t.After(now) {
-			t = t.Add(time.Second)
-		}
-		text = t.Format(time.RFC3339)
-	} else if t, err = v1alpha1.ParseExpiry(v); err == nil {
-		text = v
-	} else {
-		return "", time.Time{}, bad
-	}
-	if !t.After(now) {
-		return "", time.Time{}, fmt.Errorf("%q: must be in the future (it ends at %s)", v, t.Format(time.RFC3339))
-	}
-	return text, t, nil
-}
+// parseExpiry reads "90d", a Go duration, a date or a timestamp.
+func parseExpiry(v string, now time.Time) (string, time.Time, error) { return v1alpha1.ExpiryFrom(v, now) }
 
 // restConfig loads the kubeconfig as kubectl does and returns the
 // namespace to audit ("" for all) and a name for the cluster.
