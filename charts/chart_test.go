@@ -274,6 +274,7 @@ func regenerate(t *testing.T, rendered string) {
 		"rbac":    {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"},
 		"manager": {"Deployment", "Service", "ConfigMap", "Secret", "PodDisruptionBudget"},
 		"optout":  {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"},
+		"crd":     {"CustomResourceDefinition"},
 	}
 	for dir, kinds := range groups {
 		var b strings.Builder

@@ -93,3 +93,24 @@ func (e *Enforcer) ValidateException(x *v1alpha1.PodGuardException, now time.Tim
 	}
 	return out
 }
+
+// WithExceptions returns a copy of the policy whose exemptions include the
+// exceptions the policy allows (active or expired), each as an exemption
+// of its own namespace: for outputs that carry exemptions, not an
+// Enforcer (the native export). Ignored exceptions are left out.
+func WithExceptions(p *v1alpha1.Policy, xs []v1alpha1.PodGuardException, now time.Time) *v1alpha1.Policy {
+	out := *p
+	out.Exemptions = slices.Clone(p.Exemptions)
+	for i := range xs {
+		x := &xs[i]
+		if len(validation.ValidateException(p, x, now)) > 0 {
+			continue
+		}
+		out.Exemptions = append(out.Exemptions, v1alpha1.Exemption{
+			Reason: fmt.Sprintf("PodGuardException %s/%s: %s", x.Namespace, x.Name, x.Spec.Reason), Rules: x.Spec.Rules,
+			Namespaces: []string{x.Namespace}, Workloads: x.Spec.Workloads, Selector: x.Spec.Selector,
+			Images: x.Spec.Images, ContainerNames: x.Spec.ContainerNames, Expires: x.Spec.Expires,
+		})
+	}
+	return &out
+}

@@ -116,6 +116,9 @@ func (h *Handler) handle(req admission.Request, obj runtime.Object) admission.Re
 // the endpoint's own work.
 func (h *Handler) decide(req admission.Request, obj runtime.Object) (admission.Response, decision) {
 	gk := groupKind(req)
+	if gk == exceptionKind {
+		return h.exception(req)
+	}
 	if err := checkKind(gk); err != nil {
 		return errored(http.StatusBadRequest, err)
 	}

@@ -1,11 +1,14 @@
 package webhook
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/podspec"
 )
 
@@ -38,6 +41,12 @@ type Metrics struct {
 	RequestsRefused *prometheus.CounterVec
 	// BuildInfo is 1, labelled with the running build.
 	BuildInfo *prometheus.GaugeVec
+	// ExemptionExpiry is when each expiring exemption of the policy and
+	// each PodGuardException (not ignored) expires, as a Unix time.
+	// Exceptions are RBAC-gated objects, so their names bound the series.
+	ExemptionExpiry *prometheus.GaugeVec
+	// Exceptions counts PodGuardExceptions by state (active, expired, ignored).
+	Exceptions *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -81,9 +90,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "podguard_build_info",
 			Help: "The running podguard (value 1), by version, commit and Go version.",
 		}, []string{"version", "commit", "go_version"}),
+		ExemptionExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podguard_exemption_expiry_timestamp_seconds",
+			Help: "When an exemption expires, as a Unix time: source policy (name exemptions[i], namespace empty) or exception (a PodGuardException by namespace and name).",
+		}, []string{"source", "namespace", "name"}),
+		Exceptions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "podguard_exceptions",
+			Help: "PodGuardExceptions by state: active, expired, ignored (the policy does not allow them).",
+		}, []string{"state"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Findings, m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry, m.RequestsRefused, m.BuildInfo)
+		reg.MustRegister(m.Requests, m.Findings, m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry, m.RequestsRefused, m.BuildInfo,
+			m.ExemptionExpiry, m.Exceptions)
 	}
 	return m
 }
@@ -113,4 +131,25 @@ func label(set map[string]bool, v string) string {
 		return v
 	}
 	return "other"
+}
+
+// setExpiries publishes the expiry of every expiring exemption and
+// exception, and the count of exceptions by state.
+func (m *Metrics) setExpiries(p *v1alpha1.Policy, states []policies.ExceptionState) {
+	m.ExemptionExpiry.Reset()
+	for i, e := range p.Exemptions {
+		if t, err := v1alpha1.ParseExpiry(e.Expires); err == nil && e.Expires != "" {
+			m.ExemptionExpiry.WithLabelValues("policy", "", fmt.Sprintf("exemptions[%d]", i)).Set(float64(t.Unix()))
+		}
+	}
+	counts := map[string]int{policies.ExceptionActive: 0, policies.ExceptionExpired: 0, policies.ExceptionIgnored: 0}
+	for _, st := range states {
+		counts[st.State]++
+		if st.State != policies.ExceptionIgnored {
+			m.ExemptionExpiry.WithLabelValues("exception", st.Namespace, st.Name).Set(float64(st.Until.Unix()))
+		}
+	}
+	for state, n := range counts {
+		m.Exceptions.WithLabelValues(state).Set(float64(n))
+	}
 }

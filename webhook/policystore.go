@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"path/filepath"
-	"podguard.dev/podguard/policies/api/defaults"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +14,9 @@ import (
 	"github.com/go-logr/logr"
 
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/defaults"
 	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/rules"
 )
 
@@ -29,6 +31,13 @@ type PolicyStore struct {
 
 	current atomic.Pointer[policies.Enforcer]
 	sum     [sha256.Size]byte
+
+	// mu guards the policy and the exceptions the current Enforcer was
+	// built from: either changes, the Enforcer is rebuilt from both.
+	mu         sync.Mutex
+	policy     *v1alpha1.Policy
+	exceptions []v1alpha1.PodGuardException
+	logged     map[string]string
 }
 
 // NewPolicyStore loads the policy file (the default policy when path is
@@ -64,9 +73,13 @@ func (s *PolicyStore) reload() error {
 	}
 	p, err := load.Bytes(data, source, s.namespace)
 	if err == nil {
-		var e *policies.Enforcer
-		if e, err = policies.New(p); err == nil {
-			s.current.Store(e)
+		s.mu.Lock()
+		_, err = s.build(p, s.exceptions)
+		if err == nil {
+			s.policy = p
+		}
+		s.mu.Unlock()
+		if err == nil {
 			s.sum = sum
 			s.metrics.PolicyReloads.WithLabelValues("success").Inc()
 			s.metrics.PolicyInfo.Reset()
@@ -81,6 +94,45 @@ func (s *PolicyStore) reload() error {
 	}
 	s.metrics.PolicyReloads.WithLabelValues("failure").Inc()
 	return err
+}
+
+// SetExceptions rebuilds the Enforcer with the cluster's PodGuardExceptions.
+func (s *PolicyStore) SetExceptions(xs []v1alpha1.PodGuardException) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.build(s.policy, xs); err != nil {
+		// The policy was valid a moment ago: only a podguard bug gets here.
+		s.log.Error(err, "cannot apply the PodGuardExceptions; the last Enforcer keeps serving")
+		return
+	}
+	s.exceptions = xs
+}
+
+// build makes and stores the Enforcer of a policy and exceptions, and
+// publishes what became of each exception; s.mu is held.
+func (s *PolicyStore) build(p *v1alpha1.Policy, xs []v1alpha1.PodGuardException) (*policies.Enforcer, error) {
+	e, states, err := policies.NewWithExceptions(p, xs, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	s.current.Store(e)
+	s.metrics.setExpiries(p, states)
+	// Log what changed, not every rebuild.
+	seen := make(map[string]string, len(states))
+	for _, st := range states {
+		key := st.Namespace + "/" + st.Name
+		seen[key] = st.State + st.Problem
+		if s.logged[key] == seen[key] {
+			continue
+		}
+		if st.State == policies.ExceptionIgnored {
+			s.log.Info("a PodGuardException is ignored: the policy does not allow it", "namespace", st.Namespace, "name", st.Name, "problem", st.Problem)
+		} else {
+			s.log.Info("PodGuardException", "namespace", st.Namespace, "name", st.Name, "state", st.State, "rules", st.Rules, "expires", st.Expires)
+		}
+	}
+	s.logged = seen
+	return e, nil
 }
 
 func shortSum(sum [sha256.Size]byte) string { return hex.EncodeToString(sum[:6]) }

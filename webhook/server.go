@@ -92,6 +92,9 @@ type Options struct {
 	// chart passes its webhook.optOutLabel and excludeNamespaces): the
 	// background audit leaves them out of its reports.
 	AuditOptOut report.OptOut
+	// WatchExceptions watches PodGuardExceptions (default true; false for
+	// a cluster that grants podguard no read on them).
+	WatchExceptions bool
 	// LogDecisions selects the decisions logged: all, denied or none.
 	LogDecisions string
 	// DecisionLog, when set, logs the decisions (so --log-level does not
@@ -136,6 +139,7 @@ func DefaultOptions() Options {
 		ShutdownDelay:           5 * time.Second,
 		ShutdownTimeout:         30 * time.Second,
 		AuditInterval:           time.Hour,
+		WatchExceptions:         true,
 		LogDecisions:            LogDecisionsAll,
 		Operations:              []string{OperationWebhook, OperationAudit},
 		Builtin: BuiltinCerts{
@@ -307,6 +311,11 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	}
 	if err := mgr.Add(store); err != nil {
 		return err
+	}
+	if apiAccess && o.WatchExceptions {
+		if err := mgr.Add(NewExceptionWatcher(cfg, store, log.WithName("exceptions"))); err != nil {
+			return err
+		}
 	}
 	if o.runs(OperationWebhook) {
 		if err := addWebhook(mgr, o, log, store, metrics, certs, whServer, draining, checks); err != nil {

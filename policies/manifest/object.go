@@ -325,3 +325,30 @@ func kindName(k yaml.Kind) string {
 	}
 	return "node"
 }
+
+// DecodeStrict decodes the object, as kubectl sends it, into v: case
+// sensitive, refusing unknown and duplicate fields, as the API server's
+// strict field validation does. For kinds podguard reads besides pod specs
+// (PodGuardException).
+func (o *Object) DecodeStrict(v any) error {
+	if err := duplicateKey(o.node); err != nil {
+		line, msg := o.Doc.yamlError(err)
+		return &InputError{Source: o.Doc.Source, Doc: o.Doc.Index, Line: line, Err: errors.New(msg)}
+	}
+	js, err := o.Doc.objectJSON(o.Item)
+	if err != nil {
+		return o.Doc.errorf(o.node.Line, "%v", err)
+	}
+	strictErrs, err := sigsjson.UnmarshalStrict(js, v, sigsjson.DisallowUnknownFields)
+	if err != nil {
+		return o.Doc.errorf(o.Doc.lineOfJSONError(o.node, err), "%s", cleanJSONError(err))
+	}
+	if len(strictErrs) > 0 {
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return o.Doc.errorf(o.node.Line, "%s", strings.Join(msgs, "; "))
+	}
+	return nil
+}

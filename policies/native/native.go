@@ -144,6 +144,9 @@ func Build(p *v1alpha1.Policy, o Options) (*Export, error) {
 	out.WebhookOnly = append(out.WebhookOnly,
 		WebhookOnly{Reason: "new ephemeral containers (pods/ephemeralcontainers) and resizes (pods/resize): subresource requests are judged and filled in by the webhook only"},
 		WebhookOnly{Reason: "warnings name every field and fix; a native denial names the first failing rule only"})
+	if v1alpha1.Bool(p.Exceptions.Enabled) {
+		out.WebhookOnly = append(out.WebhookOnly, WebhookOnly{Reason: "PodGuardExceptions created in the cluster apply through the webhook only; podguard export --exceptions PATH writes a given set into the exported policies"})
+	}
 
 	for _, sh := range shapes {
 		for _, action := range []v1alpha1.Action{v1alpha1.ActionEnforce, v1alpha1.ActionWarn, v1alpha1.ActionAudit} {

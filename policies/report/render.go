@@ -122,6 +122,19 @@ func (r *Report) Text(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s/%s: %s\n", s.Kind, s.Name, s.Reason)
 		}
 	}
+	if len(r.Exceptions) > 0 {
+		b.WriteString("\nPodGuardExceptions:\n")
+		for _, x := range r.Exceptions {
+			fmt.Fprintf(&b, "  %s/%s: %s, rules %s, expires %s, reason: %s", x.Namespace, x.Name, x.State, strings.Join(x.Rules, ", "), x.Expires, x.Reason)
+			if x.Problem != "" {
+				fmt.Fprintf(&b, "; ignored because: %s", x.Problem)
+			}
+			if len(x.Subjects) > 0 {
+				fmt.Fprintf(&b, "; applied to %s", listSome(x.Subjects, 8))
+			}
+			b.WriteString("\n")
+		}
+	}
 	if len(r.OptedOut) > 0 {
 		b.WriteString("\nnot audited (podguard's webhooks never see these namespaces):\n")
 		for _, o := range r.OptedOut {
@@ -296,6 +309,10 @@ Workloads are judged as admitted (what their next rollout gets), Pods as they ru
 {{end}}{{end}}{{if eq $s.Result "skip"}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td>skipped</td><td></td><td></td><td>{{$s.Reason}}</td><td></td><td></td></tr>
 {{end}}{{end}}</table>
 {{end}}
+{{if .Exceptions}}<h2 id="exceptions">PodGuardExceptions</h2>
+<table><tr><th>exception</th><th>state</th><th>rules</th><th>expires</th><th>reason</th><th>applied to</th></tr>
+{{range .Exceptions}}<tr><td>{{.Namespace}}/{{.Name}}</td><td>{{.State}}{{with .Problem}}: {{.}}{{end}}</td><td>{{join .Rules ", "}}</td><td>{{.Expires}}</td><td>{{.Reason}}</td><td>{{join .Subjects ", "}}</td></tr>
+{{end}}</table>{{end}}
 {{if .OptedOut}}<h2 id="opted-out">Not audited</h2>
 <p>podguard's webhooks never see these namespaces: their objects are not judged, counted or baselined.</p>
 <table><tr><th>namespace</th><th>why</th><th>objects</th></tr>

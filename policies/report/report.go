@@ -164,6 +164,9 @@ type Report struct {
 	// OptedOut are the namespaces podguard's webhooks never see (Input's
 	// OptedOut): shown, never judged, counted or baselined.
 	OptedOut []OptedOut `json:"optedOut"`
+	// Exceptions are the PodGuardExceptions found, active, expired or
+	// ignored, each with the subjects it applied to.
+	Exceptions []Exception `json:"exceptions"`
 }
 
 // Input is what an audit judges.
@@ -225,6 +228,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 		order = append(order, &x)
 	}
 	r.addNamespaces(order, in.NetworkPolicies)
+	r.Exceptions = exceptionsOf(e, r.Namespaces)
 	return r
 }
 

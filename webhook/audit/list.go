@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	sigsjson "sigs.k8s.io/json"
 
+	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/report"
 	"podguard.dev/podguard/policies/rules"
@@ -344,4 +345,36 @@ func resourceNames() string {
 		names = append(names, r.String())
 	}
 	return strings.Join(names, ", ")
+}
+
+// exceptionsResource is where PodGuardExceptions are served.
+var exceptionsResource = Resource{schema.GroupVersion{Group: v1alpha1.GroupName, Version: v1alpha1.Version}, "podguardexceptions", v1alpha1.ExceptionKind}
+
+// ListExceptions reads the cluster's PodGuardExceptions (of one namespace,
+// or all): none when their CRD is not served. Other errors (no list
+// permission) are returned with what to do.
+func ListExceptions(ctx context.Context, cfg *rest.Config, namespace string) ([]v1alpha1.PodGuardException, error) {
+	c, err := rawClient(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var out []v1alpha1.PodGuardException
+	var bad error
+	err = eachItem(ctx, c, exceptionsResource, ListOptions{Namespace: namespace, ChunkSize: 500}, func(raw []byte) {
+		var x v1alpha1.PodGuardException
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &x); err != nil {
+			bad = fmt.Errorf("a PodGuardException does not decode: %w", err)
+			return
+		}
+		out = append(out, x)
+	}, func() { out = out[:0] })
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil // the CRD is not installed: no exceptions
+	case apierrors.IsForbidden(err):
+		return nil, fmt.Errorf("listing PodGuardExceptions is forbidden (%v): an audit needs list on podguardexceptions.podguard.dev to apply them as the webhook does", err)
+	case err != nil:
+		return nil, explain(err, cfg, exceptionsResource, namespace)
+	}
+	return out, bad
 }

@@ -248,6 +248,9 @@ authorization), for the webhook's metrics and the audit's alike. */}}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list", "watch"]
+{{- if .Values.exceptions.enabled }}
+{{- include "podguard.exceptionReadRules" . }}
+{{- end }}
 # It writes one report per namespace, of whichever kind is installed.
 - apiGroups: ["openreports.io"]
   resources: ["reports"]
@@ -291,4 +294,10 @@ them out of its reports as admission does.
 {{- range (concat (list .Release.Namespace) .Values.webhook.excludeNamespaces | uniq) }}
 - --audit-exclude-namespace={{ . }}
 {{- end }}
+{{- end }}
+{{- define "podguard.exceptionReadRules" }}
+# PodGuardExceptions, cluster-wide: each applies in its own namespace.
+- apiGroups: ["podguard.dev"]
+  resources: ["podguardexceptions"]
+  verbs: ["list", "watch"]
 {{- end }}

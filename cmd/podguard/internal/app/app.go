@@ -11,6 +11,7 @@ import (
 
 	"podguard.dev/podguard/cmd/podguard/internal/auditcmd"
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
+	"podguard.dev/podguard/cmd/podguard/internal/exceptioncmd"
 	"podguard.dev/podguard/cmd/podguard/internal/exportcmd"
 	"podguard.dev/podguard/cmd/podguard/internal/mutatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/policycmd"
@@ -48,7 +49,7 @@ mutate do the same offline, for CI.`,
 			}
 		})
 	}
-	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
+	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), exceptioncmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
 	// podguard completion bash|zsh|fish|powershell.
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root

@@ -41,6 +41,8 @@ type Options struct {
 	// webhook.excludeNamespaces): shown, never judged or baselined.
 	OptOutLabel       string
 	ExcludeNamespaces []string
+	// exceptions are the cluster's PodGuardExceptions, once listed.
+	exceptions []v1alpha1.PodGuardException
 	// AfterList is handed to audit.List (tests).
 	AfterList func(audit.Resource)
 }
@@ -137,11 +139,24 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return cli.BadInput("--baseline-expires: %v", err)
 	}
-	enf, err := o.Policy.Enforcer(ctx)
+	policy, err := o.Policy.Load(ctx)
 	if err != nil {
 		return err
 	}
 	cfg, ns, cluster, err := o.restConfig()
+	if err != nil {
+		return cli.BadInput("%v", err)
+	}
+	// The cluster's PodGuardExceptions apply as they do at admission.
+	xs, err := audit.ListExceptions(ctx, cfg, ns)
+	if err != nil {
+		if ctx.Err() != nil {
+			return &cli.ExitError{Code: cli.ExitInterrupted, Err: cli.ErrInterrupted}
+		}
+		fmt.Fprintf(s.Err, "podguard: note: %s; auditing without them\n", safetext.Line(err.Error()))
+	}
+	o.exceptions = xs
+	enf, _, err := policies.NewWithExceptions(policy, xs, time.Now())
 	if err != nil {
 		return cli.BadInput("%v", err)
 	}
@@ -193,7 +208,7 @@ func (o *Options) writeBaseline(ctx context.Context, s cli.Streams, r *report.Re
 	if err != nil {
 		return fmt.Errorf("the baseline policy is not valid (a podguard bug, please report it): %w", err)
 	}
-	e, err := policies.New(p)
+	e, _, err := policies.NewWithExceptions(p, o.exceptions, time.Now())
 	if err != nil {
 		return fmt.Errorf("the baseline policy is not valid (a podguard bug, please report it): %w", err)
 	}

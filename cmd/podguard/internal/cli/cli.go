@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
@@ -97,6 +98,16 @@ type PolicyOptions struct {
 	File string
 	// Namespace is podguard's own namespace, exempt in the default policy.
 	Namespace string
+	// ExceptionFiles are the --exceptions paths: PodGuardExceptions to
+	// honour as a cluster holding them would.
+	ExceptionFiles []string
+	// Note, when set, is told of exceptions the policy ignores.
+	Note func(string)
+}
+
+// AddExceptionFlags registers --exceptions.
+func (o *PolicyOptions) AddExceptionFlags(fs *pflag.FlagSet) {
+	fs.StringArrayVar(&o.ExceptionFiles, "exceptions", nil, "file or directory of PodGuardExceptions to honour, as the cluster holding them would (each applies in its own metadata.namespace); repeatable")
 }
 
 // AddFlags registers --policy and --podguard-namespace.
@@ -157,15 +168,32 @@ func (o *PolicyOptions) Load(ctx context.Context) (*v1alpha1.Policy, error) {
 	return nil, &ExitError{Code: ExitBadInput, Err: err}
 }
 
-// Enforcer builds the engine for the policy.
+// Enforcer builds the engine for the policy and the --exceptions.
 func (o *PolicyOptions) Enforcer(ctx context.Context) (*policies.Enforcer, error) {
 	p, err := o.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	e, err := policies.New(p)
+	var xs []v1alpha1.PodGuardException
+	if len(o.ExceptionFiles) > 0 {
+		if xs, err = ReadExceptions(ctx, o.ExceptionFiles, nil, DefaultMaxInputBytes); err != nil {
+			return nil, err
+		}
+	}
+	e, states, err := policies.NewWithExceptions(p, xs, time.Now())
 	if err != nil {
 		return nil, &ExitError{Code: ExitBadInput, Err: err}
+	}
+	for _, st := range states {
+		if o.Note == nil {
+			break
+		}
+		switch st.State {
+		case policies.ExceptionIgnored:
+			o.Note(fmt.Sprintf("PodGuardException %s/%s is ignored: %s", st.Namespace, st.Name, st.Problem))
+		case policies.ExceptionExpired:
+			o.Note(fmt.Sprintf("PodGuardException %s/%s expired at %s", st.Namespace, st.Name, st.Expires))
+		}
 	}
 	return e, nil
 }

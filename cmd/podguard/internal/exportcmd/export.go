@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
+	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/native"
 	"podguard.dev/podguard/policies/safetext"
 )
@@ -55,6 +57,7 @@ failure to write.`,
 	}
 	fs := cmd.Flags()
 	o.Policy.AddFlags(fs)
+	o.Policy.AddExceptionFlags(fs)
 	fs.StringVarP(&o.Output, "output", "o", "yaml", "yaml or json (a v1 List)")
 	fs.StringVar(&o.StaticDir, "static-manifests", "", "write the static manifest layout into this directory (absolute path) instead of printing")
 	fs.StringVar(&o.NamePrefix, "name-prefix", "podguard", "prefix of every object's name")
@@ -74,6 +77,19 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	p, err := o.Policy.Load(ctx)
 	if err != nil {
 		return err
+	}
+	if len(o.Policy.ExceptionFiles) > 0 {
+		xs, err := cli.ReadExceptions(ctx, o.Policy.ExceptionFiles, nil, cli.DefaultMaxInputBytes)
+		if err != nil {
+			return err
+		}
+		_, states, _ := policies.NewWithExceptions(p, xs, time.Now())
+		for _, st := range states {
+			if st.State == policies.ExceptionIgnored {
+				fmt.Fprintf(s.Err, "podguard: note: PodGuardException %s/%s is ignored: %s\n", safetext.Line(st.Namespace), safetext.Line(st.Name), safetext.Line(st.Problem))
+			}
+		}
+		p = policies.WithExceptions(p, xs, time.Now())
 	}
 	exclude := o.ExcludeNamespaces
 	if exclude == nil {

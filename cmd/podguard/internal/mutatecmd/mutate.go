@@ -52,6 +52,7 @@ Exit status: 0, 2 on bad input (bad documents are still printed, unchanged),
 	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error")
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
+	o.Policy.AddExceptionFlags(fs)
 	return cmd
 }
 
@@ -60,6 +61,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.Request.CheckTargetNamespace(); err != nil {
 		return err
 	}
+	o.Policy.Note = func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err

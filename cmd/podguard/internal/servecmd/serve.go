@@ -94,6 +94,7 @@ replicas that answer the API server never hold a cache of the cluster's pods.`,
 	fs.DurationVar(&o.Builtin.SyncInterval, "cert-sync-interval", o.Builtin.SyncInterval, "builtin mode: how often the Secret is copied to --cert-dir when it changed")
 	fs.StringVar(&o.AuditOptOut.Label, "audit-opt-out-label", "", "background audit: namespaces labelled with it set to true are not audited, as the webhooks never see them (the chart passes webhook.optOutLabel)")
 	fs.StringArrayVar(&o.AuditOptOut.Exclude, "audit-exclude-namespace", nil, "background audit: a namespace the webhooks never see, not audited; repeatable (the chart passes webhook.excludeNamespaces and its own namespace)")
+	fs.BoolVar(&o.WatchExceptions, "exceptions", true, "watch PodGuardExceptions cluster-wide and honour those the policy allows (needs list and watch on podguardexceptions.podguard.dev)")
 	fs.DurationVar(&o.AuditInterval, "audit-interval", o.AuditInterval, "background audit: how often everything is judged again and reports refreshed (also on every change and policy reload); 0 disables it")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect one replica (Lease podguard-audit in --namespace) to run the background audit; set it when running more than one replica")
 	fs.StringArrayVar(&o.Operations, "operation", o.Operations, "what this process runs: webhook (admission), audit (the background audit); repeat for both (the default). The chart runs them in two Deployments")

@@ -103,6 +103,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error, not a skipped object")
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
+	o.Policy.AddExceptionFlags(fs)
 	return cmd
 }
 
@@ -114,6 +115,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.Request.CheckTargetNamespace(); err != nil {
 		return err
 	}
+	o.Policy.Note = func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
