@@ -51,7 +51,6 @@ func ExpiryFrom(v string, now time.Time) (string, time.Time, error) {
 	return text, t, nil
 }
 
-
 // ParseDuration reads a span as days (90d) or a Go duration (2160h).
 func ParseDuration(v string) (time.Duration, error) {
 	if days, ok := strings.CutSuffix(v, "d"); ok {

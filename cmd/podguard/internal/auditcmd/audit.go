@@ -252,7 +252,9 @@ func writeAtomic(path string, data []byte) error {
 }
 
 // parseExpiry reads "90d", a Go duration, a date or a timestamp.
-func parseExpiry(v string, now time.Time) (string, time.Time, error) { return v1alpha1.ExpiryFrom(v, now) }
+func parseExpiry(v string, now time.Time) (string, time.Time, error) {
+	return v1alpha1.ExpiryFrom(v, now)
+}
 
 // restConfig loads the kubeconfig as kubectl does and returns the
 // namespace to audit ("" for all) and a name for the cluster.
