@@ -133,6 +133,14 @@ func TestDashboardAndAlertsNameRealMetrics(t *testing.T) {
 	hp, _ := testenv.FreePort()
 	o.MetricsBindAddress, o.HealthProbeBindAddress = fmt.Sprintf("127.0.0.1:%d", mp), fmt.Sprintf("127.0.0.1:%d", hp)
 	o.ShutdownDelay = 0
+	// An expiring exemption, so podguard_exemption_expiry_timestamp_seconds
+	// has a series to scrape.
+	o.PolicyFile = filepath.Join(dir, "policy.yaml")
+	policy := fmt.Sprintf("apiVersion: podguard.dev/v1alpha1\nkind: Policy\nexemptions:\n- reason: kube-system\n  namespaces: [kube-system]\n"+
+		"- reason: a trial\n  namespaces: [trial]\n  expires: %q\n", time.Now().Add(30*24*time.Hour).UTC().Format(time.DateOnly))
+	if err := os.WriteFile(o.PolicyFile, []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := testenv.InstallWebhooks(ctx, env.Clientset, "../config/webhook/manifests.yaml", fmt.Sprintf("https://127.0.0.1:%d", o.Port), ca.PEM); err != nil {
 		t.Fatal(err)
 	}

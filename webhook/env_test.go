@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"strings"
 	"testing"
 	"time"
@@ -58,12 +59,19 @@ type clusterConfig struct {
 	mutate  func(*webhook.Options)
 	// apiserverFlags are extra kube-apiserver flags (name without dashes).
 	apiserverFlags map[string]string
+	// crds are CRD files installed before podguard starts.
+	crds []string
 }
 
 func startCluster(t *testing.T, cc clusterConfig) *cluster {
 	t.Helper()
 	env := testenv.StartT(t, cc.apiserverFlags)
 	c := &cluster{Env: env, cs: env.Clientset, logs: &testenv.LogBuffer{}}
+	if len(cc.crds) > 0 {
+		if _, err := envtest.InstallCRDs(env.Config, envtest.CRDInstallOptions{Paths: cc.crds}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Before the control plane stops (cleanups run last first).
 	t.Cleanup(func() { c.stopPodguard(t) })
 	var err error

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 
+	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
@@ -88,12 +89,23 @@ func (w *ExceptionWatcher) Start(ctx context.Context) error {
 		return nil
 	}
 	w.log.Info("watching PodGuardExceptions")
+	// Expiry needs no rebuild (requests compare it with their own time),
+	// but states and metrics do: the next expiry triggers a republish.
+	next := time.NewTimer(w.Refresh)
+	defer next.Stop()
 	publish := func() {
-		w.store.SetExceptions(decodeExceptions(inf.GetStore().List(), w.log))
+		xs := decodeExceptions(inf.GetStore().List(), w.log)
+		w.store.SetExceptions(xs)
+		wait := w.Refresh
+		now := time.Now()
+		for _, st := range w.store.Enforcer().Exceptions() {
+			if st.State == policies.ExceptionActive && st.Until.Sub(now) < wait {
+				wait = max(st.Until.Sub(now)+50*time.Millisecond, 0)
+			}
+		}
+		next.Reset(wait)
 	}
 	publish()
-	tick := time.NewTicker(w.Refresh)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -101,7 +113,7 @@ func (w *ExceptionWatcher) Start(ctx context.Context) error {
 		case <-changed:
 			time.Sleep(w.Settle)
 			publish()
-		case <-tick.C:
+		case <-next.C:
 			publish()
 		}
 	}

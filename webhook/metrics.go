@@ -92,8 +92,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"version", "commit", "go_version"}),
 		ExemptionExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "podguard_exemption_expiry_timestamp_seconds",
-			Help: "When an exemption expires, as a Unix time: source policy (name exemptions[i], namespace empty) or exception (a PodGuardException by namespace and name).",
-		}, []string{"source", "namespace", "name"}),
+			Help: "When an exemption expires, as a Unix time, by source (policy or exception) and exemption (exemptions[i] of the policy, or a PodGuardException's namespace/name).",
+		}, []string{"source", "exemption"}),
 		Exceptions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "podguard_exceptions",
 			Help: "PodGuardExceptions by state: active, expired, ignored (the policy does not allow them).",
@@ -139,14 +139,14 @@ func (m *Metrics) setExpiries(p *v1alpha1.Policy, states []policies.ExceptionSta
 	m.ExemptionExpiry.Reset()
 	for i, e := range p.Exemptions {
 		if t, err := v1alpha1.ParseExpiry(e.Expires); err == nil && e.Expires != "" {
-			m.ExemptionExpiry.WithLabelValues("policy", "", fmt.Sprintf("exemptions[%d]", i)).Set(float64(t.Unix()))
+			m.ExemptionExpiry.WithLabelValues("policy", fmt.Sprintf("exemptions[%d]", i)).Set(float64(t.Unix()))
 		}
 	}
 	counts := map[string]int{policies.ExceptionActive: 0, policies.ExceptionExpired: 0, policies.ExceptionIgnored: 0}
 	for _, st := range states {
 		counts[st.State]++
 		if st.State != policies.ExceptionIgnored {
-			m.ExemptionExpiry.WithLabelValues("exception", st.Namespace, st.Name).Set(float64(st.Until.Unix()))
+			m.ExemptionExpiry.WithLabelValues("exception", st.Namespace+"/"+st.Name).Set(float64(st.Until.Unix()))
 		}
 	}
 	for state, n := range counts {
