@@ -189,7 +189,7 @@ func TestChartWorkloadsComply(t *testing.T) {
 		if err := os.WriteFile(f, []byte(rendered), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		workloads := strings.Count(rendered, "\nkind: Deployment\n")
+		workloads := strings.Count(rendered, "\nkind: Deployment\n") + strings.Count(rendered, "\nkind: Job\n")
 		want := fmt.Sprintf("%d objects judged, 0 denied (0 violations), %d allowed, 0 warnings", workloads, workloads)
 		if workloads == 1 {
 			want = "1 object judged, 0 denied (0 violations), 1 allowed, 0 warnings"
@@ -241,6 +241,9 @@ func TestKustomizeMatchesChart(t *testing.T) {
 	}
 	fromChart := map[string]object{}
 	for _, o := range objects(t, rendered) {
+		if isHook(o) {
+			continue // kubectl apply has no hooks: README says to run podguard policy check first
+		}
 		fromChart[kindName(o)] = normalize(o)
 	}
 	var names []string
@@ -266,6 +269,15 @@ func TestKustomizeMatchesChart(t *testing.T) {
 	}
 }
 
+// isHook reports whether o is a Helm hook (the policy check), which only
+// Helm runs.
+func isHook(o object) bool {
+	md, _ := o["metadata"].(map[string]any)
+	ann, _ := md["annotations"].(map[string]any)
+	_, ok := ann["helm.sh/hook"]
+	return ok
+}
+
 // regenerate rewrites config/{rbac,manager,optout} from the chart. The
 // webhook configurations (config/webhook) are kept by hand: the tests
 // install them, and the comparison above keeps them equal to the chart's.
@@ -281,7 +293,7 @@ func regenerate(t *testing.T, rendered string) {
 		b.WriteString("# Generated from the Helm chart (helm template podguard charts/podguard -n podguard);\n# a test checks the two stay the same. Edit the chart, then run: go test ./charts -update-kustomize\n")
 		for _, o := range objects(t, rendered) {
 			for _, k := range kinds {
-				if o["kind"] == k {
+				if o["kind"] == k && !isHook(o) {
 					y, _ := yaml.Marshal(normalize(o))
 					b.WriteString("---\n")
 					b.Write(y)
@@ -345,10 +357,35 @@ func TestServerDryRun(t *testing.T) {
 func TestInstallUninstall(t *testing.T) {
 	env := testenv.StartT(t, nil)
 	kc := "--kubeconfig=" + env.Kubeconfig
+	hooks := runHookJobs(t, env)
 	// helm install refuses values that break the schema before touching the cluster.
 	if _, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", "-f", "testdata/bad-values.yaml", kc); err == nil ||
 		!strings.Contains(stderr, "values don't meet the specifications of the schema") {
 		t.Fatalf("helm install accepted bad values: %s", stderr)
+	}
+	// A misspelled rule is refused by the schema, naming it.
+	if _, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", "--set", "policy.rules.runAsUsr.action=warn", kc); err == nil ||
+		!strings.Contains(stderr, "runAsUsr") {
+		t.Fatalf("helm install accepted a misspelled rule: %s", stderr)
+	}
+	if left := leftovers(t, env); len(left) > 0 {
+		t.Fatalf("a refused install left %v", left)
+	}
+	// A policy of the right shape that podguard refuses fails the install
+	// at the policy-check hook, before any webhook configuration exists.
+	badPolicy := "policy.exceptions.maxDuration=forever"
+	_, stderr, err := helm(t, "install", "bad", chart, "-n", "bad", "--create-namespace", "--set", badPolicy, kc)
+	if err == nil || !strings.Contains(stderr, "policy-check") {
+		t.Fatalf("helm install with a policy podguard refuses: err=%v\n%s", err, stderr)
+	}
+	if out := hooks.output("bad/bad-podguard-policy-check"); !strings.Contains(out, "maxDuration") {
+		t.Errorf("the policy check did not name the problem:\n%s", out)
+	}
+	if vw, err := env.Clientset.AdmissionregistrationV1().ValidatingWebhookConfigurations().List(context.Background(), metav1ListOptions()); err != nil || len(vw.Items) > 0 {
+		t.Errorf("a failed install registered webhooks: %v %v", err, vw)
+	}
+	if out, stderr, err := helm(t, "uninstall", "bad", "-n", "bad", kc); err != nil {
+		t.Fatalf("helm uninstall of the failed release: %v\n%s%s", err, out, stderr)
 	}
 	if left := leftovers(t, env); len(left) > 0 {
 		t.Fatalf("a refused install left %v", left)
@@ -374,7 +411,8 @@ func TestInstallUninstall(t *testing.T) {
 	}
 	if out, stderr, err := helm(t, "install", "podguard", chart, "-n", "podguard", "--create-namespace", kc); err != nil {
 		t.Fatalf("helm install: %v\n%s%s", err, out, stderr)
-	} else if !strings.Contains(out, "Verify the installation") || !strings.Contains(out, "podguard audit -A") || !strings.Contains(out, "--clusterrole=podguard-audit-reader") {
+	} else if !strings.Contains(out, "Verify the installation") || !strings.Contains(out, "podguard audit -A") || !strings.Contains(out, "--clusterrole=podguard-audit-reader") ||
+		!strings.Contains(out, "exec deploy/podguard -- /podguard policy check -f /etc/podguard/policy.yaml") {
 		t.Errorf("NOTES do not tell how to verify the install:\n%s", out)
 	}
 	ctx := context.Background()
@@ -394,6 +432,27 @@ func TestInstallUninstall(t *testing.T) {
 	sec, _ = cs.CoreV1().Secrets("podguard").Get(ctx, "podguard-webhook-cert", metav1GetOptions())
 	if string(sec.Data["tls.crt"]) != "kept" {
 		t.Error("helm upgrade wiped the certificate Secret: certificates would be regenerated on every upgrade")
+	}
+	// An upgrade to a policy podguard refuses fails at the hook and leaves
+	// the running release as it was: its policy, its Deployment, its webhooks.
+	policyBefore, err := cs.CoreV1().ConfigMaps("podguard").Get(ctx, "podguard-policy", metav1GetOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployBefore, err := cs.AppsV1().Deployments("podguard").Get(ctx, "podguard", metav1GetOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, err := helm(t, "upgrade", "podguard", chart, "-n", "podguard", "--set", badPolicy, kc); err == nil || !strings.Contains(stderr, "policy-check") {
+		t.Errorf("helm upgrade to a policy podguard refuses: err=%v\n%s", err, stderr)
+	}
+	policyAfter, _ := cs.CoreV1().ConfigMaps("podguard").Get(ctx, "podguard-policy", metav1GetOptions())
+	deployAfter, _ := cs.AppsV1().Deployments("podguard").Get(ctx, "podguard", metav1GetOptions())
+	if policyAfter.ResourceVersion != policyBefore.ResourceVersion || deployAfter.Generation != deployBefore.Generation {
+		t.Error("a failed upgrade changed the running release's policy or Deployment")
+	}
+	if _, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "podguard", metav1GetOptions()); err != nil {
+		t.Errorf("a failed upgrade removed the webhooks: %v", err)
 	}
 	if out, stderr, err := helm(t, "uninstall", "podguard", "-n", "podguard", "--wait", kc); err != nil {
 		t.Fatalf("helm uninstall: %v\n%s%s", err, out, stderr)

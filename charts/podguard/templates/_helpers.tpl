@@ -301,3 +301,9 @@ them out of its reports as admission does.
   resources: ["podguardexceptions"]
   verbs: ["list", "watch"]
 {{- end }}
+
+{{- /* The policy file as podguard reads it: values.policy with apiVersion and kind. */ -}}
+{{- define "podguard.policyYAML" -}}
+{{- $policy := merge (dict "apiVersion" "podguard.dev/v1alpha1" "kind" "Policy") (deepCopy .Values.policy) }}
+{{- toYaml $policy }}
+{{- end }}
