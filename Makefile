@@ -64,11 +64,13 @@ fuzz: ## run each fuzz test for FUZZTIME
 
 # The dev cluster runs as a built binary, not under go run: on Ctrl-C go run
 # exits 1 even when the program it ran stopped cleanly with 0.
-run: build tools ## the main job: a local control plane with podguard serving the default policy (Ctrl-C stops)
+# They need only the control plane (etcd, kube-apiserver, kubectl), not the
+# rest of the test tools (helm, promtool, CRDs, a browser).
+run: build ## the main job: a local control plane with podguard serving the default policy (Ctrl-C stops)
 	$(GO) build -o bin/devcluster ./hack/devcluster
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" bin/devcluster -podguard $(BIN)
 
-demo: build tools ## make run, but stop after the demo
+demo: build ## make run, but stop after the demo
 	$(GO) build -o bin/devcluster ./hack/devcluster
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" bin/devcluster -podguard $(BIN) -demo-only
 
