@@ -249,7 +249,7 @@ func TestEveryAnswerIsACompleteV1Review(t *testing.T) {
 // characters the user wrote.
 func TestWarningsKeepUTF8(t *testing.T) {
 	msg := strings.Repeat("capability ÄÖÜ-€-☃ ", 20)
-	ws := warnings([]policies.Finding{{Rule: "capabilities", Field: "f", Message: msg, Fix: "drop it"}}, nil, 0)
+	ws := warnings([]policies.Finding{{Rule: "capabilities", Field: "f", Message: msg, Fix: "drop it"}}, nil, 0, "")
 	if len(ws) != 1 || len(ws[0]) > maxWarningLength || !utf8.ValidString(ws[0]) || !strings.Contains(ws[0], "…; full text: podguard validate (podguard rule capabilities)") {
 		t.Errorf("warning %q (%d bytes, valid UTF-8 %v)", ws[0], len(ws[0]), utf8.ValidString(ws[0]))
 	}
@@ -290,8 +290,19 @@ func TestResponseIsBounded(t *testing.T) {
 	}
 	v := newTestEndpoint(t, "", false)
 	_, raw, ar := v.post(t, review("u", "Pod", "", pod(maxContainers, privileged)))
-	if ar.Response.Allowed || len(ar.Response.Result.Details.Causes) != maxCauses+1 || !strings.Contains(ar.Response.Result.Message, "more violations; run podguard validate") {
-		t.Errorf("denial of %d privileged containers: %d causes", maxContainers, len(ar.Response.Result.Details.Causes))
+	violations, warns := 0, 0
+	if ar.Response.Result != nil && ar.Response.Result.Details != nil {
+		for _, c := range ar.Response.Result.Details.Causes {
+			switch c.Type {
+			case CauseWarning:
+				warns++
+			default:
+				violations++
+			}
+		}
+	}
+	if ar.Response.Allowed || violations != maxCauses+1 || warns > maxWarnings+1 || !strings.Contains(ar.Response.Result.Message, "more violations; run podguard validate") {
+		t.Errorf("denial of %d privileged containers: %d violation causes, %d warning causes", maxContainers, violations, warns)
 	}
 	if len(raw) > 64<<10 {
 		t.Errorf("denial of %d bytes", len(raw))
@@ -384,6 +395,9 @@ func TestCanarySecretsNeverShown(t *testing.T) {
 			found := strings.Join(ar.Response.Warnings, "\n") + fmt.Sprint(ar.Response.AuditAnnotations)
 			if ar.Response.Result != nil {
 				found += ar.Response.Result.Message
+				for _, c := range ar.Response.Result.Details.Causes {
+					found += c.Message
+				}
 			}
 			if !strings.Contains(found, "secretsInEnv") {
 				t.Errorf("%s: the secrets are not reported: %s", action, raw)

@@ -340,17 +340,22 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspe
 	if err != nil {
 		return errored(http.StatusInternalServerError, err)
 	}
-	return respond(gk, req.Name, t, res, changes), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
+	return respond(gk, req.Name, t, res, changes, enf.Policy().HelpURL), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
 }
 
 // respond turns a result into an admission response: every violation as a
 // cause of an Invalid status, warnings as messages.go writes them (changes
 // are what mutation injects into a workload's pods), audits as audit
 // annotations.
-func respond(gk schema.GroupKind, name string, t *podspec.Target, res *policies.Result, changes []change.Change) admission.Response {
+func respond(gk schema.GroupKind, name string, t *podspec.Target, res *policies.Result, changes []change.Change, helpURL string) admission.Response {
 	var resp admission.Response
+	omittedWarnings := 0
+	for _, n := range res.Omitted.Warnings {
+		omittedWarnings += n
+	}
 	if res.Allowed {
 		resp = admission.Allowed("")
+		resp.Warnings = warnings(res.Warnings, changes, omittedWarnings, helpURL)
 	} else {
 		if name == "" {
 			name = t.ObjectMeta.Name
@@ -362,14 +367,9 @@ func respond(gk schema.GroupKind, name string, t *podspec.Target, res *policies.
 		for _, n := range res.Omitted.Violations {
 			omitted += n
 		}
-		st := invalid(gk, truncate(name, maxLogValue), res.Violations, omitted)
+		st := invalid(gk, truncate(name, maxLogValue), res.Violations, omitted, res.Warnings, omittedWarnings, helpURL)
 		resp = admission.Response{AdmissionResponse: admissionv1.AdmissionResponse{Allowed: false, Result: st}}
 	}
-	omittedWarnings := 0
-	for _, n := range res.Omitted.Warnings {
-		omittedWarnings += n
-	}
-	resp.Warnings = warnings(res.Warnings, changes, omittedWarnings)
 	if len(res.Audits) > 0 || len(res.Exempted) > 0 {
 		resp.AuditAnnotations = map[string]string{}
 		for rule, fs := range byRule(res.Audits) {

@@ -44,9 +44,18 @@ func causeText(v policies.Finding) string {
 // apierrors.NewInvalid would, with one cause per violation (type
 // FieldValueInvalid, the field, the message), written directly: on the
 // admission path the generic error aggregation cost more than the policy.
-// At most maxCauses violations are listed; a last cause counts the rest
+// At most maxCauses violations are listed; a cause then counts the rest
 // (omitted counts those the engine did not even keep).
-func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted int) *metav1.Status {
+//
+// The warnings of a denied object (ws, and omittedWarnings more) follow
+// the violations as causes of their own, "warning: ..." (at most
+// maxWarnings, then a count), instead of Warning headers: kubectl prints
+// headers as they arrive, before the error, so five warnings used to bury
+// the reason the object was refused. What mutation would inject is left
+// out: nothing is injected into a refused object.
+//
+// A policy's helpURL ends the denial, in the message and as a last cause.
+func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted int, ws []policies.Finding, omittedWarnings int, helpURL string) *metav1.Status {
 	more := omitted
 	if len(vs) > maxCauses {
 		more += len(vs) - maxCauses
@@ -70,6 +79,32 @@ func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted in
 	if more > 0 {
 		add("<more>", fmt.Sprintf("%d more %s; run podguard validate on the manifest for the full list (podguard)", more, safetext.Plural(more, "violation", "violations")))
 	}
+	moreWarnings := omittedWarnings
+	if len(ws) > maxWarnings {
+		moreWarnings += len(ws) - maxWarnings
+		ws = ws[:maxWarnings]
+	}
+	// In the message too: kubectl prints only the message when it applies
+	// several objects.
+	addWarning := func(fieldPath, text string) {
+		causes = append(causes, metav1.StatusCause{Type: CauseWarning, Message: text, Field: fieldPath})
+		msg.WriteString("\n- ")
+		msg.WriteString(fieldPath)
+		msg.WriteString(": ")
+		msg.WriteString(text)
+	}
+	for _, w := range ws {
+		addWarning(safetext.Line(w.Field), "warning: "+causeText(w))
+	}
+	if moreWarnings > 0 {
+		addWarning("<more>", fmt.Sprintf("warning: %d more %s; run podguard validate on the manifest for the full list (podguard)", moreWarnings, safetext.Plural(moreWarnings, "warning", "warnings")))
+	}
+	if helpURL != "" {
+		help := "how to fix this, or ask for an exception: " + helpURL + " (podguard)"
+		causes = append(causes, metav1.StatusCause{Type: CauseHelp, Field: "<help>", Message: help})
+		msg.WriteString("\n")
+		msg.WriteString(help)
+	}
 	return &metav1.Status{
 		Status: metav1.StatusFailure, Code: http.StatusUnprocessableEntity, Reason: metav1.StatusReasonInvalid,
 		Details: &metav1.StatusDetails{Group: gk.Group, Kind: gk.Kind, Name: name, Causes: causes},
@@ -77,11 +112,22 @@ func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted in
 	}
 }
 
-// warnings renders the warnings of a decision: one line for everything
+// CauseWarning is the type of a denial's causes that are warnings, not
+// violations (kubectl prints every cause alike; programs can tell them
+// apart). The Status message counts and lists violations only.
+const CauseWarning metav1.CauseType = "PodguardWarning"
+
+// CauseHelp is the type of the cause that carries the policy's helpURL.
+const CauseHelp metav1.CauseType = "PodguardHelp"
+
+// warnings renders the warnings of an admitted object: one line for everything
 // mutation will inject into a workload's pods (from the findings marked
 // Injected and the changes that fix them), then one line per other finding,
 // at most maxWarnings, then one line counting the rest.
-func warnings(fs []policies.Finding, changes []change.Change, omitted int) []string {
+//
+// A shortened line says where the full text is: the policy's helpURL, or
+// podguard validate without one.
+func warnings(fs []policies.Finding, changes []change.Change, omitted int, helpURL string) []string {
 	if len(fs) == 0 {
 		return nil
 	}
@@ -102,8 +148,12 @@ func warnings(fs []policies.Finding, changes []change.Change, omitted int) []str
 		omitted += len(rest) - maxWarnings
 		rest = rest[:maxWarnings]
 	}
+	fullText := "; full text: podguard validate"
+	if helpURL != "" {
+		fullText = "; full text: podguard validate, help: " + helpURL
+	}
 	for _, f := range rest {
-		out = append(out, shorten(safetext.Line("podguard: "+f.Field+": "+f.Message+"; fix: "+f.FixHere()), "; full text: podguard validate", " (podguard rule "+f.Rule+")"))
+		out = append(out, shorten(safetext.Line("podguard: "+f.Field+": "+f.Message+"; fix: "+f.FixHere()), fullText, " (podguard rule "+f.Rule+")"))
 	}
 	if omitted > 0 {
 		out = append(out, fmt.Sprintf("podguard: %d more %s; run podguard validate on the manifest for the full list", omitted, safetext.Plural(omitted, "warning", "warnings")))

@@ -20,7 +20,7 @@ func TestDenialReadsInKubectl(t *testing.T) {
 		{Rule: "privileged", Field: "spec.containers[0].securityContext.privileged", Message: `container "c" is privileged`, Fix: "set spec.containers[0].securityContext.privileged: false"},
 		{Rule: "hostNamespaces", Field: "spec.hostPID", Message: "the pod shares the host's PID namespace", Fix: "remove spec.hostPID"},
 	}
-	st := invalid(schema.GroupKind{Kind: "Pod"}, "p", vs, 0)
+	st := invalid(schema.GroupKind{Kind: "Pod"}, "p", vs, 0, nil, 0, "")
 	err := &apierrors.StatusError{ErrStatus: *st}
 	if !apierrors.IsInvalid(err) || st.Details.Kind != "Pod" || st.Details.Name != "p" || len(st.Details.Causes) != 2 {
 		t.Fatalf("status %+v", st)
@@ -46,7 +46,7 @@ func TestDenialCountsWhatItDoesNotList(t *testing.T) {
 	for i := 0; i < maxCauses+3; i++ {
 		vs = append(vs, policies.Finding{Rule: "privileged", Field: fmt.Sprintf("spec.containers[%d].securityContext.privileged", i), Message: "m", Fix: "f"})
 	}
-	st := invalid(schema.GroupKind{Kind: "Pod"}, "p", vs, 2)
+	st := invalid(schema.GroupKind{Kind: "Pod"}, "p", vs, 2, nil, 0, "")
 	last := st.Details.Causes[len(st.Details.Causes)-1]
 	if len(st.Details.Causes) != maxCauses+1 || last.Field != "<more>" || !strings.HasPrefix(last.Message, "5 more violations; run podguard validate") ||
 		!strings.HasPrefix(st.Message, `Pod "p" is invalid: 55 violations of the podguard policy:`) {
@@ -77,7 +77,7 @@ func TestWarningsGroupWhatMutationInjects(t *testing.T) {
 	}
 	fs = append(fs, policies.Finding{Rule: "imageTag", Field: "spec.template.spec.containers[0].image", Message: `container "c" image "nginx" has no tag`,
 		Fix: "set spec.template.spec.containers[0].image to a fixed tag or a digest"})
-	ws := warnings(fs, tmplChanges(), 0)
+	ws := warnings(fs, tmplChanges(), 0, "")
 	want := []string{
 		"podguard: not in the pod template, its pods receive at admission: runAsUser=1000, runAsNonRoot=true, seccompProfile.type=RuntimeDefault, " +
 			"capabilities.drop+=ALL, limits.cpu=500m, volumes+=tmp; set them in the template to silence this",
@@ -93,7 +93,7 @@ func TestWarningsAreBounded(t *testing.T) {
 	for i := 0; i < maxWarnings+5; i++ {
 		fs = append(fs, policies.Finding{Rule: "probes", Field: fmt.Sprintf("spec.containers[%d].livenessProbe", i), Message: strings.Repeat("a long message ", 30), Fix: "set it"})
 	}
-	ws := warnings(fs, nil, 3)
+	ws := warnings(fs, nil, 3, "")
 	if len(ws) != maxWarnings+1 || ws[maxWarnings] != "podguard: 8 more warnings; run podguard validate on the manifest for the full list" {
 		t.Fatalf("%d warnings, last %q", len(ws), ws[len(ws)-1])
 	}
@@ -129,20 +129,78 @@ func TestTruncateEndsAtAWord(t *testing.T) {
 }
 
 // TestDenialSizeIsBounded: the largest denial (maxCauses violations whose
-// message and fix are at maxFindingText, on long fields, and a count of the
-// rest) stays under the bound RELIABILITY.md states.
+// message and fix are at maxFindingText, on long fields, a count of the
+// rest, and maxWarnings warnings as long and their count) stays under the
+// bound RELIABILITY.md states.
 func TestDenialSizeIsBounded(t *testing.T) {
 	var vs []policies.Finding
 	for i := 0; i < maxCauses+10; i++ {
 		vs = append(vs, policies.Finding{Rule: "secretsInEnv", Field: fmt.Sprintf("spec.jobTemplate.spec.template.spec.initContainers[%d].env[999].value", i),
 			Message: strings.Repeat("word ", 100), Fix: strings.Repeat("fix ", 100)})
 	}
-	raw, err := json.Marshal(invalid(schema.GroupKind{Group: "batch", Kind: "CronJob"}, strings.Repeat("n", 253), vs, 1000))
+	raw, err := json.Marshal(invalid(schema.GroupKind{Group: "batch", Kind: "CronJob"}, strings.Repeat("n", 253), vs, 1000, vs, 1000, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(raw) > 80<<10 {
+	if len(raw) > 96<<10 {
 		t.Errorf("largest denial: %d bytes", len(raw))
 	}
 	t.Logf("largest denial: %d bytes", len(raw))
+}
+
+// TestDenialPutsWarningsAfterCauses: kubectl prints Warning headers before
+// an error, so a denied object's warnings travel as causes after its
+// violations, marked as warnings, and the response carries no headers.
+func TestDenialPutsWarningsAfterCauses(t *testing.T) {
+	res := &policies.Result{
+		Violations: []policies.Finding{{Rule: "privileged", Field: "spec.containers[0].securityContext.privileged", Message: `container "c" is privileged`, Fix: "set it to false"}},
+		Warnings: []policies.Finding{
+			{Rule: "probes", Field: "spec.containers[0].livenessProbe", Message: `container "c" has no liveness probe`, Fix: "set it"},
+			{Rule: "readOnlyRootFilesystem", Field: "spec.containers[0].securityContext.readOnlyRootFilesystem", Message: "not read-only", Fix: "set it to true"},
+		},
+	}
+	t.Run("denied", func(t *testing.T) {
+		resp := respond(schema.GroupKind{Kind: "Pod"}, "p", &podspec.Target{}, res, nil, "")
+		if resp.Allowed || len(resp.Warnings) != 0 {
+			t.Fatalf("allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+		}
+		cs := resp.Result.Details.Causes
+		if len(cs) != 3 || cs[0].Type != "FieldValueInvalid" || cs[1].Type != CauseWarning || cs[2].Type != CauseWarning ||
+			cs[1].Field != "spec.containers[0].livenessProbe" || !strings.HasPrefix(cs[1].Message, "warning: container \"c\" has no liveness probe; fix: set it (podguard rule probes)") {
+			t.Errorf("causes %+v", cs)
+		}
+		if !strings.Contains(resp.Result.Message, "1 violation of") || !strings.HasSuffix(resp.Result.Message, "\n- spec.containers[0].securityContext.readOnlyRootFilesystem: warning: not read-only; fix: set it to true (podguard rule readOnlyRootFilesystem)") {
+			t.Errorf("the message counts warnings as violations, or does not end with them (kubectl prints only it for several objects): %s", resp.Result.Message)
+		}
+	})
+	t.Run("admitted", func(t *testing.T) {
+		ok := *res
+		ok.Allowed, ok.Violations = true, nil
+		resp := respond(schema.GroupKind{Kind: "Pod"}, "p", &podspec.Target{}, &ok, nil, "")
+		if !resp.Allowed || len(resp.Warnings) != 2 {
+			t.Errorf("allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+		}
+	})
+}
+
+// TestHelpURL: the policy's helpURL ends every denial (message and last
+// cause) and is where a shortened warning sends the developer.
+func TestHelpURL(t *testing.T) {
+	const url = "https://wiki.example.com/podguard"
+	res := &policies.Result{
+		Violations: []policies.Finding{{Rule: "privileged", Field: "spec.containers[0].securityContext.privileged", Message: "privileged", Fix: "set it to false"}},
+	}
+	resp := respond(schema.GroupKind{Kind: "Pod"}, "p", &podspec.Target{}, res, nil, url)
+	cs := resp.Result.Details.Causes
+	if last := cs[len(cs)-1]; last.Type != CauseHelp || !strings.Contains(last.Message, url) || !strings.HasSuffix(resp.Result.Message, url+" (podguard)") {
+		t.Errorf("denial without the help URL last: %+v\n%s", cs, resp.Result.Message)
+	}
+	long := []policies.Finding{{Rule: "serviceAccountToken", Field: "spec.automountServiceAccountToken", Message: strings.Repeat("word ", 80), Fix: "set it to false"}}
+	ws := warnings(long, nil, 0, url)
+	if len(ws) != 1 || !strings.Contains(ws[0], "full text: podguard validate, help: "+url) || len(ws[0]) > maxWarningLength {
+		t.Errorf("shortened warning %q (%d bytes)", ws, len(ws[0]))
+	}
+	if ws := warnings(long, nil, 0, ""); strings.Contains(ws[0], "help:") {
+		t.Errorf("a help URL without a policy's: %q", ws)
+	}
 }

@@ -97,6 +97,12 @@ func TestErrors(t *testing.T) {
 			[]string{"line 5", "rules.resources.defaultLimits[cpu]", "quantities must match"}},
 		{"action of the wrong type", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  privileged:\n    action: [warn]\n",
 			[]string{"line 5", "rules.privileged.action", "an action is one of"}},
+		{"help URL not http", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nhelpURL: javascript:alert(1)\n",
+			[]string{"line 3", "helpURL", "absolute http or https"}},
+		{"help URL with a line break", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nhelpURL: \"https://a.example/\\n---\"\n",
+			[]string{"helpURL", "printable ASCII"}},
+		{"help URL too long", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nhelpURL: https://a.example/" + strings.Repeat("x", 100) + "\n",
+			[]string{"helpURL", "100"}},
 		{"duplicate key", "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  privileged: {}\n  privileged: {}\n",
 			[]string{"line 5", "already defined at line 4"}},
 	}

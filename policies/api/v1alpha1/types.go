@@ -51,6 +51,12 @@ type Policy struct {
 	// Mutation holds settings of the mutating side.
 	Mutation Mutation `json:"mutation,omitempty"`
 
+	// HelpURL is a page of the platform team's (how to fix a finding, how to
+	// ask for an exception), appended to every denial and named where a
+	// warning is shortened, for developers who do not have podguard at hand.
+	// An absolute http or https URL of at most MaxHelpURLLength bytes.
+	HelpURL string `json:"helpURL,omitempty"`
+
 	// Rules configures each rule by its ID. Rules left out keep their
 	// defaults; every rule has an entry once defaulted.
 	Rules Rules `json:"rules,omitempty"`
@@ -64,6 +70,10 @@ type Policy struct {
 	// list, even an empty one, replaces those defaults.
 	Exemptions []Exemption `json:"exemptions"`
 }
+
+// MaxHelpURLLength bounds HelpURL: it is repeated in warnings, which the
+// API server cuts beyond 256 characters.
+const MaxHelpURLLength = 100
 
 // Mutation holds settings of the mutating webhook and `podguard mutate`.
 type Mutation struct {

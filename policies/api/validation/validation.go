@@ -5,6 +5,7 @@ package validation
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -32,6 +33,7 @@ func ValidatePolicy(p *v1alpha1.Policy) field.ErrorList {
 	default:
 		errs = append(errs, field.NotSupported(field.NewPath("mode"), p.Mode, actions[:3]))
 	}
+	errs = append(errs, validateHelpURL(p.HelpURL, field.NewPath("helpURL"))...)
 	errs = append(errs, validateRules(p.Rules, field.NewPath("rules"))...)
 	errs = append(errs, validateExceptionSettings(&p.Exceptions, field.NewPath("exceptions"))...)
 	ep := field.NewPath("exemptions")
@@ -39,6 +41,27 @@ func ValidatePolicy(p *v1alpha1.Policy) field.ErrorList {
 		errs = append(errs, ValidateExemption(&p.Exemptions[i], ep.Index(i))...)
 	}
 	return errs
+}
+
+// validateHelpURL accepts an absolute http(s) URL of printable ASCII: it
+// reaches kubectl's terminal in every denial.
+func validateHelpURL(raw string, path *field.Path) field.ErrorList {
+	if raw == "" {
+		return nil
+	}
+	if len(raw) > v1alpha1.MaxHelpURLLength {
+		return field.ErrorList{field.TooLong(path, "", v1alpha1.MaxHelpURLLength)}
+	}
+	for _, r := range raw {
+		if r <= ' ' || r > '~' {
+			return field.ErrorList{field.Invalid(path, raw, "only printable ASCII without spaces (percent-encode the rest)")}
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return field.ErrorList{field.Invalid(path, raw, "an absolute http or https URL, e.g. https://wiki.example.com/podguard")}
+	}
+	return nil
 }
 
 func validateRules(r v1alpha1.Rules, path *field.Path) field.ErrorList {
