@@ -42,7 +42,7 @@ rules:
 
 func TestCorpusWithIDOverridesClusterAndCLIAgree(t *testing.T) {
 	c := startCluster(t, clusterConfig{policy: corpusRangesPolicy})
-	dir := filepath.Join("..", "..", "shared", "corpus")
+	dir := filepath.Join("..", "cmd", "podguard", "internal", "app", "testdata", "corpus") // the repository's copy of ../shared/corpus
 	files, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
 	jsons, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	files = append(files, jsons...)

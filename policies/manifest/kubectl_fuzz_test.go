@@ -101,7 +101,7 @@ func generic(js []byte) (any, error) {
 // podguard and true to kubectl.
 func FuzzSplitLikeKubectl(f *testing.F) {
 	files, _ := filepath.Glob("../rules/testdata/*/*/*.yaml")
-	corpus, _ := filepath.Glob("../../../shared/corpus/*")
+	corpus, _ := filepath.Glob("../../cmd/podguard/internal/app/testdata/corpus/*")
 	files = append(append(files, corpus...), "testdata/list.yaml", "testdata/multi.yaml", "testdata/object.json")
 	for _, file := range files {
 		if data, err := os.ReadFile(file); err == nil && len(data) < 8<<10 {

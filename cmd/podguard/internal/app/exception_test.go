@@ -12,7 +12,7 @@ import (
 // of reach are named, not excepted; a hand-written exception the policy
 // does not allow is ignored with a note.
 func TestExceptionCreateFromDenial(t *testing.T) {
-	argo := filepath.Join("..", "..", "..", "..", "..", "shared", "corpus", "argoproj__argo-cd__install.yaml")
+	argo := filepath.Join("testdata", "corpus", "argoproj__argo-cd__install.yaml")
 	dir := t.TempDir()
 	r := podguard(t, "", "exception", "create", "--from-denial", "-f", argo, "-n", "argocd", "--reason", "images built for their own users", "--expires", "30d")
 	if r.code != 0 || strings.Count(r.out, "kind: PodGuardException") != 2 {

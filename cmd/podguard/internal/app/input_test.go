@@ -286,7 +286,8 @@ func TestChildPodguard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code := app.Main(context.Background(), strings.Split(args, "\x1f"), null, null, null)
+	// stderr is kept: it is small, and says why when the exit code is wrong.
+	code := app.Main(context.Background(), strings.Split(args, "\x1f"), null, null, os.Stderr)
 	if want := os.Getenv("PODGUARD_CHILD_EXIT"); want != "" && strconv.Itoa(code) != want {
 		t.Fatalf("exit %d, want %s", code, want)
 	} else if want == "" && code > 1 {

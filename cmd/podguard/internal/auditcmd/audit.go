@@ -4,7 +4,9 @@ package auditcmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"podguard.dev/podguard/policies/safetext"
@@ -231,7 +233,16 @@ func policyName(file string) string {
 
 // writeAtomic replaces path with data through a temporary file in the same
 // directory, so a policy being watched is never read half-written.
+//
+// Only a regular file (or none) is replaced: renaming over a device or a
+// symlink would replace it, and run as root, `--baseline /dev/null` turned
+// the machine's /dev/null into a regular file.
 func writeAtomic(path string, data []byte) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file (%s); give the path of a policy file", path, fi.Mode().Type())
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
