@@ -181,6 +181,27 @@ func TestRBACIsSufficient(t *testing.T) {
 	if err != nil || pod.Spec.SecurityContext == nil || pod.Spec.SecurityContext.RunAsUser == nil {
 		t.Fatalf("pod not admitted and filled in: %v", err)
 	}
+	// Events, as the ServiceAccount: what was injected into p, and a denial
+	// (of a Pod that does not exist, so on its namespace).
+	if _, err := cs.CoreV1().Pods("apps").Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "root"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "c:1", SecurityContext: &corev1.SecurityContext{RunAsUser: ptrInt64(0)}}}}}, metav1.CreateOptions{}); err == nil {
+		t.Fatal("a pod running as root was admitted")
+	}
+	for _, want := range []struct{ kind, name, reason string }{{"Pod", "p", webhook.ReasonInjected}, {"Namespace", "apps", webhook.ReasonDenied}} {
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+			evs, err := cs.EventsV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=" + want.reason})
+			found := false
+			for _, e := range evs.Items {
+				found = found || (e.Regarding.Kind == want.kind && e.Regarding.Name == want.name && e.ReportingController == "podguard")
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s Event on %s %s as the chart's ServiceAccount: %v %v\n%s", want.reason, want.kind, want.name, err, evs, logs.String())
+			}
+		}
+	}
 	// The background audit, as the ServiceAccount, writes apps' report.
 	dyn := dynamic.NewForConfigOrDie(env.Config)
 	reports := schema.GroupVersionResource{Group: "openreports.io", Version: "v1alpha1", Resource: "reports"}
@@ -333,3 +354,5 @@ func TestRBACIsSufficient(t *testing.T) {
 func execKubectlCmd(env *testenv.Env, args ...string) []string {
 	return append([]string{"--kubeconfig", env.Kubeconfig}, args...)
 }
+
+func ptrInt64(v int64) *int64 { return &v }

@@ -67,6 +67,9 @@ type Handler struct {
 	Store   *PolicyStore
 	Log     logr.Logger
 	Metrics *Metrics
+	// Events, when set, records Kubernetes Events for denials and for
+	// injections into Pods.
+	Events *Events
 	// Mutating selects the mutating endpoint's behaviour.
 	Mutating bool
 	// Decisions selects which decisions are logged: LogDecisionsAll (the
@@ -109,6 +112,7 @@ func (h *Handler) handle(req admission.Request, obj runtime.Object) admission.Re
 	start := time.Now()
 	resp, d := h.decide(req, obj)
 	h.record(req, d, time.Since(start))
+	h.Events.emit(req, d, h.Mutating)
 	return resp
 }
 

@@ -95,6 +95,12 @@ type Options struct {
 	// WatchExceptions watches PodGuardExceptions (default true; false for
 	// a cluster that grants podguard no read on them).
 	WatchExceptions bool
+	// Events records Kubernetes Events for denials and for what mutation
+	// injects into Pods (needs create and patch on events.k8s.io events);
+	// EventsQPS and EventsBurst bound how many, across every object.
+	Events      bool
+	EventsQPS   float32
+	EventsBurst int
 	// LogDecisions selects the decisions logged: all, denied or none.
 	LogDecisions string
 	// DecisionLog, when set, logs the decisions (so --log-level does not
@@ -140,6 +146,9 @@ func DefaultOptions() Options {
 		ShutdownTimeout:         30 * time.Second,
 		AuditInterval:           time.Hour,
 		WatchExceptions:         true,
+		Events:                  true,
+		EventsQPS:               5,
+		EventsBurst:             25,
 		LogDecisions:            LogDecisionsAll,
 		Operations:              []string{OperationWebhook, OperationAudit},
 		Builtin: BuiltinCerts{
@@ -189,6 +198,9 @@ func (o *Options) Validate() error {
 	// read into and joined into one buffer.
 	if need := 2 * (o.MaxRequestBytes + minChunk); o.MaxInflightRequestBytes < need {
 		errs = append(errs, fmt.Errorf("--max-inflight-request-bytes (%d) must be at least twice --max-request-bytes plus %d (%d), or no request of the largest size could be read", o.MaxInflightRequestBytes, 2*minChunk, need))
+	}
+	if o.Events && (o.EventsQPS <= 0 || o.EventsBurst < 1) {
+		errs = append(errs, fmt.Errorf("--events-qps must be above 0 and --events-burst at least 1 (are %g and %d); --events=false turns Events off", o.EventsQPS, o.EventsBurst))
 	}
 	if o.WebhookTimeout < time.Second || o.WebhookTimeout > 30*time.Second {
 		errs = append(errs, fmt.Errorf("--webhook-timeout must be the webhook configurations' timeoutSeconds, 1s to 30s (is %s)", o.WebhookTimeout))
@@ -318,7 +330,11 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		}
 	}
 	if o.runs(OperationWebhook) {
-		if err := addWebhook(mgr, o, log, store, metrics, certs, whServer, draining, checks); err != nil {
+		var events *Events
+		if apiAccess && o.Events {
+			events = NewEvents(mgr.GetEventRecorder("podguard"), o.EventsQPS, o.EventsBurst)
+		}
+		if err := addWebhook(mgr, o, log, store, metrics, certs, whServer, draining, checks, events); err != nil {
 			return err
 		}
 	} else if certs != nil {
@@ -414,7 +430,7 @@ func newManager(cfg *rest.Config, o Options, log logr.Logger, whServer *tlsServe
 // addWebhook registers the admission endpoints, the certificates and the
 // webhook's readiness checks.
 func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicyStore, metrics *Metrics, certs *certSource, whServer *tlsServer,
-	draining *atomic.Bool, checks map[string]healthz.Checker) error {
+	draining *atomic.Bool, checks map[string]healthz.Checker, events *Events) error {
 	// GetWebhookServer also adds the server to the manager's runnables.
 	srv := mgr.GetWebhookServer()
 	slots := o.MaxConcurrentReviews
@@ -429,7 +445,7 @@ func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicySt
 		decisions = o.DecisionLog
 	}
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
-		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions}
+		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions, Events: events}
 		srv.Register(path, &reviewHandler{handler: h, limits: limits, draining: draining, log: log.WithName("admission"), metrics: metrics})
 	}
 	if err := mgr.Add(certs); err != nil {

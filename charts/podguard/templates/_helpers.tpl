@@ -109,7 +109,8 @@ whose own settings override. */}}
 {{- define "podguard.webhookCommon" -}}
 {{- $own := index .root.Values.webhook .which | default dict -}}
 admissionReviewVersions: ["v1"]
-sideEffects: None
+{{- /* Events are a side effect, never made for dry-run requests. */}}
+sideEffects: {{ if .root.Values.events.enabled }}NoneOnDryRun{{ else }}None{{ end }}
 {{- /* As a backstop, the native policies enforce; the webhook adds its
        richer answers when it is up and is passed over when it is down. */}}
 failurePolicy: {{ if .root.Values.nativePolicies.backstop }}Ignore{{ else }}{{ $own.failurePolicy | default .root.Values.webhook.failurePolicy }}{{ end }}
@@ -306,4 +307,11 @@ them out of its reports as admission does.
 {{- define "podguard.policyYAML" -}}
 {{- $policy := merge (dict "apiVersion" "podguard.dev/v1alpha1" "kind" "Policy") (deepCopy .Values.policy) }}
 {{- toYaml $policy }}
+{{- end }}
+
+{{- /* Recording Events (events.k8s.io/v1: create, and patch for a series). */ -}}
+{{- define "podguard.eventRules" }}
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
 {{- end }}
