@@ -16,6 +16,7 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/mutatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/policycmd"
 	"podguard.dev/podguard/cmd/podguard/internal/servecmd"
+	"podguard.dev/podguard/cmd/podguard/internal/testcmd"
 	"podguard.dev/podguard/cmd/podguard/internal/validatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/versioncmd"
 )
@@ -49,7 +50,7 @@ mutate do the same offline, for CI.`,
 			}
 		})
 	}
-	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), exceptioncmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), versioncmd.NewCommand(s))
+	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), exceptioncmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), testcmd.NewCommand(s), versioncmd.NewCommand(s))
 	// podguard completion bash|zsh|fish|powershell.
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root
