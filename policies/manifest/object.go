@@ -98,6 +98,20 @@ func (o *Object) Supported() bool { return o.Typed != nil }
 // fails on a document that is not a Kubernetes object, and on a supported
 // kind whose fields do not decode into the API types.
 func (d *Document) Objects() ([]*Object, error) {
+	objs, err := d.objects()
+	if err != nil && bytes.Contains(d.Raw, []byte("{{")) {
+		// The commonest cause of a broken document: a chart's template
+		// passed as it is, whose {{ }} actions are not YAML.
+		var ie *InputError
+		if errors.As(err, &ie) {
+			ie.Err = fmt.Errorf("%w; the document holds {{ }}: is it a Helm or Go template? Render it first (helm template CHART | podguard validate -f -)", ie.Err)
+			return nil, ie
+		}
+	}
+	return objs, err
+}
+
+func (d *Document) objects() ([]*Object, error) {
 	if d.Err != nil {
 		line, msg := d.yamlError(d.Err)
 		return nil, &InputError{Source: d.Source, Doc: d.Index, Line: line, Err: errors.New(msg)}

@@ -49,7 +49,8 @@ Exit status: 0, 2 on bad input (bad documents are still printed, unchanged),
 	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Diff, "diff", false, "print a unified diff of what is injected instead of the documents")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "list every object not filled in (not pod-bearing), with the reason, on stderr")
-	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error")
+	fs.BoolVar(&o.Strict, "strict", false, "no effect: a pod-bearing kind under an API version that does not serve it (v1 Deployment) is now always an error")
+	_ = fs.MarkDeprecated("strict", "a pod-bearing kind under an API version that does not serve it is now always an error, as kubectl makes it; --strict will be removed")
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	o.Policy.AddExceptionFlags(fs)
@@ -84,10 +85,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 			if !obj.Supported() {
 				skipped++
 				reason, misplaced := podspec.SkipReason(obj.APIVersion, obj.Kind)
-				if misplaced && o.Strict {
-					problem(&manifest.InputError{Source: doc.Source, Doc: doc.Index, Line: doc.Line, Err: fmt.Errorf("%s (--strict)", reason)})
-				} else if o.Verbose || misplaced {
-					// A misplaced kind is named always: it is a mistake to see.
+				if misplaced {
+					problem(&manifest.InputError{Source: doc.Source, Doc: doc.Index, Line: doc.Line, Err: fmt.Errorf("%s (kubectl refuses it too: no matches for kind %q in version %q)", reason, obj.Kind, obj.APIVersion)})
+				} else if o.Verbose {
 					fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(fmt.Sprintf("%s %s %s/%s: skipped: %s", obj.Source(), obj.APIVersion, obj.Kind, obj.Name, reason)))
 				}
 				continue

@@ -100,7 +100,8 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	fs.BoolVar(&o.Mutate, "mutate", false, "judge objects as the cluster admits them (mutation first)")
 	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text (grouped per object, for people), lines (one line per finding, for grep), json or sarif (SARIF 2.1.0, for code scanning)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "text output: list every object not judged, with the reason")
-	fs.BoolVar(&o.Strict, "strict", false, "a pod-bearing kind under an API version that does not serve it (v1 Deployment) is an error, not a skipped object")
+	fs.BoolVar(&o.Strict, "strict", false, "no effect: a pod-bearing kind under an API version that does not serve it (v1 Deployment) is now always an error")
+	_ = fs.MarkDeprecated("strict", "a pod-bearing kind under an API version that does not serve it is now always an error, as kubectl makes it; --strict will be removed")
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	o.Policy.AddExceptionFlags(fs)
@@ -154,8 +155,8 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 			st.objects++
 			if !obj.Supported() {
 				reason, misplaced := podspec.SkipReason(obj.APIVersion, obj.Kind)
-				if misplaced && o.Strict {
-					problem(&manifest.InputError{Source: obj.Doc.Source, Doc: obj.Doc.Index, Line: obj.Doc.Line, Err: fmt.Errorf("%s (--strict)", reason)})
+				if misplaced {
+					problem(&manifest.InputError{Source: obj.Doc.Source, Doc: obj.Doc.Index, Line: obj.Doc.Line, Err: fmt.Errorf("%s (kubectl refuses it too: no matches for kind %q in version %q)", reason, obj.Kind, obj.APIVersion)})
 				}
 				st.skipped++
 				w.skip(Skipped{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind, Namespace: obj.Namespace, Name: obj.Name, Reason: reason, misplaced: misplaced})
