@@ -200,3 +200,79 @@ func TestSARIFColumnsCountUTF16(t *testing.T) {
 		t.Fatalf("no privileged finding:\n%s", js.out)
 	}
 }
+
+// TestSARIFFixes: where mutation knows a finding's fix, the SARIF result
+// carries it as a replacement of the object's document; applying one
+// replacement to the file makes that rule's finding go away, and a finding
+// mutation cannot fix (privileged) carries none.
+func TestSARIFFixes(t *testing.T) {
+	dir := t.TempDir()
+	const manifest = `# a comment kept by the fix
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cm}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: c
+    image: registry.example/c:1
+    securityContext:
+      privileged: true
+`
+	file := write(t, dir, "pod.yaml", manifest)
+	r := podguard(t, "", "validate", "-f", file, "-o", "sarif")
+	if v, err := gojsonschema.Validate(gojsonschema.NewStringLoader(sarifSchema(t)), gojsonschema.NewStringLoader(r.out)); err != nil || !v.Valid() {
+		t.Fatalf("not valid SARIF 2.1.0: %v %v", err, v.Errors())
+	}
+	var log struct {
+		Runs []struct {
+			Results []struct {
+				RuleID string
+				Fixes  []struct {
+					Description     struct{ Text string }
+					ArtifactChanges []struct {
+						Replacements []struct {
+							DeletedRegion   struct{ StartLine, EndLine int }
+							InsertedContent struct{ Text string }
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(r.out), &log); err != nil {
+		t.Fatal(err)
+	}
+	fixed := map[string]bool{}
+	for _, res := range log.Runs[0].Results {
+		if res.RuleID == "privileged" && len(res.Fixes) > 0 {
+			t.Errorf("privileged has a fix mutation does not know: %+v", res.Fixes)
+		}
+		if len(res.Fixes) == 0 || fixed[res.RuleID] {
+			continue
+		}
+		fixed[res.RuleID] = true
+		rep := res.Fixes[0].ArtifactChanges[0].Replacements[0]
+		lines := strings.Split(strings.TrimSuffix(manifest, "\n"), "\n")
+		if rep.DeletedRegion.StartLine != 6 || rep.DeletedRegion.EndLine != len(lines) {
+			t.Fatalf("%s: the fix replaces lines %d-%d, want the Pod's document 6-%d", res.RuleID, rep.DeletedRegion.StartLine, rep.DeletedRegion.EndLine, len(lines))
+		}
+		after := strings.Join(lines[:5], "\n") + "\n" + rep.InsertedContent.Text + "\n"
+		if !strings.HasPrefix(after, "# a comment kept by the fix\n") || !strings.Contains(after, "privileged: true") {
+			t.Fatalf("%s: the fix changed more than its rule:\n%s", res.RuleID, after)
+		}
+		again := podguard(t, "", "validate", "-f", write(t, dir, "fixed-"+res.RuleID+".yaml", after), "-o", "json")
+		if strings.Contains(again.out, `"rule": "`+res.RuleID+`"`) {
+			t.Errorf("%s: still reported after its fix is applied:\n%s", res.RuleID, after)
+		}
+	}
+	// (allowPrivilegeEscalation is not injected beside privileged: true, which the API server would refuse.)
+	for _, rule := range []string{"runAsUser", "capabilities", "seccompProfile", "resources"} {
+		if !fixed[rule] {
+			t.Errorf("no SARIF fix for %s, which mutation fixes", rule)
+		}
+	}
+}

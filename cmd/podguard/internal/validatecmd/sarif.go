@@ -48,6 +48,7 @@ func newSARIFWriter(w io.Writer) *sarifWriter {
 }
 
 func (s *sarifWriter) result(r Result) error {
+	fixes, tried := map[string]docFix{}, map[string]bool{}
 	for _, list := range []struct {
 		level string
 		fs    []policies.Finding
@@ -75,10 +76,31 @@ func (s *sarifWriter) result(r Result) error {
 			if r.Namespace != "" {
 				what = fmt.Sprintf("%s %s/%s", r.Kind, r.Namespace, r.Name)
 			}
-			s.run.CreateResultForRule(f.Rule).WithLevel(list.level).
+			res := s.run.CreateResultForRule(f.Rule).WithLevel(list.level).
 				WithMessage(sarif.NewTextMessage(fmt.Sprintf("%s: %s: %s (fix: %s)", what, f.Field, f.Message, f.Fix))).
 				AddLocation(sarif.NewLocationWithPhysicalLocation(loc)).
 				WithProperties(sarif.NewPropertyBag().Add("field", f.Field).Add("fix", f.Fix).Add("object", what).Add("source", r.Source))
+			// A fix a tool can apply, where mutation knows it: the
+			// object's document rewritten with this rule's changes (the
+			// same edit podguard mutate makes, comments and order kept).
+			if r.fix != nil {
+				if fx, ok := fixes[f.Rule]; ok || !tried[f.Rule] {
+					if !ok {
+						tried[f.Rule] = true
+						if fx, ok = r.fix(f.Rule); ok {
+							fixes[f.Rule] = fx
+						}
+					}
+					if ok {
+						res.AddFixe(sarif.NewFix().WithDescription(sarif.NewTextMessage(f.Fix)).WithArtifactChanges([]*sarif.ArtifactChange{
+							sarif.NewArtifactChange().WithArtifactLocation(sarif.NewSimpleArtifactLocation(r.file)).WithReplacements([]*sarif.Replacement{
+								sarif.NewReplacement().WithDeletedRegion(sarif.NewRegion().WithStartLine(fx.startLine).WithStartColumn(1).WithEndLine(fx.endLine)).
+									WithInsertedContent(sarif.NewArtifactContent().WithText(fx.text)),
+							}),
+						}))
+					}
+				}
+			}
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"podguard.dev/podguard/policies/safetext"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -72,6 +73,15 @@ type Result struct {
 	// utf16Column converts a finding's column into UTF-16 code units,
 	// for SARIF.
 	utf16Column func(line, column int) int
+	// fix renders the document with one rule's fix applied, for SARIF;
+	// nil when no fix is known.
+	fix func(rule string) (docFix, bool)
+}
+
+// docFix replaces a document's lines with their fixed text.
+type docFix struct {
+	startLine, endLine int
+	text               string
 }
 
 // NewCommand returns the validate command.
@@ -185,8 +195,12 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 					st.fixable += max(0, len(res.Violations)-len(admitted.Violations))
 				}
 			}
+			var fix func(string) (docFix, bool)
+			if o.Output == "sarif" {
+				fix = fixer(enf, obj, attrs)
+			}
 			if err := w.result(Result{Source: obj.Source(), APIVersion: obj.APIVersion, Kind: obj.Kind,
-				Namespace: ns, Name: obj.Name, Result: res.WithLists(), file: obj.Doc.Source, utf16Column: obj.UTF16Column}); err != nil {
+				Namespace: ns, Name: obj.Name, Result: res.WithLists(), file: obj.Doc.Source, utf16Column: obj.UTF16Column, fix: fix}); err != nil {
 				problem(err)
 			}
 		}
@@ -300,4 +314,51 @@ func (j *jsonWriter) finish(sum Summary) error {
 	b.WriteString("}\n")
 	_, err := j.w.Write(b.Bytes())
 	return err
+}
+
+// fixer returns what a SARIF fix of one rule's findings on obj is: its
+// document (YAML only: a JSON stream may hold several on a line) rendered
+// as podguard mutate renders it, with that rule's changes alone. Rules
+// whose fix mutation does not know (privileged, hostPath...) get none.
+func fixer(enf *policies.Enforcer, obj *manifest.Object, attrs policies.Attributes) func(string) (docFix, bool) {
+	doc := obj.Doc
+	if doc.JSON || len(doc.Raw) == 0 {
+		return nil
+	}
+	lines := bytes.Count(bytes.TrimRight(doc.Raw, "\n"), []byte("\n")) + 1
+	return func(rule string) (docFix, bool) {
+		// A fresh parse of the document: applying changes edits its tree.
+		sp, err := manifest.NewSplitter(doc.Source, doc.Raw)
+		if err != nil {
+			return docFix{}, false
+		}
+		d, ok := sp.Next()
+		if !ok {
+			return docFix{}, false
+		}
+		objs, err := d.Objects()
+		if err != nil {
+			return docFix{}, false
+		}
+		var target *manifest.Object
+		for _, x := range objs {
+			if x.Item == obj.Item && x.Supported() {
+				target = x
+			}
+		}
+		if target == nil {
+			return docFix{}, false
+		}
+		a := attrs
+		a.Rules = []string{rule}
+		changes, err := enf.Mutate(target.Typed, a)
+		if err != nil || len(changes) == 0 || target.Apply(changes) != nil {
+			return docFix{}, false
+		}
+		out, err := d.Render()
+		if err != nil {
+			return docFix{}, false
+		}
+		return docFix{startLine: doc.Line, endLine: doc.Line + lines - 1, text: strings.TrimRight(string(out), "\n")}, true
+	}
 }
