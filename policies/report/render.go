@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io"
 	"podguard.dev/podguard/policies/yamlenc"
+	"slices"
 	"sort"
 	"strings"
 
@@ -99,14 +100,24 @@ func (r *Report) Text(w io.Writer) error {
 				pods += ")"
 			}
 			fmt.Fprintf(&b, "  %s: %s/%s%s\n", what, sub.Kind, sub.Name, pods)
-			for _, f := range sub.Violations {
-				fmt.Fprintf(&b, "    %s: %s: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.FixHere())
-			}
+			writeFindings(&b, "", sub.Violations)
+			// What podguard injects into the pods at admission needs no
+			// person: one line names it, apart from the warnings that do.
+			var injected []string
+			var warnings []Finding
 			for _, f := range sub.Warnings {
-				fmt.Fprintf(&b, "    %s: %s: warning: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.FixHere())
+				if f.FixedAtAdmission {
+					if !slices.Contains(injected, f.Rule) {
+						injected = append(injected, f.Rule)
+					}
+					continue
+				}
+				warnings = append(warnings, f)
 			}
-			for _, f := range sub.Audits {
-				fmt.Fprintf(&b, "    %s: %s: audit: %s (fix: %s)\n", f.Rule, f.Field, f.Message, f.FixHere())
+			writeFindings(&b, "warning: ", warnings)
+			writeFindings(&b, "audit: ", sub.Audits)
+			if len(injected) > 0 {
+				fmt.Fprintf(&b, "    fixed at admission (podguard injects it into the pods): %s\n", strings.Join(injected, ", "))
 			}
 		}
 	}
@@ -157,6 +168,32 @@ func (r *Report) Text(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeFindings writes a subject's findings grouped by rule: the first of
+// each rule with its message and fix, the others of that rule by their
+// field only ("also at"), so a workload of five containers missing one
+// setting is two lines, not five.
+func writeFindings(b *strings.Builder, label string, fs []Finding) {
+	var order []string
+	byRule := map[string][]Finding{}
+	for _, f := range fs {
+		if _, ok := byRule[f.Rule]; !ok {
+			order = append(order, f.Rule)
+		}
+		byRule[f.Rule] = append(byRule[f.Rule], f)
+	}
+	for _, rule := range order {
+		first := byRule[rule][0]
+		fmt.Fprintf(b, "    %s: %s: %s%s (fix: %s)\n", rule, first.Field, label, first.Message, first.FixHere())
+		if rest := byRule[rule][1:]; len(rest) > 0 {
+			fields := make([]string, len(rest))
+			for i, f := range rest {
+				fields[i] = f.Field
+			}
+			fmt.Fprintf(b, "      also at: %s\n", listSome(fields, 6))
+		}
+	}
 }
 
 // findingControls names a finding's controls for people.
@@ -269,6 +306,10 @@ th, td { border: 1px solid #ddd; padding: 4px 8px; text-align: left; vertical-al
 th { background: #f4f4f4; }
 .fail { color: #b00020; font-weight: bold; } .warn { color: #a05a00; } .pass { color: #2e7d32; }
 code { font-size: 0.85em; }
+/* The findings fit the window: long field paths and image names wrap
+   instead of pushing the fix column out of sight. */
+table.findings { table-layout: fixed; width: 100%; }
+table.findings td { overflow-wrap: anywhere; }
 </style>
 </head>
 <body>
@@ -301,10 +342,11 @@ Workloads are judged as admitted (what their next rollout gets), Pods as they ru
 <h2 id="findings">Findings</h2>
 {{range .Namespaces}}<h3 id="ns-{{.Name}}">namespace {{.Name}}</h3>
 {{if .Exemptions}}<p>Exemptions: {{range .Exemptions}}{{.Rule}} ({{.Reason}}{{with .Expires}}, expires {{.}}{{end}}); {{end}}</p>{{end}}
-<table>
+<table class="findings">
+<colgroup><col style="width:14%"><col style="width:7%"><col style="width:9%"><col style="width:18%"><col style="width:24%"><col style="width:18%"><col style="width:10%"></colgroup>
 <tr><th>subject</th><th>result</th><th>rule</th><th>field</th><th>message</th><th>fix</th><th>controls</th></tr>
 {{range .Subjects}}{{$s := .}}{{range .Violations}}<tr><td>{{$s.Kind}}/{{$s.Name}}{{with $s.Pods}} ({{.Total}} {{if eq .Total 1}}pod{{else}}pods{{end}}){{end}}</td><td class="fail">denied</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{controls .}}</td></tr>
-{{end}}{{range .Warnings}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td class="warn">warning</td><td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{controls .}}</td></tr>
+{{end}}{{range .Warnings}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td>{{if .FixedAtAdmission}}<td class="pass">fixed at admission</td>{{else}}<td class="warn">warning</td>{{end}}<td>{{.Rule}}</td><td><code>{{.Field}}</code></td><td>{{.Message}}</td><td>{{.Fix}}</td><td>{{controls .}}</td></tr>
 {{end}}{{with .Pods}}{{if .OutOfPolicy}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td class="fail">running</td><td>{{join .Rules ", "}}</td><td></td><td>{{.OutOfPolicy}} of its {{.Total}} pods run out of policy (created before it, or under an expired exemption)</td><td>roll the workload out again</td><td></td></tr>
 {{end}}{{end}}{{if eq $s.Result "skip"}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td>skipped</td><td></td><td></td><td>{{$s.Reason}}</td><td></td><td></td></tr>
 {{end}}{{end}}</table>

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -421,6 +422,26 @@ func TestAuditHTMLInBrowser(t *testing.T) {
 		if !strings.Contains(string(dom), want) {
 			t.Errorf("the rendered page lacks %q", want)
 		}
+	}
+	// The findings fit a 1,400 px window: the page's width, measured by the
+	// browser on a copy with a script that writes it into the DOM.
+	measured := write(t, dir, "measured.html", strings.Replace(page.out, "</body>",
+		`<script>document.body.setAttribute("data-width", String(document.documentElement.scrollWidth)); var f = document.querySelector("table.findings"); if (f) { document.body.setAttribute("data-findings-right", String(Math.ceil(f.getBoundingClientRect().right))); }</script></body>`, 1))
+	wargs := append(append([]string{}, args[:len(args)-1]...), "--window-size=1400,1000", "file://"+measured)
+	wdom, err := exec.CommandContext(ctx, chromium, wargs...).Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	width := regexp.MustCompile(`data-width="(\d+)"`).FindSubmatch(wdom)
+	right := regexp.MustCompile(`data-findings-right="(\d+)"`).FindSubmatch(wdom)
+	if width == nil || right == nil {
+		t.Fatalf("the page's width was not measured:\n%.2000s", wdom)
+	}
+	if w, _ := strconv.Atoi(string(width[1])); w > 1400 {
+		t.Errorf("the page is %d px wide in a 1,400 px window: the fix column is cut off", w)
+	}
+	if r, _ := strconv.Atoi(string(right[1])); r > 1400 {
+		t.Errorf("the findings table ends at %d px in a 1,400 px window", r)
 	}
 	shot := filepath.Join(dir, "audit.png")
 	cmd := exec.CommandContext(ctx, chromium, append(args[:len(args)-2], "--screenshot="+shot, "--window-size=1280,2000", "file://"+file)...)
