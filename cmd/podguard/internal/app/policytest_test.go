@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/xml"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,5 +104,36 @@ func TestPolicyTestBadFiles(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.err, tc.want) || !strings.Contains(r.err, "podguard-test.yaml") {
 			t.Errorf("%s: exit %d, want 2 naming the file and %q:\n%s", tc.name, r.code, tc.want, r.err)
 		}
+	}
+}
+
+// TestValidateJUnit: validate -o junit is XML a CI system reads, one
+// testcase per judged object, failed exactly when the object is denied.
+func TestValidateJUnit(t *testing.T) {
+	r := podguard(t, "", "validate", "-o", "junit", "-f", "../../../../config/samples/workloads/")
+	var suites struct {
+		Tests    int `xml:"tests,attr"`
+		Failures int `xml:"failures,attr"`
+		Suites   []struct {
+			Cases []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+				} `xml:"failure"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal([]byte(r.out), &suites); err != nil {
+		t.Fatalf("not XML: %v\n%s", err, r.out)
+	}
+	denied := map[string]bool{}
+	for _, s := range suites.Suites {
+		for _, c := range s.Cases {
+			denied[c.Name] = c.Failure != nil
+		}
+	}
+	want := map[string]bool{"Deployment api": false, "Deployment web": true, "Pod hello": true, "Pod node-shell": true}
+	if r.code != 1 || suites.Tests != 4 || suites.Failures != 3 || fmt.Sprint(denied) != fmt.Sprint(want) {
+		t.Errorf("exit %d, %d tests, %d failures, %v\n%s", r.code, suites.Tests, suites.Failures, denied, r.out)
 	}
 }

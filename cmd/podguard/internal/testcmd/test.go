@@ -6,7 +6,6 @@ package testcmd
 import (
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
@@ -491,77 +490,26 @@ func write(w io.Writer, format string, cases []Case, sum Summary) error {
 	return err
 }
 
-// JUnit XML as CI systems read it (one testsuite per test file).
-type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
-}
-
-type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Cases    []junitCase `xml:"testcase"`
-}
-
-type junitCase struct {
-	Name      string        `xml:"name,attr"`
-	Classname string        `xml:"classname,attr"`
-	Failure   *junitFailure `xml:"failure,omitempty"`
-}
-
-type junitFailure struct {
-	Message string `xml:"message,attr"`
-	Text    string `xml:",chardata"`
-}
-
-// writeJUnit writes the cases through encoding/xml, which escapes every
-// string from a test file or a resource.
+// writeJUnit writes the cases as JUnit XML, one testsuite per test file.
 func writeJUnit(w io.Writer, cases []Case, sum Summary) error {
-	out := junitSuites{Tests: sum.Cases, Failures: sum.Failed}
+	out := cli.JUnitSuites{Tests: sum.Cases, Failures: sum.Failed}
 	index := map[string]int{}
 	for _, c := range cases {
 		i, ok := index[c.File]
 		if !ok {
 			i = len(out.Suites)
 			index[c.File] = i
-			out.Suites = append(out.Suites, junitSuite{Name: xmlText(c.Test)})
+			out.Suites = append(out.Suites, cli.JUnitSuite{Name: c.Test})
 		}
-		s := &out.Suites[i]
 		name := c.Resource
 		if c.Rule != "" {
 			name += " " + c.Rule
 		}
-		jc := junitCase{Name: xmlText(name + " " + c.Expected), Classname: xmlText(c.Test)}
+		jc := cli.JUnitCase{Name: name + " " + c.Expected, Classname: c.Test}
 		if !c.Pass {
-			s.Failures++
-			jc.Failure = &junitFailure{Message: xmlText("expected " + c.Expected + ", got " + c.Got), Text: xmlText(c.Detail)}
+			jc.Failure = &cli.JUnitFailure{Message: "expected " + c.Expected + ", got " + c.Got, Text: c.Detail}
 		}
-		s.Tests++
-		s.Cases = append(s.Cases, jc)
+		out.Suites[i].Add(jc)
 	}
-	if _, err := io.WriteString(w, xml.Header); err != nil {
-		return err
-	}
-	enc := xml.NewEncoder(w)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		return err
-	}
-	_, err := io.WriteString(w, "\n")
-	return err
-}
-
-// xmlText drops what XML 1.0 cannot hold at all (most control
-// characters), which encoding/xml would otherwise replace silently or
-// refuse; the rest it escapes.
-func xmlText(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r != 0xFFFE && r != 0xFFFF) {
-			return r
-		}
-		return -1
-	}, s)
+	return cli.WriteJUnit(w, out)
 }

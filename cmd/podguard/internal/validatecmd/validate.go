@@ -88,7 +88,7 @@ type docFix struct {
 func NewCommand(s cli.Streams) *cobra.Command {
 	o := &Options{}
 	cmd := &cobra.Command{
-		Use:   "validate -f PATH [-f PATH ...] [--policy FILE] [--mutate] [-o text|json]",
+		Use:   "validate -f PATH [-f PATH ...] [--policy FILE] [--mutate] [-o text|lines|json|sarif|junit]",
 		Short: "Judge manifests against the policy, offline",
 		Long: `Judge every Pod and pod template in the given manifests against the policy.
 
@@ -108,7 +108,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	fs := cmd.Flags()
 	o.Input.AddFlags(fs)
 	fs.BoolVar(&o.Mutate, "mutate", false, "judge objects as the cluster admits them (mutation first)")
-	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text (grouped per object, for people), lines (one line per finding, for grep), json or sarif (SARIF 2.1.0, for code scanning)")
+	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text (grouped per object, for people), lines (one line per finding, for grep), json, sarif (SARIF 2.1.0, for code scanning) or junit (JUnit XML, for CI test reports: one testcase per object, failed when denied)")
 	fs.BoolVarP(&o.Verbose, "verbose", "v", false, "text output: list every object not judged, with the reason")
 	fs.BoolVar(&o.Strict, "strict", false, "no effect: a pod-bearing kind under an API version that does not serve it (v1 Deployment) is now always an error")
 	_ = fs.MarkDeprecated("strict", "a pod-bearing kind under an API version that does not serve it is now always an error, as kubectl makes it; --strict will be removed")
@@ -120,8 +120,8 @@ object denied, 2 bad input or usage (the message names file, document, line),
 
 // Run judges the inputs and writes the report, object by object.
 func (o *Options) Run(ctx context.Context, s cli.Streams) error {
-	if o.Output != "text" && o.Output != "lines" && o.Output != "json" && o.Output != "sarif" {
-		return cli.BadInput("unknown output format %q: use text, lines, json or sarif", o.Output)
+	if o.Output != "text" && o.Output != "lines" && o.Output != "json" && o.Output != "sarif" && o.Output != "junit" {
+		return cli.BadInput("unknown output format %q: use text, lines, json, sarif or junit", o.Output)
 	}
 	if err := o.Request.CheckTargetNamespace(); err != nil {
 		return err
@@ -137,6 +137,8 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		w = newJSONWriter(s.Out)
 	case "sarif":
 		w = newSARIFWriter(s.Out)
+	case "junit":
+		w = &junitWriter{w: s.Out}
 	case "lines":
 		w = &textWriter{w: s.Out, verbose: o.Verbose, lines: true}
 	default:
@@ -362,3 +364,52 @@ func fixer(enf *policies.Enforcer, obj *manifest.Object, attrs policies.Attribut
 		return docFix{startLine: doc.Line, endLine: doc.Line + lines - 1, text: strings.TrimRight(string(out), "\n")}, true
 	}
 }
+
+// junitWriter collects one JUnit testcase per judged object (a testsuite
+// per input file), failed when the object is denied, its warnings in
+// system-out, for CI systems that show test reports.
+type junitWriter struct {
+	w      io.Writer
+	report cli.JUnitSuites
+	index  map[string]int
+}
+
+func (j *junitWriter) result(r Result) error {
+	if j.index == nil {
+		j.index = map[string]int{}
+	}
+	i, ok := j.index[r.file]
+	if !ok {
+		i = len(j.report.Suites)
+		j.index[r.file] = i
+		j.report.Suites = append(j.report.Suites, cli.JUnitSuite{Name: r.file})
+	}
+	name := r.Kind + " " + r.Name
+	if r.Namespace != "" {
+		name = r.Kind + " " + r.Namespace + "/" + r.Name
+	}
+	c := cli.JUnitCase{Name: name, Classname: r.Source}
+	line := func(f policies.Finding) string {
+		return fmt.Sprintf("%s: %s: %s (fix: %s)", f.Rule, f.Field, f.Message, f.FixHere())
+	}
+	var ws []string
+	for _, f := range r.Warnings {
+		ws = append(ws, "warning: "+line(f))
+	}
+	c.SystemOut = strings.Join(ws, "\n")
+	if !r.Allowed {
+		var vs []string
+		for _, f := range r.Violations {
+			vs = append(vs, line(f))
+		}
+		c.Failure = &cli.JUnitFailure{Message: fmt.Sprintf("denied: %d %s", len(r.Violations), safetext.Plural(len(r.Violations), "violation", "violations")), Text: strings.Join(vs, "\n")}
+		j.report.Failures++
+	}
+	j.report.Tests++
+	j.report.Suites[i].Add(c)
+	return nil
+}
+
+func (j *junitWriter) skip(Skipped) {}
+
+func (j *junitWriter) finish(Summary) error { return cli.WriteJUnit(j.w, j.report) }
