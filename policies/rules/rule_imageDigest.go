@@ -1,0 +1,82 @@
+package rules
+
+// imageDigest: every image a pod runs is pinned by digest
+// (name[:tag]@sha256:<64 hex>, or sha512:<128 hex>): containers, init and
+// ephemeral containers, and image volumes (spec.volumes[*].image.reference).
+// A tag, even a fixed one, can be moved to other content after review; a
+// digest names exactly the bytes that were reviewed, scanned and signed,
+// which the image-signature and vulnerability rules verify. Off by default
+// (turning it on warns about every tag-only image of an existing cluster);
+// a platform team sets warn, then enforce. No fix yet: pinning needs the
+// registry's answer, which the engine is not handed (see the README).
+// Exemptions by image glob or container name reach containers; an image
+// volume belongs to the pod (exempt the namespace or the workload).
+
+import (
+	"fmt"
+	"regexp"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+func init() {
+	Register(Definition{
+		Reads: podspec.Fields{"*containers.image", "volumes.image"},
+		ID:    "imageDigest", Order: 215, Action: v1alpha1.ActionOff,
+		Checklist: ItemImages,
+		Doc: `Every image a pod runs (containers, init and ephemeral containers,
+image volumes) is pinned by digest (@sha256:...): the bytes that were
+reviewed, scanned and signed, which a moved tag cannot change. Off by
+default; warn, then enforce.`,
+		New:    newImageDigest,
+		Native: nativeImageDigest,
+	})
+}
+
+// digestPattern is a digest suffix the kubelet pulls by: the two OCI
+// registered algorithms, lowercase hex of their full length, ending the
+// reference. RE2 syntax, shared by the Go check and the CEL.
+const digestPattern = `@(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`
+
+var digestRE = regexp.MustCompile(digestPattern)
+
+func newImageDigest(*v1alpha1.Policy) Rule {
+	return Rule{
+		ID:      "imageDigest",
+		Summary: "images are pinned by digest",
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, c := range t.Containers {
+				if !digestRE.MatchString(c.Image) {
+					p := c.Path().Child("image")
+					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
+						Message: fmt.Sprintf("container %q image %q is not pinned by digest: the tag can be moved to other content", c.Name, c.Image),
+						Fix:     fmt.Sprintf("set %s to the image's digest, keeping the tag for people (name:tag@sha256:...; crane digest or docker buildx imagetools inspect prints it)", p)})
+				}
+			}
+			for _, v := range t.ImageVolumes() {
+				if !digestRE.MatchString(v.Reference) {
+					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: v.Path.String(),
+						Message: fmt.Sprintf("image volume %q image %q is not pinned by digest: the tag can be moved to other content", v.Name, v.Reference),
+						Fix:     fmt.Sprintf("set %s to the image's digest (name:tag@sha256:...)", v.Path)})
+				}
+			}
+			return out
+		},
+	}
+}
+
+func nativeImageDigest(*v1alpha1.Policy, NativeMode) Native {
+	pinned := func(ref string) string { return fmt.Sprintf("%s.matches(%s)", ref, celString(digestPattern)) }
+	return Native{
+		Pod: fmt.Sprintf("variables.spec.?volumes.orValue([]).all(v, !has(v.image) || %s)", pinned("v.image.?reference.orValue('')")),
+		PodMessage: fmt.Sprintf("%s + %s + %s", celString("an image volume is not pinned by digest; fix: set "),
+			specField("volumes[*].image.reference"), celString(" to the image's digest (name:tag@sha256:...)")),
+		Container: pinned("c.?image.orValue('')"),
+		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("use an image not pinned by digest; fix: set "),
+			specField("containers[*].image"), celString(" to the image's digest (name:tag@sha256:...)")),
+	}
+}
