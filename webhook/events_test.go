@@ -135,3 +135,29 @@ func TestEventsOnDenialsAndInjections(t *testing.T) {
 		}
 	})
 }
+
+// TestImageDigestOnEphemeralContainers: a debug container added through
+// pods/ephemeralcontainers is an image the pod runs: with imageDigest on,
+// one by tag is refused, one by digest admitted.
+func TestImageDigestOnEphemeralContainers(t *testing.T) {
+	const policy = "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  imageDigest: {action: enforce}\n"
+	const digest = "@sha256:0d5e4e1c5b6f2a1c8e1f9d3c7b2a6e4f1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b6a"
+	old := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"apps"},"spec":{"securityContext":{"runAsNonRoot":true,"runAsUser":1000,"runAsGroup":1000,"seccompProfile":{"type":"RuntimeDefault"}},"containers":[{"name":"c","image":"registry.example/c:1` + digest + `"}]}}`
+	withDebug := func(image string) string {
+		return strings.Replace(old, `}]}}`, `}],"ephemeralContainers":[{"name":"debugger","image":"`+image+`","securityContext":{"allowPrivilegeEscalation":false,"readOnlyRootFilesystem":true,"capabilities":{"drop":["ALL"]}}}]}}`, 1)
+	}
+	for image, allowed := range map[string]bool{"busybox:1.36": false, "busybox:1.36" + digest: true} {
+		e := newTestEndpoint(t, policy, false)
+		body := review("u", "Pod", "", withDebug(image))
+		body = strings.Replace(body, `"operation":"CREATE"`, `"operation":"UPDATE","subResource":"ephemeralcontainers","name":"p"`, 1)
+		body = strings.TrimSuffix(body, "}}") + `,"oldObject":` + old + `}}`
+		_, raw, ar := e.post(t, body)
+		if ar.Response == nil || ar.Response.Allowed != allowed {
+			t.Errorf("debug image %s: want allowed=%v: %s", image, allowed, raw)
+			continue
+		}
+		if !allowed && !strings.Contains(string(raw), "spec.ephemeralContainers[0].image") {
+			t.Errorf("debug image %s: the denial does not name the field: %s", image, raw)
+		}
+	}
+}

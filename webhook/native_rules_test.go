@@ -40,6 +40,7 @@ import (
 // these fields on other paths.
 var refusedOnCreate = map[string]string{
 	"../policies/rules/testdata/capabilities/fail/ephemeral.yaml":                "ephemeral containers cannot be set on create (the pods/ephemeralcontainers subresource is webhook-only)",
+	"../policies/rules/testdata/imageDigest/fail/ephemeral-container-tag.yaml":   "ephemeral containers cannot be set on create (the pods/ephemeralcontainers subresource is webhook-only)",
 	"../policies/rules/testdata/resources/fail/request-above-limit.yaml":         "the API server itself refuses a request above its limit",
 	"../policies/rules/testdata/runAsUser/fail/windows-root.yaml":                "the API server itself refuses runAsUser on a Windows pod",
 	"../policies/rules/testdata/resources/pass/ephemeral-without-resources.yaml": "ephemeral containers cannot be set on create",
