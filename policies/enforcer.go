@@ -37,6 +37,10 @@ type Attributes struct {
 	// ephemeral containers (by name) and to container-level fields: the rest
 	// of a running pod can no longer change.
 	EphemeralContainers []string
+	// Digests maps image references to the digests they resolve to, looked
+	// up by the caller (the webhook asks the registries); imageDigest's fix
+	// pins references with them. Nil offline: nothing is pinned.
+	Digests map[string]string
 	// Rules, when not nil, limits judging to these rule IDs.
 	Rules []string
 	// MaxFindings, when above 0, keeps at most this many findings in each
@@ -253,7 +257,7 @@ type activeExemption struct {
 // newScope finds the containers in scope and the exemptions that apply,
 // and records expired exemptions in res.
 func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requestScope {
-	t.Namespace = a.Namespace
+	t.Namespace, t.Digests = a.Namespace, a.Digests
 	s := &requestScope{t: t, containers: t.Containers, ephemeral: a.EphemeralContainers != nil}
 	if s.ephemeral {
 		s.containers = nil

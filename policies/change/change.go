@@ -27,6 +27,11 @@ const (
 	// what a person wrote: the service account token volume that the
 	// ServiceAccount admission plugin mounts before any webhook runs.
 	Remove
+	// Pin adds a digest to an image reference that names none: the one
+	// change to a value a person set, and only this one. Value is the
+	// reference as written followed by "@" and the digest; Apply refuses
+	// anything else, so the reference people wrote is always kept whole.
+	Pin
 )
 
 // Change is one injected value.
@@ -58,6 +63,8 @@ func (c Change) String() string {
 		return fmt.Sprintf("%s += %s", c.Path, val)
 	case Remove:
 		return fmt.Sprintf("%s -= (removed)", c.Path)
+	case Pin:
+		return fmt.Sprintf("%s: %s (pinned)", c.Path, val)
 	}
 	return fmt.Sprintf("%s: %s", c.Path, val)
 }
@@ -96,9 +103,13 @@ func (c *Change) Apply(obj any) error {
 				continue
 			}
 			var err error
-			if c.Op == Set {
+			switch c.Op {
+			case Set:
 				err = assign(f, c.Value)
-			} else {
+			case Pin:
+				err = pin(f, c.Value)
+				missing = len(c.Path) // the field exists: the patch replaces it
+			default:
 				err = appendTo(f, c.Value)
 			}
 			if err != nil {
@@ -190,6 +201,33 @@ func assign(f reflect.Value, value any) error {
 		return fmt.Errorf("refusing to overwrite a set value")
 	}
 	return convertInto(f, val)
+}
+
+// pin sets a string field holding an image reference without a digest to
+// that reference with a digest appended.
+func pin(f reflect.Value, value any) error {
+	next, ok := value.(string)
+	if f.Kind() != reflect.String || !ok {
+		return fmt.Errorf("only an image reference can be pinned")
+	}
+	if err := CheckPin(f.String(), next); err != nil {
+		return err
+	}
+	f.SetString(next)
+	return nil
+}
+
+// CheckPin reports whether pinned is ref with a digest appended, ref
+// naming none: the only edit Pin makes.
+func CheckPin(ref, pinned string) error {
+	if ref == "" || strings.Contains(ref, "@") {
+		return fmt.Errorf("refusing to pin %q: it names a digest already, or nothing", ref)
+	}
+	digest, ok := strings.CutPrefix(pinned, ref+"@")
+	if !ok || !strings.Contains(digest, ":") || strings.ContainsAny(digest, "@/ ") {
+		return fmt.Errorf("refusing to change %q into %q: a pin only appends @<digest>", ref, pinned)
+	}
+	return nil
 }
 
 func appendTo(f reflect.Value, value any) error {

@@ -40,6 +40,11 @@ func JSONPatch(changes []Change) ([]byte, error) {
 			ops = append(ops, &patchOp{op: "remove", path: c.Path.JSONPointer()})
 			continue
 		}
+		if c.Op == Pin {
+			// The field exists: "replace" (an "add" would too, but says less).
+			ops = append(ops, &patchOp{op: "replace", path: c.Path.JSONPointer(), value: &node{leaf: c.Value}})
+			continue
+		}
 		leaf := &node{leaf: c.Value}
 		if c.missing >= len(c.Path) { // append to an existing list
 			ptr := c.Path.JSONPointer()

@@ -55,6 +55,15 @@ func applyNode(n *yaml.Node, c change.Change) error {
 				return fmt.Errorf("%s: %w", c.Path, err)
 			}
 			switch {
+			case c.Op == change.Pin:
+				next, _ := c.Value.(string)
+				if v == nil || v.Kind != yaml.ScalarNode {
+					return fmt.Errorf("%s: no image reference to pin", c.Path)
+				}
+				if err := change.CheckPin(v.Value, next); err != nil {
+					return fmt.Errorf("%s: %w", c.Path, err)
+				}
+				v.Value = next // style and comments kept
 			case c.Op == change.Set && v != nil && !isNull(v):
 				return fmt.Errorf("%s: refusing to overwrite a set value", c.Path)
 			case c.Op == change.Set && v != nil:

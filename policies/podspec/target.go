@@ -74,6 +74,10 @@ type Target struct {
 	Kind schema.GroupKind
 	// ObjectMeta is the root object's metadata (name, namespace, owners).
 	ObjectMeta *metav1.ObjectMeta
+	// Digests maps image references to the digest each resolves to now
+	// ("sha256:..."), as the caller looked them up for this request: the
+	// engine does no I/O, it is handed what the registry said.
+	Digests map[string]string
 	// Namespace is the namespace the object is judged in: the request's
 	// (an object being created may not name one), set by the engine.
 	Namespace string

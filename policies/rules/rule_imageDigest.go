@@ -7,30 +7,38 @@ package rules
 // digest names exactly the bytes that were reviewed, scanned and signed,
 // which the image-signature and vulnerability rules verify. Off by default
 // (turning it on warns about every tag-only image of an existing cluster);
-// a platform team sets warn, then enforce. No fix yet: pinning needs the
-// registry's answer, which the engine is not handed (see the README).
+// a platform team sets warn, then enforce.
+// Fix (mutate: true, opt-in): pin each reference to the digest it resolves
+// to now, keeping the reference as written (name:tag@sha256:...): the one
+// fix that changes a set value, and only by appending. The digests come
+// from the caller (the webhook asks the registry, within the request's
+// budget); a reference the caller could not resolve is left as it is and
+// reported. Natively the fix is webhook-only: CEL cannot ask a registry.
 // Exemptions by image glob or container name reach containers; an image
 // volume belongs to the pod (exempt the namespace or the workload).
 
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/change"
 	"podguard.dev/podguard/policies/podspec"
 )
 
 func init() {
 	Register(Definition{
 		Reads: podspec.Fields{"*containers.image", "volumes.image"},
-		ID:    "imageDigest", Order: 215, Action: v1alpha1.ActionOff,
+		ID:    "imageDigest", Order: 215, Action: v1alpha1.ActionOff, Mutate: false,
 		Checklist: ItemImages,
 		Doc: `Every image a pod runs (containers, init and ephemeral containers,
 image volumes) is pinned by digest (@sha256:...): the bytes that were
 reviewed, scanned and signed, which a moved tag cannot change. Off by
-default; warn, then enforce.`,
+default; warn, then enforce. With mutate: true, the webhook pins each
+reference to the digest the registry resolves it to at admission.`,
 		New:    newImageDigest,
 		Native: nativeImageDigest,
 	})
@@ -66,12 +74,29 @@ func newImageDigest(*v1alpha1.Policy) Rule {
 			}
 			return out
 		},
+		Fix: func(t *podspec.Target) []change.Change {
+			var out []change.Change
+			pin := func(ref string, p podspec.Path) {
+				d, ok := t.Digests[ref]
+				if !ok || digestRE.MatchString(ref) || !digestRE.MatchString("@"+d) || strings.Contains(ref, "@") {
+					return
+				}
+				out = append(out, change.Change{Op: change.Pin, Path: p, Value: ref + "@" + d})
+			}
+			for _, c := range t.Containers {
+				pin(c.Image, c.Path().Child("image"))
+			}
+			for _, v := range t.ImageVolumes() {
+				pin(v.Reference, v.Path)
+			}
+			return out
+		},
 	}
 }
 
-func nativeImageDigest(*v1alpha1.Policy, NativeMode) Native {
+func nativeImageDigest(p *v1alpha1.Policy, _ NativeMode) Native {
 	pinned := func(ref string) string { return fmt.Sprintf("%s.matches(%s)", ref, celString(digestPattern)) }
-	return Native{
+	n := Native{
 		Pod: fmt.Sprintf("variables.spec.?volumes.orValue([]).all(v, !has(v.image) || %s)", pinned("v.image.?reference.orValue('')")),
 		PodMessage: fmt.Sprintf("%s + %s + %s", celString("an image volume is not pinned by digest; fix: set "),
 			specField("volumes[*].image.reference"), celString(" to the image's digest (name:tag@sha256:...)")),
@@ -79,4 +104,8 @@ func nativeImageDigest(*v1alpha1.Policy, NativeMode) Native {
 		ContainerMessage: fmt.Sprintf("%s + %s + %s", celString("use an image not pinned by digest; fix: set "),
 			specField("containers[*].image"), celString(" to the image's digest (name:tag@sha256:...)")),
 	}
+	if FixInForce(p, "imageDigest") {
+		n.MutationWebhookOnly = "the digest a tag resolves to comes from the registry at admission, which CEL cannot ask"
+	}
+	return n
 }
