@@ -70,6 +70,10 @@ type Handler struct {
 	// Events, when set, records Kubernetes Events for denials and for
 	// injections into Pods.
 	Events *Events
+	// Digests, when set, resolves image references for imageDigest's fix
+	// (mutating endpoint), each admission within DigestBudget.
+	Digests      *DigestResolver
+	DigestBudget time.Duration
 	// Mutating selects the mutating endpoint's behaviour.
 	Mutating bool
 	// Decisions selects which decisions are logged: LogDecisionsAll (the
@@ -288,6 +292,15 @@ func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, t *podspec.
 		}
 		if resp, d, done := unchangedUpdate(gk, req, t); done {
 			return resp, d
+		}
+	}
+	if h.Digests != nil && rules.FixInForce(enf.Policy(), "imageDigest") {
+		if refs := unpinnedImages(t); len(refs) > 0 {
+			// The registry's answer, within a budget well inside the
+			// webhook's timeout; what it cannot answer stays unpinned.
+			ctx, cancel := context.WithTimeout(context.Background(), h.DigestBudget)
+			attrs.Digests = h.Digests.Resolve(ctx, refs)
+			cancel()
 		}
 	}
 	changes, err := enf.MutateTarget(t, attrs)

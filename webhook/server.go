@@ -95,6 +95,9 @@ type Options struct {
 	// WatchExceptions watches PodGuardExceptions (default true; false for
 	// a cluster that grants podguard no read on them).
 	WatchExceptions bool
+	// RegistryCAFile is a PEM bundle of CAs, besides the system's, that
+	// registries' certificates may chain to, for imageDigest's fix.
+	RegistryCAFile string
 	// Events records Kubernetes Events for denials and for what mutation
 	// injects into Pods (needs create and patch on events.k8s.io events);
 	// EventsQPS and EventsBurst bound how many, across every object.
@@ -444,8 +447,17 @@ func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicySt
 	if o.DecisionLog.GetSink() != nil {
 		decisions = o.DecisionLog
 	}
+	digests, err := newDigestResolver(o.RegistryCAFile, log.WithName("digests"))
+	if err != nil {
+		return err
+	}
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
 		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions, Events: events}
+		if mutating {
+			// A fifth of the webhook's timeout: with the body's read
+			// (two fifths at most) the answer still leaves in time.
+			h.Digests, h.DigestBudget = digests, o.WebhookTimeout/5
+		}
 		srv.Register(path, &reviewHandler{handler: h, limits: limits, draining: draining, log: log.WithName("admission"), metrics: metrics})
 	}
 	if err := mgr.Add(certs); err != nil {

@@ -94,6 +94,7 @@ replicas that answer the API server never hold a cache of the cluster's pods.`,
 	fs.DurationVar(&o.Builtin.SyncInterval, "cert-sync-interval", o.Builtin.SyncInterval, "builtin mode: how often the Secret is copied to --cert-dir when it changed")
 	fs.StringVar(&o.AuditOptOut.Label, "audit-opt-out-label", "", "background audit: namespaces labelled with it set to true are not audited, as the webhooks never see them (the chart passes webhook.optOutLabel)")
 	fs.StringArrayVar(&o.AuditOptOut.Exclude, "audit-exclude-namespace", nil, "background audit: a namespace the webhooks never see, not audited; repeatable (the chart passes webhook.excludeNamespaces and its own namespace)")
+	fs.StringVar(&o.RegistryCAFile, "registry-ca-file", "", "PEM bundle of CAs (besides the system's) registries' certificates may chain to, for imageDigest's fix, which asks registries what digest a tag resolves to")
 	fs.BoolVar(&o.Events, "events", true, "record Kubernetes Events for denials (on the object, or its namespace when it does not exist yet) and for what mutation injects into Pods (needs create and patch on events.k8s.io events); never for dry-run requests")
 	fs.Float32Var(&o.EventsQPS, "events-qps", 5, "at most this many Events a second, across every object (one per object and reason a minute)")
 	fs.IntVar(&o.EventsBurst, "events-burst", 25, "bursts of Events above --events-qps")

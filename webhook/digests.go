@@ -1,0 +1,189 @@
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/singleflight"
+
+	"podguard.dev/podguard/policies/podspec"
+)
+
+const (
+	// digestTTL is how long a tag's resolution is reused: a tag moved
+	// after it is pinned to its old digest for at most this long.
+	digestTTL = 5 * time.Minute
+	// maxDigestEntries bounds the cache; beyond it, expired entries go
+	// first, then the cache is emptied (a bound, not an LRU: lookups are
+	// cheap next to a pod's creation).
+	maxDigestEntries = 10000
+	// maxParallelLookups bounds the registry requests of one admission.
+	maxParallelLookups = 8
+)
+
+// DigestResolver asks registries what digest an image reference resolves
+// to now (a HEAD of its manifest: for a multi-arch image, the index's
+// digest), for imageDigest's fix. It caches answers briefly, shares one
+// lookup among concurrent requests for the same reference, and never
+// waits past the context it is given: a reference it cannot resolve in
+// time is left unpinned and reported, never a reason to refuse a pod by
+// itself. Registries are asked anonymously (credentials from docker-config
+// Secrets are not read yet).
+type DigestResolver struct {
+	log       logr.Logger
+	transport http.RoundTripper
+
+	mu    sync.Mutex // guards cache and now
+	cache map[string]resolved
+	group singleflight.Group
+	now   func() time.Time
+}
+
+type resolved struct {
+	digest  string
+	expires time.Time
+}
+
+// NewDigestResolver returns a resolver using transport (nil: the default,
+// with the system's roots).
+func NewDigestResolver(transport http.RoundTripper, log logr.Logger) *DigestResolver {
+	if transport == nil {
+		transport = remote.DefaultTransport
+	}
+	return &DigestResolver{log: log, transport: transport, cache: map[string]resolved{}, now: time.Now}
+}
+
+// Resolve returns the digests of the references it could resolve before
+// ctx ends, looked up in parallel (at most maxParallelLookups at once).
+func (r *DigestResolver) Resolve(ctx context.Context, refs []string) map[string]string {
+	out := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, maxParallelLookups)
+	for _, ref := range refs {
+		if d, ok := r.cached(ref); ok {
+			out[ref] = d
+			continue
+		}
+		wg.Add(1)
+		go func(ref string) {
+			defer wg.Done()
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			case <-ctx.Done():
+				return
+			}
+			ch := r.group.DoChan(ref, func() (any, error) { return r.lookup(ctx, ref) })
+			select {
+			case res := <-ch:
+				if res.Err != nil {
+					r.log.V(1).Info("image digest not resolved", "image", truncate(ref, maxLogValue), "error", truncate(res.Err.Error(), maxLogValue))
+					return
+				}
+				mu.Lock()
+				out[ref] = res.Val.(string)
+				mu.Unlock()
+			case <-ctx.Done():
+			}
+		}(ref)
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return out
+}
+
+func (r *DigestResolver) cached(ref string) (string, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.cache[ref]
+	if !ok || r.now().After(c.expires) {
+		return "", false
+	}
+	return c.digest, true
+}
+
+func (r *DigestResolver) lookup(ctx context.Context, ref string) (string, error) {
+	parsed, err := name.ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(parsed, remote.WithContext(ctx), remote.WithTransport(r.transport), remote.WithAuth(authn.Anonymous))
+	if err != nil {
+		return "", err
+	}
+	d := desc.Digest.String()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.now()
+	if len(r.cache) >= maxDigestEntries {
+		for k, c := range r.cache {
+			if now.After(c.expires) {
+				delete(r.cache, k)
+			}
+		}
+		if len(r.cache) >= maxDigestEntries {
+			r.cache = map[string]resolved{}
+		}
+	}
+	r.cache[ref] = resolved{digest: d, expires: now.Add(digestTTL)}
+	return d, nil
+}
+
+// newDigestResolver builds the resolver the webhook uses: the system's
+// roots, plus caFile's CAs when given.
+func newDigestResolver(caFile string, log logr.Logger) (*DigestResolver, error) {
+	if caFile == "" {
+		return NewDigestResolver(nil, log), nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--registry-ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--registry-ca-file %s holds no PEM certificate", caFile)
+	}
+	tr := remote.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return NewDigestResolver(tr, log), nil
+}
+
+// unpinnedImages lists the references of t's images (containers of every
+// kind, image volumes) that name no digest, once each.
+func unpinnedImages(t *podspec.Target) []string {
+	var out []string
+	add := func(ref string) {
+		if ref == "" || strings.Contains(ref, "@") {
+			return
+		}
+		for _, r := range out {
+			if r == ref {
+				return
+			}
+		}
+		out = append(out, ref)
+	}
+	for _, c := range t.Containers {
+		add(c.Image)
+	}
+	for _, v := range t.ImageVolumes() {
+		add(v.Reference)
+	}
+	return out
+}
