@@ -2,64 +2,16 @@ package webhook
 
 import (
 	"context"
-	"encoding/pem"
-	"io"
-	"log"
 	"net"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"podguard.dev/podguard/hack/testenv"
 )
-
-// testRegistry serves an in-process OCI registry (go-containerregistry's
-// pkg/registry, the real protocol) over TLS on 127.0.0.1, and writes its
-// CA to a file for --registry-ca-file.
-func testRegistry(t *testing.T) (*httptest.Server, string) {
-	t.Helper()
-	srv := httptest.NewTLSServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
-	t.Cleanup(srv.Close)
-	ca := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return srv, ca
-}
-
-// push writes img (or idx) under repo:tag and returns its digest.
-func push(t *testing.T, srv *httptest.Server, ref string, img any) v1.Hash {
-	t.Helper()
-	r, err := name.ParseReference(strings.TrimPrefix(srv.URL, "https://") + "/" + ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opt := remote.WithTransport(srv.Client().Transport)
-	switch x := img.(type) {
-	case v1.Image:
-		if err := remote.Write(r, x, opt); err != nil {
-			t.Fatal(err)
-		}
-		d, _ := x.Digest()
-		return d
-	case v1.ImageIndex:
-		if err := remote.WriteIndex(r, x, opt); err != nil {
-			t.Fatal(err)
-		}
-		d, _ := x.Digest()
-		return d
-	}
-	t.Fatalf("push %T", img)
-	return v1.Hash{}
-}
 
 // TestImageDigestPinning: with imageDigest's fix on, the mutating webhook
 // pins every image of a Pod (containers, init containers, image volumes;
@@ -68,8 +20,8 @@ func push(t *testing.T, srv *httptest.Server, ref string, img any) v1.Hash {
 // cached answer expires; an unreachable registry leaves the reference as
 // written and the pod admitted by the mutating side, within the budget.
 func TestImageDigestPinning(t *testing.T) {
-	srv, ca := testRegistry(t)
-	host := strings.TrimPrefix(srv.URL, "https://")
+	reg := testenv.StartRegistry(t)
+	srv, ca, host := reg.Server, reg.CAFile, reg.Host
 	img, err := random.Image(256, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -78,8 +30,8 @@ func TestImageDigestPinning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	appDigest := push(t, srv, "team/app:1.0", img)
-	idxDigest := push(t, srv, "team/multi:2", idx)
+	appDigest := reg.Push(t, "team/app:1.0", img)
+	idxDigest := reg.Push(t, "team/multi:2", idx)
 
 	const policy = "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  imageDigest: {action: enforce, mutate: true}\n"
 	e := newTestEndpoint(t, policy, true)
@@ -113,7 +65,7 @@ func TestImageDigestPinning(t *testing.T) {
 
 	// The tag moves; the cached answer holds until it expires.
 	moved, _ := random.Image(256, 1)
-	movedDigest := push(t, srv, "team/app:1.0", moved)
+	movedDigest := reg.Push(t, "team/app:1.0", moved)
 	_, _, ar = e.post(t, review("u2", "Pod", "", pod))
 	if !strings.Contains(string(ar.Response.Patch), appDigest.String()) {
 		t.Errorf("the cached digest was not used: %s", ar.Response.Patch)

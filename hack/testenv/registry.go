@@ -1,0 +1,67 @@
+package testenv
+
+import (
+	"encoding/pem"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// Registry is an in-process OCI registry (go-containerregistry's
+// pkg/registry: the real distribution protocol) served over TLS on
+// 127.0.0.1 until the test ends.
+type Registry struct {
+	*httptest.Server
+	// Host is host:port, the registry part of its image references.
+	Host string
+	// CAFile is a PEM file of the certificate it serves, for clients
+	// that must trust it (--registry-ca-file).
+	CAFile string
+}
+
+// StartRegistry starts a Registry for t.
+func StartRegistry(t testing.TB) *Registry {
+	t.Helper()
+	srv := httptest.NewTLSServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(t.TempDir(), "registry-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &Registry{Server: srv, Host: strings.TrimPrefix(srv.URL, "https://"), CAFile: ca}
+}
+
+// Push writes an image or an index as repo:tag (a reference without the
+// host) and returns its digest.
+func (r *Registry) Push(t testing.TB, ref string, img any) v1.Hash {
+	t.Helper()
+	parsed, err := name.ParseReference(r.Host + "/" + ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := remote.WithTransport(r.Client().Transport)
+	var d v1.Hash
+	switch x := img.(type) {
+	case v1.Image:
+		err = remote.Write(parsed, x, opt)
+		d, _ = x.Digest()
+	case v1.ImageIndex:
+		err = remote.WriteIndex(parsed, x, opt)
+		d, _ = x.Digest()
+	default:
+		t.Fatalf("push %T", img)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
