@@ -128,7 +128,7 @@ objectSelector:
 {{- with .root.Values.webhook.exemptUsers }}
 matchConditions:
 - name: exempt-users
-  expression: {{ printf "!(request.userInfo.username in %s)" (toJson . | replace "\"" "'") | quote }}
+  expression: {{ printf "!(request.userInfo.username in [%s])" (include "podguard.celStrings" .) | quote }}
 {{- end }}
 {{- end }}
 
@@ -314,4 +314,16 @@ them out of its reports as admission does.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{- /* A list of strings as CEL string literals, comma-separated: each one
+single-quoted with its backslashes, quotes and line breaks escaped, so a
+value can never end its literal and become CEL. */ -}}
+{{- define "podguard.celStrings" -}}
+{{- $out := list }}
+{{- range . }}
+{{- $s := toString . | replace "\\" "\\\\" | replace "'" "\\'" | replace "\n" "\\n" | replace "\r" "\\r" }}
+{{- $out = append $out (printf "'%s'" $s) }}
+{{- end }}
+{{- join ", " $out }}
 {{- end }}
