@@ -142,9 +142,9 @@ func (r *DigestResolver) lookup(ctx context.Context, ref string) (string, error)
 	return d, nil
 }
 
-// newDigestResolver builds the resolver the webhook uses: the system's
+// NewDigestResolverFromCAFile builds the resolver the webhook (and the CLI) uses: the system's
 // roots, plus caFile's CAs when given.
-func newDigestResolver(caFile string, log logr.Logger) (*DigestResolver, error) {
+func NewDigestResolverFromCAFile(caFile string, log logr.Logger) (*DigestResolver, error) {
 	if caFile == "" {
 		return NewDigestResolver(nil, log), nil
 	}
@@ -164,9 +164,9 @@ func newDigestResolver(caFile string, log logr.Logger) (*DigestResolver, error) 
 	return NewDigestResolver(tr, log), nil
 }
 
-// unpinnedImages lists the references of t's images (containers of every
+// UnpinnedImages lists the references of t's images (containers of every
 // kind, image volumes) that name no digest, once each.
-func unpinnedImages(t *podspec.Target) []string {
+func UnpinnedImages(t *podspec.Target) []string {
 	var out []string
 	add := func(ref string) {
 		if ref == "" || strings.Contains(ref, "@") {

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -20,11 +19,7 @@ import (
 // the validating side for that field, and one by digest is admitted.
 func TestImageDigestOnTheAPIServer(t *testing.T) {
 	reg := testenv.StartRegistry(t)
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	digest := reg.Push(t, "team/app:1.0", img)
+	digest := reg.PushRandom(t, "team/app:1.0")
 	const policy = "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  imageDigest: {action: enforce, mutate: true}\n"
 	c := startCluster(t, clusterConfig{policy: policy, mutate: func(o *webhook.Options) { o.RegistryCAFile = reg.CAFile }})
 	c.namespace(t, "pin", nil)

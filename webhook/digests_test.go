@@ -22,20 +22,16 @@ import (
 func TestImageDigestPinning(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	srv, ca, host := reg.Server, reg.CAFile, reg.Host
-	img, err := random.Image(256, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
 	idx, err := random.Index(256, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	appDigest := reg.Push(t, "team/app:1.0", img)
+	appDigest := reg.PushRandom(t, "team/app:1.0")
 	idxDigest := reg.Push(t, "team/multi:2", idx)
 
 	const policy = "apiVersion: podguard.dev/v1alpha1\nkind: Policy\nrules:\n  imageDigest: {action: enforce, mutate: true}\n"
 	e := newTestEndpoint(t, policy, true)
-	resolver, err := newDigestResolver(ca, logr.Discard())
+	resolver, err := NewDigestResolverFromCAFile(ca, logr.Discard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +60,7 @@ func TestImageDigestPinning(t *testing.T) {
 	}
 
 	// The tag moves; the cached answer holds until it expires.
-	moved, _ := random.Image(256, 1)
-	movedDigest := reg.Push(t, "team/app:1.0", moved)
+	movedDigest := reg.PushRandom(t, "team/app:1.0")
 	_, _, ar = e.post(t, review("u2", "Pod", "", pod))
 	if !strings.Contains(string(ar.Response.Patch), appDigest.String()) {
 		t.Errorf("the cached digest was not used: %s", ar.Response.Patch)

@@ -447,7 +447,7 @@ func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicySt
 	if o.DecisionLog.GetSink() != nil {
 		decisions = o.DecisionLog
 	}
-	digests, err := newDigestResolver(o.RegistryCAFile, log.WithName("digests"))
+	digests, err := NewDigestResolverFromCAFile(o.RegistryCAFile, log.WithName("digests"))
 	if err != nil {
 		return err
 	}

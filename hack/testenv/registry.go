@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -64,4 +65,15 @@ func (r *Registry) Push(t testing.TB, ref string, img any) v1.Hash {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// PushRandom pushes a new random image (one 256-byte layer) as repo:tag
+// and returns its digest.
+func (r *Registry) PushRandom(t testing.TB, ref string) v1.Hash {
+	t.Helper()
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Push(t, ref, img)
 }

@@ -24,6 +24,7 @@ type Options struct {
 	Strict  bool
 	Request cli.RequestOptions
 	Policy  cli.PolicyOptions
+	Digests cli.DigestOptions
 }
 
 // NewCommand returns the mutate command.
@@ -54,6 +55,7 @@ Exit status: 0, 2 on bad input (bad documents are still printed, unchanged),
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	o.Policy.AddExceptionFlags(fs)
+	o.Digests.AddFlags(fs)
 	return cmd
 }
 
@@ -97,7 +99,13 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 				problem(&manifest.InputError{Source: doc.Source, Doc: doc.Index, Line: doc.Line, Err: err})
 				continue
 			}
-			changes, err := enf.Mutate(obj.Typed, o.Request.Attributes(ns))
+			attrs := o.Request.Attributes(ns)
+			attrs.Digests, err = o.Digests.Digests(ctx, enf, obj.Typed)
+			if err != nil {
+				problem(err)
+				continue
+			}
+			changes, err := enf.Mutate(obj.Typed, attrs)
 			if err == nil {
 				err = obj.Apply(changes)
 			}

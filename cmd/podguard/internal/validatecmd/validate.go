@@ -29,6 +29,7 @@ type Options struct {
 	Strict  bool
 	Request cli.RequestOptions
 	Policy  cli.PolicyOptions
+	Digests cli.DigestOptions
 }
 
 // Skipped is an object (or a document) that was not judged, with why.
@@ -115,6 +116,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	o.Policy.AddExceptionFlags(fs)
+	o.Digests.AddFlags(fs)
 	return cmd
 }
 
@@ -180,6 +182,12 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 				continue
 			}
 			attrs := o.Request.Attributes(ns)
+			if o.Mutate {
+				if attrs.Digests, err = o.Digests.Digests(ctx, enf, obj.Typed); err != nil {
+					problem(err)
+					continue
+				}
+			}
 			var res *policies.Result
 			if o.Mutate {
 				res, _, err = enf.Admit(obj.Typed, attrs)
