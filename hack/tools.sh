@@ -136,15 +136,15 @@ fetch_addon_crds() {
   d=$(scratch addon-crds)
   cm=$(cd "$d" && go mod download -json "github.com/cert-manager/cert-manager@v$CERT_MANAGER_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [ -n "$cm" ] || { log "cannot download the cert-manager module"; exit 1; }
+  build_controller_gen
   mkdir -p "$ADDON_CRD_DIR.tmp"
   cp "$cm/deploy/crds/cert-manager.io_certificates.yaml" "$cm/deploy/crds/cert-manager.io_issuers.yaml" "$ADDON_CRD_DIR.tmp/"
   (
     cd "$d"
-    CGO_ENABLED=0 GOBIN="$d/bin" go install "sigs.k8s.io/controller-tools/cmd/controller-gen@v$CONTROLLER_TOOLS_VERSION" >&2
     go get "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring@v$PROMETHEUS_OPERATOR_VERSION" >&2
     printf 'package gen\n\nimport _ "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"\n' > gen.go
     go mod tidy >&2
-    "$d/bin/controller-gen" crd:crdVersions=v1,maxDescLen=0 \
+    "$CONTROLLER_GEN_DIR/controller-gen" crd:crdVersions=v1,maxDescLen=0 \
       paths=github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1 output:crd:dir="$d/out" >&2
   )
   cp "$d/out/monitoring.coreos.com_servicemonitors.yaml" "$d/out/monitoring.coreos.com_prometheusrules.yaml" "$ADDON_CRD_DIR.tmp/"
@@ -154,32 +154,28 @@ fetch_addon_crds() {
 
 CONTROLLER_GEN_DIR="$CACHE/controller-gen/$CONTROLLER_TOOLS_VERSION"
 
-build_controller_gen() {
-  [ -x "$CONTROLLER_GEN_DIR/controller-gen" ] && return 0
-  log "building controller-gen v$CONTROLLER_TOOLS_VERSION"
-  mkdir -p "$CONTROLLER_GEN_DIR"
-  CGO_ENABLED=0 GOBIN="$CONTROLLER_GEN_DIR" go install -trimpath "sigs.k8s.io/controller-tools/cmd/controller-gen@v$CONTROLLER_TOOLS_VERSION" >&2
+# go_install_tool DIR PACKAGE@VERSION builds a Go tool into DIR (the cache
+# entry of that version) unless it is there already.
+go_install_tool() {
+  local dir=$1 pkg=$2
+  [ -x "$dir/$(basename "${pkg%@*}")" ] && return 0
+  log "building $pkg"
+  mkdir -p "$dir"
+  CGO_ENABLED=0 GOBIN="$dir" go install -trimpath "$pkg" >&2
 }
+
+build_controller_gen() { go_install_tool "$CONTROLLER_GEN_DIR" "sigs.k8s.io/controller-tools/cmd/controller-gen@v$CONTROLLER_TOOLS_VERSION"; }
 
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-0.316.0}"
 PROMTOOL_DIR="$CACHE/promtool/$PROMETHEUS_VERSION"
 
-build_promtool() {
-  [ -x "$PROMTOOL_DIR/promtool" ] && return 0
-  log "building promtool from github.com/prometheus/prometheus v$PROMETHEUS_VERSION (a few minutes on a cold cache)"
-  mkdir -p "$PROMTOOL_DIR"
-  CGO_ENABLED=0 GOBIN="$PROMTOOL_DIR" go install -trimpath "github.com/prometheus/prometheus/cmd/promtool@v$PROMETHEUS_VERSION" >&2
-}
+# A few minutes on a cold cache.
+build_promtool() { go_install_tool "$PROMTOOL_DIR" "github.com/prometheus/prometheus/cmd/promtool@v$PROMETHEUS_VERSION"; }
 
 CYCLONEDX_VERSION="${CYCLONEDX_VERSION:-1.10.0}"
 CYCLONEDX_DIR="$CACHE/cyclonedx-gomod/$CYCLONEDX_VERSION"
 
-build_cyclonedx() {
-  [ -x "$CYCLONEDX_DIR/cyclonedx-gomod" ] && return 0
-  log "building cyclonedx-gomod v$CYCLONEDX_VERSION"
-  mkdir -p "$CYCLONEDX_DIR"
-  CGO_ENABLED=0 GOBIN="$CYCLONEDX_DIR" go install -trimpath "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v$CYCLONEDX_VERSION" >&2
-}
+build_cyclonedx() { go_install_tool "$CYCLONEDX_DIR" "github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v$CYCLONEDX_VERSION"; }
 
 # install_package COMMAND PACKAGE PURPOSE installs PACKAGE from the
 # distribution's packages when COMMAND is missing. It never fails the build:

@@ -106,11 +106,9 @@ func WithExceptions(p *v1alpha1.Policy, xs []v1alpha1.PodGuardException, now tim
 		if len(validation.ValidateException(p, x, now)) > 0 {
 			continue
 		}
-		out.Exemptions = append(out.Exemptions, v1alpha1.Exemption{
-			Reason: fmt.Sprintf("PodGuardException %s/%s: %s", x.Namespace, x.Name, x.Spec.Reason), Rules: x.Spec.Rules,
-			Namespaces: []string{x.Namespace}, Workloads: x.Spec.Workloads, Selector: x.Spec.Selector,
-			Images: x.Spec.Images, ContainerNames: x.Spec.ContainerNames, Expires: x.Spec.Expires,
-		})
+		ex := exemption.PolicyExemption(x)
+		ex.Reason = fmt.Sprintf("PodGuardException %s/%s: %s", x.Namespace, x.Name, x.Spec.Reason)
+		out.Exemptions = append(out.Exemptions, ex)
 	}
 	return &out
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -165,25 +166,18 @@ func NewDigestResolverFromCAFile(caFile string, log logr.Logger) (*DigestResolve
 }
 
 // UnpinnedImages lists the references of t's images (containers of every
-// kind, image volumes) that name no digest, once each.
-func UnpinnedImages(t *podspec.Target) []string {
+// kind, image volumes) that name no digest, once each; with only set, the
+// images of those containers alone (the new ephemeral containers of a
+// pods/ephemeralcontainers request: nothing else of the pod is fixed).
+func UnpinnedImages(t *podspec.Target, only []string) []string {
 	var out []string
-	add := func(ref string) {
-		if ref == "" || strings.Contains(ref, "@") {
-			return
+	for _, img := range t.Images() {
+		if only != nil && (img.Volume != nil || !slices.Contains(only, img.Container)) {
+			continue
 		}
-		for _, r := range out {
-			if r == ref {
-				return
-			}
+		if img.Reference != "" && !strings.Contains(img.Reference, "@") && !slices.Contains(out, img.Reference) {
+			out = append(out, img.Reference)
 		}
-		out = append(out, ref)
-	}
-	for _, c := range t.Containers {
-		add(c.Image)
-	}
-	for _, v := range t.ImageVolumes() {
-		add(v.Reference)
 	}
 	return out
 }

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/util/flowcontrol"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -76,7 +75,7 @@ func (e *Events) emit(req admission.Request, d decision, mutating bool) {
 	}
 	switch {
 	case !mutating && d.result == "denied" && d.res != nil:
-		regarding := e.deniedRegarding(req)
+		regarding := deniedRegarding(req, d.meta)
 		var parts []string
 		for _, v := range d.res.Violations {
 			p := v.Rule + " at " + v.Field
@@ -113,10 +112,12 @@ func (e *Events) emit(req admission.Request, d decision, mutating bool) {
 }
 
 // deniedRegarding is the object a denial's Event is about: the object
-// itself when it exists already (UPDATE), else its namespace.
-func (e *Events) deniedRegarding(req admission.Request) *corev1.ObjectReference {
+// itself when it exists already (an UPDATE carries its UID), else its
+// namespace.
+func deniedRegarding(req admission.Request, meta metav1.Object) *corev1.ObjectReference {
 	if req.Operation == admissionv1.Update && req.Name != "" {
-		return &corev1.ObjectReference{APIVersion: schemaGV(req.Kind.Group, req.Kind.Version), Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name, UID: uidOfOld(req)}
+		gv := schema.GroupVersion{Group: req.Kind.Group, Version: req.Kind.Version}
+		return &corev1.ObjectReference{APIVersion: gv.String(), Kind: req.Kind.Kind, Namespace: req.Namespace, Name: req.Name, UID: meta.GetUID()}
 	}
 	return namespaceRef(req.Namespace)
 }
@@ -163,25 +164,4 @@ func objectName(req admission.Request, meta metav1.Object) string {
 		return truncate(meta.GetGenerateName(), maxLogValue) + "*"
 	}
 	return "(unnamed)"
-}
-
-func schemaGV(group, version string) string {
-	if group == "" {
-		return version
-	}
-	return group + "/" + version
-}
-
-// uidOfOld reads the UID of an UPDATE's old object, without decoding the
-// rest of it.
-func uidOfOld(req admission.Request) (uid types.UID) {
-	var m struct {
-		Metadata struct {
-			UID types.UID `json:"uid"`
-		} `json:"metadata"`
-	}
-	if len(req.OldObject.Raw) > 0 && json.Unmarshal(req.OldObject.Raw, &m) == nil {
-		return m.Metadata.UID
-	}
-	return ""
 }

@@ -62,7 +62,9 @@ func TestEventsOnDenialsAndInjections(t *testing.T) {
 		rec := &fakeRecorder{}
 		e := newTestEndpoint(t, "", false)
 		e.rh.handler.Events = NewEvents(rec, 100, 100)
-		body := strings.Replace(review("u", "Pod", "", rootPod), `"operation":"CREATE"`, `"operation":"UPDATE","name":"p","oldObject":{"metadata":{"name":"p","uid":"1234"}}`, 1)
+		// As the API server sends an UPDATE: the object carries its UID.
+		stored := strings.Replace(rootPod, `"name":"p",`, `"name":"p","uid":"1234",`, 1)
+		body := strings.Replace(review("u", "Pod", "", stored), `"operation":"CREATE"`, `"operation":"UPDATE","name":"p","oldObject":{"metadata":{"name":"p","uid":"1234"}}`, 1)
 		e.post(t, body)
 		evs := rec.all()
 		if len(evs) != 1 || evs[0].regarding.Kind != "Pod" || evs[0].regarding.Name != "p" || evs[0].regarding.UID != "1234" {

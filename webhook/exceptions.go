@@ -2,7 +2,7 @@ package webhook
 
 import (
 	"context"
-	"sync"
+	"maps"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -93,8 +93,9 @@ func (w *ExceptionWatcher) Start(ctx context.Context) error {
 	// but states and metrics do: the next expiry triggers a republish.
 	next := time.NewTimer(w.Refresh)
 	defer next.Stop()
+	warned := map[string]bool{}
 	publish := func() {
-		xs := decodeExceptions(inf.GetStore().List(), w.log)
+		xs := decodeExceptions(inf.GetStore().List(), warned, w.log)
 		w.store.SetExceptions(xs)
 		wait := w.Refresh
 		now := time.Now()
@@ -133,11 +134,12 @@ func served(disc discovery.DiscoveryInterface) bool {
 	return false
 }
 
-var decodeWarned sync.Map
-
 // decodeExceptions converts the informer's objects; one that does not
-// decode (a schema older than this podguard) is skipped with a log line.
-func decodeExceptions(items []any, log logr.Logger) []v1alpha1.PodGuardException {
+// decode (a schema older than this podguard) is skipped, with a log line
+// the first time (warned remembers the versions logged, and forgets those
+// no longer in the cache).
+func decodeExceptions(items []any, warned map[string]bool, log logr.Logger) []v1alpha1.PodGuardException {
+	current := map[string]bool{}
 	out := make([]v1alpha1.PodGuardException, 0, len(items))
 	for _, it := range items {
 		u, ok := it.(*unstructured.Unstructured)
@@ -147,12 +149,15 @@ func decodeExceptions(items []any, log logr.Logger) []v1alpha1.PodGuardException
 		var x v1alpha1.PodGuardException
 		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, &x); err != nil {
 			key := u.GetNamespace() + "/" + u.GetName() + "@" + u.GetResourceVersion()
-			if _, seen := decodeWarned.LoadOrStore(key, true); !seen {
+			current[key] = true
+			if !warned[key] {
 				log.Error(err, "a PodGuardException cannot be decoded; it does not apply", "namespace", u.GetNamespace(), "name", u.GetName())
 			}
 			continue
 		}
 		out = append(out, x)
 	}
+	clear(warned)
+	maps.Copy(warned, current)
 	return out
 }

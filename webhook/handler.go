@@ -295,7 +295,7 @@ func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, t *podspec.
 		}
 	}
 	if h.Digests != nil && rules.FixInForce(enf.Policy(), "imageDigest") {
-		if refs := UnpinnedImages(t); len(refs) > 0 {
+		if refs := UnpinnedImages(t, attrs.EphemeralContainers); len(refs) > 0 {
 			// The registry's answer, within a budget well inside the
 			// webhook's timeout; what it cannot answer stays unpinned.
 			ctx, cancel := context.WithTimeout(context.Background(), h.DigestBudget)

@@ -66,38 +66,32 @@ func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted in
 	var msg strings.Builder
 	msg.Grow(64 + 200*len(vs))
 	fmt.Fprintf(&msg, "%s %q is invalid: %d %s of the podguard policy:", gk.Kind, name, total, safetext.Plural(total, "violation", "violations"))
-	add := func(fieldPath, text string) {
-		causes = append(causes, metav1.StatusCause{Type: metav1.CauseType(field.ErrorTypeInvalid), Message: text, Field: fieldPath})
+	// Each cause is listed in the message too: kubectl prints only the
+	// message when it applies several objects.
+	add := func(typ metav1.CauseType, fieldPath, text string) {
+		causes = append(causes, metav1.StatusCause{Type: typ, Message: text, Field: fieldPath})
 		msg.WriteString("\n- ")
 		msg.WriteString(fieldPath)
 		msg.WriteString(": ")
 		msg.WriteString(text)
 	}
+	violation := metav1.CauseType(field.ErrorTypeInvalid)
 	for _, v := range vs {
-		add(safetext.Line(v.Field), causeText(v))
+		add(violation, safetext.Line(v.Field), causeText(v))
 	}
 	if more > 0 {
-		add("<more>", fmt.Sprintf("%d more %s; run podguard validate on the manifest for the full list (podguard)", more, safetext.Plural(more, "violation", "violations")))
+		add(violation, "<more>", fmt.Sprintf("%d more %s; run podguard validate on the manifest for the full list (podguard)", more, safetext.Plural(more, "violation", "violations")))
 	}
 	moreWarnings := omittedWarnings
 	if len(ws) > maxWarnings {
 		moreWarnings += len(ws) - maxWarnings
 		ws = ws[:maxWarnings]
 	}
-	// In the message too: kubectl prints only the message when it applies
-	// several objects.
-	addWarning := func(fieldPath, text string) {
-		causes = append(causes, metav1.StatusCause{Type: CauseWarning, Message: text, Field: fieldPath})
-		msg.WriteString("\n- ")
-		msg.WriteString(fieldPath)
-		msg.WriteString(": ")
-		msg.WriteString(text)
-	}
 	for _, w := range ws {
-		addWarning(safetext.Line(w.Field), "warning: "+causeText(w))
+		add(CauseWarning, safetext.Line(w.Field), "warning: "+causeText(w))
 	}
 	if moreWarnings > 0 {
-		addWarning("<more>", fmt.Sprintf("warning: %d more %s; run podguard validate on the manifest for the full list (podguard)", moreWarnings, safetext.Plural(moreWarnings, "warning", "warnings")))
+		add(CauseWarning, "<more>", fmt.Sprintf("warning: %d more %s; run podguard validate on the manifest for the full list (podguard)", moreWarnings, safetext.Plural(moreWarnings, "warning", "warnings")))
 	}
 	if helpURL != "" {
 		help := "how to fix this, or ask for an exception: " + helpURL + " (podguard)"
@@ -114,7 +108,8 @@ func invalid(gk schema.GroupKind, name string, vs []policies.Finding, omitted in
 
 // CauseWarning is the type of a denial's causes that are warnings, not
 // violations (kubectl prints every cause alike; programs can tell them
-// apart). The Status message counts and lists violations only.
+// apart). The Status message lists them after the violations and counts
+// the violations only.
 const CauseWarning metav1.CauseType = "PodguardWarning"
 
 // CauseHelp is the type of the cause that carries the policy's helpURL.

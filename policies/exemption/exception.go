@@ -7,12 +7,25 @@ import (
 	"podguard.dev/podguard/policies/api/v1alpha1"
 )
 
-// FromException is the exemption a PodGuardException amounts to: its
-// rules, lifted from its workloads or selected pods (and containers) in
-// its own namespace, until it expires. Namespace names are DNS labels, so
-// the namespace, written as a glob, matches itself only.
+// FromException is the exemption a PodGuardException amounts to,
+// compiled (see PolicyExemption).
 func FromException(x *v1alpha1.PodGuardException) (*Exemption, error) {
-	list, err := Compile([]v1alpha1.Exemption{{
+	list, err := Compile([]v1alpha1.Exemption{PolicyExemption(x)})
+	if err != nil {
+		return nil, err
+	}
+	e := list[0]
+	e.Exception = x.Namespace + "/" + x.Name
+	e.Index = -1
+	return e, nil
+}
+
+// PolicyExemption is a PodGuardException written as a policy exemption:
+// its rules, lifted from its workloads or selected pods (and containers)
+// in its own namespace, until it expires. Namespace names are DNS labels,
+// so the namespace, written as a glob, matches itself only.
+func PolicyExemption(x *v1alpha1.PodGuardException) v1alpha1.Exemption {
+	return v1alpha1.Exemption{
 		Reason:         x.Spec.Reason,
 		Rules:          x.Spec.Rules,
 		Namespaces:     []string{x.Namespace},
@@ -21,14 +34,7 @@ func FromException(x *v1alpha1.PodGuardException) (*Exemption, error) {
 		Images:         x.Spec.Images,
 		ContainerNames: x.Spec.ContainerNames,
 		Expires:        x.Spec.Expires,
-	}})
-	if err != nil {
-		return nil, err
 	}
-	e := list[0]
-	e.Exception = x.Namespace + "/" + x.Name
-	e.Index = -1
-	return e, nil
 }
 
 // Source names where an exemption comes from, for people: "exemption 3 of

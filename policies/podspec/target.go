@@ -282,3 +282,40 @@ func (t *Target) ImageVolumes() []ImageVolume {
 	}
 	return out
 }
+
+// Image is one image a pod runs: a container's (of any kind) or an image
+// volume's. Every image rule reads them through Images, so none can
+// forget a kind of image.
+type Image struct {
+	// Reference is the image reference as written.
+	Reference string
+	// Path is the reference's field path from the object root:
+	// ...containers[i].image or ...volumes[i].image.reference.
+	Path Path
+	// Volume is the image volume; nil for a container's image.
+	Volume *ImageVolume
+	// Container is the container's name; "" for an image volume.
+	Container string
+}
+
+// Of names what runs the image, for messages: container "app" or image
+// volume "model".
+func (i Image) Of() string {
+	if i.Volume != nil {
+		return fmt.Sprintf("image volume %q", i.Volume.Name)
+	}
+	return fmt.Sprintf("container %q", i.Container)
+}
+
+// Images returns every image the pod runs: its containers' (in
+// Containers' order), then its image volumes'.
+func (t *Target) Images() []Image {
+	out := make([]Image, 0, len(t.Containers))
+	for _, c := range t.Containers {
+		out = append(out, Image{Reference: c.Image, Path: c.Path().Child("image"), Container: c.Name})
+	}
+	for _, v := range t.ImageVolumes() {
+		out = append(out, Image{Reference: v.Reference, Path: v.Path, Volume: &v})
+	}
+	return out
+}

@@ -57,37 +57,29 @@ func newImageDigest(*v1alpha1.Policy) Rule {
 		Summary: "images are pinned by digest",
 		Check: func(t *podspec.Target) []Finding {
 			var out []Finding
-			for _, c := range t.Containers {
-				if !digestRE.MatchString(c.Image) {
-					p := c.Path().Child("image")
-					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
-						Message: fmt.Sprintf("container %q image %q is not pinned by digest: the tag can be moved to other content", c.Name, c.Image),
-						Fix:     fmt.Sprintf("set %s to the image's digest, keeping the tag for people (name:tag@sha256:...; crane digest or docker buildx imagetools inspect prints it)", p)})
+			for _, img := range t.Images() {
+				if digestRE.MatchString(img.Reference) {
+					continue
 				}
-			}
-			for _, v := range t.ImageVolumes() {
-				if !digestRE.MatchString(v.Reference) {
-					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: v.Path.String(),
-						Message: fmt.Sprintf("image volume %q image %q is not pinned by digest: the tag can be moved to other content", v.Name, v.Reference),
-						Fix:     fmt.Sprintf("set %s to the image's digest (name:tag@sha256:...)", v.Path)})
+				fix := fmt.Sprintf("set %s to the image's digest, keeping the tag for people (name:tag@sha256:...; crane digest or docker buildx imagetools inspect prints it)", img.Path)
+				if img.Volume != nil {
+					fix = fmt.Sprintf("set %s to the image's digest (name:tag@sha256:...)", img.Path)
 				}
+				out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: img.Path.String(),
+					Message: fmt.Sprintf("%s image %q is not pinned by digest: the tag can be moved to other content", img.Of(), img.Reference),
+					Fix:     fix})
 			}
 			return out
 		},
 		Fix: func(t *podspec.Target) []change.Change {
 			var out []change.Change
-			pin := func(ref string, p podspec.Path) {
-				d, ok := t.Digests[ref]
-				if !ok || digestRE.MatchString(ref) || !digestRE.MatchString("@"+d) || strings.Contains(ref, "@") {
-					return
+			for _, img := range t.Images() {
+				// A reference with a digest (or with anything after an @)
+				// is never touched; a resolved digest must be well formed.
+				d, ok := t.Digests[img.Reference]
+				if ok && !strings.Contains(img.Reference, "@") && digestRE.MatchString("@"+d) {
+					out = append(out, change.Change{Op: change.Pin, Path: img.Path, Value: img.Reference + "@" + d})
 				}
-				out = append(out, change.Change{Op: change.Pin, Path: p, Value: ref + "@" + d})
-			}
-			for _, c := range t.Containers {
-				pin(c.Image, c.Path().Child("image"))
-			}
-			for _, v := range t.ImageVolumes() {
-				pin(v.Reference, v.Path)
 			}
 			return out
 		},

@@ -61,19 +61,15 @@ func newImageTag(*v1alpha1.Policy) Rule {
 				}
 				return "has no tag, which means :latest"
 			}
-			for _, c := range t.Containers {
-				if what := unpinned(c.Image); what != "" {
-					p := c.Path().Child("image")
-					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: p.String(),
-						Message: fmt.Sprintf("container %q image %q %s and can change under a running workload", c.Name, c.Image, what),
-						Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", p)})
-				}
-			}
-			for _, v := range t.ImageVolumes() {
-				if what := unpinned(v.Reference); what != "" {
-					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: v.Path.String(),
-						Message: fmt.Sprintf("image volume %q image %q %s and can change under a running pod", v.Name, v.Reference, what),
-						Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", v.Path)})
+			for _, img := range t.Images() {
+				if what := unpinned(img.Reference); what != "" {
+					runs := "workload"
+					if img.Volume != nil {
+						runs = "pod"
+					}
+					out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: img.Path.String(),
+						Message: fmt.Sprintf("%s image %q %s and can change under a running %s", img.Of(), img.Reference, what, runs),
+						Fix:     fmt.Sprintf("set %s to a fixed tag or a digest (image@sha256:...)", img.Path)})
 				}
 			}
 			return out

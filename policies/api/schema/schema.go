@@ -24,7 +24,7 @@ import (
 
 // Policy returns the JSON schema (draft 2020-12, no references: every
 // subschema written in place, which every JSON schema library reads) of a
-// Policy document. With documentOnly false, apiVersion and kind may be
+// Policy document. With requireTypeMeta false, apiVersion and kind may be
 // left out, as the chart's values.policy does.
 func Policy(requireTypeMeta bool) (*jsonschema.Schema, error) {
 	r := &jsonschema.Reflector{

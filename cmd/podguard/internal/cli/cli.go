@@ -239,6 +239,22 @@ func (o *InputOptions) EachDocument(ctx context.Context, stdin io.Reader, notes 
 	return nil
 }
 
+// EachObject is EachDocument for commands that want objects: each
+// document's objects (a List's items) go to fn in order, and a document
+// that is not a Kubernetes object goes to problem.
+func (o *InputOptions) EachObject(ctx context.Context, stdin io.Reader, notes func(string), problem func(error), fn func(*manifest.Object)) error {
+	return o.EachDocument(ctx, stdin, notes, problem, func(d *manifest.Document) {
+		objs, err := d.Objects()
+		if err != nil {
+			problem(err)
+			return
+		}
+		for _, obj := range objs {
+			fn(obj)
+		}
+	})
+}
+
 // PrintProblems writes each problem on its own line to w.
 func PrintProblems(w io.Writer, problems []error) {
 	for _, p := range problems {

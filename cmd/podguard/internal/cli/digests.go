@@ -51,7 +51,7 @@ func (o *DigestOptions) Digests(ctx context.Context, enf *policies.Enforcer, obj
 	if !ok {
 		return nil, nil
 	}
-	refs := webhook.UnpinnedImages(t)
+	refs := webhook.UnpinnedImages(t, nil)
 	if len(refs) == 0 {
 		return nil, nil
 	}

@@ -17,27 +17,20 @@ func ReadExceptions(ctx context.Context, paths []string, stdin io.Reader, maxByt
 	in := InputOptions{Files: paths, MaxBytes: maxBytes}
 	var out []v1alpha1.PodGuardException
 	var problems []error
-	err := in.EachDocument(ctx, stdin, func(string) {}, func(err error) { problems = append(problems, err) }, func(d *manifest.Document) {
-		objs, err := d.Objects()
-		if err != nil {
+	err := in.EachObject(ctx, stdin, func(string) {}, func(err error) { problems = append(problems, err) }, func(o *manifest.Object) {
+		if o.GroupKind.Group != v1alpha1.GroupName || o.Kind != v1alpha1.ExceptionKind {
+			return
+		}
+		if o.APIVersion != v1alpha1.APIVersion {
+			problems = append(problems, fmt.Errorf("%s: PodGuardException: apiVersion %s is not served; use %s", o.Source(), o.APIVersion, v1alpha1.APIVersion))
+			return
+		}
+		var x v1alpha1.PodGuardException
+		if err := o.DecodeStrict(&x); err != nil {
 			problems = append(problems, err)
 			return
 		}
-		for _, o := range objs {
-			if o.GroupKind.Group != v1alpha1.GroupName || o.Kind != v1alpha1.ExceptionKind {
-				continue
-			}
-			if o.APIVersion != v1alpha1.APIVersion {
-				problems = append(problems, fmt.Errorf("%s: PodGuardException: apiVersion %s is not served; use %s", o.Source(), o.APIVersion, v1alpha1.APIVersion))
-				continue
-			}
-			var x v1alpha1.PodGuardException
-			if err := o.DecodeStrict(&x); err != nil {
-				problems = append(problems, err)
-				continue
-			}
-			out = append(out, x)
-		}
+		out = append(out, x)
 	})
 	if err != nil {
 		return nil, err

@@ -191,53 +191,46 @@ func (o *Options) fromDenials(ctx context.Context, s cli.Streams, p *v1alpha1.Po
 	var out []v1alpha1.PodGuardException
 	var problems []error
 	note := func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }
-	err = o.Input.EachDocument(ctx, s.In, note, func(err error) { problems = append(problems, err) }, func(d *manifest.Document) {
-		objs, err := d.Objects()
-		if err != nil {
-			problems = append(problems, err)
+	err = o.Input.EachObject(ctx, s.In, note, func(err error) { problems = append(problems, err) }, func(obj *manifest.Object) {
+		if !obj.Supported() {
 			return
 		}
-		for _, obj := range objs {
-			if !obj.Supported() {
-				continue
-			}
-			ns := obj.Namespace
-			if ns == "" {
-				ns = o.Namespace
-			}
-			if ns == "" {
-				problems = append(problems, fmt.Errorf("%s: %s/%s names no namespace: give -n", obj.Source(), obj.Kind, obj.Name))
-				continue
-			}
-			res, _, err := e.Admit(obj.Typed, policies.Attributes{Namespace: ns})
-			if err != nil {
-				problems = append(problems, fmt.Errorf("%s: %w", obj.Source(), err))
-				continue
-			}
-			var rules, refused []string
-			for _, f := range res.Violations {
-				switch {
-				case slices.Contains(p.Exceptions.Rules, f.Rule):
-					rules = append(rules, f.Rule)
-				default:
-					refused = append(refused, f.Rule)
-				}
-			}
-			slices.Sort(rules)
-			slices.Sort(refused)
-			rules, refused = slices.Compact(rules), slices.Compact(refused)
-			if len(refused) > 0 {
-				note(fmt.Sprintf("%s %s/%s: the policy does not let %s be excepted: fix the manifest, or ask the platform team", obj.Source(), obj.Kind, obj.Name, strings.Join(refused, ", ")))
-			}
-			if len(rules) == 0 {
-				continue
-			}
-			kind := obj.Kind
-			if t, ok := podspec.Find(obj.Typed); ok {
-				kind = t.Kind.Kind
-			}
-			out = append(out, newException(ns, exceptionName(kind, obj.Name), rules, v1alpha1.WorkloadRef{Kind: kind, Name: obj.Name}, o.Reason, expires))
+		ns := obj.Namespace
+		if ns == "" {
+			ns = o.Namespace
 		}
+		if ns == "" {
+			problems = append(problems, fmt.Errorf("%s: %s/%s names no namespace: give -n", obj.Source(), obj.Kind, obj.Name))
+			return
+		}
+		res, _, err := e.Admit(obj.Typed, policies.Attributes{Namespace: ns})
+		if err != nil {
+			problems = append(problems, fmt.Errorf("%s: %w", obj.Source(), err))
+			return
+		}
+		var rules, refused []string
+		for _, f := range res.Violations {
+			switch {
+			case slices.Contains(p.Exceptions.Rules, f.Rule):
+				rules = append(rules, f.Rule)
+			default:
+				refused = append(refused, f.Rule)
+			}
+		}
+		slices.Sort(rules)
+		slices.Sort(refused)
+		rules, refused = slices.Compact(rules), slices.Compact(refused)
+		if len(refused) > 0 {
+			note(fmt.Sprintf("%s %s/%s: the policy does not let %s be excepted: fix the manifest, or ask the platform team", obj.Source(), obj.Kind, obj.Name, strings.Join(refused, ", ")))
+		}
+		if len(rules) == 0 {
+			return
+		}
+		kind := obj.Kind
+		if t, ok := podspec.Find(obj.Typed); ok {
+			kind = t.Kind.Kind
+		}
+		out = append(out, newException(ns, exceptionName(kind, obj.Name), rules, v1alpha1.WorkloadRef{Kind: kind, Name: obj.Name}, o.Reason, expires))
 	})
 	if err != nil {
 		return nil, err

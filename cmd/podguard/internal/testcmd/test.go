@@ -173,6 +173,9 @@ func findTests(paths []string) ([]string, error) {
 type object struct {
 	obj *manifest.Object
 	ns  string
+	// res and changes are its judgement as admitted, once made.
+	res     *policies.Result
+	changes []change.Change
 }
 
 func (o *Options) runFile(ctx context.Context, file string) ([]Case, error) {
@@ -202,37 +205,24 @@ func (o *Options) runFile(ctx context.Context, file string) ([]Case, error) {
 			return nil, &cli.ExitError{Code: cli.ExitBadInput, Err: fmt.Errorf("%s: now: %w", file, err)}
 		}
 	}
-	objects := map[string][]object{}
-	var problems []error
-	in := cli.InputOptions{MaxBytes: o.MaxBytes}
+	var paths []string
 	for _, r := range t.Resources {
-		in.Files = append(in.Files, rel(r))
+		paths = append(paths, rel(r))
 	}
-	err = in.EachDocument(ctx, nil, func(string) {}, func(err error) { problems = append(problems, err) }, func(d *manifest.Document) {
-		objs, err := d.Objects()
-		if err != nil {
-			problems = append(problems, err)
-			return
-		}
-		for _, ob := range objs {
-			if !ob.Supported() {
-				continue
-			}
-			ns, err := req.NamespaceOf(ob.Namespace)
-			if err != nil {
-				problems = append(problems, fmt.Errorf("%s: %w", ob.Source(), err))
-				continue
-			}
-			for _, key := range []string{ob.Kind + "/" + ob.Name, ob.Kind + "/" + ns + "/" + ob.Name} {
-				objects[key] = append(objects[key], object{ob, ns})
-			}
-		}
-	})
-	if err == nil && len(problems) > 0 {
-		err = problems[0]
-	}
+	judged, err := readObjects(ctx, paths, o.MaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("%s: resources: %w", file, err)
+	}
+	objects := map[string][]*object{}
+	for _, ob := range judged {
+		ns, err := req.NamespaceOf(ob.Namespace)
+		if err != nil {
+			return nil, fmt.Errorf("%s: resources: %s: %w", file, ob.Source(), err)
+		}
+		x := &object{obj: ob, ns: ns}
+		for _, key := range []string{ob.Kind + "/" + ob.Name, ob.Kind + "/" + ns + "/" + ob.Name} {
+			objects[key] = append(objects[key], x)
+		}
 	}
 	name := t.Name
 	if name == "" {
@@ -249,12 +239,14 @@ func (o *Options) runFile(ctx context.Context, file string) ([]Case, error) {
 		attrs := req.Attributes(ob.ns)
 		attrs.Now = now
 		if r.Rule != "" {
-			res, changes, err := enf.Admit(ob.obj.Typed, attrs)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", file, ob.obj.Source(), err)
+			// Judged once, however many rules the results name.
+			if ob.res == nil {
+				if ob.res, ob.changes, err = enf.Admit(ob.obj.Typed, attrs); err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", file, ob.obj.Source(), err)
+				}
 			}
 			c.Expected = r.Result
-			c.Got, c.Detail = verdict(res, changes, r.Rule)
+			c.Got, c.Detail = verdict(ob.res, ob.changes, r.Rule)
 			c.Pass = c.Got == c.Expected
 			cases = append(cases, c)
 		}
@@ -360,37 +352,37 @@ func verdict(res *policies.Result, changes []change.Change, rule string) (string
 	return v1alpha1.VerdictPass, ""
 }
 
-// readObject reads the one Kubernetes object of a file.
-func readObject(path string, maxBytes int64) (runtime.Object, error) {
-	var out []runtime.Object
+// readObjects reads the objects podguard judges in paths; the first
+// problem met is the error.
+func readObjects(ctx context.Context, paths []string, maxBytes int64) ([]*manifest.Object, error) {
+	var out []*manifest.Object
 	var problems []error
-	in := cli.InputOptions{Files: []string{path}, MaxBytes: maxBytes}
-	err := in.EachDocument(context.Background(), nil, func(string) {}, func(err error) { problems = append(problems, err) }, func(d *manifest.Document) {
-		objs, err := d.Objects()
-		if err != nil {
-			problems = append(problems, err)
-			return
-		}
-		for _, ob := range objs {
-			if ob.Supported() {
-				out = append(out, ob.Typed)
-			}
+	in := cli.InputOptions{Files: paths, MaxBytes: maxBytes}
+	err := in.EachObject(ctx, nil, func(string) {}, func(err error) { problems = append(problems, err) }, func(ob *manifest.Object) {
+		if ob.Supported() {
+			out = append(out, ob)
 		}
 	})
 	if err == nil && len(problems) > 0 {
 		err = problems[0]
 	}
+	return out, err
+}
+
+// readObject reads the one Kubernetes object of a file.
+func readObject(path string, maxBytes int64) (runtime.Object, error) {
+	objs, err := readObjects(context.Background(), []string{path}, maxBytes)
 	if err != nil {
 		return nil, err
 	}
-	if len(out) != 1 {
-		return nil, fmt.Errorf("%s holds %d objects podguard judges; want one", path, len(out))
+	if len(objs) != 1 {
+		return nil, fmt.Errorf("%s holds %d objects podguard judges; want one", path, len(objs))
 	}
-	return out[0], nil
+	return objs[0].Typed, nil
 }
 
-// differences lists the top-level paths where got and want differ, both
-// compared as their JSON.
+// differences lists the field paths (down to the leaves) where got and
+// want differ, both compared as their JSON.
 func differences(got, want runtime.Object) ([]string, error) {
 	toMap := func(o runtime.Object) (map[string]any, error) {
 		b, err := json.Marshal(o)
