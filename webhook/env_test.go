@@ -158,6 +158,33 @@ func (c *cluster) stopPodguard(t *testing.T) {
 	}
 }
 
+// removePodguard stops podguard, deletes its webhook configurations and
+// waits until the API server has stopped calling them: the API server
+// reads webhook configurations through an informer, so for a moment
+// after the delete it still calls the stopped server.
+func (c *cluster) removePodguard(t *testing.T) {
+	t.Helper()
+	c.stopPodguard(t)
+	ctx := context.Background()
+	ar := c.cs.AdmissionregistrationV1()
+	if err := ar.MutatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ar.ValidatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	probe := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "probe"}}}}
+	last := ""
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_, err := c.cs.CoreV1().Pods("default").Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil || !strings.Contains(err.Error(), "failed calling webhook") {
+			return
+		}
+		last = err.Error()
+	}
+	t.Fatalf("the API server still calls podguard's webhooks 30s after their removal: %s", last)
+}
+
 // waitReady polls /readyz until podguard reports ready.
 func (c *cluster) waitReady(t *testing.T, timeout time.Duration) {
 	t.Helper()

@@ -273,10 +273,7 @@ func agreeOnExceptions(t *testing.T, c *cluster) {
 
 	// The audit: the Deployments created for real (podguard stopped and
 	// its configurations removed meanwhile), judged as admitted.
-	c.stopPodguard(t)
-	ar := c.cs.AdmissionregistrationV1()
-	_ = ar.ValidatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
-	_ = ar.MutatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{})
+	c.removePodguard(t)
 	for _, d := range deployments {
 		if _, err := c.cs.AppsV1().Deployments("team-a").Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)

@@ -78,13 +78,7 @@ func TestNativeEquivalenceExemptions(t *testing.T) {
 		viaWebhook[i] = admitAllIn(t, r.cfg, r.ns, inputs)
 	}
 
-	c.stopPodguard(t)
-	if err := c.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.removePodguard(t)
 	p, err := load.Bytes([]byte(exportPolicies), "test", "podguard")
 	if err != nil {
 		t.Fatal(err)

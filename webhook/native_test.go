@@ -218,14 +218,7 @@ func TestNativeEquivalence(t *testing.T) {
 
 	// (b) The exported policies only: podguard stopped, its webhook
 	// configurations gone.
-	c.stopPodguard(t)
-	ctx := context.Background()
-	if err := c.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	c.removePodguard(t)
 	exported, err := native.Build(load.Default("podguard"), native.Options{ExcludeNamespaces: []string{"kube-system", "podguard"}, OptOutLabel: "podguard.dev/ignore"})
 	if err != nil {
 		t.Fatal(err)
