@@ -16,6 +16,7 @@ import (
 	"podguard.dev/podguard/policies/api/validation"
 	"podguard.dev/podguard/policies/change"
 	"podguard.dev/podguard/policies/exemption"
+	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
 )
@@ -41,6 +42,9 @@ type Attributes struct {
 	// up by the caller (the webhook asks the registries); imageDigest's fix
 	// pins references with them. Nil offline: nothing is pinned.
 	Digests map[string]string
+	// ImageVerdicts are the verdicts of the caller's verification of the
+	// images imageSignatures covers (see imagetrust); nil offline.
+	ImageVerdicts imagetrust.Verdicts
 	// Rules, when not nil, limits judging to these rule IDs.
 	Rules []string
 	// MaxFindings, when above 0, keeps at most this many findings in each
@@ -257,7 +261,7 @@ type activeExemption struct {
 // newScope finds the containers in scope and the exemptions that apply,
 // and records expired exemptions in res.
 func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requestScope {
-	t.Namespace, t.Digests = a.Namespace, a.Digests
+	t.Namespace, t.Digests, t.ImageVerdicts = a.Namespace, a.Digests, a.ImageVerdicts
 	s := &requestScope{t: t, containers: t.Containers, ephemeral: a.EphemeralContainers != nil}
 	if s.ephemeral {
 		s.containers = nil

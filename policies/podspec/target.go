@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"podguard.dev/podguard/policies/imagetrust"
 )
 
 // ContainerKind tells the three lists of containers apart.
@@ -78,6 +80,10 @@ type Target struct {
 	// ("sha256:..."), as the caller looked them up for this request: the
 	// engine does no I/O, it is handed what the registry said.
 	Digests map[string]string
+	// ImageVerdicts are the verdicts of imageSignatures' verification of
+	// this request's images, as the caller verified them; nil where no
+	// verifier ran (offline).
+	ImageVerdicts imagetrust.Verdicts
 	// Namespace is the namespace the object is judged in: the request's
 	// (an object being created may not name one), set by the engine.
 	Namespace string

@@ -71,6 +71,14 @@ type Definition struct {
 	Mutate bool
 	// Doc is the comment above the rule in the default policy file.
 	Doc string
+	// PlatformOnly keeps the rule out of the rules PodGuardExceptions may
+	// lift by default (exceptions.rules): image trust is the platform
+	// team's, as the baseline rules are.
+	PlatformOnly bool
+	// Example, YAML of the rule's parameters, is printed commented out
+	// under the rule's entry in the default policy file: for a rule that
+	// does nothing until a policy fills a parameter in.
+	Example string
 	// PSS lists the Pod Security Standards checks the rule implements;
 	// empty for a rule beyond the standards.
 	PSS []PSSCheck

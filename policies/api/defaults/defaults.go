@@ -87,11 +87,12 @@ const DefaultExceptionMaxDuration = "90d"
 // ExceptableRules are the rules PodGuardExceptions may lift by default:
 // those that implement no Pod Security Standards baseline control, so an
 // application team's exception can never reach the baseline (privileged,
-// host namespaces, hostPath...).
+// host namespaces, hostPath...), and are not the platform team's alone
+// (image signatures).
 func ExceptableRules() []string {
 	var out []string
 	for _, d := range rules.Definitions() {
-		baseline := false
+		baseline := d.PlatformOnly
 		for _, c := range d.PSS {
 			if c.Level == rules.Baseline {
 				baseline = true

@@ -45,6 +45,12 @@ func PolicyYAML(ownNamespace string) []byte {
 		}
 		out.WriteString("  " + d.ID + ":\n")
 		out.WriteString(indent(ruleYAML(p.Rules[d.ID]), "    "))
+		if ex := strings.Trim(d.Example, "\n"); ex != "" {
+			out.WriteString("    # For example:\n")
+			for _, l := range strings.Split(ex, "\n") {
+				out.WriteString(strings.TrimRight("    # "+l, " ") + "\n")
+			}
+		}
 	}
 	var b bytes.Buffer
 	// The template and its data are fixed: execution cannot fail.

@@ -1,0 +1,52 @@
+// Package imagetrust holds what a verifier found out about an image, in
+// the form the image rules read it: the engine does no I/O, so the caller
+// (the webhook, podguard validate --verify-images) verifies the images a
+// pod runs and hands the verdicts over with the request.
+package imagetrust
+
+import "time"
+
+// Key names one verification: an image reference as the pod spec writes
+// it, against one entry of imageSignatures' trust list (its index).
+type Key struct {
+	Ref   string
+	Trust int
+}
+
+// Status is the outcome of one verification.
+type Status string
+
+const (
+	// Verified: a signature of the image's digest by the authorities the
+	// trust entry requires.
+	Verified Status = "verified"
+	// Stale: the registry or the signature store could not be reached,
+	// and the digest was verified within staleIfError: admitted, with a
+	// warning.
+	Stale Status = "stale"
+	// Unsigned: the registry answered, and no signature it holds satisfies
+	// the trust entry.
+	Unsigned Status = "unsigned"
+	// Unreachable: the registry could not be asked (down, slow, refused)
+	// and the digest was never verified, or longer ago than staleIfError.
+	Unreachable Status = "unreachable"
+)
+
+// Verdict is what verifying one image against one trust entry came to.
+type Verdict struct {
+	// Digest is the digest verified (sha256:...); empty when the reference
+	// could not be resolved.
+	Digest string `json:"digest,omitempty"`
+	Status Status `json:"status"`
+	// Signers are the names of the authorities whose signature verified.
+	Signers []string `json:"signers,omitempty"`
+	// Detail says why the image is not verified (each authority's reason),
+	// or what could not be reached.
+	Detail string `json:"detail,omitempty"`
+	// VerifiedAt is when the digest was last verified (for a Stale verdict,
+	// the verification it is admitted on).
+	VerifiedAt time.Time `json:"verifiedAt,omitzero"`
+}
+
+// Verdicts are the verdicts of one request.
+type Verdicts map[Key]Verdict
