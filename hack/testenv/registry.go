@@ -4,10 +4,13 @@ import (
 	"encoding/pem"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"time"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -27,18 +30,46 @@ type Registry struct {
 	// CAFile is a PEM file of the certificate it serves, for clients
 	// that must trust it (--registry-ca-file).
 	CAFile string
+
+	failWith atomic.Int32
+	delay    atomic.Int64
 }
+
+// Delay makes the registry wait d before each answer (a slow registry),
+// until called again with 0.
+func (r *Registry) Delay(d time.Duration) { r.delay.Store(int64(d)) }
+
+// FailWith makes the registry answer every request with status code (429
+// Too Many Requests, 503...), until called again with 0.
+func (r *Registry) FailWith(code int) { r.failWith.Store(int32(code)) }
 
 // StartRegistry starts a Registry for t.
 func StartRegistry(t testing.TB) *Registry {
 	t.Helper()
-	srv := httptest.NewTLSServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)), registry.WithReferrersSupport(true))
+	r := &Registry{}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if d := time.Duration(r.delay.Load()); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-req.Context().Done():
+				return
+			}
+		}
+		if code := r.failWith.Load(); code != 0 {
+			w.Header().Set("Retry-After", "60")
+			http.Error(w, http.StatusText(int(code)), int(code))
+			return
+		}
+		reg.ServeHTTP(w, req)
+	}))
 	t.Cleanup(srv.Close)
 	ca := filepath.Join(t.TempDir(), "registry-ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return &Registry{Server: srv, Host: strings.TrimPrefix(srv.URL, "https://"), CAFile: ca}
+	r.Server, r.Host, r.CAFile = srv, strings.TrimPrefix(srv.URL, "https://"), ca
+	return r
 }
 
 // Push writes an image or an index as repo:tag (a reference without the

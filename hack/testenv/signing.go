@@ -1,0 +1,280 @@
+package testenv
+
+// Signing images as cosign does, for tests of imageSignatures: the legacy
+// format (a simple-signing payload under the sha256-<hex>.sig tag, its
+// signature in a layer annotation) and the Sigstore bundle format (a
+// bundle stored as an OCI referrer of the image, cosign sign
+// --new-bundle-format), by a key (sigstore-go's signer) or keyless (a
+// certificate of sigstore-go's virtual Sigstore: Fulcio CA, Rekor and a
+// timestamp authority in memory). cosign itself is not a dependency: the
+// formats are written here from its specification, and read back by the
+// verifier under test.
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
+	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+	"github.com/sigstore/sigstore-go/pkg/tlog"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// The media and predicate types cosign writes.
+const (
+	BundleMediaType     = "application/vnd.dev.sigstore.bundle.v0.3+json"
+	CosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
+	SLSAPredicate       = "https://slsa.dev/provenance/v1"
+)
+
+// Signer is a key that signs images in both formats.
+type Signer struct {
+	*sign.EphemeralKeypair
+	// PEM is its public key, as a policy names it.
+	PEM string
+}
+
+// NewSigner returns a new ECDSA P-256 key.
+func NewSigner(t testing.TB) *Signer {
+	t.Helper()
+	kp, err := sign.NewEphemeralKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := kp.GetPublicKeyPem()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Signer{EphemeralKeypair: kp, PEM: pem}
+}
+
+// SimpleSigningPayload is cosign's legacy payload naming ref's digest d.
+func SimpleSigningPayload(repo string, d v1.Hash) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"critical": map[string]any{
+			"identity": map[string]string{"docker-reference": repo},
+			"image":    map[string]string{"docker-manifest-digest": d.String()},
+			"type":     "cosign container image signature",
+		},
+		"optional": nil,
+	})
+	return b
+}
+
+// SignLegacy stores s's signature of payload (SimpleSigningPayload for a
+// faithful one) under repo's sha256-<hex>.sig tag for digest d, as cosign
+// sign does without --new-bundle-format; a second signature is appended
+// as a second layer, as cosign does.
+func (r *Registry) SignLegacy(t testing.TB, s *Signer, repo string, d v1.Hash, payload []byte) {
+	t.Helper()
+	sig, _, err := s.SignData(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := r.ref(t, fmt.Sprintf("%s:%s-%s.sig", repo, d.Algorithm, d.Hex))
+	opt := remote.WithTransport(r.Client().Transport)
+	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	if existing, err := remote.Image(tag, opt); err == nil {
+		base = existing
+	}
+	layer := static.NewLayer(payload, "application/vnd.dev.cosign.simplesigning.v1+json")
+	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, Annotations: map[string]string{
+		"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(tag, img, opt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Statement is an in-toto statement about repo@d with predicateType.
+func Statement(repo string, d v1.Hash, predicateType string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": repo, "digest": map[string]string{d.Algorithm: d.Hex}}},
+		"predicateType": predicateType,
+		"predicate":     map[string]any{},
+	})
+	return b
+}
+
+// SignBundle stores s's Sigstore bundle (a DSSE envelope of statement,
+// key-signed, no transparency log) as a referrer of repo@d.
+func (r *Registry) SignBundle(t testing.TB, s *Signer, repo string, d v1.Hash, statement []byte) {
+	t.Helper()
+	b, err := sign.Bundle(&sign.DSSEData{Data: statement, PayloadType: "application/vnd.in-toto+json"}, s.EphemeralKeypair, sign.BundleOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PushReferrer(t, repo, d, b)
+}
+
+// SignKeyless stores a keyless Sigstore bundle of statement as a referrer
+// of repo@d: a certificate of vs's Fulcio for identity and issuer, a
+// Rekor entry with its signed entry timestamp, and an RFC 3161 timestamp.
+func (r *Registry) SignKeyless(t testing.TB, vs *ca.VirtualSigstore, identity, issuer, repo string, d v1.Hash, statement []byte) {
+	t.Helper()
+	// As Attest does, at a time the certificate is valid; with an
+	// inclusion proof, which bundles of v0.2 on carry.
+	e, err := vs.AttestAtTime(identity, issuer, statement, time.Now().Add(5*time.Minute), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, _ := e.VerificationContent()
+	cert := vc.(*sgbundle.Certificate).Certificate()
+	sc, _ := e.SignatureContent()
+	env := sc.(*sgbundle.Envelope)
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tss, _ := e.Timestamps()
+	entries, _ := e.TlogEntries()
+	tle := tlogEntry(t, vs, entries[0])
+	var stamps []*protocommon.RFC3161SignedTimestamp
+	for _, ts := range tss {
+		stamps = append(stamps, &protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts})
+	}
+	b := &protobundle.Bundle{
+		MediaType: BundleMediaType,
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content:                   &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: cert.Raw}},
+			TlogEntries:               []*protorekor.TransparencyLogEntry{tle},
+			TimestampVerificationData: &protobundle.TimestampVerificationData{Rfc3161Timestamps: stamps},
+		},
+		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
+			Payload: payload, PayloadType: env.PayloadType, Signatures: []*protodsse.Signature{{Sig: sig}}}},
+	}
+	r.PushReferrer(t, repo, d, b)
+}
+
+// tlogEntry is the Rekor entry as a bundle carries it: the virtual
+// Sigstore keeps its signed entry timestamp inside the parsed entry, so
+// it is signed again here (any valid signature of the same payload is).
+func tlogEntry(t testing.TB, vs *ca.VirtualSigstore, e *tlog.Entry) *protorekor.TransparencyLogEntry {
+	t.Helper()
+	tle := e.TransparencyLogEntry()
+	set, err := vs.RekorSignPayload(tlog.RekorPayload{
+		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
+	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
+	return tle
+}
+
+// PushReferrer stores bundle b as an OCI 1.1 referrer of repo@d: an
+// artifact manifest whose subject is the image, its one layer the
+// bundle's JSON.
+func (r *Registry) PushReferrer(t testing.TB, repo string, d v1.Hash, b *protobundle.Bundle) {
+	t.Helper()
+	data, err := protojson.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.PushReferrerJSON(t, repo, d, data)
+}
+
+// PushReferrerJSON stores data as a Sigstore bundle referrer of repo@d,
+// as cosign does: an OCI image manifest with artifactType set, the empty
+// config, one layer holding the bundle, and the image as its subject.
+func (r *Registry) PushReferrerJSON(t testing.TB, repo string, d v1.Hash, data []byte) {
+	t.Helper()
+	opt := remote.WithTransport(r.Client().Transport)
+	subject, err := remote.Head(r.ref(t, repo+"@"+d.String()), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repository := r.ref(t, repo).Context()
+	config := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
+	layer := static.NewLayer(data, BundleMediaType)
+	var descs []v1.Descriptor
+	for _, l := range []v1.Layer{config, layer} {
+		if err := remote.WriteLayer(repository, l, opt); err != nil {
+			t.Fatal(err)
+		}
+		dg, _ := l.Digest()
+		size, _ := l.Size()
+		mt, _ := l.MediaType()
+		descs = append(descs, v1.Descriptor{MediaType: mt, Digest: dg, Size: size})
+	}
+	m, err := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: BundleMediaType,
+		Config: descs[0], Layers: descs[1:], Subject: &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _, _ := v1.SHA256(bytes.NewReader(m))
+	if err := remote.Put(repository.Digest(md.String()), rawManifest(m), opt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawManifest is a manifest written as is.
+type rawManifest []byte
+
+func (m rawManifest) RawManifest() ([]byte, error)         { return m, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
+
+func (r *Registry) ref(t testing.TB, s string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(r.Host + "/" + s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+// TrustedRootJSON is vs's trusted_root.json (its Fulcio CA, Rekor and CT
+// logs, timestamp authority), as a policy names it.
+func TrustedRootJSON(t testing.TB, vs *ca.VirtualSigstore) string {
+	t.Helper()
+	// The virtual Sigstore names its logs by the hex of their key IDs,
+	// and holds those hex strings as the IDs: a trusted root carries the
+	// raw key IDs.
+	raw := func(logs map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
+		for k, l := range logs {
+			id, err := hex.DecodeString(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.ID = id
+		}
+		return logs
+	}
+	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), raw(vs.CTLogs()), vs.TimestampingAuthorities(), raw(vs.RekorLogs()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := tr.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,287 @@
+package imageverify
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/verify"
+	"github.com/sigstore/sigstore/pkg/signature"
+
+	"podguard.dev/podguard/policies/rules"
+)
+
+// The formats read, as cosign writes them.
+const (
+	// legacySignatureMediaType is the layer of a cosign signature stored
+	// under the sha256-<hex>.sig tag: a "simple signing" payload naming
+	// the digest, its signature in an annotation.
+	legacySignatureMediaType  = "application/vnd.dev.cosign.simplesigning.v1+json"
+	legacySignatureAnnotation = "dev.cosignproject.cosign/signature"
+	// bundleArtifactTypePrefix is the artifactType of a Sigstore bundle
+	// stored as an OCI referrer of the image (cosign sign
+	// --new-bundle-format); its one layer is the bundle's JSON.
+	bundleArtifactTypePrefix = "application/vnd.dev.sigstore.bundle"
+	emptyConfigMediaType     = "application/vnd.oci.empty.v1+json"
+	// cosignSignPredicate is the in-toto predicate of a cosign image
+	// signature in a bundle; other predicates are attestations (SBOMs,
+	// provenance, scans), which sign statements about the image, not the
+	// image itself.
+	cosignSignPredicate = "https://sigstore.dev/cosign/sign/v1"
+)
+
+// Limits on what one verification reads: a registry holding thousands of
+// signatures for a digest, or huge ones, costs its reader nothing more.
+const (
+	maxSignatures   = 16
+	maxArtifactSize = 1 << 20
+)
+
+// signatureSet is what a registry holds for one digest: the payloads of
+// legacy signatures and the bundles of referrers.
+type signatureSet struct {
+	legacy  []legacySignature
+	bundles []*bundle.Bundle
+	// skipped counts what was found but not read (limits, bad form).
+	skipped int
+}
+
+type legacySignature struct {
+	payload, sig []byte
+}
+
+// fetch reads the signatures of digest d in its repository. An error means
+// the registry could not be asked: an answer without signatures is an
+// empty set.
+func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, error) {
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(v.transport), remote.WithAuth(authn.Anonymous)}
+	set := &signatureSet{}
+
+	sigTag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
+	img, err := remote.Image(sigTag, opts...)
+	switch {
+	case isNotFound(err):
+	case err != nil:
+		return nil, err
+	default:
+		m, err := img.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range m.Layers {
+			if len(set.legacy) >= maxSignatures || l.MediaType != legacySignatureMediaType || l.Size > maxArtifactSize {
+				set.skipped++
+				continue
+			}
+			sig, err := base64.StdEncoding.DecodeString(l.Annotations[legacySignatureAnnotation])
+			if err != nil || len(sig) == 0 {
+				set.skipped++
+				continue
+			}
+			payload, err := readBlob(img, l.Digest)
+			if err != nil {
+				return nil, err
+			}
+			set.legacy = append(set.legacy, legacySignature{payload: payload, sig: sig})
+		}
+	}
+
+	idx, err := remote.Referrers(d, opts...)
+	if err != nil && !isNotFound(err) {
+		return nil, err
+	}
+	if idx == nil {
+		return set, nil
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, err
+	}
+	for _, desc := range im.Manifests {
+		// A registry lists the manifest's artifactType, or, as the OCI
+		// spec allows and some registries do whatever the manifest says,
+		// its config's media type: cosign's is the empty config.
+		if !strings.HasPrefix(desc.ArtifactType, bundleArtifactTypePrefix) && desc.ArtifactType != emptyConfigMediaType {
+			continue
+		}
+		if len(set.bundles)+set.skipped >= maxSignatures {
+			set.skipped++
+			continue
+		}
+		art, err := remote.Image(d.Context().Digest(desc.Digest.String()), opts...)
+		if err != nil {
+			return nil, err
+		}
+		m, err := art.Manifest()
+		if err != nil {
+			return nil, err
+		}
+		if len(m.Layers) != 1 || !strings.HasPrefix(string(m.Layers[0].MediaType), bundleArtifactTypePrefix) ||
+			(m.ArtifactType != "" && !strings.HasPrefix(m.ArtifactType, bundleArtifactTypePrefix)) {
+			continue // another artifact of the image
+		}
+		if m.Layers[0].Size > maxArtifactSize {
+			set.skipped++
+			continue
+		}
+		data, err := readBlob(art, m.Layers[0].Digest)
+		if err != nil {
+			return nil, err
+		}
+		b := &bundle.Bundle{}
+		if err := b.UnmarshalJSON(data); err != nil {
+			set.skipped++
+			continue
+		}
+		set.bundles = append(set.bundles, b)
+	}
+	return set, nil
+}
+
+func readBlob(img v1.Image, d v1.Hash) ([]byte, error) {
+	l, err := img.LayerByDigest(d)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, maxArtifactSize))
+}
+
+func isNotFound(err error) bool {
+	var te *transport.Error
+	return errors.As(err, &te) && (te.StatusCode == http.StatusNotFound)
+}
+
+// authority is a policy authority made ready to verify.
+type authority struct {
+	name string
+	// key verifies legacy signatures; keyMaterial bundles signed by it.
+	key         signature.Verifier
+	keyMaterial root.TrustedMaterial
+	// trustedRoot and identity verify keyless bundles.
+	trustedRoot root.TrustedMaterial
+	identity    verify.CertificateIdentity
+}
+
+func newAuthority(a rules.Authority) (*authority, error) {
+	out := &authority{name: a.Name}
+	if a.Key != nil {
+		pub, err := rules.ParsePublicKey(a.Key.PEM)
+		if err != nil {
+			return nil, err
+		}
+		if out.key, err = signature.LoadVerifier(pub, crypto.SHA256); err != nil {
+			return nil, err
+		}
+		key := root.NewExpiringKey(out.key, timeZero, timeZero)
+		out.keyMaterial = root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+		return out, nil
+	}
+	k := a.Keyless
+	tr, err := root.NewTrustedRootFromJSON([]byte(k.TrustedRoot))
+	if err != nil {
+		return nil, fmt.Errorf("trustedRoot: %w", err)
+	}
+	out.trustedRoot = tr
+	if out.identity, err = verify.NewShortCertificateIdentity(k.Issuer, k.IssuerRegExp, k.Subject, k.SubjectRegExp); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// check reports whether one of set's signatures of digest d is this
+// authority's, and otherwise why not.
+func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
+	var reasons []string
+	if a.key != nil {
+		for _, s := range set.legacy {
+			err := a.key.VerifySignature(bytes.NewReader(s.sig), bytes.NewReader(s.payload))
+			if err == nil {
+				err = payloadNames(s.payload, d)
+			}
+			if err == nil {
+				return true, ""
+			}
+			reasons = append(reasons, "legacy signature: "+err.Error())
+		}
+	}
+	digest, err := hex.DecodeString(d.Hex)
+	if err != nil {
+		return false, "digest: " + err.Error()
+	}
+	for _, b := range set.bundles {
+		var verifier *verify.Verifier
+		var policy verify.PolicyBuilder
+		if a.key != nil {
+			verifier, err = verify.NewVerifier(a.keyMaterial, verify.WithNoObserverTimestamps())
+			policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithKey())
+		} else {
+			verifier, err = verify.NewVerifier(a.trustedRoot, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+			policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithCertificateIdentity(a.identity))
+		}
+		if err != nil {
+			return false, err.Error()
+		}
+		res, err := verifier.Verify(b, policy)
+		if err == nil && res.Statement != nil && res.Statement.GetPredicateType() != cosignSignPredicate {
+			err = fmt.Errorf("an attestation (%s), not a signature of the image", res.Statement.GetPredicateType())
+		}
+		if err == nil {
+			return true, ""
+		}
+		reasons = append(reasons, "bundle: "+err.Error())
+	}
+	if set.skipped > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d signature artifacts unreadable or beyond the limits", set.skipped))
+	}
+	if len(reasons) == 0 {
+		if a.key == nil && len(set.legacy) > 0 {
+			return false, "no signature found (legacy .sig signatures verify against keys only)"
+		}
+		return false, "no signature found"
+	}
+	return false, strings.Join(reasons, "; ")
+}
+
+// payloadNames checks that a legacy signature's payload names digest d:
+// a signature of some other image, copied next to this one, does not
+// count.
+func payloadNames(payload []byte, d v1.Hash) error {
+	var p struct {
+		Critical struct {
+			Image struct {
+				Digest string `json:"docker-manifest-digest"`
+			} `json:"image"`
+			Type string `json:"type"`
+		} `json:"critical"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	if p.Critical.Type != "cosign container image signature" {
+		return fmt.Errorf("payload type %q is not a cosign image signature", p.Critical.Type)
+	}
+	if p.Critical.Image.Digest != d.String() {
+		return fmt.Errorf("signs %s, not %s", p.Critical.Image.Digest, d)
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package imageverify_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
+
+	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/policies/imagetrust"
+	"podguard.dev/podguard/policies/rules"
+	"podguard.dev/podguard/webhook/imageverify"
+)
+
+const (
+	issuer  = "https://token.actions.githubusercontent.com"
+	subject = "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
+)
+
+type fixture struct {
+	reg      *testenv.Registry
+	verifier *imageverify.Verifier
+	now      time.Time
+}
+
+func newFixture(t *testing.T) *fixture {
+	reg := testenv.StartRegistry(t)
+	pool := x509.NewCertPool()
+	pool.AddCert(reg.Certificate())
+	tr := remote.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	f := &fixture{reg: reg, verifier: imageverify.New(tr, logr.Discard()), now: time.Now()}
+	f.verifier.Now = func() time.Time { return f.now }
+	return f
+}
+
+// verify judges one reference (repo:tag@digest under the registry) against
+// one trust entry covering everything.
+func (f *fixture) verify(t *testing.T, ref string, tr rules.ImageTrust, stale string) imagetrust.Verdict {
+	t.Helper()
+	tr.Images = []string{"*"}
+	ps := &rules.ImageSignaturesParams{Trust: []rules.ImageTrust{tr}, StaleIfError: stale}
+	ps.Default()
+	if errs := ps.Validate(nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	full := f.reg.Host + "/" + ref
+	v, ok := f.verifier.Verify(ctx, ps, []string{full}, nil)[imagetrust.Key{Ref: full, Trust: 0}]
+	if !ok {
+		t.Fatalf("%s: no verdict", ref)
+	}
+	return v
+}
+
+func keyTrust(signers ...*testenv.Signer) rules.ImageTrust {
+	var as []rules.Authority
+	for i, s := range signers {
+		as = append(as, rules.Authority{Name: string(rune('a' + i)), Key: &rules.KeyAuthority{PEM: s.PEM}})
+	}
+	return rules.ImageTrust{Authorities: as}
+}
+
+func keylessTrust(t *testing.T, vs *ca.VirtualSigstore, subj, subjRE string) rules.ImageTrust {
+	return rules.ImageTrust{Authorities: []rules.Authority{{Name: "ci", Keyless: &rules.KeylessAuthority{
+		Issuer: issuer, Subject: subj, SubjectRegExp: subjRE, TrustedRoot: testenv.TrustedRootJSON(t, vs)}}}}
+}
+
+func want(t *testing.T, what string, v imagetrust.Verdict, status imagetrust.Status, detail string) {
+	t.Helper()
+	if v.Status != status || !strings.Contains(v.Detail, detail) {
+		t.Errorf("%s: got %s (%s), want %s with %q", what, v.Status, v.Detail, status, detail)
+	}
+}
+
+func TestKeySignatures(t *testing.T) {
+	f := newFixture(t)
+	right, wrong := testenv.NewSigner(t), testenv.NewSigner(t)
+	repo := f.reg.Host + "/team/app"
+
+	legacy := f.reg.PushRandom(t, "team/app:legacy")
+	f.reg.SignLegacy(t, right, "team/app", legacy, testenv.SimpleSigningPayload(repo, legacy))
+	bundled := f.reg.PushRandom(t, "team/app:bundle")
+	f.reg.SignBundle(t, right, "team/app", bundled, testenv.Statement(repo, bundled, testenv.CosignSignPredicate))
+	unsigned := f.reg.PushRandom(t, "team/app:unsigned")
+	// A legacy signature by the right key of another digest, copied under
+	// this digest's .sig tag.
+	copied := f.reg.PushRandom(t, "team/app:copied")
+	f.reg.SignLegacy(t, right, "team/app", copied, testenv.SimpleSigningPayload(repo, legacy))
+	// A bundle by the right key that is an attestation, not a signature.
+	attested := f.reg.PushRandom(t, "team/app:attested")
+	f.reg.SignBundle(t, right, "team/app", attested, testenv.Statement(repo, attested, testenv.SLSAPredicate))
+	// A bundle whose statement names another digest.
+	misnamed := f.reg.PushRandom(t, "team/app:misnamed")
+	f.reg.SignBundle(t, right, "team/app", misnamed, testenv.Statement(repo, legacy, testenv.CosignSignPredicate))
+
+	at := func(tag string, d v1.Hash) string { return "team/app:" + tag + "@" + d.String() }
+	want(t, "legacy, right key", f.verify(t, at("legacy", legacy), keyTrust(right), ""), imagetrust.Verified, "")
+	want(t, "bundle, right key", f.verify(t, at("bundle", bundled), keyTrust(right), ""), imagetrust.Verified, "")
+	want(t, "legacy, wrong key", f.verify(t, at("legacy", legacy), keyTrust(wrong), ""), imagetrust.Unsigned, "legacy signature")
+	want(t, "bundle, wrong key", f.verify(t, at("bundle", bundled), keyTrust(wrong), ""), imagetrust.Unsigned, "bundle")
+	want(t, "unsigned", f.verify(t, at("unsigned", unsigned), keyTrust(right), ""), imagetrust.Unsigned, "no signature found")
+	want(t, "a signature of another digest", f.verify(t, at("copied", copied), keyTrust(right), ""), imagetrust.Unsigned, "signs "+legacy.String())
+	want(t, "an attestation", f.verify(t, at("attested", attested), keyTrust(right), ""), imagetrust.Unsigned, "an attestation")
+	want(t, "a statement of another digest", f.verify(t, at("misnamed", misnamed), keyTrust(right), ""), imagetrust.Unsigned, "bundle")
+
+	// require: any and all.
+	anyOf := keyTrust(wrong, right)
+	want(t, "any of wrong, right", f.verify(t, at("legacy", legacy), anyOf, ""), imagetrust.Verified, "")
+	allOf := keyTrust(wrong, right)
+	allOf.Require = rules.RequireAll
+	want(t, "all of wrong, right", f.verify(t, at("legacy", legacy), allOf, ""), imagetrust.Unsigned, "a: ")
+	f.reg.SignLegacy(t, wrong, "team/app", legacy, testenv.SimpleSigningPayload(repo, legacy))
+	f.now = f.now.Add(time.Minute) // past the negative cache
+	if v := f.verify(t, at("legacy", legacy), allOf, ""); v.Status != imagetrust.Verified || len(v.Signers) != 2 {
+		t.Errorf("all of wrong, right, both signed: %+v", v)
+	}
+}
+
+func TestTamperedManifest(t *testing.T) {
+	f := newFixture(t)
+	s := testenv.NewSigner(t)
+	repo := f.reg.Host + "/team/app"
+	d := f.reg.PushRandom(t, "team/app:1")
+	f.reg.SignLegacy(t, s, "team/app", d, testenv.SimpleSigningPayload(repo, d))
+	f.reg.SignBundle(t, s, "team/app", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	// The tag now names other content: its digest differs, and the
+	// signatures of the original do not cover it.
+	img, err := random.Image(256, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := f.reg.Push(t, "team/app:1", img)
+	want(t, "pinned digest after the tag moved", f.verify(t, "team/app:1@"+d.String(), keyTrust(s), ""), imagetrust.Verified, "")
+	want(t, "the tag's new digest", f.verify(t, "team/app:1@"+tampered.String(), keyTrust(s), ""), imagetrust.Unsigned, "no signature found")
+}
+
+func TestMultiArchIndexVerifiedByItsDigest(t *testing.T) {
+	f := newFixture(t)
+	s := testenv.NewSigner(t)
+	repo := f.reg.Host + "/team/multi"
+	idx, err := random.Index(128, 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := f.reg.Push(t, "team/multi:1", idx)
+	f.reg.SignBundle(t, s, "team/multi", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	want(t, "index", f.verify(t, "team/multi:1@"+d.String(), keyTrust(s), ""), imagetrust.Verified, "")
+	// A platform's manifest is not the index: its own digest is unsigned.
+	im, _ := idx.IndexManifest()
+	child := im.Manifests[0].Digest
+	want(t, "a platform manifest", f.verify(t, "team/multi@"+child.String(), keyTrust(s), ""), imagetrust.Unsigned, "no signature found")
+}
+
+func TestKeylessBundles(t *testing.T) {
+	f := newFixture(t)
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := f.reg.Host + "/team/app"
+	d := f.reg.PushRandom(t, "team/app:keyless")
+	f.reg.SignKeyless(t, vs, subject, issuer, "team/app", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	ref := "team/app:keyless@" + d.String()
+	want(t, "right issuer and subject", f.verify(t, ref, keylessTrust(t, vs, subject, ""), ""), imagetrust.Verified, "")
+	want(t, "subject by regular expression", f.verify(t, ref, keylessTrust(t, vs, "", `^https://github\.com/example/app/`), ""), imagetrust.Verified, "")
+	want(t, "right issuer, wrong subject", f.verify(t, ref, keylessTrust(t, vs, "https://github.com/example/other/.github/workflows/release.yaml@refs/heads/main", ""), ""), imagetrust.Unsigned, "bundle")
+	want(t, "untrusted root", f.verify(t, ref, keylessTrust(t, other, subject, ""), ""), imagetrust.Unsigned, "bundle")
+
+	att := f.reg.PushRandom(t, "team/app:attested")
+	f.reg.SignKeyless(t, vs, subject, issuer, "team/app", att, testenv.Statement(repo, att, testenv.SLSAPredicate))
+	want(t, "keyless attestation", f.verify(t, "team/app:attested@"+att.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "an attestation")
+
+	// A legacy signature verifies against keys only.
+	legacy := f.reg.PushRandom(t, "team/app:legacy")
+	f.reg.SignLegacy(t, testenv.NewSigner(t), "team/app", legacy, testenv.SimpleSigningPayload(repo, legacy))
+	want(t, "legacy under a keyless authority", f.verify(t, "team/app:legacy@"+legacy.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "keys only")
+}
+
+// TestRegistryOutage: a digest verified within staleIfError stays
+// admitted (stale) while the registry cannot be reached; after it, and for
+// a digest never verified, the verdict says unreachable, not unsigned;
+// 429 answers count as unreachable too.
+func TestRegistryOutage(t *testing.T) {
+	f := newFixture(t)
+	s := testenv.NewSigner(t)
+	repo := f.reg.Host + "/team/app"
+	d := f.reg.PushRandom(t, "team/app:1")
+	f.reg.SignLegacy(t, s, "team/app", d, testenv.SimpleSigningPayload(repo, d))
+	never := f.reg.PushRandom(t, "team/app:2")
+	f.reg.SignLegacy(t, s, "team/app", never, testenv.SimpleSigningPayload(repo, never))
+	ref, neverRef := "team/app:1@"+d.String(), "team/app:2@"+never.String()
+	want(t, "before the outage", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Verified, "")
+
+	f.reg.FailWith(http.StatusTooManyRequests)
+	f.now = f.now.Add(11 * time.Minute) // past verdictTTL: the registry is asked again
+	v := f.verify(t, ref, keyTrust(s), "1h")
+	want(t, "429, verified 11 minutes ago", v, imagetrust.Stale, "429")
+	if !v.VerifiedAt.Equal(f.now.Add(-11 * time.Minute)) {
+		t.Errorf("stale verdict admitted on %s, want the verification of %s", v.VerifiedAt, f.now.Add(-11*time.Minute))
+	}
+	want(t, "429, never verified", f.verify(t, neverRef, keyTrust(s), "1h"), imagetrust.Unreachable, "429")
+	f.reg.FailWith(0)
+
+	f.reg.Close() // the registry stops
+	want(t, "down, verified 11 minutes ago", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Stale, "")
+	f.now = f.now.Add(time.Hour)
+	want(t, "down, verified over staleIfError ago", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Unreachable, "")
+	want(t, "down, never verified", f.verify(t, neverRef, keyTrust(s), "1h"), imagetrust.Unreachable, "")
+}
+
+// TestSlowRegistryWithinBudget: a registry that answers after 5 s costs a
+// request no more than its budget, and gives no verdict rather than a
+// wrong one.
+func TestSlowRegistryWithinBudget(t *testing.T) {
+	f := newFixture(t)
+	s := testenv.NewSigner(t)
+	d := f.reg.PushRandom(t, "team/app:1")
+	f.reg.Delay(5 * time.Second)
+	ps := &rules.ImageSignaturesParams{Trust: []rules.ImageTrust{keyTrust(s)}}
+	ps.Trust[0].Images = []string{"*"}
+	ps.Default()
+	ref := f.reg.Host + "/team/app:1@" + d.String()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	got := f.verifier.Verify(ctx, ps, []string{ref}, nil)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Verify took %s with a 300ms budget", took)
+	}
+	if verdict, ok := got[imagetrust.Key{Ref: ref}]; ok && verdict.Status != imagetrust.Unreachable {
+		t.Errorf("a slow registry gave %+v", verdict)
+	}
+	f.reg.Delay(0)
+}
+
+// TestConcurrentRequestsShareOneLookup: many requests for one digest read
+// its signatures once.
+func TestConcurrentRequestsShareOneLookup(t *testing.T) {
+	f := newFixture(t)
+	s := testenv.NewSigner(t)
+	d := f.reg.PushRandom(t, "team/app:1")
+	f.reg.SignLegacy(t, s, "team/app", d, testenv.SimpleSigningPayload(f.reg.Host+"/team/app", d))
+	var misses, hits int
+	f.verifier.Observe = func(_ imagetrust.Status, cached bool) {
+		if cached {
+			hits++
+		} else {
+			misses++
+		}
+	}
+	for range 5 {
+		want(t, "verified", f.verify(t, "team/app:1@"+d.String(), keyTrust(s), ""), imagetrust.Verified, "")
+	}
+	if misses != 1 || hits != 4 {
+		t.Errorf("5 requests: %d lookups, %d cache hits; want 1 and 4", misses, hits)
+	}
+	if n := f.verifier.Len(); n != 1 {
+		t.Errorf("%d cached verdicts, want 1", n)
+	}
+}
