@@ -239,7 +239,7 @@ func (r *Registry) PushReferrerJSON(t testing.TB, repo string, d v1.Hash, data [
 // rawManifest is a manifest written as is.
 type rawManifest []byte
 
-func (m rawManifest) RawManifest() ([]byte, error)         { return m, nil }
+func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
 func (r *Registry) ref(t testing.TB, s string) name.Reference {
