@@ -146,8 +146,19 @@ func (r *DigestResolver) lookup(ctx context.Context, ref string) (string, error)
 // NewDigestResolverFromCAFile builds the resolver the webhook (and the CLI) uses: the system's
 // roots, plus caFile's CAs when given.
 func NewDigestResolverFromCAFile(caFile string, log logr.Logger) (*DigestResolver, error) {
+	tr, err := RegistryTransport(caFile)
+	if err != nil {
+		return nil, err
+	}
+	return NewDigestResolver(tr, log), nil
+}
+
+// RegistryTransport is how podguard reaches registries: the default
+// transport with the system's roots, plus caFile's CAs when given
+// (--registry-ca-file).
+func RegistryTransport(caFile string) (http.RoundTripper, error) {
 	if caFile == "" {
-		return NewDigestResolver(nil, log), nil
+		return remote.DefaultTransport, nil
 	}
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
@@ -162,7 +173,7 @@ func NewDigestResolverFromCAFile(caFile string, log logr.Logger) (*DigestResolve
 	}
 	tr := remote.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return NewDigestResolver(tr, log), nil
+	return tr, nil
 }
 
 // UnpinnedImages lists the references of t's images (containers of every

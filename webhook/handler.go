@@ -22,8 +22,10 @@ import (
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/change"
+	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
+	"podguard.dev/podguard/webhook/imageverify"
 )
 
 // Endpoint paths, a contract with the webhook configurations.
@@ -74,6 +76,12 @@ type Handler struct {
 	// (mutating endpoint), each admission within DigestBudget.
 	Digests      *DigestResolver
 	DigestBudget time.Duration
+	// Images, when set, verifies the signatures imageSignatures requires
+	// (validating endpoint), each admission within ImageBudget; tags are
+	// resolved with Digests, from this endpoint's own lookups: nothing the
+	// mutating webhook wrote is taken on trust.
+	Images      *imageverify.Verifier
+	ImageBudget time.Duration
 	// Mutating selects the mutating endpoint's behaviour.
 	Mutating bool
 	// Decisions selects which decisions are logged: LogDecisionsAll (the
@@ -345,11 +353,13 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspe
 				return allowed("subresource not validated")
 			}
 		}
+		attrs.ImageVerdicts = h.verifyImages(enf, t, attrs)
 		res = enf.ValidateTarget(t, attrs)
 	} else {
 		if resp, d, done := unchangedUpdate(gk, req, t); done {
 			return resp, d
 		}
+		attrs.ImageVerdicts = h.verifyImages(enf, t, attrs)
 		// Workloads are judged as admitted: what Pod mutation will fix is a
 		// warning now; what nothing can fix is denied now, not in ReplicaSet events.
 		res, changes, err = enf.AdmitTarget(t, attrs)
@@ -358,6 +368,40 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspe
 		return errored(http.StatusInternalServerError, err)
 	}
 	return respond(gk, req.Name, t, res, changes, enf.Policy().HelpURL), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
+}
+
+// verifyImages verifies the images of t that imageSignatures covers (of
+// the new ephemeral containers only, for such a request), within
+// ImageBudget; nil when nothing is to be verified.
+func (h *Handler) verifyImages(enf *policies.Enforcer, t *podspec.Target, attrs policies.Attributes) imagetrust.Verdicts {
+	ps, on := rules.ImageSignatures(enf.Policy())
+	if !on || h.Images == nil || (attrs.Rules != nil && !slices.Contains(attrs.Rules, "imageSignatures")) {
+		return nil
+	}
+	var refs, tags []string
+	for _, img := range t.Images() {
+		if attrs.EphemeralContainers != nil && (img.Volume != nil || !slices.Contains(attrs.EphemeralContainers, img.Container)) {
+			continue
+		}
+		if img.Reference == "" || slices.Contains(refs, img.Reference) || len(ps.Covers(img.Reference)) == 0 {
+			continue
+		}
+		refs = append(refs, img.Reference)
+		if !strings.Contains(img.Reference, "@") {
+			tags = append(tags, img.Reference)
+		}
+	}
+	verdicts := imagetrust.Verdicts{}
+	if len(refs) == 0 {
+		return verdicts
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.ImageBudget)
+	defer cancel()
+	var digests map[string]string
+	if len(tags) > 0 && h.Digests != nil {
+		digests = h.Digests.Resolve(ctx, tags)
+	}
+	return h.Images.Verify(ctx, ps, refs, digests)
 }
 
 // respond turns a result into an admission response: every violation as a

@@ -9,6 +9,7 @@ import (
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 )
 
@@ -47,6 +48,15 @@ type Metrics struct {
 	ExemptionExpiry *prometheus.GaugeVec
 	// Exceptions counts PodGuardExceptions by state (active, expired, ignored).
 	Exceptions *prometheus.GaugeVec
+	// ImageVerifications counts imageSignatures verdicts by result
+	// (verified, unsigned, stale, unreachable) and by whether the cache
+	// answered (cache: hit, miss). stale is a digest admitted on an
+	// earlier verification while its registry cannot be reached.
+	ImageVerifications *prometheus.CounterVec
+}
+
+func (m *Metrics) observeImage(status imagetrust.Status, cached bool) {
+	m.ImageVerifications.WithLabelValues(string(status), map[bool]string{true: "hit", false: "miss"}[cached]).Inc()
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -98,10 +108,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "podguard_exceptions",
 			Help: "PodGuardExceptions by state: active, expired, ignored (the policy does not allow them).",
 		}, []string{"state"}),
+		ImageVerifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "podguard_image_verifications_total",
+			Help: "imageSignatures verdicts by result (verified, unsigned, stale: admitted on an earlier verification while the registry is unreachable, unreachable) and cache (hit, miss).",
+		}, []string{"result", "cache"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Requests, m.Findings, m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry, m.RequestsRefused, m.BuildInfo,
-			m.ExemptionExpiry, m.Exceptions)
+			m.ExemptionExpiry, m.Exceptions, m.ImageVerifications)
 	}
 	return m
 }

@@ -27,6 +27,7 @@ import (
 
 	"podguard.dev/podguard/policies/report"
 	"podguard.dev/podguard/webhook/audit"
+	"podguard.dev/podguard/webhook/imageverify"
 )
 
 // Certificate modes.
@@ -447,16 +448,24 @@ func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicySt
 	if o.DecisionLog.GetSink() != nil {
 		decisions = o.DecisionLog
 	}
-	digests, err := NewDigestResolverFromCAFile(o.RegistryCAFile, log.WithName("digests"))
+	registries, err := RegistryTransport(o.RegistryCAFile)
 	if err != nil {
 		return err
 	}
+	digests := NewDigestResolver(registries, log.WithName("digests"))
+	images := imageverify.New(registries, log.WithName("images"))
+	images.Observe = metrics.observeImage
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
 		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions, Events: events}
 		if mutating {
 			// A fifth of the webhook's timeout: with the body's read
 			// (two fifths at most) the answer still leaves in time.
 			h.Digests, h.DigestBudget = digests, o.WebhookTimeout/5
+		} else {
+			// Two fifths of the webhook's timeout: reading the body takes
+			// two at most, and the answer still leaves in time. The
+			// validating side resolves tags itself (its own cache).
+			h.Digests, h.Images, h.ImageBudget = digests, images, 2*o.WebhookTimeout/5
 		}
 		srv.Register(path, &reviewHandler{handler: h, limits: limits, draining: draining, log: log.WithName("admission"), metrics: metrics})
 	}

@@ -306,7 +306,9 @@ func judgeSignature(verdicts imagetrust.Verdicts, img podspec.Image, i int, tr I
 		return f, false
 	case v.Status == imagetrust.Stale:
 		f.Advisory = true
-		f.Message = fmt.Sprintf("%s image %q (%s): its registry cannot be reached; admitted on its verification of %s (%s)", img.Of(), img.Reference, v.Digest, v.VerifiedAt.UTC().Format(time.RFC3339), v.Detail)
+		// Warnings are cut at 256 characters: what happened first, the
+		// long reference last.
+		f.Message = fmt.Sprintf("admitted on its verification of %s, its registry cannot be reached: %s image %q (%s)", v.VerifiedAt.UTC().Format(time.RFC3339), img.Of(), img.Reference, v.Detail)
 		f.Fix = "nothing to change in the manifest; the platform team may check the registry"
 	case v.Status == imagetrust.Unreachable:
 		f.Message = fmt.Sprintf("%s image %q could not be verified: the registry was unreachable (%s), and the image was not verified before", img.Of(), img.Reference, v.Detail)
