@@ -18,7 +18,11 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/singleflight"
 
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
+	"podguard.dev/podguard/policies/rules"
+	"podguard.dev/podguard/webhook/imageverify"
 )
 
 const (
@@ -191,4 +195,47 @@ func UnpinnedImages(t *podspec.Target, only []string) []string {
 		}
 	}
 	return out
+}
+
+// VerifyImages verifies the images of t that the policy's imageSignatures
+// trust entries cover (with only set, those of these containers alone: the
+// new ephemeral containers of a pods/ephemeralcontainers request),
+// resolving tags with digests, until ctx ends: the one definition of what
+// is verified, for the webhook and the CLI. Nil when the rule verifies
+// nothing; otherwise a map, empty when t runs no covered image.
+func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.Verifier, p *v1alpha1.Policy, t *podspec.Target, only []string) imagetrust.Verdicts {
+	ps, on := rules.ImageSignatures(p)
+	if !on || v == nil {
+		return nil
+	}
+	var refs, tags []string
+	for _, img := range t.Images() {
+		if only != nil && (img.Volume != nil || !slices.Contains(only, img.Container)) {
+			continue
+		}
+		if img.Reference == "" || slices.Contains(refs, img.Reference) || len(ps.Covers(img.Reference)) == 0 {
+			continue
+		}
+		refs = append(refs, img.Reference)
+		if !strings.Contains(img.Reference, "@") {
+			tags = append(tags, img.Reference)
+		}
+	}
+	if len(refs) == 0 {
+		return imagetrust.Verdicts{}
+	}
+	var resolved map[string]string
+	if len(tags) > 0 && digests != nil {
+		resolved = digests.Resolve(ctx, tags)
+	}
+	verdicts := v.Verify(ctx, ps, refs, resolved)
+	// The same verdict under the reference imageDigest's fix pins the tag
+	// to (name:tag@digest): a caller that pins and judges in one step
+	// (podguard validate --mutate) finds it there.
+	for k, verdict := range verdicts {
+		if d, ok := resolved[k.Ref]; ok && verdict.Digest == d {
+			verdicts[imagetrust.Key{Ref: k.Ref + "@" + d, Trust: k.Trust}] = verdict
+		}
+	}
+	return verdicts
 }

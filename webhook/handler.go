@@ -370,38 +370,14 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspe
 	return respond(gk, req.Name, t, res, changes, enf.Policy().HelpURL), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
 }
 
-// verifyImages verifies the images of t that imageSignatures covers (of
-// the new ephemeral containers only, for such a request), within
-// ImageBudget; nil when nothing is to be verified.
+// verifyImages verifies, within ImageBudget, what VerifyImages does.
 func (h *Handler) verifyImages(enf *policies.Enforcer, t *podspec.Target, attrs policies.Attributes) imagetrust.Verdicts {
-	ps, on := rules.ImageSignatures(enf.Policy())
-	if !on || h.Images == nil || (attrs.Rules != nil && !slices.Contains(attrs.Rules, "imageSignatures")) {
+	if h.Images == nil || (attrs.Rules != nil && !slices.Contains(attrs.Rules, "imageSignatures")) {
 		return nil
-	}
-	var refs, tags []string
-	for _, img := range t.Images() {
-		if attrs.EphemeralContainers != nil && (img.Volume != nil || !slices.Contains(attrs.EphemeralContainers, img.Container)) {
-			continue
-		}
-		if img.Reference == "" || slices.Contains(refs, img.Reference) || len(ps.Covers(img.Reference)) == 0 {
-			continue
-		}
-		refs = append(refs, img.Reference)
-		if !strings.Contains(img.Reference, "@") {
-			tags = append(tags, img.Reference)
-		}
-	}
-	verdicts := imagetrust.Verdicts{}
-	if len(refs) == 0 {
-		return verdicts
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.ImageBudget)
 	defer cancel()
-	var digests map[string]string
-	if len(tags) > 0 && h.Digests != nil {
-		digests = h.Digests.Resolve(ctx, tags)
-	}
-	return h.Images.Verify(ctx, ps, refs, digests)
+	return VerifyImages(ctx, h.Digests, h.Images, enf.Policy(), t, attrs.EphemeralContainers)
 }
 
 // respond turns a result into an admission response: every violation as a

@@ -13,6 +13,7 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/cmd/podguard/internal/exceptioncmd"
 	"podguard.dev/podguard/cmd/podguard/internal/exportcmd"
+	"podguard.dev/podguard/cmd/podguard/internal/imagescmd"
 	"podguard.dev/podguard/cmd/podguard/internal/mutatecmd"
 	"podguard.dev/podguard/cmd/podguard/internal/policycmd"
 	"podguard.dev/podguard/cmd/podguard/internal/servecmd"
@@ -50,7 +51,7 @@ mutate do the same offline, for CI.`,
 			}
 		})
 	}
-	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), exceptioncmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), policycmd.NewCommand(s), testcmd.NewCommand(s), versioncmd.NewCommand(s))
+	root.AddCommand(servecmd.NewCommand(s), validatecmd.NewCommand(s), mutatecmd.NewCommand(s), exceptioncmd.NewCommand(s), auditcmd.NewCommand(s), exportcmd.NewCommand(s), imagescmd.NewCommand(s), policycmd.NewCommand(s), testcmd.NewCommand(s), versioncmd.NewCommand(s))
 	// podguard completion bash|zsh|fish|powershell.
 	root.CompletionOptions.HiddenDefaultCmd = false
 	return root

@@ -9,29 +9,87 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook"
+	"podguard.dev/podguard/webhook/imageverify"
 )
 
 // DigestOptions let validate and mutate ask registries what digest each
 // image tag resolves to, as the webhook does for imageDigest's fix, so
 // the CLI pins (and then judges) exactly as the cluster will. Off by
 // default: the CLI stays offline unless asked.
+//
+// With --verify-images, the same registries are asked for the signatures
+// imageSignatures requires, verified by the webhook's verifier: the CLI
+// then judges images exactly as the validating webhook will.
 type DigestOptions struct {
 	Resolve bool
+	Verify  bool
 	CAFile  string
 	Timeout time.Duration
 
 	resolver *webhook.DigestResolver
+	verifier *imageverify.Verifier
 }
 
 // AddFlags registers --resolve-digests, --registry-ca-file and
 // --resolve-timeout.
 func (o *DigestOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Resolve, "resolve-digests", false, "when the policy turns imageDigest's fix on, ask each image's registry (anonymously, over TLS) what digest its tag resolves to and pin it, as the webhook does; without it, tags are reported, not pinned")
-	fs.StringVar(&o.CAFile, "registry-ca-file", "", "PEM bundle of CAs (besides the system's) registries' certificates may chain to, with --resolve-digests")
-	fs.DurationVar(&o.Timeout, "resolve-timeout", 10*time.Second, "how long the registries of one object may take to answer, with --resolve-digests")
+	o.AddRegistryFlags(fs)
+}
+
+// AddRegistryFlags registers --registry-ca-file and --resolve-timeout.
+func (o *DigestOptions) AddRegistryFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.CAFile, "registry-ca-file", "", "PEM bundle of CAs (besides the system's) registries' certificates may chain to, with --resolve-digests or --verify-images")
+	fs.DurationVar(&o.Timeout, "resolve-timeout", 10*time.Second, "how long the registries of one object may take to answer, with --resolve-digests or --verify-images")
+}
+
+// AddVerifyFlags registers --verify-images (validate only: mutate
+// verifies nothing).
+func (o *DigestOptions) AddVerifyFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures the policy's imageSignatures rule requires, reading each image's registry as the webhook does; without it, covered images are noted as not verified")
+}
+
+func (o *DigestOptions) init() error {
+	if o.resolver != nil {
+		return nil
+	}
+	tr, err := webhook.RegistryTransport(o.CAFile)
+	if err != nil {
+		return BadInput("%v", err)
+	}
+	o.resolver, o.verifier = webhook.NewDigestResolver(tr, logr.Discard()), imageverify.New(tr, logr.Discard())
+	return nil
+}
+
+// Verdicts verifies obj's images as the validating webhook does, when
+// asked to (--verify-images); nil otherwise (offline: the rule notes the
+// images as not verified).
+func (o *DigestOptions) Verdicts(ctx context.Context, enf *policies.Enforcer, obj runtime.Object) (imagetrust.Verdicts, error) {
+	if !o.Verify {
+		return nil, nil
+	}
+	if err := o.init(); err != nil {
+		return nil, err
+	}
+	t, ok := podspec.Find(obj)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	return webhook.VerifyImages(ctx, o.resolver, o.verifier, enf.Policy(), t, nil), nil
+}
+
+// Verifier is the verifier --verify-images uses, built on first use.
+func (o *DigestOptions) Verifier() (*webhook.DigestResolver, *imageverify.Verifier, error) {
+	if err := o.init(); err != nil {
+		return nil, nil, err
+	}
+	return o.resolver, o.verifier, nil
 }
 
 // Digests returns the digests of obj's unpinned images when asked to and
@@ -40,12 +98,8 @@ func (o *DigestOptions) Digests(ctx context.Context, enf *policies.Enforcer, obj
 	if !o.Resolve || !rules.FixInForce(enf.Policy(), "imageDigest") {
 		return nil, nil
 	}
-	if o.resolver == nil {
-		r, err := webhook.NewDigestResolverFromCAFile(o.CAFile, logr.Discard())
-		if err != nil {
-			return nil, BadInput("%v", err)
-		}
-		o.resolver = r
+	if err := o.init(); err != nil {
+		return nil, err
 	}
 	t, ok := podspec.Find(obj)
 	if !ok {

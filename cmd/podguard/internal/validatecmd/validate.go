@@ -117,6 +117,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	o.Policy.AddFlags(fs)
 	o.Policy.AddExceptionFlags(fs)
 	o.Digests.AddFlags(fs)
+	o.Digests.AddVerifyFlags(fs)
 	return cmd
 }
 
@@ -187,6 +188,10 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 					problem(err)
 					continue
 				}
+			}
+			if attrs.ImageVerdicts, err = o.Digests.Verdicts(ctx, enf, obj.Typed); err != nil {
+				problem(err)
+				continue
 			}
 			var res *policies.Result
 			if o.Mutate {

@@ -1,0 +1,72 @@
+package app_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"podguard.dev/podguard/cmd/podguard/internal/imagescmd"
+	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/policies/rules"
+)
+
+// TestImagesVerifyAndValidateVerifyImages: podguard images verify and
+// validate --verify-images read the registry (in process, over TLS) with
+// the webhook's verifier and agree on the same images: a signed tag and
+// digest verify, an unsigned digest does not; without --verify-images,
+// validate notes the images as not verified and denies nothing for it.
+func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
+	reg := testenv.StartRegistry(t)
+	key := testenv.NewSigner(t)
+	d := reg.PushRandom(t, "team/app:1.0")
+	reg.SignBundle(t, key, "team/app", d, testenv.Statement(reg.Host+"/team/app", d, testenv.CosignSignPredicate))
+	signedTag, signedDigest := reg.Host+"/team/app:1.0", reg.Host+"/team/app@"+d.String()
+	unsigned := reg.Host + "/team/app@" + reg.PushRandom(t, "team/app:2.0").String()
+	uncovered := reg.Host + "/other/app@" + reg.PushRandom(t, "other/app:1").String()
+
+	dir := t.TempDir()
+	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
+		Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
+	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := write(t, dir, "policy.yaml", string(b))
+
+	viaImages := map[string]bool{}
+	for _, img := range []string{signedTag, signedDigest, unsigned, uncovered} {
+		r := podguard(t, "", "images", "verify", img, "--policy", policy, "--registry-ca-file", reg.CAFile, "-o", "json")
+		var rep imagescmd.Report
+		if err := json.Unmarshal([]byte(r.out), &rep); err != nil || len(rep.Images) != 1 {
+			t.Fatalf("images verify %s: exit %d, %v\n%s%s", img, r.code, err, r.out, r.err)
+		}
+		viaImages[img] = r.code == 0
+		if img != uncovered && (len(rep.Images[0].Verdicts) != 1 || rep.Images[0].Digest == "") {
+			t.Errorf("images verify %s: %+v", img, rep.Images[0])
+		}
+	}
+	if !viaImages[signedTag] || !viaImages[signedDigest] || viaImages[unsigned] || !viaImages[uncovered] {
+		t.Errorf("images verify: %v", viaImages)
+	}
+	text := podguard(t, "", "images", "verify", signedTag, unsigned, "--policy", policy, "--registry-ca-file", reg.CAFile)
+	if text.code != 1 || !strings.Contains(text.out, `verified, signed by "release"`) || !strings.Contains(text.out, "unsigned") || !strings.Contains(text.out, d.String()) {
+		t.Errorf("images verify, text: exit %d\n%s%s", text.code, text.out, text.err)
+	}
+
+	for _, img := range []string{signedTag, signedDigest, unsigned, uncovered} {
+		pod := write(t, dir, "pod.yaml", strings.Replace(compliantPod, "image: registry.example/c:1", "image: "+img, 1))
+		v := podguard(t, "", "validate", "-f", pod, "--policy", policy, "--verify-images", "--registry-ca-file", reg.CAFile)
+		if allowed := v.code == 0; allowed != viaImages[img] {
+			t.Errorf("%s: validate --verify-images allowed=%v, images verify %v\n%s%s", img, allowed, viaImages[img], v.out, v.err)
+		}
+		offline := podguard(t, "", "validate", "-f", pod, "--policy", policy)
+		if offline.code != 0 || (img != uncovered && !strings.Contains(offline.out, "not verified here")) {
+			t.Errorf("%s: validate offline: exit %d\n%s%s", img, offline.code, offline.out, offline.err)
+		}
+	}
+	if bad := podguard(t, "", "images", "verify", "UPPER/Case:x", "--policy", policy); bad.code != 2 {
+		t.Errorf("a bad reference: exit %d\n%s", bad.code, bad.err)
+	}
+}

@@ -1,0 +1,196 @@
+// Package imagescmd implements `podguard images verify`: per image, its
+// digest and what the policy's imageSignatures trust entries make of its
+// signatures, verified as the webhook verifies them (the `docker trust
+// inspect` of a user of the hardening write-up, for Sigstore signatures).
+package imagescmd
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"podguard.dev/podguard/cmd/podguard/internal/cli"
+	"podguard.dev/podguard/policies/imagetrust"
+	"podguard.dev/podguard/policies/rules"
+	"podguard.dev/podguard/policies/safetext"
+)
+
+// Options are the flags of `podguard images verify`.
+type Options struct {
+	Output  string
+	Policy  cli.PolicyOptions
+	Digests cli.DigestOptions
+}
+
+// NewCommand returns the images command and its verify sub-command.
+func NewCommand(s cli.Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Inspect images as the policy's image rules see them",
+		Args:  cobra.NoArgs,
+	}
+	o := &Options{}
+	verify := &cobra.Command{
+		Use:   "verify IMAGE [IMAGE ...] [--policy FILE]",
+		Short: "Verify images' signatures as the webhook does, and print what was found",
+		Long: `For each image (a reference as a pod spec writes it), print its digest
+(a tag is resolved by its registry), the imageSignatures trust entries of
+the policy that cover it, and each one's verdict: verified (and by whom),
+unsigned (and why each authority's signatures do not count), or
+unreachable. Signatures are read from the image's registry (cosign's
+legacy .sig tag and Sigstore bundle referrers) and verified against the
+policy's keys and trusted roots, with the webhook's verifier.
+
+Exit status: 0 when every covered image is verified, 1 when one is not,
+2 on bad input (a bad reference, a policy that does not load), 130
+interrupted.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return o.Run(cmd.Context(), s, args) },
+	}
+	fs := verify.Flags()
+	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
+	o.Policy.AddFlags(fs)
+	o.Digests.AddRegistryFlags(fs)
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+// Image is one image's report, as -o json writes it.
+type Image struct {
+	Image string `json:"image"`
+	// Digest is the digest verified; empty when the tag did not resolve.
+	Digest string `json:"digest,omitempty"`
+	// Verdicts has one entry per trust entry covering the image; none
+	// when no entry covers it (the webhook does not verify it).
+	Verdicts []Verdict `json:"verdicts"`
+}
+
+// Verdict is one trust entry's verdict on an image.
+type Verdict struct {
+	// Trust is the entry's index in rules.imageSignatures.trust.
+	Trust       int      `json:"trust"`
+	Images      []string `json:"images"`
+	Require     string   `json:"require"`
+	Authorities []string `json:"authorities"`
+	imagetrust.Verdict
+}
+
+// Report is what -o json prints.
+type Report struct {
+	Images []Image `json:"images"`
+}
+
+// Run verifies the images and prints the report.
+func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
+	if o.Output != "text" && o.Output != "json" {
+		return cli.BadInput("--output %q: want text or json", o.Output)
+	}
+	for _, r := range refs {
+		if _, err := name.ParseReference(r); err != nil {
+			return cli.BadInput("image %s: %v", safetext.Line(r), err)
+		}
+	}
+	enf, err := o.Policy.Enforcer(ctx)
+	if err != nil {
+		return err
+	}
+	ps, on := rules.ImageSignatures(enf.Policy())
+	if !on {
+		return cli.BadInput("the policy has no imageSignatures trust entry (or the rule is off): nothing to verify against")
+	}
+	resolver, verifier, err := o.Digests.Verifier()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Digests.Timeout)
+	defer cancel()
+	var tags []string
+	for _, r := range refs {
+		if !strings.Contains(r, "@") {
+			tags = append(tags, r)
+		}
+	}
+	digests := resolver.Resolve(ctx, tags)
+	verdicts := verifier.Verify(ctx, ps, refs, digests)
+
+	rep := Report{Images: []Image{}}
+	failed := false
+	for _, r := range refs {
+		img := Image{Image: r, Digest: digests[r], Verdicts: []Verdict{}}
+		if i := strings.Index(r, "@"); i >= 0 {
+			img.Digest = r[i+1:]
+		}
+		for _, i := range ps.Covers(r) {
+			tr := ps.Trust[i]
+			v, ok := verdicts[imagetrust.Key{Ref: r, Trust: i}]
+			if !ok {
+				v = imagetrust.Verdict{Status: imagetrust.Unreachable, Detail: "not verified within --resolve-timeout"}
+			}
+			failed = failed || (v.Status != imagetrust.Verified && v.Status != imagetrust.Stale)
+			var names []string
+			for _, a := range tr.Authorities {
+				names = append(names, a.Name)
+			}
+			img.Verdicts = append(img.Verdicts, Verdict{Trust: i, Images: tr.Images, Require: tr.Require, Authorities: names, Verdict: v})
+		}
+		rep.Images = append(rep.Images, img)
+	}
+	if o.Output == "json" {
+		enc := json.NewEncoder(s.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printText(s.Out, rep)
+	}
+	if failed {
+		return cli.Exit(cli.ExitDenied)
+	}
+	return nil
+}
+
+func printText(w io.Writer, rep Report) {
+	for i, img := range rep.Images {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "Image:   %s\n", safetext.Line(img.Image))
+		digest := img.Digest
+		if digest == "" {
+			digest = "(not resolved)"
+		}
+		fmt.Fprintf(w, "Digest:  %s\n", safetext.Line(digest))
+		if len(img.Verdicts) == 0 {
+			fmt.Fprintln(w, "Trust:   no trust entry covers it: the webhook does not verify its signatures")
+			continue
+		}
+		for _, v := range img.Verdicts {
+			var names []string
+			for _, n := range v.Authorities {
+				names = append(names, fmt.Sprintf("%q", n))
+			}
+			fmt.Fprintf(w, "Trust %d: images %s, require %s of %s\n", v.Trust, safetext.Line(strings.Join(v.Images, ", ")), v.Require, safetext.Line(strings.Join(names, ", ")))
+			line := string(v.Status)
+			if len(v.Signers) > 0 {
+				var signers []string
+				for _, n := range v.Signers {
+					signers = append(signers, fmt.Sprintf("%q", n))
+				}
+				line += ", signed by " + strings.Join(signers, ", ")
+			}
+			if !v.VerifiedAt.IsZero() && v.Status == imagetrust.Stale {
+				line += ", admitted on the verification of " + v.VerifiedAt.UTC().Format("2006-01-02T15:04:05Z")
+			}
+			fmt.Fprintf(w, "  Verdict: %s\n", safetext.Line(line))
+			if v.Detail != "" {
+				fmt.Fprintf(w, "  Detail:  %s\n", safetext.Line(v.Detail))
+			}
+		}
+	}
+}
