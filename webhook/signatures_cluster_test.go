@@ -2,7 +2,11 @@ package webhook_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -89,10 +93,23 @@ func TestImageSignaturesOnTheAPIServer(t *testing.T) {
 		}
 	}
 
-	if err := create(pod("signed", signed)); err != nil {
+	// The webhook's verdicts, and podguard validate --verify-images's on
+	// the same Pods: they must agree.
+	webhookV := map[string]bool{}
+	var judged []*corev1.Pod
+	judge := func(p *corev1.Pod) error {
+		err := create(p.DeepCopy())
+		webhookV[p.Name] = err == nil
+		judged = append(judged, p)
+		return err
+	}
+	if err := judge(pod("signed", signed)); err != nil {
 		t.Errorf("a signed digest: %v", err)
 	}
-	denied("an unsigned digest", create(pod("unsigned", unsigned)), "spec.containers[0].image", "no valid signature")
+	denied("an unsigned digest", judge(pod("unsigned", unsigned)), "spec.containers[0].image", "no valid signature")
+	if err := judge(pod("signed-tag", signedTag)); err != nil {
+		t.Errorf("a signed tag: %v", err)
+	}
 
 	forged := pod("forged", unsigned)
 	forged.Annotations = map[string]string{"podguard.dev/verified": "true", "cosign.sigstore.dev/imageRef": signed}
@@ -110,16 +127,45 @@ func TestImageSignaturesOnTheAPIServer(t *testing.T) {
 		p.Spec.Volumes = []corev1.Volume{{Name: "model", VolumeSource: corev1.VolumeSource{Image: &corev1.ImageVolumeSource{Reference: ref}}}}
 		return p
 	}
-	if err := create(vol("volume-signed", modelSigned)); err != nil {
+	if err := judge(vol("volume-signed", modelSigned)); err != nil {
 		t.Errorf("a signed image volume: %v", err)
 	}
-	denied("an unsigned image volume", create(vol("volume-unsigned", modelUnsigned)), "spec.volumes[0].image.reference", "no valid signature")
+	denied("an unsigned image volume", judge(vol("volume-unsigned", modelUnsigned)), "spec.volumes[0].image.reference", "no valid signature")
 
 	// The exemption covers the debug image's container, not its neighbour.
-	if err := create(pod("exempt-one", signed, debugImage)); err != nil {
+	if err := judge(pod("exempt-one", signed, debugImage)); err != nil {
 		t.Errorf("an exempted unsigned image next to a signed one: %v", err)
 	}
-	denied("an exempted image next to an unsigned one", create(pod("exempt-other", unsigned, debugImage)), "spec.containers[0].image", "no valid signature")
+	denied("an exempted image next to an unsigned one", judge(pod("exempt-other", unsigned, debugImage)), "spec.containers[0].image", "no valid signature")
+
+	dir := t.TempDir()
+	policyFile, manifests := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "pods.yaml")
+	write(t, policyFile, signaturePolicy(t, reg.Host, key.PEM))
+	var docs []string
+	for _, p := range judged {
+		p.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+		b, _ := yaml.Marshal(p)
+		docs = append(docs, string(b))
+	}
+	write(t, manifests, strings.Join(docs, "---\n"))
+	out, _ := exec.Command(testenv.PodguardBinary(t), "validate", "--mutate", "--verify-images", "--registry-ca-file", reg.CAFile,
+		"--policy", policyFile, "--target-namespace", "sig", "-f", manifests, "-o", "json").Output()
+	var rep struct {
+		Results []struct {
+			Name    string
+			Allowed bool
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	cliV := map[string]bool{}
+	for _, r := range rep.Results {
+		cliV[r.Name] = r.Allowed
+	}
+	if !maps.Equal(webhookV, cliV) {
+		t.Errorf("the webhook and validate --verify-images disagree:\n webhook %v\n CLI     %v", webhookV, cliV)
+	}
 
 	// Ephemeral containers (kubectl debug) are verified too.
 	running, err := c.cs.CoreV1().Pods("sig").Get(ctx, "signed", metav1.GetOptions{})
