@@ -66,6 +66,10 @@ func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 			t.Errorf("%s: validate offline: exit %d\n%s%s", img, offline.code, offline.out, offline.err)
 		}
 	}
+	check := podguard(t, "", "policy", "check", "-f", policy)
+	if check.code != 0 || !strings.Contains(check.out, "images "+reg.Host+`/team/*: a signature by any of "release" (key)`) {
+		t.Errorf("policy check does not say what imageSignatures enforces: exit %d\n%s%s", check.code, check.out, check.err)
+	}
 	if bad := podguard(t, "", "images", "verify", "UPPER/Case:x", "--policy", policy); bad.code != 2 {
 		t.Errorf("a bad reference: exit %d\n%s", bad.code, bad.err)
 	}

@@ -81,6 +81,7 @@ invalid or unreadable (every problem is listed with its line).`,
 			}
 			fmt.Fprintf(s.Out, "policy %s is valid (mode %s)\n\n", file, p.Mode)
 			printRules(s, p)
+			printImageTrust(s, p)
 			printExemptions(s, p, time.Now())
 			weak := rules.PSSWeakenings(p)
 			broad, wide := rules.ExemptionBreadth(p)
@@ -121,6 +122,29 @@ func printRules(s cli.Streams, p *v1alpha1.Policy) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.ID, action, mutate, d.Controls(), r.Summary)
 	}
 	_ = tw.Flush()
+}
+
+// printImageTrust lists what imageSignatures verifies: each trust entry's
+// images and authorities. Globs and names are the policy author's text:
+// one line each, control characters made visible.
+func printImageTrust(s cli.Streams, p *v1alpha1.Policy) {
+	ps, on := rules.ImageSignatures(p)
+	if !on {
+		return
+	}
+	stale, ttl := ps.Durations()
+	fmt.Fprintf(s.Out, "\nimage trust (imageSignatures, verified by the webhook; verdicts reused %s, admitted %s after the last verification while a registry is unreachable): %d\n", ttl, stale, len(ps.Trust))
+	for i, tr := range ps.Trust {
+		var who []string
+		for _, a := range tr.Authorities {
+			kind := "key"
+			if a.Keyless != nil {
+				kind = "keyless " + a.Keyless.Issuer + a.Keyless.IssuerRegExp + " " + a.Keyless.Subject + a.Keyless.SubjectRegExp
+			}
+			who = append(who, fmt.Sprintf("%q (%s)", a.Name, kind))
+		}
+		fmt.Fprintf(s.Out, "  %d. images %s: a signature by %s of %s\n", i+1, safetext.Line(strings.Join(tr.Images, ", ")), tr.Require, safetext.Line(strings.Join(who, ", ")))
+	}
 }
 
 // printExemptions lists each exemption with its full scope, and says
