@@ -37,6 +37,7 @@ type results struct {
 	RSS      map[string]float64 `json:"peakRSSMiB"`
 	E2E      []e2eResult        `json:"e2e"`
 	Audit    *auditResult       `json:"audit,omitempty"`
+	Images   []imageResult      `json:"images"`
 	Profile  []string           `json:"profile"`
 	Commands []string           `json:"commands"`
 	Quick    bool               `json:"quick"`
@@ -52,7 +53,7 @@ func main() {
 	quick := flag.Bool("quick", false, "fewer requests (a smoke run, not for the report)")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	dataDir := flag.String("data", "dist/bench", "where raw results and the plot go")
-	only := flag.String("only", "", "run one part only (engine, https, e2e, audit), printing results without writing the report")
+	only := flag.String("only", "", "run one part only (engine, https, e2e, audit, images), printing results without writing the report")
 	replot := flag.Bool("replot", false, "rewrite the report and the plot from the last run's results.json, measuring nothing")
 	flag.Parse()
 	root := testenv.Root()
@@ -98,6 +99,10 @@ func main() {
 	if *only == "" || *only == "audit" {
 		step("audit at scale")
 		auditScale(r, bins, *dataDir, *quick)
+	}
+	if *only == "" || *only == "images" {
+		step("image verification")
+		r.Images = imageBenchmarks(r, *quick)
 	}
 	if *only != "" {
 		return
@@ -205,6 +210,60 @@ func engineBenchmarks(r *results, quick bool) []engineResult {
 		res = append(res, rs[len(rs)/2])
 	}
 	return res
+}
+
+// imageResult is one Go benchmark of the image verifier, with its own
+// metrics (heapB/verdict, failed).
+type imageResult struct {
+	Name    string
+	NsPerOp float64
+	Metrics map[string]float64
+}
+
+var metricRE = regexp.MustCompile(`([\d.]+) (\S+)`)
+
+// imageBenchmarks runs webhook/imageverify's benchmarks: verifying a
+// pod's signed images against an in-process registry over TLS on the
+// loopback, cold and warm, and during an outage.
+func imageBenchmarks(r *results, quick bool) []imageResult {
+	bt := "20x"
+	if quick {
+		bt = "2x"
+	}
+	args := []string{"test", "-run", "^$", "-bench", "^BenchmarkVerify(Cold|Warm|Outage)$", "-benchtime", bt, "./webhook/imageverify/"}
+	r.Commands = append(r.Commands, "go "+strings.Join(args, " "))
+	out, err := exec.Command("go", args...).CombinedOutput()
+	if err != nil {
+		fatal(fmt.Errorf("image benchmarks: %v\n%s", err, out))
+	}
+	var res []imageResult
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+			continue
+		}
+		ir := imageResult{Name: strings.TrimPrefix(regexp.MustCompile(`-\d+$`).ReplaceAllString(f[0], ""), "Benchmark"), Metrics: map[string]float64{}}
+		for _, m := range metricRE.FindAllStringSubmatch(strings.Join(f[2:], " "), -1) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			if m[2] == "ns/op" {
+				ir.NsPerOp = v
+			} else {
+				ir.Metrics[m[2]] = v
+			}
+		}
+		res = append(res, ir)
+	}
+	return res
+}
+
+func imageResultOf(r *results, name string) *imageResult {
+	for i := range r.Images {
+		if r.Images[i].Name == name {
+			return &r.Images[i]
+		}
+	}
+	return nil
 }
 
 // server is a webhook process under test.

@@ -90,6 +90,12 @@ func New(transport http.RoundTripper, log logr.Logger) *Verifier {
 // has no verdict, which the rule reports.
 func (v *Verifier) Verify(ctx context.Context, ps *rules.ImageSignaturesParams, refs []string, digests map[string]string) imagetrust.Verdicts {
 	stale, ttl := ps.Durations()
+	trustIDs := make([]string, len(ps.Trust))
+	for i, tr := range ps.Trust {
+		b, _ := json.Marshal(tr) // plain data
+		sum := sha256.Sum256(b)
+		trustIDs[i] = hex.EncodeToString(sum[:8])
+	}
 	out := imagetrust.Verdicts{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -103,6 +109,12 @@ func (v *Verifier) Verify(ctx context.Context, ps *rules.ImageSignaturesParams, 
 				v.observe(imagetrust.Unreachable, false)
 				continue
 			}
+			cacheKey := d.Context().Name() + "@" + d.DigestStr() + "|" + trustIDs[i]
+			if e, ok := v.fresh(cacheKey, ttl); ok {
+				out[key] = e.verdict
+				v.observe(e.verdict.Status, true)
+				continue
+			}
 			wg.Add(1)
 			go func(tr rules.ImageTrust) {
 				defer wg.Done()
@@ -112,7 +124,7 @@ func (v *Verifier) Verify(ctx context.Context, ps *rules.ImageSignaturesParams, 
 				case <-ctx.Done():
 					return
 				}
-				verdict, ok := v.verify(ctx, d, tr, stale, ttl)
+				verdict, ok := v.verify(ctx, cacheKey, d, tr, stale)
 				if ok {
 					mu.Lock()
 					out[key] = verdict
@@ -148,16 +160,9 @@ func digestOf(ref string, digests map[string]string) (name.Digest, error) {
 	return r.Context().Digest(dg), nil
 }
 
-// verify returns one verdict, from the cache or the registry; false when
-// ctx ended first.
-func (v *Verifier) verify(ctx context.Context, d name.Digest, tr rules.ImageTrust, stale, ttl time.Duration) (imagetrust.Verdict, bool) {
-	trustJSON, _ := json.Marshal(tr) // plain data
-	sum := sha256.Sum256(trustJSON)
-	key := d.Context().Name() + "@" + d.DigestStr() + "|" + hex.EncodeToString(sum[:8])
-	if e, ok := v.fresh(key, ttl); ok {
-		v.observe(e.verdict.Status, true)
-		return e.verdict, true
-	}
+// verify returns one verdict from the registry, sharing the lookup with
+// concurrent callers of the same key; false when ctx ended first.
+func (v *Verifier) verify(ctx context.Context, key string, d name.Digest, tr rules.ImageTrust, stale time.Duration) (imagetrust.Verdict, bool) {
 	ch := v.group.DoChan(key, func() (any, error) {
 		return v.lookup(ctx, key, d, tr, stale), nil
 	})
