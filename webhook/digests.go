@@ -48,6 +48,8 @@ const (
 type DigestResolver struct {
 	log       logr.Logger
 	transport http.RoundTripper
+	// Keychain gives the credentials to present (nil: anonymous).
+	Keychain authn.Keychain
 
 	mu    sync.Mutex // guards cache and now
 	cache map[string]resolved
@@ -125,7 +127,7 @@ func (r *DigestResolver) lookup(ctx context.Context, ref string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	desc, err := remote.Head(parsed, remote.WithContext(ctx), remote.WithTransport(r.transport), remote.WithAuth(authn.Anonymous))
+	desc, err := remote.Head(parsed, remote.WithContext(ctx), remote.WithTransport(r.transport), auth(r.Keychain))
 	if err != nil {
 		return "", err
 	}
@@ -238,4 +240,12 @@ func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.V
 		}
 	}
 	return verdicts
+}
+
+// auth is the remote option presenting kc's credentials (nil: anonymous).
+func auth(kc authn.Keychain) remote.Option {
+	if kc == nil {
+		return remote.WithAuth(authn.Anonymous)
+	}
+	return remote.WithAuthFromKeychain(kc)
 }

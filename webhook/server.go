@@ -99,6 +99,10 @@ type Options struct {
 	// RegistryCAFile is a PEM bundle of CAs, besides the system's, that
 	// registries' certificates may chain to, for imageDigest's fix.
 	RegistryCAFile string
+	// RegistryAuthFiles are Docker config files (mounted
+	// kubernetes.io/dockerconfigjson Secrets) whose credentials podguard
+	// presents to registries; empty: anonymous.
+	RegistryAuthFiles []string
 	// Events records Kubernetes Events for denials and for what mutation
 	// injects into Pods (needs create and patch on events.k8s.io events);
 	// EventsQPS and EventsBurst bound how many, across every object.
@@ -452,8 +456,14 @@ func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicySt
 	if err != nil {
 		return err
 	}
+	if err := CheckAuthFiles(o.RegistryAuthFiles); err != nil {
+		return err
+	}
 	digests := NewDigestResolver(registries, log.WithName("digests"))
 	images := imageverify.New(registries, log.WithName("images"))
+	if len(o.RegistryAuthFiles) > 0 {
+		digests.Keychain, images.Keychain = AuthFiles(o.RegistryAuthFiles), AuthFiles(o.RegistryAuthFiles)
+	}
 	images.Observe = metrics.observeImage
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
 		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions, Events: events}

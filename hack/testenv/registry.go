@@ -31,8 +31,16 @@ type Registry struct {
 	// that must trust it (--registry-ca-file).
 	CAFile string
 
-	failWith atomic.Int32
-	delay    atomic.Int64
+	failWith  atomic.Int32
+	delay     atomic.Int64
+	basicAuth atomic.Pointer[[2]string]
+}
+
+// RequireBasicAuth makes the registry refuse (401, a Basic challenge)
+// every request without this user and password: push what the test needs
+// first.
+func (r *Registry) RequireBasicAuth(user, password string) {
+	r.basicAuth.Store(&[2]string{user, password})
 }
 
 // Delay makes the registry wait d before each answer (a slow registry),
@@ -53,6 +61,13 @@ func StartRegistry(t testing.TB) *Registry {
 			select {
 			case <-time.After(d):
 			case <-req.Context().Done():
+				return
+			}
+		}
+		if c := r.basicAuth.Load(); c != nil {
+			if u, p, ok := req.BasicAuth(); !ok || u != c[0] || p != c[1] {
+				w.Header().Set("WWW-Authenticate", `Basic realm="podguard-test"`)
+				http.Error(w, "authentication required", http.StatusUnauthorized)
 				return
 			}
 		}

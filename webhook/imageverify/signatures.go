@@ -69,7 +69,11 @@ type legacySignature struct {
 // the registry could not be asked: an answer without signatures is an
 // empty set.
 func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, error) {
-	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(v.transport), remote.WithAuth(authn.Anonymous)}
+	auth := remote.WithAuth(authn.Anonymous)
+	if v.Keychain != nil {
+		auth = remote.WithAuthFromKeychain(v.Keychain)
+	}
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(v.transport), auth}
 	set := &signatureSet{}
 
 	sigTag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -59,6 +60,8 @@ type Verifier struct {
 	// Observe, when set, is told each verdict handed out and whether the
 	// cache answered (metrics).
 	Observe func(status imagetrust.Status, cached bool)
+	// Keychain gives the credentials to present (nil: anonymous).
+	Keychain authn.Keychain
 
 	mu          sync.Mutex // guards cache
 	cache       map[string]*entry

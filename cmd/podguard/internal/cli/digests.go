@@ -25,10 +25,11 @@ import (
 // imageSignatures requires, verified by the webhook's verifier: the CLI
 // then judges images exactly as the validating webhook will.
 type DigestOptions struct {
-	Resolve bool
-	Verify  bool
-	CAFile  string
-	Timeout time.Duration
+	Resolve   bool
+	Verify    bool
+	CAFile    string
+	AuthFiles []string
+	Timeout   time.Duration
 
 	resolver *webhook.DigestResolver
 	verifier *imageverify.Verifier
@@ -44,6 +45,7 @@ func (o *DigestOptions) AddFlags(fs *pflag.FlagSet) {
 // AddRegistryFlags registers --registry-ca-file and --resolve-timeout.
 func (o *DigestOptions) AddRegistryFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.CAFile, "registry-ca-file", "", "PEM bundle of CAs (besides the system's) registries' certificates may chain to, with --resolve-digests or --verify-images")
+	fs.StringSliceVar(&o.AuthFiles, "registry-auth-file", nil, "Docker config file whose auths are presented to registries (e.g. ~/.docker/config.json); repeatable; credential helpers are never run; without it registries are asked anonymously")
 	fs.DurationVar(&o.Timeout, "resolve-timeout", 10*time.Second, "how long the registries of one object may take to answer, with --resolve-digests or --verify-images")
 }
 
@@ -61,7 +63,13 @@ func (o *DigestOptions) init() error {
 	if err != nil {
 		return BadInput("%v", err)
 	}
+	if err := webhook.CheckAuthFiles(o.AuthFiles); err != nil {
+		return BadInput("--registry-auth-file: %v", err)
+	}
 	o.resolver, o.verifier = webhook.NewDigestResolver(tr, logr.Discard()), imageverify.New(tr, logr.Discard())
+	if len(o.AuthFiles) > 0 {
+		o.resolver.Keychain, o.verifier.Keychain = webhook.AuthFiles(o.AuthFiles), webhook.AuthFiles(o.AuthFiles)
+	}
 	return nil
 }
 
