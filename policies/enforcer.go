@@ -45,6 +45,9 @@ type Attributes struct {
 	// ImageVerdicts are the verdicts of the caller's verification of the
 	// images imageSignatures covers (see imagetrust); nil offline.
 	ImageVerdicts imagetrust.Verdicts
+	// ImageScans are the verdicts of the caller's verification of the scan
+	// attestations imageVulnerabilities requires; nil offline.
+	ImageScans imagetrust.Verdicts
 	// Rules, when not nil, limits judging to these rule IDs.
 	Rules []string
 	// MaxFindings, when above 0, keeps at most this many findings in each
@@ -261,7 +264,10 @@ type activeExemption struct {
 // newScope finds the containers in scope and the exemptions that apply,
 // and records expired exemptions in res.
 func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requestScope {
-	t.Namespace, t.Digests, t.ImageVerdicts = a.Namespace, a.Digests, a.ImageVerdicts
+	t.Namespace, t.Digests, t.ImageVerdicts, t.ImageScans = a.Namespace, a.Digests, a.ImageVerdicts, a.ImageScans
+	if t.Now = a.Now; t.Now.IsZero() {
+		t.Now = time.Now()
+	}
 	s := &requestScope{t: t, containers: t.Containers, ephemeral: a.EphemeralContainers != nil}
 	if s.ephemeral {
 		s.containers = nil

@@ -7,7 +7,8 @@ package imagetrust
 import "time"
 
 // Key names one verification: an image reference as the pod spec writes
-// it, against one entry of imageSignatures' trust list (its index).
+// it, against one entry of imageSignatures' trust list or of
+// imageVulnerabilities' scans list (its index).
 type Key struct {
 	Ref   string
 	Trust int
@@ -18,7 +19,8 @@ type Status string
 
 const (
 	// Verified: a signature of the image's digest by the authorities the
-	// trust entry requires.
+	// trust entry requires (for a scan entry: a scan attestation of the
+	// digest by one of its authorities).
 	Verified Status = "verified"
 	// Stale: the registry or the signature store could not be reached,
 	// and the digest was verified within staleIfError: admitted, with a
@@ -46,7 +48,29 @@ type Verdict struct {
 	// VerifiedAt is when the digest was last verified (for a Stale verdict,
 	// the verification it is admitted on).
 	VerifiedAt time.Time `json:"verifiedAt,omitzero"`
+	// Scan is the verified scan attestation, for imageVulnerabilities'
+	// verdicts (Verified or Stale); nil for imageSignatures'.
+	Scan *ScanReport `json:"scan,omitempty"`
 }
 
 // Verdicts are the verdicts of one request.
 type Verdicts map[Key]Verdict
+
+// ScanReport is what a verified vulnerability-scan attestation says, for
+// imageVulnerabilities: the verifier extracts it, the rule judges it
+// (age, severities, allowed vulnerabilities) under the policy.
+type ScanReport struct {
+	// Scanner names the scanner (its URI and version).
+	Scanner string `json:"scanner,omitempty"`
+	// FinishedAt is when the scan finished, as the attestation says.
+	FinishedAt time.Time `json:"finishedAt"`
+	// Vulnerabilities are the findings, each once.
+	Vulnerabilities []Vulnerability `json:"vulnerabilities,omitempty"`
+}
+
+// Vulnerability is one finding of a scan.
+type Vulnerability struct {
+	ID string `json:"id"`
+	// Severity is lowercase: critical, high, medium, low, or unknown.
+	Severity string `json:"severity"`
+}

@@ -6,6 +6,7 @@ package podspec
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -84,6 +85,12 @@ type Target struct {
 	// this request's images, as the caller verified them; nil where no
 	// verifier ran (offline).
 	ImageVerdicts imagetrust.Verdicts
+	// ImageScans are the verdicts of imageVulnerabilities' scan
+	// attestations, with what each verified one reports; nil offline.
+	ImageScans imagetrust.Verdicts
+	// Now is the time the request is judged at (scan ages), set by the
+	// engine.
+	Now time.Time
 	// Namespace is the namespace the object is judged in: the request's
 	// (an object being created may not name one), set by the engine.
 	Namespace string

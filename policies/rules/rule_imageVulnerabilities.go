@@ -1,0 +1,318 @@
+package rules
+
+// imageVulnerabilities: the images a scan entry covers carry a signed
+// vulnerability-scan attestation of their digest, by one of its
+// authorities, no older than maxAge, with no finding at or above
+// maxSeverity unless allowedVulnerabilities lists it (with a reason and an
+// expiry). The write-up's "scan images", made a condition of admission.
+// Supported form: the cosign vuln predicate
+// (https://cosign.sigstore.dev/attestation/vuln/v1) with a Trivy JSON
+// report as its scanner result, which `trivy image --format cosign-vuln`
+// writes, attested with `cosign attest --type vuln` as a Sigstore bundle
+// (an OCI referrer): the one predicate with a standard place for the scan
+// time and for per-finding severities; SARIF and CycloneDX-VEX
+// attestations are not read yet.
+// The rule does no I/O: the caller verifies the attestation and hands over
+// what it reports (imagetrust.ScanReport); the rule judges age, severities
+// and allowances, so a new finding or an expired allowance takes effect at
+// the next admission without a new scan. Offline it notes the images as
+// not verified. Natively webhook-only.
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/exemption"
+	"podguard.dev/podguard/policies/imagetrust"
+	"podguard.dev/podguard/policies/podspec"
+)
+
+// ItemScannedImages is the write-up's "scan images".
+var ItemScannedImages = ChecklistItem{ID: "scannedImages", Title: "Scanned images (a signed vulnerability scan, recent, within a severity threshold)", Order: 106}
+
+// VulnPredicate is the in-toto predicate type of cosign's vulnerability
+// attestations (cosign attest --type vuln).
+const VulnPredicate = "https://cosign.sigstore.dev/attestation/vuln/v1"
+
+func init() {
+	Register(Definition{
+		Reads: podspec.Fields{"*containers.image", "volumes.image"},
+		ID:    "imageVulnerabilities", Order: 217, Action: v1alpha1.ActionEnforce,
+		Checklist: ItemScannedImages, PlatformOnly: true,
+		Doc: `Images matching a scan entry's globs carry a vulnerability-scan
+attestation of their digest (cosign attest --type vuln, a Trivy report,
+as a Sigstore bundle) signed by one of its authorities, at most maxAge
+old, with no finding at or above maxSeverity but those
+allowedVulnerabilities lists until they expire. Verified at admission by
+the webhook; nothing is verified until a scan entry exists.`,
+		Example: `scans:
+- images: ["registry.example/team/*"]
+  maxAge: 7d
+  maxSeverity: high
+  authorities:
+  - name: scanner
+    key:
+      pem: |
+        -----BEGIN PUBLIC KEY-----
+        ...
+        -----END PUBLIC KEY-----
+  allowedVulnerabilities:
+  - id: CVE-2024-12345
+    reason: not reachable from our code path (SEC-123)
+    expires: "2027-01-31"`,
+		Params: func() v1alpha1.RuleParams { return &ImageVulnerabilitiesParams{} },
+		New:    newImageVulnerabilities,
+		Native: func(*v1alpha1.Policy, NativeMode) Native {
+			return Native{WebhookOnly: "scan attestations are read from the registry and verified at admission, which CEL cannot do"}
+		},
+	})
+}
+
+// ImageVulnerabilitiesParams are the imageVulnerabilities rule's
+// parameters.
+type ImageVulnerabilitiesParams struct {
+	// Scans lists which images need whose scan attestations. An image
+	// matching several entries must satisfy each. Empty (the default):
+	// nothing is verified.
+	Scans []ImageScan `json:"scans,omitempty"`
+	// StaleIfError and VerdictTTL work as imageSignatures' do: how long a
+	// verified attestation still counts while its registry cannot be
+	// reached (default 24h), and how long one is reused (default 10m).
+	StaleIfError string `json:"staleIfError,omitempty"`
+	VerdictTTL   string `json:"verdictTTL,omitempty"`
+}
+
+// ImageScan is one entry of imageVulnerabilities' scans list.
+type ImageScan struct {
+	// Images are globs over the image reference as written.
+	Images []string `json:"images"`
+	// Authorities may sign the scan attestation (any one suffices).
+	Authorities []Authority `json:"authorities"`
+	// MaxAge is how old the scan may be (days, 7d, or a Go duration);
+	// default 7d.
+	MaxAge string `json:"maxAge,omitempty"`
+	// MaxSeverity is the lowest severity that denies: critical, high,
+	// medium or low; default critical.
+	MaxSeverity string `json:"maxSeverity,omitempty"`
+	// AllowedVulnerabilities are findings that do not deny, each until it
+	// expires.
+	AllowedVulnerabilities []AllowedVulnerability `json:"allowedVulnerabilities,omitempty"`
+}
+
+// AllowedVulnerability is one accepted finding.
+type AllowedVulnerability struct {
+	// ID is the vulnerability's ID as the scanner reports it (CVE-...,
+	// GHSA-...).
+	ID string `json:"id"`
+	// Reason says why it is accepted.
+	Reason string `json:"reason"`
+	// Expires (a date or an RFC 3339 time) ends the allowance: required.
+	Expires string `json:"expires"`
+}
+
+// severities in increasing order; unknown ranks below low.
+var severities = []string{"unknown", "low", "medium", "high", "critical"}
+
+// SeverityRank ranks a severity as scanners write it (case aside;
+// negligible counts as low); unknown severities rank 0.
+func SeverityRank(s string) int {
+	s = strings.ToLower(s)
+	if s == "negligible" {
+		s = "low"
+	}
+	return max(0, slices.Index(severities, s))
+}
+
+// Default fills maxAge, maxSeverity, staleIfError and verdictTTL.
+func (r *ImageVulnerabilitiesParams) Default() {
+	if r.StaleIfError == "" {
+		r.StaleIfError = "24h"
+	}
+	if r.VerdictTTL == "" {
+		r.VerdictTTL = "10m"
+	}
+	for i := range r.Scans {
+		if r.Scans[i].MaxAge == "" {
+			r.Scans[i].MaxAge = "7d"
+		}
+		if r.Scans[i].MaxSeverity == "" {
+			r.Scans[i].MaxSeverity = "critical"
+		}
+	}
+}
+
+// Validate checks every entry.
+func (r *ImageVulnerabilitiesParams) Validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	for _, d := range []struct{ name, v string }{{"staleIfError", r.StaleIfError}, {"verdictTTL", r.VerdictTTL}} {
+		if v, err := v1alpha1.ParseDuration(d.v); err != nil || v < 0 {
+			errs = append(errs, field.Invalid(path.Child(d.name), d.v, "a duration: days (1d) or a Go duration (24h, 10m)"))
+		}
+	}
+	for i, sc := range r.Scans {
+		p := path.Child("scans").Index(i)
+		if len(sc.Images) == 0 {
+			errs = append(errs, field.Required(p.Child("images"), "the image globs this entry covers"))
+		}
+		for j, g := range sc.Images {
+			if g == "" {
+				errs = append(errs, field.Invalid(p.Child("images").Index(j), g, "an empty glob matches nothing"))
+			}
+		}
+		if len(sc.Authorities) == 0 {
+			errs = append(errs, field.Required(p.Child("authorities"), "who may sign the scan attestations"))
+		}
+		names := sets.New[string]()
+		for j, a := range sc.Authorities {
+			errs = append(errs, a.validate(p.Child("authorities").Index(j), names)...)
+		}
+		if v, err := v1alpha1.ParseDuration(sc.MaxAge); err != nil || v <= 0 {
+			errs = append(errs, field.Invalid(p.Child("maxAge"), sc.MaxAge, "a positive duration: days (7d) or a Go duration (168h)"))
+		}
+		if SeverityRank(sc.MaxSeverity) == 0 {
+			errs = append(errs, field.NotSupported(p.Child("maxSeverity"), sc.MaxSeverity, severities[1:]))
+		}
+		for j, a := range sc.AllowedVulnerabilities {
+			ap := p.Child("allowedVulnerabilities").Index(j)
+			if a.ID == "" {
+				errs = append(errs, field.Required(ap.Child("id"), "the vulnerability's ID (CVE-...)"))
+			}
+			if strings.TrimSpace(a.Reason) == "" {
+				errs = append(errs, field.Required(ap.Child("reason"), "why it is accepted"))
+			}
+			if _, err := v1alpha1.ParseExpiry(a.Expires); a.Expires == "" || err != nil {
+				errs = append(errs, field.Invalid(ap.Child("expires"), a.Expires, "a date (YYYY-MM-DD) or an RFC 3339 time: every allowance ends"))
+			}
+		}
+	}
+	return errs
+}
+
+// Durations returns staleIfError and verdictTTL of defaulted, validated
+// parameters.
+func (r *ImageVulnerabilitiesParams) Durations() (staleIfError, verdictTTL time.Duration) {
+	staleIfError, _ = v1alpha1.ParseDuration(r.StaleIfError)
+	verdictTTL, _ = v1alpha1.ParseDuration(r.VerdictTTL)
+	return staleIfError, verdictTTL
+}
+
+// Covers returns the indexes of the scan entries whose globs match ref.
+func (r *ImageVulnerabilitiesParams) Covers(ref string) []int {
+	var out []int
+	for i, sc := range r.Scans {
+		if exemption.MatchesAny(sc.Images, ref) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// ImageVulnerabilities returns the policy's imageVulnerabilities
+// parameters when the rule is in force with at least one scan entry.
+func ImageVulnerabilities(p *v1alpha1.Policy) (*ImageVulnerabilitiesParams, bool) {
+	if EffectiveAction(p, "imageVulnerabilities") == v1alpha1.ActionOff {
+		return nil, false
+	}
+	ps := params[*ImageVulnerabilitiesParams](p, "imageVulnerabilities")
+	return ps, len(ps.Scans) > 0
+}
+
+func newImageVulnerabilities(p *v1alpha1.Policy) Rule {
+	ps := params[*ImageVulnerabilitiesParams](p, "imageVulnerabilities")
+	summary := "no scan entry: no scan attestation is verified"
+	if n := len(ps.Scans); n > 0 {
+		summary = fmt.Sprintf("images of %d scan %s carry a recent signed scan within the severity threshold", n, map[bool]string{true: "entry", false: "entries"}[n == 1])
+	}
+	return Rule{
+		ID:      "imageVulnerabilities",
+		Summary: summary,
+		Check: func(t *podspec.Target) []Finding {
+			var out []Finding
+			for _, img := range t.Images() {
+				for _, i := range ps.Covers(img.Reference) {
+					if f, bad := judgeScan(t, img, i, ps.Scans[i]); bad {
+						out = append(out, f)
+					}
+				}
+			}
+			return out
+		},
+	}
+}
+
+// maxListed bounds the IDs a message names.
+const maxListed = 5
+
+func judgeScan(t *podspec.Target, img podspec.Image, i int, sc ImageScan) (Finding, bool) {
+	f := Finding{Type: field.ErrorTypeForbidden, Field: img.Path.String()}
+	if t.ImageScans == nil {
+		f.Advisory = true
+		f.Message = fmt.Sprintf("%s image %q: vulnerability scan not verified here (offline)", img.Of(), img.Reference)
+		f.Fix = "run podguard validate --verify-images to verify it as the webhook will"
+		return f, true
+	}
+	v, ok := t.ImageScans[imagetrust.Key{Ref: img.Reference, Trust: i}]
+	switch {
+	case !ok:
+		f.Message = fmt.Sprintf("%s image %q: its scan attestation could not be verified in time", img.Of(), img.Reference)
+		f.Fix = "retry: the verification did not finish within the request's budget"
+		return f, true
+	case v.Status == imagetrust.Unreachable:
+		f.Message = fmt.Sprintf("%s image %q: its scan attestation could not be read: the registry was unreachable (%s)", img.Of(), img.Reference, v.Detail)
+		f.Fix = "retry when the registry answers; this does not mean that the image is unscanned"
+		return f, true
+	case v.Status == imagetrust.Unsigned || v.Scan == nil:
+		f.Message = fmt.Sprintf("%s image %q (%s) has no vulnerability-scan attestation signed by %s: %s", img.Of(), img.Reference, v.Digest, ImageTrust{Authorities: sc.Authorities}.authorityNames(), v.Detail)
+		f.Fix = fmt.Sprintf("scan the digest and attest the report: trivy image --format cosign-vuln -o vuln.json %s@%s; cosign attest --type vuln --predicate vuln.json --new-bundle-format ...", nameOnly(img.Reference), v.Digest)
+		return f, true
+	}
+	maxAge, _ := v1alpha1.ParseDuration(sc.MaxAge)
+	if age := t.Now.Sub(v.Scan.FinishedAt); age > maxAge {
+		f.Message = fmt.Sprintf("%s image %q: its latest signed scan finished %s, over maxAge %s ago", img.Of(), img.Reference, v.Scan.FinishedAt.UTC().Format(time.RFC3339), sc.MaxAge)
+		f.Fix = "scan the image again and attest the new report"
+		return f, true
+	}
+	threshold := SeverityRank(sc.MaxSeverity)
+	var over []string
+	for _, vu := range v.Scan.Vulnerabilities {
+		if SeverityRank(vu.Severity) < threshold || allowed(sc.AllowedVulnerabilities, vu.ID, t.Now) {
+			continue
+		}
+		over = append(over, vu.ID+" ("+strings.ToLower(vu.Severity)+")")
+	}
+	if len(over) > 0 {
+		n := len(over)
+		if n > maxListed {
+			over = append(over[:maxListed], fmt.Sprintf("and %d more", n-maxListed))
+		}
+		f.Message = fmt.Sprintf("%s image %q: %d %s at or above %s: %s", img.Of(), img.Reference, n, map[bool]string{true: "vulnerability", false: "vulnerabilities"}[n == 1], sc.MaxSeverity, strings.Join(over, ", "))
+		f.Fix = "rebuild on a patched base image, or have the platform team list the finding in allowedVulnerabilities with a reason and an expiry"
+		return f, true
+	}
+	if v.Status == imagetrust.Stale {
+		f.Advisory = true
+		f.Message = fmt.Sprintf("admitted on its verification of %s, its registry cannot be reached: %s image %q", v.VerifiedAt.UTC().Format(time.RFC3339), img.Of(), img.Reference)
+		f.Fix = "nothing to change in the manifest; the platform team may check the registry"
+		return f, true
+	}
+	return f, false
+}
+
+func allowed(list []AllowedVulnerability, id string, now time.Time) bool {
+	for _, a := range list {
+		if a.ID != id {
+			continue
+		}
+		until, err := v1alpha1.ParseExpiry(a.Expires)
+		if err == nil && now.Before(until) {
+			return true
+		}
+	}
+	return false
+}
