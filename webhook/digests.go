@@ -199,23 +199,28 @@ func UnpinnedImages(t *podspec.Target, only []string) []string {
 	return out
 }
 
-// VerifyImages verifies the images of t that the policy's imageSignatures
-// trust entries cover (with only set, those of these containers alone: the
-// new ephemeral containers of a pods/ephemeralcontainers request),
-// resolving tags with digests, until ctx ends: the one definition of what
-// is verified, for the webhook and the CLI. Nil when the rule verifies
-// nothing; otherwise a map, empty when t runs no covered image.
-func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.Verifier, p *v1alpha1.Policy, t *podspec.Target, only []string) imagetrust.Verdicts {
-	ps, on := rules.ImageSignatures(p)
-	if !on || v == nil {
-		return nil
+// VerifyImages verifies the images of t that the policy's
+// imageSignatures trust entries and imageVulnerabilities scan entries
+// cover (with only set, those of these containers alone: the new ephemeral
+// containers of a pods/ephemeralcontainers request), resolving tags with
+// digests, until ctx ends: the one definition of what is verified, for the
+// webhook and the CLI. Each result is nil when its rule verifies nothing;
+// otherwise a map, empty when t runs no covered image.
+func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.Verifier, p *v1alpha1.Policy, t *podspec.Target, only []string) (signatures, scans imagetrust.Verdicts) {
+	sigs, sigsOn := rules.ImageSignatures(p)
+	vulns, vulnsOn := rules.ImageVulnerabilities(p)
+	if (!sigsOn && !vulnsOn) || v == nil {
+		return nil, nil
+	}
+	covered := func(ref string) bool {
+		return (sigsOn && len(sigs.Covers(ref)) > 0) || (vulnsOn && len(vulns.Covers(ref)) > 0)
 	}
 	var refs, tags []string
 	for _, img := range t.Images() {
 		if only != nil && (img.Volume != nil || !slices.Contains(only, img.Container)) {
 			continue
 		}
-		if img.Reference == "" || slices.Contains(refs, img.Reference) || len(ps.Covers(img.Reference)) == 0 {
+		if img.Reference == "" || slices.Contains(refs, img.Reference) || !covered(img.Reference) {
 			continue
 		}
 		refs = append(refs, img.Reference)
@@ -223,17 +228,23 @@ func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.V
 			tags = append(tags, img.Reference)
 		}
 	}
-	if len(refs) == 0 {
-		return imagetrust.Verdicts{}
-	}
 	var resolved map[string]string
 	if len(tags) > 0 && digests != nil {
 		resolved = digests.Resolve(ctx, tags)
 	}
-	verdicts := v.Verify(ctx, ps, refs, resolved)
-	// The same verdict under the reference imageDigest's fix pins the tag
-	// to (name:tag@digest): a caller that pins and judges in one step
-	// (podguard validate --mutate) finds it there.
+	if sigsOn {
+		signatures = pinnedToo(v.Verify(ctx, sigs, refs, resolved), resolved)
+	}
+	if vulnsOn {
+		scans = pinnedToo(v.VerifyScans(ctx, vulns, refs, resolved), resolved)
+	}
+	return signatures, scans
+}
+
+// pinnedToo adds each verdict of a resolved tag under the reference
+// imageDigest's fix pins it to (name:tag@digest): a caller that pins and
+// judges in one step (podguard validate --mutate) finds it there.
+func pinnedToo(verdicts imagetrust.Verdicts, resolved map[string]string) imagetrust.Verdicts {
 	for k, verdict := range verdicts {
 		if d, ok := resolved[k.Ref]; ok && verdict.Digest == d {
 			verdicts[imagetrust.Key{Ref: k.Ref + "@" + d, Trust: k.Trust}] = verdict

@@ -22,7 +22,6 @@ import (
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/change"
-	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook/imageverify"
@@ -353,13 +352,13 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspe
 				return allowed("subresource not validated")
 			}
 		}
-		attrs.ImageVerdicts = h.verifyImages(enf, t, attrs)
+		h.verifyImages(enf, t, &attrs)
 		res = enf.ValidateTarget(t, attrs)
 	} else {
 		if resp, d, done := unchangedUpdate(gk, req, t); done {
 			return resp, d
 		}
-		attrs.ImageVerdicts = h.verifyImages(enf, t, attrs)
+		h.verifyImages(enf, t, &attrs)
 		// Workloads are judged as admitted: what Pod mutation will fix is a
 		// warning now; what nothing can fix is denied now, not in ReplicaSet events.
 		res, changes, err = enf.AdmitTarget(t, attrs)
@@ -370,14 +369,15 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspe
 	return respond(gk, req.Name, t, res, changes, enf.Policy().HelpURL), decision{result: map[bool]string{true: "allowed", false: "denied"}[res.Allowed], res: res}
 }
 
-// verifyImages verifies, within ImageBudget, what VerifyImages does.
-func (h *Handler) verifyImages(enf *policies.Enforcer, t *podspec.Target, attrs policies.Attributes) imagetrust.Verdicts {
-	if h.Images == nil || (attrs.Rules != nil && !slices.Contains(attrs.Rules, "imageSignatures")) {
-		return nil
+// verifyImages verifies, within ImageBudget, what VerifyImages does, and
+// hands the verdicts to the engine.
+func (h *Handler) verifyImages(enf *policies.Enforcer, t *podspec.Target, attrs *policies.Attributes) {
+	if h.Images == nil || (attrs.Rules != nil && !slices.Contains(attrs.Rules, "imageSignatures") && !slices.Contains(attrs.Rules, "imageVulnerabilities")) {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.ImageBudget)
 	defer cancel()
-	return VerifyImages(ctx, h.Digests, h.Images, enf.Policy(), t, attrs.EphemeralContainers)
+	attrs.ImageVerdicts, attrs.ImageScans = VerifyImages(ctx, h.Digests, h.Images, enf.Policy(), t, attrs.EphemeralContainers)
 }
 
 // respond turns a result into an admission response: every violation as a

@@ -118,6 +118,33 @@ func Statement(repo string, d v1.Hash, predicateType string) []byte {
 	return b
 }
 
+// VulnPredicate is cosign's vulnerability attestation predicate type.
+const VulnPredicate = "https://cosign.sigstore.dev/attestation/vuln/v1"
+
+// VulnStatement is an in-toto statement about repo@d with cosign's vuln
+// predicate holding a Trivy JSON report (as trivy image --format
+// cosign-vuln writes it) of the findings (ID -> severity, Trivy's
+// uppercase), finished at finished.
+func VulnStatement(repo string, d v1.Hash, finished time.Time, findings map[string]string) []byte {
+	var vulns []any
+	for id, sev := range findings {
+		vulns = append(vulns, map[string]any{"VulnerabilityID": id, "PkgName": "openssl", "Severity": sev})
+	}
+	b, _ := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": repo, "digest": map[string]string{d.Algorithm: d.Hex}}},
+		"predicateType": VulnPredicate,
+		"predicate": map[string]any{
+			"invocation": map[string]any{"uri": "", "event_id": ""},
+			"scanner": map[string]any{"uri": "pkg:github/aquasecurity/trivy@v0.58.0", "version": "0.58.0",
+				"db":     map[string]any{"uri": "", "version": ""},
+				"result": map[string]any{"SchemaVersion": 2, "ArtifactName": repo, "Results": []any{map[string]any{"Target": repo, "Vulnerabilities": vulns}}}},
+			"metadata": map[string]any{"scanStartedOn": finished.Add(-time.Minute).UTC().Format(time.RFC3339), "scanFinishedOn": finished.UTC().Format(time.RFC3339)},
+		},
+	})
+	return b
+}
+
 // SignBundle stores s's Sigstore bundle (a DSSE envelope of statement,
 // key-signed, no transparency log) as a referrer of repo@d.
 func (r *Registry) SignBundle(t testing.TB, s *Signer, repo string, d v1.Hash, statement []byte) {

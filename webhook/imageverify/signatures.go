@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,6 +24,9 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"podguard.dev/podguard/policies/imagetrust"
 
 	"podguard.dev/podguard/policies/rules"
 )
@@ -49,7 +54,7 @@ const (
 // signatures for a digest, or huge ones, costs its reader nothing more.
 const (
 	maxSignatures   = 16
-	maxArtifactSize = 1 << 20
+	maxArtifactSize = 4 << 20
 )
 
 // signatureSet is what a registry holds for one digest: the payloads of
@@ -228,24 +233,8 @@ func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
 			reasons = append(reasons, "legacy signature: "+err.Error())
 		}
 	}
-	digest, err := hex.DecodeString(d.Hex)
-	if err != nil {
-		return false, "digest: " + err.Error()
-	}
 	for _, b := range set.bundles {
-		var verifier *verify.Verifier
-		var policy verify.PolicyBuilder
-		if a.key != nil {
-			verifier, err = verify.NewVerifier(a.keyMaterial, verify.WithNoObserverTimestamps())
-			policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithKey())
-		} else {
-			verifier, err = verify.NewVerifier(a.trustedRoot, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
-			policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithCertificateIdentity(a.identity))
-		}
-		if err != nil {
-			return false, err.Error()
-		}
-		res, err := verifier.Verify(b, policy)
+		res, err := a.verifyBundle(b, d)
 		if err == nil && res.Statement != nil && res.Statement.GetPredicateType() != cosignSignPredicate {
 			err = fmt.Errorf("an attestation (%s), not a signature of the image", res.Statement.GetPredicateType())
 		}
@@ -264,6 +253,30 @@ func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
 		return false, "no signature found"
 	}
 	return false, strings.Join(reasons, "; ")
+}
+
+// verifyBundle verifies bundle b as this authority's, for digest d: a key
+// bundle against the key, a keyless one against the trusted root (a
+// transparency log entry and an observer timestamp required) and the
+// identity.
+func (a *authority) verifyBundle(b *bundle.Bundle, d v1.Hash) (*verify.VerificationResult, error) {
+	digest, err := hex.DecodeString(d.Hex)
+	if err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	var verifier *verify.Verifier
+	var policy verify.PolicyBuilder
+	if a.key != nil {
+		verifier, err = verify.NewVerifier(a.keyMaterial, verify.WithNoObserverTimestamps())
+		policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithKey())
+	} else {
+		verifier, err = verify.NewVerifier(a.trustedRoot, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+		policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithCertificateIdentity(a.identity))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return verifier.Verify(b, policy)
 }
 
 // payloadNames checks that a legacy signature's payload names digest d:
@@ -288,4 +301,115 @@ func payloadNames(payload []byte, d v1.Hash) error {
 		return fmt.Errorf("signs %s, not %s", p.Critical.Image.Digest, d)
 	}
 	return nil
+}
+
+// maxVulnerabilities bounds what a cached scan report keeps: the most
+// severe first, so a cut never hides a finding above one it keeps.
+const maxVulnerabilities = 4096
+
+// judgeScan finds the newest scan attestation of digest d signed by one
+// of the authorities.
+func (v *Verifier) judgeScan(set *signatureSet, d v1.Hash, authorities []rules.Authority) imagetrust.Verdict {
+	var best *imagetrust.ScanReport
+	var signer string
+	var reasons []string
+	for _, pa := range authorities {
+		a, err := v.authority(pa)
+		if err != nil {
+			reasons = append(reasons, fmt.Sprintf("%s: %v", pa.Name, err))
+			continue
+		}
+		found := false
+		for _, b := range set.bundles {
+			res, err := a.verifyBundle(b, d)
+			if err != nil {
+				reasons = append(reasons, fmt.Sprintf("%s: bundle: %v", a.name, err))
+				continue
+			}
+			if res.Statement == nil || res.Statement.GetPredicateType() != rules.VulnPredicate {
+				continue // a signature, or another attestation
+			}
+			predicate, err := protojson.Marshal(res.Statement.GetPredicate())
+			if err == nil {
+				var rep *imagetrust.ScanReport
+				if rep, err = parseVulnPredicate(predicate); err == nil {
+					found = true
+					if best == nil || rep.FinishedAt.After(best.FinishedAt) {
+						best, signer = rep, a.name
+					}
+					continue
+				}
+			}
+			reasons = append(reasons, fmt.Sprintf("%s: vuln attestation: %v", a.name, err))
+		}
+		if !found && len(set.bundles) == 0 {
+			reasons = append(reasons, a.name+": no attestation found")
+		}
+	}
+	if best != nil {
+		return imagetrust.Verdict{Status: imagetrust.Verified, Signers: []string{signer}, Scan: best}
+	}
+	if len(reasons) == 0 {
+		reasons = append(reasons, "no vulnerability-scan attestation (predicate "+rules.VulnPredicate+") found")
+	}
+	return imagetrust.Verdict{Status: imagetrust.Unsigned, Detail: truncate(strings.Join(reasons, "; "))}
+}
+
+// parseVulnPredicate reads cosign's vuln predicate whose scanner result
+// is a Trivy JSON report (trivy image --format cosign-vuln).
+func parseVulnPredicate(data []byte) (*imagetrust.ScanReport, error) {
+	var p struct {
+		Scanner struct {
+			URI     string          `json:"uri"`
+			Version string          `json:"version"`
+			Result  json.RawMessage `json:"result"`
+		} `json:"scanner"`
+		Metadata struct {
+			ScanFinishedOn time.Time `json:"scanFinishedOn"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, err
+	}
+	if p.Metadata.ScanFinishedOn.IsZero() {
+		return nil, fmt.Errorf("no metadata.scanFinishedOn")
+	}
+	var trivy struct {
+		Results *[]struct {
+			Vulnerabilities []struct {
+				VulnerabilityID string `json:"VulnerabilityID"`
+				Severity        string `json:"Severity"`
+			} `json:"Vulnerabilities"`
+		} `json:"Results"`
+	}
+	if err := json.Unmarshal(p.Scanner.Result, &trivy); err != nil || trivy.Results == nil {
+		return nil, fmt.Errorf("scanner.result is not a Trivy JSON report (Results[].Vulnerabilities[])")
+	}
+	worst := map[string]string{}
+	for _, r := range *trivy.Results {
+		for _, vu := range r.Vulnerabilities {
+			if vu.VulnerabilityID == "" {
+				continue
+			}
+			sev := strings.ToLower(vu.Severity)
+			if prev, ok := worst[vu.VulnerabilityID]; !ok || rules.SeverityRank(sev) > rules.SeverityRank(prev) {
+				worst[vu.VulnerabilityID] = sev
+			}
+		}
+	}
+	rep := &imagetrust.ScanReport{Scanner: strings.TrimSpace(p.Scanner.URI + " " + p.Scanner.Version), FinishedAt: p.Metadata.ScanFinishedOn.UTC()}
+	for id, sev := range worst {
+		rep.Vulnerabilities = append(rep.Vulnerabilities, imagetrust.Vulnerability{ID: id, Severity: sev})
+	}
+	sort.Slice(rep.Vulnerabilities, func(i, j int) bool {
+		a, b := rep.Vulnerabilities[i], rep.Vulnerabilities[j]
+		if ra, rb := rules.SeverityRank(a.Severity), rules.SeverityRank(b.Severity); ra != rb {
+			return ra > rb
+		}
+		return a.ID < b.ID
+	})
+	if len(rep.Vulnerabilities) > maxVulnerabilities {
+		rep.Vulnerabilities = rep.Vulnerabilities[:maxVulnerabilities]
+	}
+	return rep, nil
 }

@@ -70,10 +70,11 @@ type Verifier struct {
 }
 
 type entry struct {
-	verdict      imagetrust.Verdict
-	checked      time.Time
-	lastVerified time.Time
-	signers      []string
+	verdict imagetrust.Verdict
+	checked time.Time
+	// lastGood is the last Verified verdict, which a registry error
+	// within staleIfError falls back on.
+	lastGood *imagetrust.Verdict
 }
 
 // New returns a Verifier reading registries through transport (nil: the
@@ -93,18 +94,47 @@ func New(transport http.RoundTripper, log logr.Logger) *Verifier {
 // has no verdict, which the rule reports.
 func (v *Verifier) Verify(ctx context.Context, ps *rules.ImageSignaturesParams, refs []string, digests map[string]string) imagetrust.Verdicts {
 	stale, ttl := ps.Durations()
-	trustIDs := make([]string, len(ps.Trust))
+	checks := make([]check, len(ps.Trust))
 	for i, tr := range ps.Trust {
-		b, _ := json.Marshal(tr) // plain data
-		sum := sha256.Sum256(b)
-		trustIDs[i] = hex.EncodeToString(sum[:8])
+		checks[i] = check{id: "sig|" + hashOf(tr), judge: func(set *signatureSet, d v1.Hash) imagetrust.Verdict { return v.judge(set, d, tr) }}
 	}
+	return v.run(ctx, refs, digests, ps.Covers, checks, stale, ttl)
+}
+
+// VerifyScans returns the verdicts of the references against the scan
+// entries of ps that cover them, as Verify does for signatures: a
+// Verified verdict carries the newest scan attestation an authority of
+// the entry signed, for the rule to judge.
+func (v *Verifier) VerifyScans(ctx context.Context, ps *rules.ImageVulnerabilitiesParams, refs []string, digests map[string]string) imagetrust.Verdicts {
+	stale, ttl := ps.Durations()
+	checks := make([]check, len(ps.Scans))
+	for i, sc := range ps.Scans {
+		as := sc.Authorities
+		checks[i] = check{id: "scan|" + hashOf(as), judge: func(set *signatureSet, d v1.Hash) imagetrust.Verdict { return v.judgeScan(set, d, as) }}
+	}
+	return v.run(ctx, refs, digests, ps.Covers, checks, stale, ttl)
+}
+
+// check is one entry to verify images against: its identity in the cache
+// and how a set of signatures is judged.
+type check struct {
+	id    string
+	judge func(set *signatureSet, d v1.Hash) imagetrust.Verdict
+}
+
+func hashOf(x any) string {
+	b, _ := json.Marshal(x) // plain data
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+func (v *Verifier) run(ctx context.Context, refs []string, digests map[string]string, covers func(string) []int, checks []check, stale, ttl time.Duration) imagetrust.Verdicts {
 	out := imagetrust.Verdicts{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, maxParallel)
 	for _, ref := range refs {
-		for _, i := range ps.Covers(ref) {
+		for _, i := range covers(ref) {
 			key := imagetrust.Key{Ref: ref, Trust: i}
 			d, err := digestOf(ref, digests)
 			if err != nil {
@@ -112,14 +142,14 @@ func (v *Verifier) Verify(ctx context.Context, ps *rules.ImageSignaturesParams, 
 				v.observe(imagetrust.Unreachable, false)
 				continue
 			}
-			cacheKey := d.Context().Name() + "@" + d.DigestStr() + "|" + trustIDs[i]
+			cacheKey := d.Context().Name() + "@" + d.DigestStr() + "|" + checks[i].id
 			if e, ok := v.fresh(cacheKey, ttl); ok {
 				out[key] = e.verdict
 				v.observe(e.verdict.Status, true)
 				continue
 			}
 			wg.Add(1)
-			go func(tr rules.ImageTrust) {
+			go func(c check) {
 				defer wg.Done()
 				select {
 				case slots <- struct{}{}:
@@ -127,13 +157,13 @@ func (v *Verifier) Verify(ctx context.Context, ps *rules.ImageSignaturesParams, 
 				case <-ctx.Done():
 					return
 				}
-				verdict, ok := v.verify(ctx, cacheKey, d, tr, stale)
+				verdict, ok := v.verify(ctx, cacheKey, d, c, stale)
 				if ok {
 					mu.Lock()
 					out[key] = verdict
 					mu.Unlock()
 				}
-			}(ps.Trust[i])
+			}(checks[i])
 		}
 	}
 	wg.Wait()
@@ -165,9 +195,9 @@ func digestOf(ref string, digests map[string]string) (name.Digest, error) {
 
 // verify returns one verdict from the registry, sharing the lookup with
 // concurrent callers of the same key; false when ctx ended first.
-func (v *Verifier) verify(ctx context.Context, key string, d name.Digest, tr rules.ImageTrust, stale time.Duration) (imagetrust.Verdict, bool) {
+func (v *Verifier) verify(ctx context.Context, key string, d name.Digest, c check, stale time.Duration) (imagetrust.Verdict, bool) {
 	ch := v.group.DoChan(key, func() (any, error) {
-		return v.lookup(ctx, key, d, tr, stale), nil
+		return v.lookup(ctx, key, d, c, stale), nil
 	})
 	select {
 	case res := <-ch:
@@ -197,7 +227,7 @@ func (v *Verifier) fresh(key string, ttl time.Duration) (*entry, bool) {
 
 // lookup reads the signatures and judges them; on a registry error, the
 // last verification within stale decides.
-func (v *Verifier) lookup(ctx context.Context, key string, d name.Digest, tr rules.ImageTrust, stale time.Duration) imagetrust.Verdict {
+func (v *Verifier) lookup(ctx context.Context, key string, d name.Digest, c check, stale time.Duration) imagetrust.Verdict {
 	hash, err := v1.NewHash(d.DigestStr())
 	if err != nil {
 		return imagetrust.Verdict{Status: imagetrust.Unsigned, Detail: truncate(err.Error())}
@@ -210,12 +240,14 @@ func (v *Verifier) lookup(ctx context.Context, key string, d name.Digest, tr rul
 		v.mu.Unlock()
 		detail := truncate(err.Error())
 		v.log.V(1).Info("image signatures not read", "image", truncate(d.String()), "error", detail)
-		if e != nil && !e.lastVerified.IsZero() && now.Sub(e.lastVerified) < stale {
-			return imagetrust.Verdict{Status: imagetrust.Stale, Digest: hash.String(), Signers: e.signers, VerifiedAt: e.lastVerified, Detail: detail}
+		if e != nil && e.lastGood != nil && now.Sub(e.lastGood.VerifiedAt) < stale {
+			verdict := *e.lastGood
+			verdict.Status, verdict.Detail = imagetrust.Stale, detail
+			return verdict
 		}
 		return imagetrust.Verdict{Status: imagetrust.Unreachable, Digest: hash.String(), Detail: detail}
 	}
-	verdict := v.judge(set, hash, tr)
+	verdict := c.judge(set, hash)
 	verdict.Digest = hash.String()
 	if verdict.Status == imagetrust.Verified {
 		verdict.VerifiedAt = now
@@ -279,11 +311,11 @@ func (v *Verifier) store(key string, verdict imagetrust.Verdict, now time.Time) 
 	}
 	e.verdict, e.checked = verdict, now
 	if verdict.Status == imagetrust.Verified {
-		e.lastVerified, e.signers = now, verdict.Signers
+		e.lastGood = &verdict
 	} else {
 		// A digest found unsigned is no longer admitted on an earlier
 		// verification (a signature removed, a key rotated out).
-		e.lastVerified, e.signers = timeZero, nil
+		e.lastGood = nil
 	}
 }
 
@@ -291,7 +323,7 @@ func (v *Verifier) store(key string, verdict imagetrust.Verdict, now time.Time) 
 // half. Called with mu held.
 func (v *Verifier) evict(now time.Time) {
 	for k, e := range v.cache {
-		if e.lastVerified.IsZero() {
+		if e.lastGood == nil {
 			delete(v.cache, k)
 		}
 	}
@@ -300,13 +332,13 @@ func (v *Verifier) evict(now time.Time) {
 	}
 	cut := now
 	for _, e := range v.cache {
-		if e.lastVerified.Before(cut) {
-			cut = e.lastVerified
+		if e.lastGood.VerifiedAt.Before(cut) {
+			cut = e.lastGood.VerifiedAt
 		}
 	}
 	mid := cut.Add(now.Sub(cut) / 2)
 	for k, e := range v.cache {
-		if e.lastVerified.Before(mid) || e.lastVerified.Equal(mid) {
+		if !e.lastGood.VerifiedAt.After(mid) {
 			delete(v.cache, k)
 		}
 	}

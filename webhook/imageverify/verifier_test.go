@@ -273,3 +273,53 @@ func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 		t.Errorf("%d cached verdicts, want 1", n)
 	}
 }
+
+// TestScanAttestations: the newest vulnerability-scan attestation of the
+// digest signed by an authority is found and its report read; one signed
+// by another key, a signature, or an attestation of another predicate is
+// not; the rule then judges age and severities (policies/rules' fixtures).
+func TestScanAttestations(t *testing.T) {
+	f := newFixture(t)
+	scanner, other := testenv.NewSigner(t), testenv.NewSigner(t)
+	repo := f.reg.Host + "/team/app"
+	d := f.reg.PushRandom(t, "team/app:1")
+	old, recent := time.Now().Add(-10*24*time.Hour).Truncate(time.Second), time.Now().Add(-time.Hour).Truncate(time.Second)
+	f.reg.SignBundle(t, scanner, "team/app", d, testenv.VulnStatement(repo, d, old, map[string]string{"CVE-2026-0001": "CRITICAL"}))
+	f.reg.SignBundle(t, scanner, "team/app", d, testenv.VulnStatement(repo, d, recent, map[string]string{"CVE-2026-0002": "HIGH", "CVE-2026-0003": "LOW"}))
+	f.reg.SignBundle(t, other, "team/app", d, testenv.VulnStatement(repo, d, time.Now(), nil))
+	f.reg.SignBundle(t, scanner, "team/app", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	unscanned := f.reg.PushRandom(t, "team/app:2")
+	f.reg.SignBundle(t, scanner, "team/app", unscanned, testenv.Statement(repo, unscanned, testenv.SLSAPredicate))
+
+	scans := func(ref string, signer *testenv.Signer) imagetrust.Verdict {
+		t.Helper()
+		ps := &rules.ImageVulnerabilitiesParams{Scans: []rules.ImageScan{{Images: []string{"*"},
+			Authorities: []rules.Authority{{Name: "scanner", Key: &rules.KeyAuthority{PEM: signer.PEM}}}}}}
+		ps.Default()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		full := f.reg.Host + "/" + ref
+		return f.verifier.VerifyScans(ctx, ps, []string{full}, nil)[imagetrust.Key{Ref: full}]
+	}
+	v := scans("team/app:1@"+d.String(), scanner)
+	if v.Status != imagetrust.Verified || v.Scan == nil || !v.Scan.FinishedAt.Equal(recent.UTC()) {
+		t.Fatalf("the newest scan by the scanner key: %+v", v)
+	}
+	if got := v.Scan.Vulnerabilities; len(got) != 2 || got[0] != (imagetrust.Vulnerability{ID: "CVE-2026-0002", Severity: "high"}) {
+		t.Errorf("findings: %+v", got)
+	}
+	if v := scans("team/app:2@"+unscanned.String(), scanner); v.Status != imagetrust.Unsigned || v.Scan != nil {
+		t.Errorf("an image with a provenance attestation but no scan: %+v", v)
+	}
+	stranger := testenv.NewSigner(t)
+	if v := scans("team/app:1@"+d.String(), stranger); v.Status != imagetrust.Unsigned || !strings.Contains(v.Detail, "bundle") {
+		t.Errorf("scans signed by other keys only: %+v", v)
+	}
+
+	// The registry stops: the last verified scan still counts, stale.
+	f.reg.Close()
+	f.now = f.now.Add(time.Hour)
+	if v := scans("team/app:1@"+d.String(), scanner); v.Status != imagetrust.Stale || v.Scan == nil || len(v.Scan.Vulnerabilities) != 2 {
+		t.Errorf("registry down, verified an hour ago: %+v", v)
+	}
+}

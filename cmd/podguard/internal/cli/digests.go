@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"podguard.dev/podguard/policies"
-	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook"
@@ -52,7 +51,7 @@ func (o *DigestOptions) AddRegistryFlags(fs *pflag.FlagSet) {
 // AddVerifyFlags registers --verify-images (validate only: mutate
 // verifies nothing).
 func (o *DigestOptions) AddVerifyFlags(fs *pflag.FlagSet) {
-	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures the policy's imageSignatures rule requires, reading each image's registry as the webhook does; without it, covered images are noted as not verified")
+	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures and scan attestations the policy's imageSignatures and imageVulnerabilities rules require, reading each image's registry as the webhook does; without it, covered images are noted as not verified")
 }
 
 func (o *DigestOptions) init() error {
@@ -74,22 +73,24 @@ func (o *DigestOptions) init() error {
 }
 
 // Verdicts verifies obj's images as the validating webhook does, when
-// asked to (--verify-images); nil otherwise (offline: the rule notes the
-// images as not verified).
-func (o *DigestOptions) Verdicts(ctx context.Context, enf *policies.Enforcer, obj runtime.Object) (imagetrust.Verdicts, error) {
+// asked to (--verify-images), and hands the verdicts of imageSignatures
+// and imageVulnerabilities to attrs; without the flag nothing (offline:
+// the rules note the images as not verified).
+func (o *DigestOptions) Verdicts(ctx context.Context, enf *policies.Enforcer, obj runtime.Object, attrs *policies.Attributes) error {
 	if !o.Verify {
-		return nil, nil
+		return nil
 	}
 	if err := o.init(); err != nil {
-		return nil, err
+		return err
 	}
 	t, ok := podspec.Find(obj)
 	if !ok {
-		return nil, nil
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	return webhook.VerifyImages(ctx, o.resolver, o.verifier, enf.Policy(), t, nil), nil
+	attrs.ImageVerdicts, attrs.ImageScans = webhook.VerifyImages(ctx, o.resolver, o.verifier, enf.Policy(), t, nil)
+	return nil
 }
 
 // Verifier is the verifier --verify-images uses, built on first use.

@@ -189,7 +189,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 					continue
 				}
 			}
-			if attrs.ImageVerdicts, err = o.Digests.Verdicts(ctx, enf, obj.Typed); err != nil {
+			if err = o.Digests.Verdicts(ctx, enf, obj.Typed, &attrs); err != nil {
 				problem(err)
 				continue
 			}
