@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -70,6 +71,24 @@ func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 	if check.code != 0 || !strings.Contains(check.out, "images "+reg.Host+`/team/*: a signature by any of "release" (key)`) {
 		t.Errorf("policy check does not say what imageSignatures enforces: exit %d\n%s%s", check.code, check.out, check.err)
 	}
+	// A scan attestation, as images verify prints it.
+	scanned := reg.PushRandom(t, "team/scanned:1")
+	reg.SignBundle(t, key, "team/scanned", scanned, testenv.VulnStatement(reg.Host+"/team/scanned", scanned, time.Now(), map[string]string{"CVE-2026-0300": "HIGH"}))
+	vs := rules.ImageVulnerabilitiesParams{Scans: []rules.ImageScan{{Images: []string{reg.Host + "/team/*"},
+		Authorities: []rules.Authority{{Name: "scanner", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
+	b, err = yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageVulnerabilities": vs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vulnPolicy := write(t, dir, "vuln-policy.yaml", string(b))
+	sr := podguard(t, "", "images", "verify", reg.Host+"/team/scanned:1", "--policy", vulnPolicy, "--registry-ca-file", reg.CAFile)
+	if sr.code != 0 || !strings.Contains(sr.out, "CVE-2026-0300 high") {
+		t.Errorf("images verify of a scanned image: exit %d\n%s%s", sr.code, sr.out, sr.err)
+	}
+	if ur := podguard(t, "", "images", "verify", signedDigest, "--policy", vulnPolicy, "--registry-ca-file", reg.CAFile); ur.code != 1 || !strings.Contains(ur.out, "unsigned") {
+		t.Errorf("images verify of an image without a scan: exit %d\n%s%s", ur.code, ur.out, ur.err)
+	}
+
 	if bad := podguard(t, "", "images", "verify", "UPPER/Case:x", "--policy", policy); bad.code != 2 {
 		t.Errorf("a bad reference: exit %d\n%s", bad.code, bad.err)
 	}

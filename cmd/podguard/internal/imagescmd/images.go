@@ -42,11 +42,15 @@ func NewCommand(s cli.Streams) *cobra.Command {
 (a tag is resolved by its registry), the imageSignatures trust entries of
 the policy that cover it, and each one's verdict: verified (and by whom),
 unsigned (and why each authority's signatures do not count), or
-unreachable. Signatures are read from the image's registry (cosign's
+unreachable; and for each imageVulnerabilities scan entry, the newest
+scan attestation an authority signed, with its time and findings (whether
+they pass, by age and severity, the rule decides at admission).
+Signatures and attestations are read from the image's registry (cosign's
 legacy .sig tag and Sigstore bundle referrers) and verified against the
 policy's keys and trusted roots, with the webhook's verifier.
 
-Exit status: 0 when every covered image is verified, 1 when one is not,
+Exit status: 0 when every covered image is verified (signed; a scan
+attestation found), 1 when one is not,
 2 on bad input (a bad reference, a policy that does not load), 130
 interrupted.`,
 		Args: cobra.MinimumNArgs(1),
@@ -68,6 +72,9 @@ type Image struct {
 	// Verdicts has one entry per trust entry covering the image; none
 	// when no entry covers it (the webhook does not verify it).
 	Verdicts []Verdict `json:"verdicts"`
+	// Scans has one entry per imageVulnerabilities scan entry covering
+	// the image, with the newest scan attestation verified.
+	Scans []Verdict `json:"scans"`
 }
 
 // Verdict is one trust entry's verdict on an image.
@@ -100,8 +107,12 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 		return err
 	}
 	ps, on := rules.ImageSignatures(enf.Policy())
+	vs, vulnsOn := rules.ImageVulnerabilities(enf.Policy())
+	if !on && !vulnsOn {
+		return cli.BadInput("the policy has no imageSignatures trust entry nor imageVulnerabilities scan entry (or the rules are off): nothing to verify against")
+	}
 	if !on {
-		return cli.BadInput("the policy has no imageSignatures trust entry (or the rule is off): nothing to verify against")
+		ps = &rules.ImageSignaturesParams{}
 	}
 	resolver, verifier, err := o.Digests.Verifier()
 	if err != nil {
@@ -117,11 +128,15 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 	}
 	digests := resolver.Resolve(ctx, tags)
 	verdicts := verifier.Verify(ctx, ps, refs, digests)
+	var scans imagetrust.Verdicts
+	if vulnsOn {
+		scans = verifier.VerifyScans(ctx, vs, refs, digests)
+	}
 
 	rep := Report{Images: []Image{}}
 	failed := false
 	for _, r := range refs {
-		img := Image{Image: r, Digest: digests[r], Verdicts: []Verdict{}}
+		img := Image{Image: r, Digest: digests[r], Verdicts: []Verdict{}, Scans: []Verdict{}}
 		if i := strings.Index(r, "@"); i >= 0 {
 			img.Digest = r[i+1:]
 		}
@@ -137,6 +152,23 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 				names = append(names, a.Name)
 			}
 			img.Verdicts = append(img.Verdicts, Verdict{Trust: i, Images: tr.Images, Require: tr.Require, Authorities: names, Verdict: v})
+		}
+		if vulnsOn {
+			for _, i := range vs.Covers(r) {
+				sc := vs.Scans[i]
+				v, ok := scans[imagetrust.Key{Ref: r, Trust: i}]
+				if !ok {
+					v = imagetrust.Verdict{Status: imagetrust.Unreachable, Detail: "not verified within --resolve-timeout"}
+				}
+				// Whether the report passes (age, severities) is the
+				// rule's to say, at admission: this prints what was found.
+				failed = failed || (v.Status != imagetrust.Verified && v.Status != imagetrust.Stale)
+				var names []string
+				for _, a := range sc.Authorities {
+					names = append(names, a.Name)
+				}
+				img.Scans = append(img.Scans, Verdict{Trust: i, Images: sc.Images, Require: rules.RequireAny, Authorities: names, Verdict: v})
+			}
 		}
 		rep.Images = append(rep.Images, img)
 	}
@@ -166,9 +198,26 @@ func printText(w io.Writer, rep Report) {
 			digest = "(not resolved)"
 		}
 		fmt.Fprintf(w, "Digest:  %s\n", safetext.Line(digest))
-		if len(img.Verdicts) == 0 {
-			fmt.Fprintln(w, "Trust:   no trust entry covers it: the webhook does not verify its signatures")
+		if len(img.Verdicts) == 0 && len(img.Scans) == 0 {
+			fmt.Fprintln(w, "Trust:   no trust or scan entry covers it: the webhook does not verify it")
 			continue
+		}
+		for _, v := range img.Scans {
+			fmt.Fprintf(w, "Scan %d:  images %s, an attestation by one of %s\n", v.Trust, safetext.Line(strings.Join(v.Images, ", ")), safetext.Line(fmt.Sprintf("%q", v.Authorities)))
+			fmt.Fprintf(w, "  Verdict: %s\n", v.Status)
+			if r := v.Scan; r != nil {
+				fmt.Fprintf(w, "  Scanned: %s by %s, %d findings\n", r.FinishedAt.Format("2006-01-02T15:04:05Z"), safetext.Line(r.Scanner), len(r.Vulnerabilities))
+				for j, vu := range r.Vulnerabilities {
+					if j == 10 {
+						fmt.Fprintf(w, "    ... %d more (-o json lists them)\n", len(r.Vulnerabilities)-10)
+						break
+					}
+					fmt.Fprintf(w, "    %s %s\n", safetext.Line(vu.ID), safetext.Line(vu.Severity))
+				}
+			}
+			if v.Detail != "" {
+				fmt.Fprintf(w, "  Detail:  %s\n", safetext.Line(v.Detail))
+			}
 		}
 		for _, v := range img.Verdicts {
 			var names []string
