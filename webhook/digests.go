@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/sync/singleflight"
 
+	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
@@ -199,31 +200,52 @@ func UnpinnedImages(t *podspec.Target, only []string) []string {
 	return out
 }
 
-// VerifyImages verifies the images of t that the policy's
-// imageSignatures trust entries and imageVulnerabilities scan entries
-// cover (with only set, those of these containers alone: the new ephemeral
-// containers of a pods/ephemeralcontainers request), resolving tags with
-// digests, until ctx ends: the one definition of what is verified, for the
-// webhook and the CLI. Each result is nil when its rule verifies nothing;
-// otherwise a map, empty when t runs no covered image.
-func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.Verifier, p *v1alpha1.Policy, t *podspec.Target, only []string) (signatures, scans imagetrust.Verdicts) {
+// ImageFacts are what the registries said about a request's images, for
+// the engine (policies.Attributes).
+type ImageFacts struct {
+	// Signatures and Scans are imageSignatures' and imageVulnerabilities'
+	// verdicts; Users the users the images' configs declare (runAsUser's
+	// imageUser). Each is nil when its rule asks nothing.
+	Signatures, Scans imagetrust.Verdicts
+	Users             map[string]string
+}
+
+// Apply hands the facts to the engine.
+func (f ImageFacts) Apply(a *policies.Attributes) {
+	a.ImageVerdicts, a.ImageScans, a.ImageUsers = f.Signatures, f.Scans, f.Users
+}
+
+// VerifyImages asks the registries what the policy's image rules need to
+// know of t's images: imageSignatures' and imageVulnerabilities' verdicts
+// for the images their entries cover, and, with runAsUser's imageUser on,
+// the user each image's config declares; with only set, of these
+// containers alone (the new ephemeral containers of a
+// pods/ephemeralcontainers request). Tags are resolved with digests; all
+// of it ends with ctx. The one definition of what is verified, for the
+// webhook and the CLI.
+func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.Verifier, p *v1alpha1.Policy, t *podspec.Target, only []string) ImageFacts {
 	sigs, sigsOn := rules.ImageSignatures(p)
 	vulns, vulnsOn := rules.ImageVulnerabilities(p)
-	if (!sigsOn && !vulnsOn) || v == nil {
-		return nil, nil
+	usersOn := rules.ImageUserRead(p)
+	var facts ImageFacts
+	if (!sigsOn && !vulnsOn && !usersOn) || v == nil {
+		return facts
 	}
-	covered := func(ref string) bool {
-		return (sigsOn && len(sigs.Covers(ref)) > 0) || (vulnsOn && len(vulns.Covers(ref)) > 0)
+	covered := func(img podspec.Image) bool {
+		return (sigsOn && len(sigs.Covers(img.Reference)) > 0) || (vulnsOn && len(vulns.Covers(img.Reference)) > 0) || (usersOn && img.Volume == nil)
 	}
-	var refs, tags []string
+	var refs, tags, containerRefs []string
 	for _, img := range t.Images() {
 		if only != nil && (img.Volume != nil || !slices.Contains(only, img.Container)) {
 			continue
 		}
-		if img.Reference == "" || slices.Contains(refs, img.Reference) || !covered(img.Reference) {
+		if img.Reference == "" || slices.Contains(refs, img.Reference) || !covered(img) {
 			continue
 		}
 		refs = append(refs, img.Reference)
+		if img.Volume == nil {
+			containerRefs = append(containerRefs, img.Reference)
+		}
 		if !strings.Contains(img.Reference, "@") {
 			tags = append(tags, img.Reference)
 		}
@@ -233,12 +255,20 @@ func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.V
 		resolved = digests.Resolve(ctx, tags)
 	}
 	if sigsOn {
-		signatures = pinnedToo(v.Verify(ctx, sigs, refs, resolved), resolved)
+		facts.Signatures = pinnedToo(v.Verify(ctx, sigs, refs, resolved), resolved)
 	}
 	if vulnsOn {
-		scans = pinnedToo(v.VerifyScans(ctx, vulns, refs, resolved), resolved)
+		facts.Scans = pinnedToo(v.VerifyScans(ctx, vulns, refs, resolved), resolved)
 	}
-	return signatures, scans
+	if usersOn {
+		facts.Users = v.ImageUsers(ctx, containerRefs, resolved)
+		for ref, u := range facts.Users {
+			if d, ok := resolved[ref]; ok {
+				facts.Users[ref+"@"+d] = u
+			}
+		}
+	}
+	return facts
 }
 
 // pinnedToo adds each verdict of a resolved tag under the reference

@@ -372,12 +372,14 @@ func (h *Handler) validate(req admission.Request, gk schema.GroupKind, t *podspe
 // verifyImages verifies, within ImageBudget, what VerifyImages does, and
 // hands the verdicts to the engine.
 func (h *Handler) verifyImages(enf *policies.Enforcer, t *podspec.Target, attrs *policies.Attributes) {
-	if h.Images == nil || (attrs.Rules != nil && !slices.Contains(attrs.Rules, "imageSignatures") && !slices.Contains(attrs.Rules, "imageVulnerabilities")) {
+	if h.Images == nil || (attrs.Rules != nil && !slices.ContainsFunc(attrs.Rules, func(r string) bool {
+		return r == "imageSignatures" || r == "imageVulnerabilities" || r == "runAsUser"
+	})) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.ImageBudget)
 	defer cancel()
-	attrs.ImageVerdicts, attrs.ImageScans = VerifyImages(ctx, h.Digests, h.Images, enf.Policy(), t, attrs.EphemeralContainers)
+	VerifyImages(ctx, h.Digests, h.Images, enf.Policy(), t, attrs.EphemeralContainers).Apply(attrs)
 }
 
 // respond turns a result into an admission response: every violation as a

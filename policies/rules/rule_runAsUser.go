@@ -11,6 +11,8 @@ package rules
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -28,7 +30,10 @@ func init() {
 {min: 10000, max: 65535}); the first is injected as the pod's
 securityContext.runAsUser when neither pod nor container sets one.
 overrides give the containers of some images or namespaces their own
-list (e.g. images: ["docker.io/bitnami/*"], allowedUIDs: [1001]).`,
+list (e.g. images: ["docker.io/bitnami/*"], allowedUIDs: [1001]).
+imageUser (off by default; warn or enforce) reads each image's config
+from its registry and reports an image built to run as root, or as
+another user than the one it runs as here, before it crash-loops.`,
 		PSS:    []PSSCheck{{ID: "runAsUser", Level: Restricted}},
 		CIS:    []string{"5.2.7", "5.7.3"},
 		Params: func() v1alpha1.RuleParams { return &RunAsUserParams{} },
@@ -59,6 +64,8 @@ func newRunAsUser(p *v1alpha1.Policy) Rule {
 			out := s.check(t)
 			if t.Windows() {
 				out = append(out, windowsAdmin(t)...)
+			} else if mode := params[*RunAsUserParams](p, "runAsUser").ImageUser; mode != v1alpha1.ActionOff && mode != "" {
+				out = append(out, imageUserFindings(t, s, mode == v1alpha1.ActionWarn)...)
 			}
 			return out
 		},
@@ -104,6 +111,68 @@ type RunAsUserParams struct {
 	// own allowed UIDs instead (an image built to run as 1001); the first
 	// that matches a container decides, and injects its first UID.
 	Overrides []UIDOverride `json:"overrides,omitempty"`
+	// ImageUser, warn or enforce, reads the user each image's config
+	// declares (the webhook asks the registry; the CLI with
+	// --verify-images) and reports an image built to run as root, or as
+	// another UID than it runs as here: a warning, or under enforce a
+	// finding of this rule's action. Default off: no registry is asked.
+	// Where the config cannot be read, nothing is reported.
+	ImageUser v1alpha1.Action `json:"imageUser,omitempty"`
+}
+
+// ImageUserRead reports whether the policy asks for the images' users.
+func ImageUserRead(p *v1alpha1.Policy) bool {
+	if EffectiveAction(p, "runAsUser") == v1alpha1.ActionOff {
+		return false
+	}
+	m := params[*RunAsUserParams](p, "runAsUser").ImageUser
+	return m == v1alpha1.ActionWarn || m == v1alpha1.ActionEnforce
+}
+
+// imageUserFindings compares each container's UID with the user its
+// image declares: what runs as root by default, or as another UID than
+// its image expects, may fail once podguard has set the UID.
+func imageUserFindings(t *podspec.Target, s podDefault[int64], advisory bool) []Finding {
+	if t.ImageUsers == nil {
+		return nil
+	}
+	var podUID *int64
+	if t.Spec.SecurityContext != nil {
+		podUID = t.Spec.SecurityContext.RunAsUser
+	}
+	var out []Finding
+	for _, c := range t.Containers {
+		user, known := t.ImageUsers[c.Image]
+		uid := podUID
+		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
+			uid = c.SecurityContext.RunAsUser
+		}
+		if !known || uid == nil {
+			continue // offline, or nothing set: the rule's own finding says so
+		}
+		name, _, _ := strings.Cut(user, ":")
+		f := Finding{Type: field.ErrorTypeInvalid, Field: c.Path().Child("image").String(), Advisory: advisory}
+		switch n, err := strconv.ParseInt(name, 10, 64); {
+		case name == "" || name == "root" || (err == nil && n == 0):
+			// Warnings are cut at 256 characters: the reference last.
+			f.Message = fmt.Sprintf("container %q: its image runs as root by default; it runs as UID %d here: check that it can (image %q)", c.Name, *uid, c.Image)
+			f.Fix = "build the image to run as a non-root user (USER 1000 in its Dockerfile), owning what it writes"
+		case err == nil && n != *uid:
+			_, ok, want, _ := s.choice(t, c)
+			f.Message = fmt.Sprintf("container %q: its image is built to run as UID %d; it runs as UID %d here: check that it can (image %q)", c.Name, n, *uid, c.Image)
+			f.Fix = fmt.Sprintf("set runAsUser: %d for container %q", n, c.Name)
+			if !ok(n) {
+				f.Fix = fmt.Sprintf("UID %d is not allowed (allowed: %s): rebuild the image for an allowed UID, or a platform team allows %d for this image (rules.runAsUser.overrides)", n, want, n)
+			}
+		case err != nil:
+			f.Message = fmt.Sprintf("container %q: its image runs as user %q, a name resolved at run time; it runs as UID %d here: check that it can (image %q)", c.Name, user, *uid, c.Image)
+			f.Fix = "build the image with a numeric USER (USER 1000) so the UID is known before it runs"
+		default:
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // UIDOverride is one entry of runAsUser's overrides.
@@ -127,11 +196,19 @@ func (r *RunAsUserParams) Default() {
 	if r.AllowedUIDs == nil {
 		r.AllowedUIDs = []v1alpha1.IDRange{v1alpha1.ID(v1alpha1.DefaultUID)}
 	}
+	if r.ImageUser == "" {
+		r.ImageUser = v1alpha1.ActionOff
+	}
 }
 
 // Validate refuses an empty list, root, and out-of-range or duplicate IDs.
 func (r *RunAsUserParams) Validate(path *field.Path) field.ErrorList {
 	errs := validateIDList(r.AllowedUIDs, path.Child("allowedUIDs"), uidRootMsg, fmt.Sprintf("[%d]", v1alpha1.DefaultUID))
+	switch r.ImageUser {
+	case v1alpha1.ActionOff, v1alpha1.ActionWarn, v1alpha1.ActionEnforce:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("imageUser"), r.ImageUser, []string{"off", "warn", "enforce"}))
+	}
 	for i, o := range r.Overrides {
 		errs = append(errs, validateOverride(o.generic(), path.Child("overrides").Index(i), "allowedUIDs", uidRootMsg)...)
 	}

@@ -51,7 +51,7 @@ func (o *DigestOptions) AddRegistryFlags(fs *pflag.FlagSet) {
 // AddVerifyFlags registers --verify-images (validate only: mutate
 // verifies nothing).
 func (o *DigestOptions) AddVerifyFlags(fs *pflag.FlagSet) {
-	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures and scan attestations the policy's imageSignatures and imageVulnerabilities rules require, reading each image's registry as the webhook does; without it, covered images are noted as not verified")
+	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures and scan attestations the policy's imageSignatures and imageVulnerabilities rules require, and read the image users runAsUser's imageUser compares, from each image's registry as the webhook does; without it, covered images are noted as not verified")
 }
 
 func (o *DigestOptions) init() error {
@@ -89,7 +89,7 @@ func (o *DigestOptions) Verdicts(ctx context.Context, enf *policies.Enforcer, ob
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
-	attrs.ImageVerdicts, attrs.ImageScans = webhook.VerifyImages(ctx, o.resolver, o.verifier, enf.Policy(), t, nil)
+	webhook.VerifyImages(ctx, o.resolver, o.verifier, enf.Policy(), t, nil).Apply(attrs)
 	return nil
 }
 
