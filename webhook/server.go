@@ -25,6 +25,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/report"
 	"podguard.dev/podguard/webhook/audit"
 	"podguard.dev/podguard/webhook/imageverify"
@@ -337,12 +340,16 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 			return err
 		}
 	}
+	reg, err := newRegistryClients(o, log, metrics)
+	if err != nil {
+		return err
+	}
 	if o.runs(OperationWebhook) {
 		var events *Events
 		if apiAccess && o.Events {
 			events = NewEvents(mgr.GetEventRecorder("podguard"), o.EventsQPS, o.EventsBurst)
 		}
-		if err := addWebhook(mgr, o, log, store, metrics, certs, whServer, draining, checks, events); err != nil {
+		if err := addWebhook(mgr, o, log, store, metrics, certs, whServer, draining, checks, events, reg); err != nil {
 			return err
 		}
 	} else if certs != nil {
@@ -351,7 +358,8 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 		}
 	}
 	if auditOn {
-		bg := audit.NewBackground(cfg, store, log.WithName("audit"), audit.DefaultMetrics(), audit.BackgroundOptions{Interval: o.AuditInterval, OptOut: o.AuditOptOut})
+		bg := audit.NewBackground(cfg, store, log.WithName("audit"), audit.DefaultMetrics(), audit.BackgroundOptions{Interval: o.AuditInterval, OptOut: o.AuditOptOut,
+			ImageFacts: reg.facts(auditImageBudget)})
 		if err := mgr.Add(bg); err != nil {
 			return err
 		}
@@ -437,8 +445,46 @@ func newManager(cfg *rest.Config, o Options, log logr.Logger, whServer *tlsServe
 
 // addWebhook registers the admission endpoints, the certificates and the
 // webhook's readiness checks.
+// registryClients are podguard's one digest resolver and one image
+// verifier, shared by the webhook and the background audit (one cache).
+type registryClients struct {
+	digests *DigestResolver
+	images  *imageverify.Verifier
+}
+
+func newRegistryClients(o Options, log logr.Logger, metrics *Metrics) (*registryClients, error) {
+	registries, err := RegistryTransport(o.RegistryCAFile)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckAuthFiles(o.RegistryAuthFiles); err != nil {
+		return nil, err
+	}
+	r := &registryClients{digests: NewDigestResolver(registries, log.WithName("digests")), images: imageverify.New(registries, log.WithName("images"))}
+	if len(o.RegistryAuthFiles) > 0 {
+		r.digests.Keychain, r.images.Keychain = AuthFiles(o.RegistryAuthFiles), AuthFiles(o.RegistryAuthFiles)
+	}
+	r.images.Observe = metrics.observeImage
+	return r, nil
+}
+
+// auditImageBudget bounds what the background audit waits for the
+// registries of one subject: it runs beside admission, with no API
+// server waiting on it.
+const auditImageBudget = 5 * time.Second
+
+// facts hands the engine what the registries say of a target's images,
+// within budget (see VerifyImages).
+func (r *registryClients) facts(budget time.Duration) func(*v1alpha1.Policy, *podspec.Target, *policies.Attributes) {
+	return func(p *v1alpha1.Policy, t *podspec.Target, a *policies.Attributes) {
+		ctx, cancel := context.WithTimeout(context.Background(), budget)
+		defer cancel()
+		VerifyImages(ctx, r.digests, r.images, p, t, nil).Apply(a)
+	}
+}
+
 func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicyStore, metrics *Metrics, certs *certSource, whServer *tlsServer,
-	draining *atomic.Bool, checks map[string]healthz.Checker, events *Events) error {
+	draining *atomic.Bool, checks map[string]healthz.Checker, events *Events, reg *registryClients) error {
 	// GetWebhookServer also adds the server to the manager's runnables.
 	srv := mgr.GetWebhookServer()
 	slots := o.MaxConcurrentReviews
@@ -452,19 +498,7 @@ func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicySt
 	if o.DecisionLog.GetSink() != nil {
 		decisions = o.DecisionLog
 	}
-	registries, err := RegistryTransport(o.RegistryCAFile)
-	if err != nil {
-		return err
-	}
-	if err := CheckAuthFiles(o.RegistryAuthFiles); err != nil {
-		return err
-	}
-	digests := NewDigestResolver(registries, log.WithName("digests"))
-	images := imageverify.New(registries, log.WithName("images"))
-	if len(o.RegistryAuthFiles) > 0 {
-		digests.Keychain, images.Keychain = AuthFiles(o.RegistryAuthFiles), AuthFiles(o.RegistryAuthFiles)
-	}
-	images.Observe = metrics.observeImage
+	digests, images := reg.digests, reg.images
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
 		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions, Events: events}
 		if mutating {

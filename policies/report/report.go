@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/finding"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
@@ -185,6 +186,11 @@ type Input struct {
 	Cluster string
 	// Now is when the audit runs (exemption expiry); zero means time.Now().
 	Now time.Time
+	// ImageFacts, when set, hands the engine what the registries say of a
+	// subject's images (signature and scan verdicts, image users), as the
+	// webhook does at admission; the caller does the I/O. Unset, the image
+	// rules note covered images as not verified.
+	ImageFacts func(p *v1alpha1.Policy, t *podspec.Target, a *policies.Attributes)
 	// OptedOut are namespaces left out, with why (OptOut.Reason): the
 	// audited namespaces podguard's webhooks never see. Their objects are
 	// counted, not judged.
@@ -214,7 +220,7 @@ func Build(e *policies.Enforcer, in Input) *Report {
 	r.OptedOut = optedOut(&in)
 	subjects, order, pods := collapse(e, in, now)
 	for _, p := range pods {
-		judgeOwnedPod(e, subjects[p.owner], p.obj, now)
+		judgeOwnedPod(e, subjects[p.owner], p.obj, now, in.ImageFacts)
 	}
 	for i := range in.Skipped {
 		x := in.Skipped[i]
@@ -296,7 +302,7 @@ func collapse(e *policies.Enforcer, in Input, now time.Time) (map[types.UID]*Sub
 		if in.Selector != nil && !in.Selector.Matches(labels.Set(t.ObjectMeta.Labels)) && !in.Selector.Matches(labels.Set(t.PodMeta.Labels)) {
 			continue
 		}
-		s := judge(e, o, t, now)
+		s := judge(e, o, t, now, in.ImageFacts)
 		subjects[t.ObjectMeta.UID] = s
 		order = append(order, s)
 	}
@@ -306,7 +312,7 @@ func collapse(e *policies.Enforcer, in Input, now time.Time) (map[types.UID]*Sub
 // judgeOwnedPod counts a Pod into its workload's subject s (nil when the
 // workload is not selected) and judges it as it runs: a Pod out of policy
 // fails its checklist item even when the workload's next rollout would pass.
-func judgeOwnedPod(e *policies.Enforcer, s *Subject, pod runtime.Object, now time.Time) {
+func judgeOwnedPod(e *policies.Enforcer, s *Subject, pod runtime.Object, now time.Time, facts func(*v1alpha1.Policy, *podspec.Target, *policies.Attributes)) {
 	if s == nil {
 		return
 	}
@@ -318,7 +324,11 @@ func judgeOwnedPod(e *policies.Enforcer, s *Subject, pod runtime.Object, now tim
 		return
 	}
 	t, _ := judged(pod)
-	res, _ := e.Validate(pod, policies.Attributes{Namespace: t.ObjectMeta.Namespace, Now: now})
+	attrs := policies.Attributes{Namespace: t.ObjectMeta.Namespace, Now: now}
+	if facts != nil {
+		facts(e.Policy(), t, &attrs)
+	}
+	res, _ := e.Validate(pod, attrs)
 	if !res.Allowed {
 		s.Pods.OutOfPolicy++
 		for _, f := range res.Violations {
@@ -377,13 +387,16 @@ func (r *Report) addNamespaces(order []*Subject, networkPolicies []networkingv1.
 }
 
 // judge judges one top-level subject.
-func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.Time) *Subject {
+func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.Time, facts func(*v1alpha1.Policy, *podspec.Target, *policies.Attributes)) *Subject {
 	s := newSubject(o, t)
 	s.containers = map[string]string{}
 	for _, c := range t.Containers {
 		s.containers[c.Path().String()] = c.Name
 	}
 	attrs := policies.Attributes{Namespace: s.Namespace, Now: now}
+	if facts != nil {
+		facts(e.Policy(), t, &attrs)
+	}
 	var res *policies.Result
 	if t.Kind.Kind == "Pod" && t.Kind.Group == "" {
 		res, _ = e.Validate(o, attrs)

@@ -57,6 +57,7 @@ func runAsUserShape(p *v1alpha1.Policy) (podDefault[int64], idList) {
 
 func newRunAsUser(p *v1alpha1.Policy) Rule {
 	s, allowed := runAsUserShape(p)
+	imageUser := params[*RunAsUserParams](p, "runAsUser").ImageUser
 	return Rule{
 		ID:      "runAsUser",
 		Summary: fmt.Sprintf("containers run as UID %s%s", allowed, overridesNote(len(s.overrides))),
@@ -64,8 +65,8 @@ func newRunAsUser(p *v1alpha1.Policy) Rule {
 			out := s.check(t)
 			if t.Windows() {
 				out = append(out, windowsAdmin(t)...)
-			} else if mode := params[*RunAsUserParams](p, "runAsUser").ImageUser; mode != v1alpha1.ActionOff && mode != "" {
-				out = append(out, imageUserFindings(t, s, mode == v1alpha1.ActionWarn)...)
+			} else if imageUser == v1alpha1.ActionWarn || imageUser == v1alpha1.ActionEnforce {
+				out = append(out, imageUserFindings(t, s, imageUser == v1alpha1.ActionWarn)...)
 			}
 			return out
 		},

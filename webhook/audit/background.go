@@ -31,6 +31,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/report"
 	"podguard.dev/podguard/policies/rules"
 )
@@ -61,6 +63,10 @@ type BackgroundOptions struct {
 	// OptOut names the namespaces podguard's webhooks never see: they get
 	// no report, and what runs there is not judged.
 	OptOut report.OptOut
+	// ImageFacts, when set, asks the registries what the image rules need
+	// (report.Input.ImageFacts); serve shares the webhook's verifier and
+	// its cache.
+	ImageFacts func(*v1alpha1.Policy, *podspec.Target, *policies.Attributes)
 }
 
 // Background is the background audit of `podguard serve`, a manager
@@ -340,7 +346,7 @@ func (b *Background) next(ctx context.Context) bool {
 // place from the informers' stores: pointers to the cache's own slim
 // objects, no list of copies.
 func (b *Background) input(namespace string) (report.Input, error) {
-	in := report.Input{OptedOut: map[string]string{}}
+	in := report.Input{OptedOut: map[string]string{}, ImageFacts: b.opts.ImageFacts}
 	for _, obj := range watched() {
 		items, err := b.cached(obj, namespace)
 		if err != nil {

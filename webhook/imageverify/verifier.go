@@ -49,6 +49,10 @@ const (
 	// maxNegativeTTL bounds how long "unsigned" is remembered: an image
 	// signed right after a denial verifies within it.
 	maxNegativeTTL = 30 * time.Second
+	// errorTTL is how long a registry error is remembered for a key:
+	// during an outage, admissions get the fallback verdict at once
+	// instead of each waiting for the registry again.
+	errorTTL = 10 * time.Second
 )
 
 // Verifier verifies image signatures. It is safe for concurrent use.
@@ -76,6 +80,10 @@ type entry struct {
 	// lastGood is the last Verified verdict, which a registry error
 	// within staleIfError falls back on.
 	lastGood *imagetrust.Verdict
+	// failedAt is when the registry last failed to answer for this key
+	// (zero once it answers), and failDetail what it said.
+	failedAt   time.Time
+	failDetail string
 }
 
 // New returns a Verifier reading registries through transport (nil: the
@@ -144,9 +152,9 @@ func (v *Verifier) run(ctx context.Context, refs []string, digests map[string]st
 				continue
 			}
 			cacheKey := d.Context().Name() + "@" + d.DigestStr() + "|" + checks[i].id
-			if e, ok := v.fresh(cacheKey, ttl); ok {
-				out[key] = e.verdict
-				v.observe(e.verdict.Status, true)
+			if verdict, ok := v.fresh(cacheKey, ttl, stale); ok {
+				out[key] = verdict
+				v.observe(verdict.Status, true)
 				continue
 			}
 			wg.Add(1)
@@ -210,20 +218,44 @@ func (v *Verifier) verify(ctx context.Context, key string, d name.Digest, c chec
 	}
 }
 
-func (v *Verifier) fresh(key string, ttl time.Duration) (*entry, bool) {
+func (v *Verifier) fresh(key string, ttl, stale time.Duration) (imagetrust.Verdict, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	e, ok := v.cache[key]
 	if !ok {
-		return nil, false
+		return imagetrust.Verdict{}, false
+	}
+	now := v.Now()
+	if !e.failedAt.IsZero() && now.Sub(e.failedAt) < errorTTL {
+		// The registry failed a moment ago: answer as then, without
+		// making every admission of the outage wait for it again.
+		return fallback(e, now, stale, e.failDetail), true
+	}
+	if e.checked.IsZero() {
+		return imagetrust.Verdict{}, false
 	}
 	if e.verdict.Status != imagetrust.Verified {
 		ttl = min(ttl, maxNegativeTTL)
 	}
-	if v.Now().Sub(e.checked) >= ttl || e.verdict.Status == imagetrust.Stale || e.verdict.Status == imagetrust.Unreachable {
-		return nil, false
+	if now.Sub(e.checked) >= ttl {
+		return imagetrust.Verdict{}, false
 	}
-	return e, true
+	return e.verdict, true
+}
+
+// fallback is the verdict of a registry error: the last verification
+// within stale, or unreachable.
+func fallback(e *entry, now time.Time, stale time.Duration, detail string) imagetrust.Verdict {
+	if e != nil && e.lastGood != nil && now.Sub(e.lastGood.VerifiedAt) < stale {
+		verdict := *e.lastGood
+		verdict.Status, verdict.Detail = imagetrust.Stale, detail
+		return verdict
+	}
+	verdict := imagetrust.Verdict{Status: imagetrust.Unreachable, Detail: detail}
+	if e != nil {
+		verdict.Digest = e.verdict.Digest
+	}
+	return verdict
 }
 
 // lookup reads the signatures and judges them; on a registry error, the
@@ -236,17 +268,26 @@ func (v *Verifier) lookup(ctx context.Context, key string, d name.Digest, c chec
 	now := v.Now()
 	set, err := v.fetch(ctx, d)
 	if err != nil {
-		v.mu.Lock()
-		e := v.cache[key]
-		v.mu.Unlock()
 		detail := truncate(err.Error())
 		v.log.V(1).Info("image signatures not read", "image", truncate(d.String()), "error", detail)
-		if e != nil && e.lastGood != nil && now.Sub(e.lastGood.VerifiedAt) < stale {
-			verdict := *e.lastGood
-			verdict.Status, verdict.Detail = imagetrust.Stale, detail
-			return verdict
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		e := v.cache[key]
+		if e == nil && ctx.Err() == nil {
+			if len(v.cache) >= maxEntries {
+				v.evict(now)
+			}
+			e = &entry{verdict: imagetrust.Verdict{Digest: hash.String()}}
+			v.cache[key] = e
 		}
-		return imagetrust.Verdict{Status: imagetrust.Unreachable, Digest: hash.String(), Detail: detail}
+		if e != nil && ctx.Err() == nil {
+			// A request that ran out of time says nothing of the
+			// registry; a registry that failed is remembered briefly.
+			e.failedAt, e.failDetail = now, detail
+		}
+		verdict := fallback(e, now, stale, detail)
+		verdict.Digest = hash.String()
+		return verdict
 	}
 	verdict := c.judge(set, hash)
 	verdict.Digest = hash.String()
@@ -310,7 +351,7 @@ func (v *Verifier) store(key string, verdict imagetrust.Verdict, now time.Time) 
 		e = &entry{}
 		v.cache[key] = e
 	}
-	e.verdict, e.checked = verdict, now
+	e.verdict, e.checked, e.failedAt, e.failDetail = verdict, now, timeZero, ""
 	if verdict.Status == imagetrust.Verified {
 		e.lastGood = &verdict
 	} else {

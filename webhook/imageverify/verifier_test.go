@@ -207,14 +207,30 @@ func TestRegistryOutage(t *testing.T) {
 	want(t, "before the outage", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Verified, "")
 
 	f.reg.FailWith(http.StatusTooManyRequests)
+	verifiedAt := f.now
 	f.now = f.now.Add(11 * time.Minute) // past verdictTTL: the registry is asked again
 	v := f.verify(t, ref, keyTrust(s), "1h")
 	want(t, "429, verified 11 minutes ago", v, imagetrust.Stale, "429")
-	if !v.VerifiedAt.Equal(f.now.Add(-11 * time.Minute)) {
-		t.Errorf("stale verdict admitted on %s, want the verification of %s", v.VerifiedAt, f.now.Add(-11*time.Minute))
+	if !v.VerifiedAt.Equal(verifiedAt) {
+		t.Errorf("stale verdict admitted on %s, want the verification of %s", v.VerifiedAt, verifiedAt)
 	}
 	want(t, "429, never verified", f.verify(t, neverRef, keyTrust(s), "1h"), imagetrust.Unreachable, "429")
+	// Within errorTTL the failure is remembered: the next admissions get
+	// the same answers at once, without asking the registry again.
+	hits := 0
+	f.verifier.Observe = func(_ imagetrust.Status, cached bool) {
+		if cached {
+			hits++
+		}
+	}
+	want(t, "429 again, verified before", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Stale, "429")
+	want(t, "429 again, never verified", f.verify(t, neverRef, keyTrust(s), "1h"), imagetrust.Unreachable, "429")
+	if hits != 2 {
+		t.Errorf("%d of 2 verdicts during the outage came from the remembered failure", hits)
+	}
+	f.verifier.Observe = nil
 	f.reg.FailWith(0)
+	f.now = f.now.Add(11 * time.Second) // past errorTTL: the registry is asked again
 
 	f.reg.Close() // the registry stops
 	want(t, "down, verified 11 minutes ago", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Stale, "")

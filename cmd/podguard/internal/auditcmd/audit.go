@@ -43,6 +43,9 @@ type Options struct {
 	// webhook.excludeNamespaces): shown, never judged or baselined.
 	OptOutLabel       string
 	ExcludeNamespaces []string
+	// Images asks registries what the image rules need (--verify-images,
+	// --registry-ca-file, --registry-auth-file, --resolve-timeout).
+	Images cli.DigestOptions
 	// exceptions are the cluster's PodGuardExceptions, once listed.
 	exceptions []v1alpha1.PodGuardException
 	// AfterList is handed to audit.List (tests).
@@ -106,6 +109,8 @@ error (unreachable API server, missing permission, bad policy or flags).`,
 	fs.StringVar(&o.OptOutLabel, "opt-out-label", "podguard.dev/ignore", "namespaces labelled with it set to true are not audited, as podguard's webhooks never see them (the chart's webhook.optOutLabel; empty: none); needs get or list on namespaces")
 	fs.StringArrayVar(&o.ExcludeNamespaces, "exclude-namespace", nil, "namespace podguard's webhooks never see (the chart's webhook.excludeNamespaces and podguard's own): not audited; repeatable")
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", time.Minute, "how long one API request may take")
+	o.Images.AddRegistryFlags(fs)
+	o.Images.AddVerifyFlags(fs)
 	return cmd
 }
 
@@ -172,6 +177,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		return cli.BadInput("%v", err)
 	}
 	in.Cluster, in.Selector = cluster, sel
+	if in.ImageFacts, err = o.Images.Facts(ctx); err != nil {
+		return err
+	}
 	r := report.Build(enf, in)
 	if err := render(r); err != nil {
 		return err

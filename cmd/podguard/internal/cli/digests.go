@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"podguard.dev/podguard/policies"
+	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/podspec"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook"
@@ -91,6 +92,23 @@ func (o *DigestOptions) Verdicts(ctx context.Context, enf *policies.Enforcer, ob
 	defer cancel()
 	webhook.VerifyImages(ctx, o.resolver, o.verifier, enf.Policy(), t, nil).Apply(attrs)
 	return nil
+}
+
+// Facts returns the function that asks registries what the image rules
+// need of a target, each within --resolve-timeout, for the audit's
+// report.Input; nil without --verify-images.
+func (o *DigestOptions) Facts(ctx context.Context) (func(*v1alpha1.Policy, *podspec.Target, *policies.Attributes), error) {
+	if !o.Verify {
+		return nil, nil
+	}
+	if err := o.init(); err != nil {
+		return nil, err
+	}
+	return func(p *v1alpha1.Policy, t *podspec.Target, a *policies.Attributes) {
+		ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
+		webhook.VerifyImages(ctx, o.resolver, o.verifier, p, t, nil).Apply(a)
+	}, nil
 }
 
 // Verifier is the verifier --verify-images uses, built on first use.

@@ -1,0 +1,76 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/policies/report"
+	"podguard.dev/podguard/policies/rules"
+)
+
+// TestAuditVerifiesImages: podguard audit --verify-images judges what runs
+// with the webhook's verifier: a Pod of an unsigned image fails for
+// imageSignatures, one of a signed image passes; without the flag both
+// pass, with the images noted as not verified (a warning).
+func TestAuditVerifiesImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a control plane")
+	}
+	reg := testenv.StartRegistry(t)
+	key := testenv.NewSigner(t)
+	d := reg.PushRandom(t, "team/app:1")
+	reg.SignLegacy(t, key, "team/app", d, testenv.SimpleSigningPayload(reg.Host+"/team/app", d))
+	signed, unsigned := reg.Host+"/team/app:1@"+d.String(), reg.Host+"/team/app:2@"+reg.PushRandom(t, "team/app:2").String()
+
+	env := testenv.StartT(t, nil)
+	ctx := context.Background()
+	if _, err := env.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, image := range map[string]string{"signed": signed, "unsigned": unsigned} {
+		p := &corev1.Pod{}
+		if err := yaml.Unmarshal([]byte(compliantPod), p); err != nil {
+			t.Fatal(err)
+		}
+		p.Name, p.Namespace, p.Spec.Containers[0].Image = name, "apps", image
+		if _, err := env.Clientset.CoreV1().Pods("apps").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
+		Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
+	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := write(t, t.TempDir(), "policy.yaml", string(b))
+	audited := func(args ...string) map[string]report.Subject {
+		t.Helper()
+		r := podguard(t, "", append([]string{"audit", "--kubeconfig", env.Kubeconfig, "-n", "apps", "--policy", policy, "-o", "json"}, args...)...)
+		var rep report.Report
+		if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+			t.Fatalf("%v\n%s%s", err, r.out, r.err)
+		}
+		out := map[string]report.Subject{}
+		for _, ns := range rep.Namespaces {
+			for _, s := range ns.Subjects {
+				out[s.Name] = s
+			}
+		}
+		return out
+	}
+	verified := audited("--verify-images", "--registry-ca-file", reg.CAFile)
+	if verified["signed"].Result != report.Pass || verified["unsigned"].Result != report.Fail {
+		t.Errorf("--verify-images: signed %s, unsigned %s; want pass and fail", verified["signed"].Result, verified["unsigned"].Result)
+	}
+	offline := audited()
+	if offline["signed"].Result == report.Fail || offline["unsigned"].Result == report.Fail {
+		t.Errorf("offline: signed %s, unsigned %s; neither may fail for a signature nobody checked", offline["signed"].Result, offline["unsigned"].Result)
+	}
+}
