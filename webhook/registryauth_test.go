@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook"
@@ -24,9 +25,9 @@ import (
 // names a credential helper runs nothing and is not used.
 func TestRegistryAuthFiles(t *testing.T) {
 	reg := testenv.StartRegistry(t)
-	key := testenv.NewSigner(t)
+	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1")
-	reg.SignLegacy(t, key, "team/app", d, testenv.SimpleSigningPayload(reg.Host+"/team/app", d))
+	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
 	reg.RequireBasicAuth("ci", "s3cret")
 
 	dir := t.TempDir()

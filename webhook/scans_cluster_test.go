@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook"
 )
@@ -23,12 +24,12 @@ import (
 // old, are denied.
 func TestImageVulnerabilitiesOnTheAPIServer(t *testing.T) {
 	reg := testenv.StartRegistry(t)
-	scanner := testenv.NewSigner(t)
+	scanner := sigtest.NewSigner(t)
 	scanned := func(repoTag string, age time.Duration, findings map[string]string) string {
 		d := reg.PushRandom(t, repoTag)
 		repo := strings.SplitN(repoTag, ":", 2)[0]
 		if findings != nil {
-			reg.SignBundle(t, scanner, repo, d, testenv.VulnStatement(reg.Host+"/"+repo, d, time.Now().Add(-age), findings))
+			sigtest.SignBundle(t, reg, scanner, repo, d, sigtest.VulnStatement(reg.Host+"/"+repo, d, time.Now().Add(-age), findings))
 		}
 		return reg.Host + "/" + repoTag + "@" + d.String()
 	}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook"
 )
@@ -58,11 +59,11 @@ func signaturePolicy(t *testing.T, host, pem string) string {
 // unreachable.
 func TestImageSignaturesOnTheAPIServer(t *testing.T) {
 	reg := testenv.StartRegistry(t)
-	key := testenv.NewSigner(t)
+	key := sigtest.NewSigner(t)
 	sign := func(repoTag string) string {
 		d := reg.PushRandom(t, repoTag)
 		repo := strings.SplitN(repoTag, ":", 2)[0]
-		reg.SignLegacy(t, key, repo, d, testenv.SimpleSigningPayload(reg.Host+"/"+repo, d))
+		sigtest.SignLegacy(t, reg, key, repo, d, sigtest.SimpleSigningPayload(reg.Host+"/"+repo, d))
 		return reg.Host + "/" + repoTag + "@" + d.String()
 	}
 	signed, signedTag := sign("team/app:1.0"), reg.Host+"/team/app:1.0"

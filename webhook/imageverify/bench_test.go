@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook/imageverify"
@@ -31,12 +32,12 @@ type benchPod struct {
 func newBenchPod(b *testing.B, images int) *benchPod {
 	b.Helper()
 	reg := testenv.StartRegistry(b)
-	key := testenv.NewSigner(b)
+	key := sigtest.NewSigner(b)
 	p := &benchPod{reg: reg}
 	for i := range images {
 		repo := fmt.Sprintf("team/app%d", i)
 		d := reg.PushRandom(b, repo+":1")
-		reg.SignLegacy(b, key, repo, d, testenv.SimpleSigningPayload(reg.Host+"/"+repo, d))
+		sigtest.SignLegacy(b, reg, key, repo, d, sigtest.SimpleSigningPayload(reg.Host+"/"+repo, d))
 		p.refs = append(p.refs, reg.Host+"/"+repo+":1@"+d.String())
 	}
 	p.ps = &rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},

@@ -16,6 +16,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook/imageverify"
@@ -63,7 +64,7 @@ func (f *fixture) verify(t *testing.T, ref string, tr rules.ImageTrust, stale st
 	return v
 }
 
-func keyTrust(signers ...*testenv.Signer) rules.ImageTrust {
+func keyTrust(signers ...*sigtest.Signer) rules.ImageTrust {
 	var as []rules.Authority
 	for i, s := range signers {
 		as = append(as, rules.Authority{Name: string(rune('a' + i)), Key: &rules.KeyAuthority{PEM: s.PEM}})
@@ -73,7 +74,7 @@ func keyTrust(signers ...*testenv.Signer) rules.ImageTrust {
 
 func keylessTrust(t *testing.T, vs *ca.VirtualSigstore, subj, subjRE string) rules.ImageTrust {
 	return rules.ImageTrust{Authorities: []rules.Authority{{Name: "ci", Keyless: &rules.KeylessAuthority{
-		Issuer: issuer, Subject: subj, SubjectRegExp: subjRE, TrustedRoot: testenv.TrustedRootJSON(t, vs)}}}}
+		Issuer: issuer, Subject: subj, SubjectRegExp: subjRE, TrustedRoot: sigtest.TrustedRootJSON(t, vs)}}}}
 }
 
 func want(t *testing.T, what string, v imagetrust.Verdict, status imagetrust.Status, detail string) {
@@ -85,24 +86,24 @@ func want(t *testing.T, what string, v imagetrust.Verdict, status imagetrust.Sta
 
 func TestKeySignatures(t *testing.T) {
 	f := newFixture(t)
-	right, wrong := testenv.NewSigner(t), testenv.NewSigner(t)
+	right, wrong := sigtest.NewSigner(t), sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/app"
 
 	legacy := f.reg.PushRandom(t, "team/app:legacy")
-	f.reg.SignLegacy(t, right, "team/app", legacy, testenv.SimpleSigningPayload(repo, legacy))
+	sigtest.SignLegacy(t, f.reg, right, "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
 	bundled := f.reg.PushRandom(t, "team/app:bundle")
-	f.reg.SignBundle(t, right, "team/app", bundled, testenv.Statement(repo, bundled, testenv.CosignSignPredicate))
+	sigtest.SignBundle(t, f.reg, right, "team/app", bundled, sigtest.Statement(repo, bundled, sigtest.CosignSignPredicate))
 	unsigned := f.reg.PushRandom(t, "team/app:unsigned")
 	// A legacy signature by the right key of another digest, copied under
 	// this digest's .sig tag.
 	copied := f.reg.PushRandom(t, "team/app:copied")
-	f.reg.SignLegacy(t, right, "team/app", copied, testenv.SimpleSigningPayload(repo, legacy))
+	sigtest.SignLegacy(t, f.reg, right, "team/app", copied, sigtest.SimpleSigningPayload(repo, legacy))
 	// A bundle by the right key that is an attestation, not a signature.
 	attested := f.reg.PushRandom(t, "team/app:attested")
-	f.reg.SignBundle(t, right, "team/app", attested, testenv.Statement(repo, attested, testenv.SLSAPredicate))
+	sigtest.SignBundle(t, f.reg, right, "team/app", attested, sigtest.Statement(repo, attested, sigtest.SLSAPredicate))
 	// A bundle whose statement names another digest.
 	misnamed := f.reg.PushRandom(t, "team/app:misnamed")
-	f.reg.SignBundle(t, right, "team/app", misnamed, testenv.Statement(repo, legacy, testenv.CosignSignPredicate))
+	sigtest.SignBundle(t, f.reg, right, "team/app", misnamed, sigtest.Statement(repo, legacy, sigtest.CosignSignPredicate))
 
 	at := func(tag string, d v1.Hash) string { return "team/app:" + tag + "@" + d.String() }
 	want(t, "legacy, right key", f.verify(t, at("legacy", legacy), keyTrust(right), ""), imagetrust.Verified, "")
@@ -120,7 +121,7 @@ func TestKeySignatures(t *testing.T) {
 	allOf := keyTrust(wrong, right)
 	allOf.Require = rules.RequireAll
 	want(t, "all of wrong, right", f.verify(t, at("legacy", legacy), allOf, ""), imagetrust.Unsigned, "a: ")
-	f.reg.SignLegacy(t, wrong, "team/app", legacy, testenv.SimpleSigningPayload(repo, legacy))
+	sigtest.SignLegacy(t, f.reg, wrong, "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
 	f.now = f.now.Add(time.Minute) // past the negative cache
 	if v := f.verify(t, at("legacy", legacy), allOf, ""); v.Status != imagetrust.Verified || len(v.Signers) != 2 {
 		t.Errorf("all of wrong, right, both signed: %+v", v)
@@ -129,11 +130,11 @@ func TestKeySignatures(t *testing.T) {
 
 func TestTamperedManifest(t *testing.T) {
 	f := newFixture(t)
-	s := testenv.NewSigner(t)
+	s := sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:1")
-	f.reg.SignLegacy(t, s, "team/app", d, testenv.SimpleSigningPayload(repo, d))
-	f.reg.SignBundle(t, s, "team/app", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	sigtest.SignLegacy(t, f.reg, s, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
+	sigtest.SignBundle(t, f.reg, s, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
 	// The tag now names other content: its digest differs, and the
 	// signatures of the original do not cover it.
 	img, err := random.Image(256, 1)
@@ -147,14 +148,14 @@ func TestTamperedManifest(t *testing.T) {
 
 func TestMultiArchIndexVerifiedByItsDigest(t *testing.T) {
 	f := newFixture(t)
-	s := testenv.NewSigner(t)
+	s := sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/multi"
 	idx, err := random.Index(128, 1, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := f.reg.Push(t, "team/multi:1", idx)
-	f.reg.SignBundle(t, s, "team/multi", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	sigtest.SignBundle(t, f.reg, s, "team/multi", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
 	want(t, "index", f.verify(t, "team/multi:1@"+d.String(), keyTrust(s), ""), imagetrust.Verified, "")
 	// A platform's manifest is not the index: its own digest is unsigned.
 	im, _ := idx.IndexManifest()
@@ -174,7 +175,7 @@ func TestKeylessBundles(t *testing.T) {
 	}
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:keyless")
-	f.reg.SignKeyless(t, vs, subject, issuer, "team/app", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	sigtest.SignKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
 	ref := "team/app:keyless@" + d.String()
 	want(t, "right issuer and subject", f.verify(t, ref, keylessTrust(t, vs, subject, ""), ""), imagetrust.Verified, "")
 	want(t, "subject by regular expression", f.verify(t, ref, keylessTrust(t, vs, "", `^https://github\.com/example/app/`), ""), imagetrust.Verified, "")
@@ -182,12 +183,12 @@ func TestKeylessBundles(t *testing.T) {
 	want(t, "untrusted root", f.verify(t, ref, keylessTrust(t, other, subject, ""), ""), imagetrust.Unsigned, "bundle")
 
 	att := f.reg.PushRandom(t, "team/app:attested")
-	f.reg.SignKeyless(t, vs, subject, issuer, "team/app", att, testenv.Statement(repo, att, testenv.SLSAPredicate))
+	sigtest.SignKeyless(t, f.reg, vs, subject, issuer, "team/app", att, sigtest.Statement(repo, att, sigtest.SLSAPredicate))
 	want(t, "keyless attestation", f.verify(t, "team/app:attested@"+att.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "an attestation")
 
 	// A legacy signature verifies against keys only.
 	legacy := f.reg.PushRandom(t, "team/app:legacy")
-	f.reg.SignLegacy(t, testenv.NewSigner(t), "team/app", legacy, testenv.SimpleSigningPayload(repo, legacy))
+	sigtest.SignLegacy(t, f.reg, sigtest.NewSigner(t), "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
 	want(t, "legacy under a keyless authority", f.verify(t, "team/app:legacy@"+legacy.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "keys only")
 }
 
@@ -197,12 +198,12 @@ func TestKeylessBundles(t *testing.T) {
 // 429 answers count as unreachable too.
 func TestRegistryOutage(t *testing.T) {
 	f := newFixture(t)
-	s := testenv.NewSigner(t)
+	s := sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:1")
-	f.reg.SignLegacy(t, s, "team/app", d, testenv.SimpleSigningPayload(repo, d))
+	sigtest.SignLegacy(t, f.reg, s, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
 	never := f.reg.PushRandom(t, "team/app:2")
-	f.reg.SignLegacy(t, s, "team/app", never, testenv.SimpleSigningPayload(repo, never))
+	sigtest.SignLegacy(t, f.reg, s, "team/app", never, sigtest.SimpleSigningPayload(repo, never))
 	ref, neverRef := "team/app:1@"+d.String(), "team/app:2@"+never.String()
 	want(t, "before the outage", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Verified, "")
 
@@ -244,7 +245,7 @@ func TestRegistryOutage(t *testing.T) {
 // wrong one.
 func TestSlowRegistryWithinBudget(t *testing.T) {
 	f := newFixture(t)
-	s := testenv.NewSigner(t)
+	s := sigtest.NewSigner(t)
 	d := f.reg.PushRandom(t, "team/app:1")
 	f.reg.Delay(5 * time.Second)
 	ps := &rules.ImageSignaturesParams{Trust: []rules.ImageTrust{keyTrust(s)}}
@@ -268,9 +269,9 @@ func TestSlowRegistryWithinBudget(t *testing.T) {
 // its signatures once.
 func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 	f := newFixture(t)
-	s := testenv.NewSigner(t)
+	s := sigtest.NewSigner(t)
 	d := f.reg.PushRandom(t, "team/app:1")
-	f.reg.SignLegacy(t, s, "team/app", d, testenv.SimpleSigningPayload(f.reg.Host+"/team/app", d))
+	sigtest.SignLegacy(t, f.reg, s, "team/app", d, sigtest.SimpleSigningPayload(f.reg.Host+"/team/app", d))
 	var misses, hits int
 	f.verifier.Observe = func(_ imagetrust.Status, cached bool) {
 		if cached {
@@ -296,18 +297,18 @@ func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 // not; the rule then judges age and severities (policies/rules' fixtures).
 func TestScanAttestations(t *testing.T) {
 	f := newFixture(t)
-	scanner, other := testenv.NewSigner(t), testenv.NewSigner(t)
+	scanner, other := sigtest.NewSigner(t), sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:1")
 	old, recent := time.Now().Add(-10*24*time.Hour).Truncate(time.Second), time.Now().Add(-time.Hour).Truncate(time.Second)
-	f.reg.SignBundle(t, scanner, "team/app", d, testenv.VulnStatement(repo, d, old, map[string]string{"CVE-2026-0001": "CRITICAL"}))
-	f.reg.SignBundle(t, scanner, "team/app", d, testenv.VulnStatement(repo, d, recent, map[string]string{"CVE-2026-0002": "HIGH", "CVE-2026-0003": "LOW"}))
-	f.reg.SignBundle(t, other, "team/app", d, testenv.VulnStatement(repo, d, time.Now(), nil))
-	f.reg.SignBundle(t, scanner, "team/app", d, testenv.Statement(repo, d, testenv.CosignSignPredicate))
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", d, sigtest.VulnStatement(repo, d, old, map[string]string{"CVE-2026-0001": "CRITICAL"}))
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", d, sigtest.VulnStatement(repo, d, recent, map[string]string{"CVE-2026-0002": "HIGH", "CVE-2026-0003": "LOW"}))
+	sigtest.SignBundle(t, f.reg, other, "team/app", d, sigtest.VulnStatement(repo, d, time.Now(), nil))
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
 	unscanned := f.reg.PushRandom(t, "team/app:2")
-	f.reg.SignBundle(t, scanner, "team/app", unscanned, testenv.Statement(repo, unscanned, testenv.SLSAPredicate))
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", unscanned, sigtest.Statement(repo, unscanned, sigtest.SLSAPredicate))
 
-	scans := func(ref string, signer *testenv.Signer) imagetrust.Verdict {
+	scans := func(ref string, signer *sigtest.Signer) imagetrust.Verdict {
 		t.Helper()
 		ps := &rules.ImageVulnerabilitiesParams{Scans: []rules.ImageScan{{Images: []string{"*"},
 			Authorities: []rules.Authority{{Name: "scanner", Key: &rules.KeyAuthority{PEM: signer.PEM}}}}}}
@@ -327,7 +328,7 @@ func TestScanAttestations(t *testing.T) {
 	if v := scans("team/app:2@"+unscanned.String(), scanner); v.Status != imagetrust.Unsigned || v.Scan != nil {
 		t.Errorf("an image with a provenance attestation but no scan: %+v", v)
 	}
-	stranger := testenv.NewSigner(t)
+	stranger := sigtest.NewSigner(t)
 	if v := scans("team/app:1@"+d.String(), stranger); v.Status != imagetrust.Unsigned || !strings.Contains(v.Detail, "bundle") {
 		t.Errorf("scans signed by other keys only: %+v", v)
 	}

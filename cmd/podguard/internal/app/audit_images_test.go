@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/report"
 	"podguard.dev/podguard/policies/rules"
 )
@@ -23,9 +24,9 @@ func TestAuditVerifiesImages(t *testing.T) {
 		t.Skip("needs a control plane")
 	}
 	reg := testenv.StartRegistry(t)
-	key := testenv.NewSigner(t)
+	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1")
-	reg.SignLegacy(t, key, "team/app", d, testenv.SimpleSigningPayload(reg.Host+"/team/app", d))
+	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
 	signed, unsigned := reg.Host+"/team/app:1@"+d.String(), reg.Host+"/team/app:2@"+reg.PushRandom(t, "team/app:2").String()
 
 	env := testenv.StartT(t, nil)

@@ -10,6 +10,7 @@ import (
 
 	"podguard.dev/podguard/cmd/podguard/internal/imagescmd"
 	"podguard.dev/podguard/hack/testenv"
+	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/rules"
 )
 
@@ -20,9 +21,9 @@ import (
 // validate notes the images as not verified and denies nothing for it.
 func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 	reg := testenv.StartRegistry(t)
-	key := testenv.NewSigner(t)
+	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1.0")
-	reg.SignBundle(t, key, "team/app", d, testenv.Statement(reg.Host+"/team/app", d, testenv.CosignSignPredicate))
+	sigtest.SignBundle(t, reg, key, "team/app", d, sigtest.Statement(reg.Host+"/team/app", d, sigtest.CosignSignPredicate))
 	signedTag, signedDigest := reg.Host+"/team/app:1.0", reg.Host+"/team/app@"+d.String()
 	unsigned := reg.Host + "/team/app@" + reg.PushRandom(t, "team/app:2.0").String()
 	uncovered := reg.Host + "/other/app@" + reg.PushRandom(t, "other/app:1").String()
@@ -73,7 +74,7 @@ func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 	}
 	// A scan attestation, as images verify prints it.
 	scanned := reg.PushRandom(t, "team/scanned:1")
-	reg.SignBundle(t, key, "team/scanned", scanned, testenv.VulnStatement(reg.Host+"/team/scanned", scanned, time.Now(), map[string]string{"CVE-2026-0300": "HIGH"}))
+	sigtest.SignBundle(t, reg, key, "team/scanned", scanned, sigtest.VulnStatement(reg.Host+"/team/scanned", scanned, time.Now(), map[string]string{"CVE-2026-0300": "HIGH"}))
 	vs := rules.ImageVulnerabilitiesParams{Scans: []rules.ImageScan{{Images: []string{reg.Host + "/team/*"},
 		Authorities: []rules.Authority{{Name: "scanner", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
 	b, err = yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageVulnerabilities": vs}})

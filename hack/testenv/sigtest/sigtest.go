@@ -1,4 +1,7 @@
-package testenv
+// Package sigtest signs images as cosign does, for tests of
+// imageSignatures and imageVulnerabilities; a package of its own, so only
+// the tests that sign link sigstore-go.
+package sigtest
 
 // Signing images as cosign does, for tests of imageSignatures: the legacy
 // format (a simple-signing payload under the sha256-<hex>.sig tag, its
@@ -37,6 +40,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"podguard.dev/podguard/hack/testenv"
 )
 
 // The media and predicate types cosign writes.
@@ -84,13 +89,13 @@ func SimpleSigningPayload(repo string, d v1.Hash) []byte {
 // faithful one) under repo's sha256-<hex>.sig tag for digest d, as cosign
 // sign does without --new-bundle-format; a second signature is appended
 // as a second layer, as cosign does.
-func (r *Registry) SignLegacy(t testing.TB, s *Signer, repo string, d v1.Hash, payload []byte) {
+func SignLegacy(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.Hash, payload []byte) {
 	t.Helper()
 	sig, _, err := s.SignData(context.Background(), payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := r.ref(t, fmt.Sprintf("%s:%s-%s.sig", repo, d.Algorithm, d.Hex))
+	tag := ref(t, r, fmt.Sprintf("%s:%s-%s.sig", repo, d.Algorithm, d.Hex))
 	opt := remote.WithTransport(r.Client().Transport)
 	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
 	if existing, err := remote.Image(tag, opt); err == nil {
@@ -147,19 +152,19 @@ func VulnStatement(repo string, d v1.Hash, finished time.Time, findings map[stri
 
 // SignBundle stores s's Sigstore bundle (a DSSE envelope of statement,
 // key-signed, no transparency log) as a referrer of repo@d.
-func (r *Registry) SignBundle(t testing.TB, s *Signer, repo string, d v1.Hash, statement []byte) {
+func SignBundle(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.Hash, statement []byte) {
 	t.Helper()
 	b, err := sign.Bundle(&sign.DSSEData{Data: statement, PayloadType: "application/vnd.in-toto+json"}, s.EphemeralKeypair, sign.BundleOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.PushReferrer(t, repo, d, b)
+	PushReferrer(t, r, repo, d, b)
 }
 
 // SignKeyless stores a keyless Sigstore bundle of statement as a referrer
 // of repo@d: a certificate of vs's Fulcio for identity and issuer, a
 // Rekor entry with its signed entry timestamp, and an RFC 3161 timestamp.
-func (r *Registry) SignKeyless(t testing.TB, vs *ca.VirtualSigstore, identity, issuer, repo string, d v1.Hash, statement []byte) {
+func SignKeyless(t testing.TB, r *testenv.Registry, vs *ca.VirtualSigstore, identity, issuer, repo string, d v1.Hash, statement []byte) {
 	t.Helper()
 	// As Attest does, at a time the certificate is valid; with an
 	// inclusion proof, which bundles of v0.2 on carry.
@@ -196,7 +201,7 @@ func (r *Registry) SignKeyless(t testing.TB, vs *ca.VirtualSigstore, identity, i
 		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
 			Payload: payload, PayloadType: env.PayloadType, Signatures: []*protodsse.Signature{{Sig: sig}}}},
 	}
-	r.PushReferrer(t, repo, d, b)
+	PushReferrer(t, r, repo, d, b)
 }
 
 // tlogEntry is the Rekor entry as a bundle carries it: the virtual
@@ -220,26 +225,26 @@ func tlogEntry(t testing.TB, vs *ca.VirtualSigstore, e *tlog.Entry) *protorekor.
 // PushReferrer stores bundle b as an OCI 1.1 referrer of repo@d: an
 // artifact manifest whose subject is the image, its one layer the
 // bundle's JSON.
-func (r *Registry) PushReferrer(t testing.TB, repo string, d v1.Hash, b *protobundle.Bundle) {
+func PushReferrer(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, b *protobundle.Bundle) {
 	t.Helper()
 	data, err := protojson.Marshal(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.PushReferrerJSON(t, repo, d, data)
+	PushReferrerJSON(t, r, repo, d, data)
 }
 
 // PushReferrerJSON stores data as a Sigstore bundle referrer of repo@d,
 // as cosign does: an OCI image manifest with artifactType set, the empty
 // config, one layer holding the bundle, and the image as its subject.
-func (r *Registry) PushReferrerJSON(t testing.TB, repo string, d v1.Hash, data []byte) {
+func PushReferrerJSON(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, data []byte) {
 	t.Helper()
 	opt := remote.WithTransport(r.Client().Transport)
-	subject, err := remote.Head(r.ref(t, repo+"@"+d.String()), opt)
+	subject, err := remote.Head(ref(t, r, repo+"@"+d.String()), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	repository := r.ref(t, repo).Context()
+	repository := ref(t, r, repo).Context()
 	config := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
 	layer := static.NewLayer(data, BundleMediaType)
 	var descs []v1.Descriptor
@@ -269,7 +274,7 @@ type rawManifest []byte
 func (m rawManifest) RawManifest() ([]byte, error)        { return m, nil }
 func (m rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
 
-func (r *Registry) ref(t testing.TB, s string) name.Reference {
+func ref(t testing.TB, r *testenv.Registry, s string) name.Reference {
 	t.Helper()
 	ref, err := name.ParseReference(r.Host + "/" + s)
 	if err != nil {
