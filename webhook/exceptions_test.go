@@ -247,28 +247,11 @@ func agreeOnExceptions(t *testing.T, c *cluster) {
 	}
 	exFile := filepath.Join(dir, "exceptions.yaml")
 	write(t, exFile, string(out))
-	var docs []string
-	for _, d := range deployments {
-		b, _ := yaml.Marshal(d)
-		docs = append(docs, string(b))
+	objs := make([]any, len(deployments))
+	for i, d := range deployments {
+		objs[i] = d
 	}
-	manifests := filepath.Join(dir, "deployments.yaml")
-	write(t, manifests, strings.Join(docs, "---\n"))
-	bin := testenv.PodguardBinary(t)
-	res, _ := exec.Command(bin, "validate", "--mutate", "--target-namespace", "team-a", "--exceptions", exFile, "-f", manifests, "-o", "json").Output()
-	var rep struct {
-		Results []struct {
-			Name    string
-			Allowed bool
-		}
-	}
-	if err := json.Unmarshal(res, &rep); err != nil {
-		t.Fatalf("%v\n%s", err, res)
-	}
-	cliV := map[string]bool{}
-	for _, r := range rep.Results {
-		cliV[r.Name] = r.Allowed
-	}
+	cliV := validateVerdicts(t, objs, "--mutate", "--target-namespace", "team-a", "--exceptions", exFile)
 	t.Logf("CLI: %v", cliV)
 
 	// The audit: the Deployments created for real (podguard stopped and
@@ -279,7 +262,7 @@ func agreeOnExceptions(t *testing.T, c *cluster) {
 			t.Fatal(err)
 		}
 	}
-	res, _ = exec.Command(bin, "audit", "--kubeconfig", c.Kubeconfig, "-n", "team-a", "-o", "json").Output()
+	res, _ := exec.Command(testenv.PodguardBinary(t), "audit", "--kubeconfig", c.Kubeconfig, "-n", "team-a", "-o", "json").Output()
 	var audited report.Report
 	if err := json.Unmarshal(res, &audited); err != nil {
 		t.Fatalf("%v\n%s", err, res)
@@ -344,6 +327,38 @@ func applyExportIn(t *testing.T, c *cluster, e *native.Export, ns string) {
 	t.Helper()
 	createExport(t, c, e)
 	waitNative(t, c.cs, ns, 30*time.Second)
+}
+
+// validateVerdicts writes objs as one manifest file, judges it with the
+// podguard binary's validate -o json and the given flags, and returns
+// whether each object (by name) was allowed.
+func validateVerdicts(t *testing.T, objs []any, flags ...string) map[string]bool {
+	t.Helper()
+	var docs []string
+	for _, o := range objs {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(b))
+	}
+	manifests := filepath.Join(t.TempDir(), "manifests.yaml")
+	write(t, manifests, strings.Join(docs, "---\n"))
+	out, _ := exec.Command(testenv.PodguardBinary(t), append(append([]string{"validate"}, flags...), "-f", manifests, "-o", "json")...).Output()
+	var rep struct {
+		Results []struct {
+			Name    string
+			Allowed bool
+		}
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	verdicts := map[string]bool{}
+	for _, r := range rep.Results {
+		verdicts[r.Name] = r.Allowed
+	}
+	return verdicts
 }
 
 // eventually polls cond every 200ms until it holds or timeout passes.

@@ -2,10 +2,8 @@ package webhook_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,7 +27,7 @@ import (
 // container name only.
 func signaturePolicy(t *testing.T, host, pem string) string {
 	t.Helper()
-	ps := rules.ImageSignaturesParams{VerdictTTL: "1s", Trust: []rules.ImageTrust{{
+	ps := rules.ImageSignaturesParams{VerdictCache: rules.VerdictCache{VerdictTTL: "1s"}, Trust: []rules.ImageTrust{{
 		Images:      []string{host + "/team/*"},
 		Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: pem}}},
 	}}}
@@ -139,31 +137,14 @@ func TestImageSignaturesOnTheAPIServer(t *testing.T) {
 	}
 	denied("an exempted image next to an unsigned one", judge(pod("exempt-other", unsigned, debugImage)), "spec.containers[0].image", "no valid signature")
 
-	dir := t.TempDir()
-	policyFile, manifests := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "pods.yaml")
+	policyFile := filepath.Join(t.TempDir(), "policy.yaml")
 	write(t, policyFile, signaturePolicy(t, reg.Host, key.PEM))
-	var docs []string
-	for _, p := range judged {
+	objs := make([]any, len(judged))
+	for i, p := range judged {
 		p.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}
-		b, _ := yaml.Marshal(p)
-		docs = append(docs, string(b))
+		objs[i] = p
 	}
-	write(t, manifests, strings.Join(docs, "---\n"))
-	out, _ := exec.Command(testenv.PodguardBinary(t), "validate", "--mutate", "--verify-images", "--registry-ca-file", reg.CAFile,
-		"--policy", policyFile, "--target-namespace", "sig", "-f", manifests, "-o", "json").Output()
-	var rep struct {
-		Results []struct {
-			Name    string
-			Allowed bool
-		}
-	}
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	cliV := map[string]bool{}
-	for _, r := range rep.Results {
-		cliV[r.Name] = r.Allowed
-	}
+	cliV := validateVerdicts(t, objs, "--mutate", "--verify-images", "--registry-ca-file", reg.CAFile, "--policy", policyFile, "--target-namespace", "sig")
 	if !maps.Equal(webhookV, cliV) {
 		t.Errorf("the webhook and validate --verify-images disagree:\n webhook %v\n CLI     %v", webhookV, cliV)
 	}

@@ -31,7 +31,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
-	"podguard.dev/podguard/policies/exemption"
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 )
@@ -78,14 +77,7 @@ type ImageSignaturesParams struct {
 	// several entries must satisfy each. Empty (the default): nothing is
 	// verified.
 	Trust []ImageTrust `json:"trust,omitempty"`
-	// StaleIfError is how long after its last verification a digest is
-	// still admitted while its registry cannot be reached (a warning says
-	// so). Days (1d) or a Go duration (24h); default 24h; 0s turns it off.
-	StaleIfError string `json:"staleIfError,omitempty"`
-	// VerdictTTL is how long a verdict is reused before the signatures are
-	// read again (a revoked signature or key takes effect within it).
-	// Default 10m.
-	VerdictTTL string `json:"verdictTTL,omitempty"`
+	VerdictCache
 }
 
 // ImageTrust is one entry of imageSignatures' trust list.
@@ -141,12 +133,7 @@ const (
 
 // Default fills require, staleIfError and verdictTTL.
 func (r *ImageSignaturesParams) Default() {
-	if r.StaleIfError == "" {
-		r.StaleIfError = "24h"
-	}
-	if r.VerdictTTL == "" {
-		r.VerdictTTL = "10m"
-	}
+	r.defaultCache()
 	for i := range r.Trust {
 		if r.Trust[i].Require == "" {
 			r.Trust[i].Require = RequireAny
@@ -157,31 +144,12 @@ func (r *ImageSignaturesParams) Default() {
 // Validate checks every entry: globs, require, one kind of authority
 // each, keys that parse, regular expressions that compile.
 func (r *ImageSignaturesParams) Validate(path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, d := range []struct{ name, v string }{{"staleIfError", r.StaleIfError}, {"verdictTTL", r.VerdictTTL}} {
-		if v, err := v1alpha1.ParseDuration(d.v); err != nil || v < 0 {
-			errs = append(errs, field.Invalid(path.Child(d.name), d.v, "a duration: days (1d) or a Go duration (24h, 10m)"))
-		}
-	}
+	errs := r.validateCache(path)
 	for i, tr := range r.Trust {
 		p := path.Child("trust").Index(i)
-		if len(tr.Images) == 0 {
-			errs = append(errs, field.Required(p.Child("images"), "the image globs this entry covers"))
-		}
-		for j, g := range tr.Images {
-			if g == "" {
-				errs = append(errs, field.Invalid(p.Child("images").Index(j), g, "an empty glob matches nothing"))
-			}
-		}
+		errs = append(errs, validateEntry(p, tr.Images, tr.Authorities, "these images")...)
 		if tr.Require != RequireAny && tr.Require != RequireAll {
 			errs = append(errs, field.NotSupported(p.Child("require"), tr.Require, []string{RequireAny, RequireAll}))
-		}
-		if len(tr.Authorities) == 0 {
-			errs = append(errs, field.Required(p.Child("authorities"), "who may sign these images"))
-		}
-		names := sets.New[string]()
-		for j, a := range tr.Authorities {
-			errs = append(errs, a.validate(p.Child("authorities").Index(j), names)...)
 		}
 	}
 	return errs
@@ -234,23 +202,9 @@ func ParsePublicKey(s string) (any, error) {
 	return x509.ParsePKIXPublicKey(b.Bytes)
 }
 
-// Durations returns staleIfError and verdictTTL of defaulted, validated
-// parameters.
-func (r *ImageSignaturesParams) Durations() (staleIfError, verdictTTL time.Duration) {
-	staleIfError, _ = v1alpha1.ParseDuration(r.StaleIfError)
-	verdictTTL, _ = v1alpha1.ParseDuration(r.VerdictTTL)
-	return staleIfError, verdictTTL
-}
-
 // Covers returns the indexes of the trust entries whose globs match ref.
 func (r *ImageSignaturesParams) Covers(ref string) []int {
-	var out []int
-	for i, tr := range r.Trust {
-		if exemption.MatchesAny(tr.Images, ref) {
-			out = append(out, i)
-		}
-	}
-	return out
+	return covering(r.Trust, func(tr ImageTrust) []string { return tr.Images }, ref)
 }
 
 // ImageSignatures returns the policy's imageSignatures parameters when

@@ -24,11 +24,9 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
-	"podguard.dev/podguard/policies/exemption"
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 )
@@ -81,11 +79,7 @@ type ImageVulnerabilitiesParams struct {
 	// matching several entries must satisfy each. Empty (the default):
 	// nothing is verified.
 	Scans []ImageScan `json:"scans,omitempty"`
-	// StaleIfError and VerdictTTL work as imageSignatures' do: how long a
-	// verified attestation still counts while its registry cannot be
-	// reached (default 24h), and how long one is reused (default 10m).
-	StaleIfError string `json:"staleIfError,omitempty"`
-	VerdictTTL   string `json:"verdictTTL,omitempty"`
+	VerdictCache
 }
 
 // ImageScan is one entry of imageVulnerabilities' scans list.
@@ -131,12 +125,7 @@ func SeverityRank(s string) int {
 
 // Default fills maxAge, maxSeverity, staleIfError and verdictTTL.
 func (r *ImageVulnerabilitiesParams) Default() {
-	if r.StaleIfError == "" {
-		r.StaleIfError = "24h"
-	}
-	if r.VerdictTTL == "" {
-		r.VerdictTTL = "10m"
-	}
+	r.defaultCache()
 	for i := range r.Scans {
 		if r.Scans[i].MaxAge == "" {
 			r.Scans[i].MaxAge = "7d"
@@ -149,29 +138,10 @@ func (r *ImageVulnerabilitiesParams) Default() {
 
 // Validate checks every entry.
 func (r *ImageVulnerabilitiesParams) Validate(path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	for _, d := range []struct{ name, v string }{{"staleIfError", r.StaleIfError}, {"verdictTTL", r.VerdictTTL}} {
-		if v, err := v1alpha1.ParseDuration(d.v); err != nil || v < 0 {
-			errs = append(errs, field.Invalid(path.Child(d.name), d.v, "a duration: days (1d) or a Go duration (24h, 10m)"))
-		}
-	}
+	errs := r.validateCache(path)
 	for i, sc := range r.Scans {
 		p := path.Child("scans").Index(i)
-		if len(sc.Images) == 0 {
-			errs = append(errs, field.Required(p.Child("images"), "the image globs this entry covers"))
-		}
-		for j, g := range sc.Images {
-			if g == "" {
-				errs = append(errs, field.Invalid(p.Child("images").Index(j), g, "an empty glob matches nothing"))
-			}
-		}
-		if len(sc.Authorities) == 0 {
-			errs = append(errs, field.Required(p.Child("authorities"), "who may sign the scan attestations"))
-		}
-		names := sets.New[string]()
-		for j, a := range sc.Authorities {
-			errs = append(errs, a.validate(p.Child("authorities").Index(j), names)...)
-		}
+		errs = append(errs, validateEntry(p, sc.Images, sc.Authorities, "the scan attestations")...)
 		if v, err := v1alpha1.ParseDuration(sc.MaxAge); err != nil || v <= 0 {
 			errs = append(errs, field.Invalid(p.Child("maxAge"), sc.MaxAge, "a positive duration: days (7d) or a Go duration (168h)"))
 		}
@@ -194,23 +164,9 @@ func (r *ImageVulnerabilitiesParams) Validate(path *field.Path) field.ErrorList 
 	return errs
 }
 
-// Durations returns staleIfError and verdictTTL of defaulted, validated
-// parameters.
-func (r *ImageVulnerabilitiesParams) Durations() (staleIfError, verdictTTL time.Duration) {
-	staleIfError, _ = v1alpha1.ParseDuration(r.StaleIfError)
-	verdictTTL, _ = v1alpha1.ParseDuration(r.VerdictTTL)
-	return staleIfError, verdictTTL
-}
-
 // Covers returns the indexes of the scan entries whose globs match ref.
 func (r *ImageVulnerabilitiesParams) Covers(ref string) []int {
-	var out []int
-	for i, sc := range r.Scans {
-		if exemption.MatchesAny(sc.Images, ref) {
-			out = append(out, i)
-		}
-	}
-	return out
+	return covering(r.Scans, func(sc ImageScan) []string { return sc.Images }, ref)
 }
 
 // ImageVulnerabilities returns the policy's imageVulnerabilities

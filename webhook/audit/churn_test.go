@@ -25,14 +25,14 @@ import (
 
 // churnPods is how many Pods the churn test creates, and how fast.
 const (
-	churnPods       = 6000
-	churnPerSecond  = 300
+	churnPods      = 6000
+	churnPerSecond = 300
 	// churnGrowthMiB bounds what the audit's RSS grows by under churn,
 	// above its own RSS once synced: the regression it guards against
 	// grew by 200 MiB (263 MiB peak). An absolute bound (150 MiB) failed
 	// on a machine where the idle process itself starts higher: the tree
 	// from before image verification peaked at 151 MiB there from 58.
-	churnGrowthMiB = 100
+	churnGrowthMiB  = 100
 	churnNamespaces = 3
 )
 

@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 func (f *fixture) verify(t *testing.T, ref string, tr rules.ImageTrust, stale string) imagetrust.Verdict {
 	t.Helper()
 	tr.Images = []string{"*"}
-	ps := &rules.ImageSignaturesParams{Trust: []rules.ImageTrust{tr}, StaleIfError: stale}
+	ps := &rules.ImageSignaturesParams{Trust: []rules.ImageTrust{tr}, VerdictCache: rules.VerdictCache{StaleIfError: stale}}
 	ps.Default()
 	if errs := ps.Validate(nil); len(errs) > 0 {
 		t.Fatal(errs)

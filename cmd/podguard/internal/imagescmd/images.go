@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -142,33 +143,18 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 		}
 		for _, i := range ps.Covers(r) {
 			tr := ps.Trust[i]
-			v, ok := verdicts[imagetrust.Key{Ref: r, Trust: i}]
-			if !ok {
-				v = imagetrust.Verdict{Status: imagetrust.Unreachable, Detail: "not verified within --resolve-timeout"}
-			}
-			failed = failed || (v.Status != imagetrust.Verified && v.Status != imagetrust.Stale)
-			var names []string
-			for _, a := range tr.Authorities {
-				names = append(names, a.Name)
-			}
-			img.Verdicts = append(img.Verdicts, Verdict{Trust: i, Images: tr.Images, Require: tr.Require, Authorities: names, Verdict: v})
+			img.Verdicts = append(img.Verdicts, entryVerdict(verdicts, r, i, tr.Images, tr.Require, tr.Authorities))
 		}
 		if vulnsOn {
 			for _, i := range vs.Covers(r) {
-				sc := vs.Scans[i]
-				v, ok := scans[imagetrust.Key{Ref: r, Trust: i}]
-				if !ok {
-					v = imagetrust.Verdict{Status: imagetrust.Unreachable, Detail: "not verified within --resolve-timeout"}
-				}
 				// Whether the report passes (age, severities) is the
 				// rule's to say, at admission: this prints what was found.
-				failed = failed || (v.Status != imagetrust.Verified && v.Status != imagetrust.Stale)
-				var names []string
-				for _, a := range sc.Authorities {
-					names = append(names, a.Name)
-				}
-				img.Scans = append(img.Scans, Verdict{Trust: i, Images: sc.Images, Require: rules.RequireAny, Authorities: names, Verdict: v})
+				sc := vs.Scans[i]
+				img.Scans = append(img.Scans, entryVerdict(scans, r, i, sc.Images, rules.RequireAny, sc.Authorities))
 			}
+		}
+		for _, v := range slices.Concat(img.Verdicts, img.Scans) {
+			failed = failed || (v.Status != imagetrust.Verified && v.Status != imagetrust.Stale)
 		}
 		rep.Images = append(rep.Images, img)
 	}
@@ -185,6 +171,20 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 		return cli.Exit(cli.ExitDenied)
 	}
 	return nil
+}
+
+// entryVerdict is the verdict of entry i (its images, require and
+// authorities) on reference r, as the report lists it.
+func entryVerdict(verdicts imagetrust.Verdicts, r string, i int, images []string, require string, authorities []rules.Authority) Verdict {
+	v, ok := verdicts[imagetrust.Key{Ref: r, Trust: i}]
+	if !ok {
+		v = imagetrust.Verdict{Status: imagetrust.Unreachable, Detail: "not verified within --resolve-timeout"}
+	}
+	names := make([]string, len(authorities))
+	for j, a := range authorities {
+		names[j] = a.Name
+	}
+	return Verdict{Trust: i, Images: images, Require: require, Authorities: names, Verdict: v}
 }
 
 func printText(w io.Writer, rep Report) {
