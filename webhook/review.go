@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -471,6 +473,12 @@ func decodeReview(body []byte) (req admission.Request, obj runtime.Object, ok bo
 			hasRequest = true
 			obj = readRequest(it, &req.AdmissionRequest)
 		default:
+			if typeMetaKey(field) {
+				// controller-runtime reads apiVersion and kind case-insensitively
+				// ("KIND" counts); the fast path does not guess.
+				it.ReportError("decodeReview", "type field in another case")
+				return false
+			}
 			it.Skip()
 		}
 		return it.Error == nil
@@ -521,7 +529,10 @@ func readRequest(it *jsoniter.Iterator, r *admissionv1.AdmissionRequest) runtime
 		case "object":
 			gk := schema.GroupKind{Group: r.Kind.Group, Kind: r.Kind.Kind}
 			if o, known := podspec.NewObject(gk); known && it.WhatIsNext() == jsoniter.ObjectValue {
-				it.ReadVal(o)
+				if !readObject(it, o, r.Kind) {
+					it.ReportError("readRequest", "object not taken by the fast path")
+					return false
+				}
 				obj = o
 			} else {
 				r.Object.Raw = it.SkipAndReturnBytes()
@@ -574,3 +585,101 @@ func (s *fieldSet) first(field string, names []string) bool {
 }
 
 func isNull(b []byte) bool { return len(b) == 4 && string(b) == "null" }
+
+// typeMetaKey reports whether a key that is not exactly "apiVersion" or
+// "kind" still names one of them to encoding/json, which the API
+// machinery's kind detection uses: it matches keys case-insensitively.
+func typeMetaKey(key string) bool {
+	return strings.EqualFold(key, "kind") || strings.EqualFold(key, "apiVersion")
+}
+
+// readObject decodes the object of a request into o, one top-level field at
+// a time, and reports whether the fast path may keep it: only when its
+// apiVersion and kind are exactly those of the request and of o's Go type
+// (anything else is refused or converted by the generic path, which
+// decides), and no top-level key repeats (decoders differ on merging).
+func readObject(it *jsoniter.Iterator, o runtime.Object, want metav1.GroupVersionKind) bool {
+	fields := objectFieldsOf(o)
+	if fields == nil || (schema.GroupVersion{Group: want.Group, Version: want.Version}).String() != fields.groupVersion {
+		it.Skip()
+		return false
+	}
+	v := reflect.ValueOf(o).Elem()
+	var apiVersion, kind string
+	var seen uint64
+	ok := true
+	it.ReadObjectCB(func(it *jsoniter.Iterator, key string) bool {
+		i, known := fields.index[key]
+		if !known {
+			if typeMetaKey(key) {
+				ok = false
+				return false
+			}
+			it.Skip()
+			return it.Error == nil
+		}
+		if seen&(1<<i) != 0 {
+			ok = false
+			return false
+		}
+		seen |= 1 << i
+		switch key {
+		case "apiVersion":
+			apiVersion = it.ReadString()
+		case "kind":
+			kind = it.ReadString()
+		default:
+			it.ReadVal(v.Field(i).Addr().Interface())
+		}
+		return it.Error == nil
+	})
+	if !ok || it.Error != nil || apiVersion != fields.groupVersion || kind != want.Kind {
+		return false
+	}
+	o.GetObjectKind().SetGroupVersionKind(schema.GroupVersionKind{Group: want.Group, Version: want.Version, Kind: kind})
+	return true
+}
+
+// objectFields is the JSON layout of one object type's top level: the
+// struct field index of each key, and the apiVersion of the Go type.
+type objectFields struct {
+	index        map[string]int
+	groupVersion string
+}
+
+var objectLayouts sync.Map // reflect.Type -> *objectFields
+
+// objectFieldsOf returns o's layout, read once per type from its struct
+// tags; apiVersion and kind map to the TypeMeta field's index (0).
+func objectFieldsOf(o runtime.Object) *objectFields {
+	t := reflect.TypeOf(o).Elem()
+	if f, ok := objectLayouts.Load(t); ok {
+		return f.(*objectFields)
+	}
+	gv, ok := typeGroupVersions[t.PkgPath()]
+	if !ok || t.NumField() > 32 {
+		return nil
+	}
+	f := &objectFields{index: map[string]int{}, groupVersion: gv}
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+		switch {
+		case sf.Type == reflect.TypeOf(metav1.TypeMeta{}):
+			// Two bits: apiVersion and kind each appear once.
+			f.index["apiVersion"], f.index["kind"] = 32, 33
+		case name != "" && name != "-":
+			f.index[name] = i
+		}
+	}
+	objectLayouts.Store(t, f)
+	return f
+}
+
+// typeGroupVersions maps the Go packages of the kinds podguard decodes to
+// the apiVersion their types are.
+var typeGroupVersions = map[string]string{
+	"k8s.io/api/core/v1":  "v1",
+	"k8s.io/api/apps/v1":  "apps/v1",
+	"k8s.io/api/batch/v1": "batch/v1",
+}

@@ -126,6 +126,15 @@ func FuzzReviewDecode(f *testing.F) {
 		f.Add([]byte(strings.Replace(s, `"request":{`, `"request":{"uid":"dup",`, 1)))
 		f.Add([]byte(s + " {}"))
 		f.Add([]byte(strings.Replace(s, `"operation":"CREATE"`, `"operation":"CREATE","operation":"DELETE"`, 1)))
+		// The object's own apiVersion and kind: another kind, another
+		// case, twice, or a key repeated at its top level.
+		f.Add([]byte(strings.Replace(s, `"object":{"kind":"`, `"object":{"kind":"{`, 1)))
+		f.Add([]byte(strings.Replace(s, `,"metadata":`, `,"KIND":"Pod","metadata":`, 1)))
+		f.Add([]byte(strings.Replace(s, `,"metadata":`, `,"\u212aind":"Pod","metadata":`, 1)))
+		f.Add([]byte(strings.Replace(s, `,"metadata":`, `,"apiVersion":"v2","metadata":`, 1)))
+		f.Add([]byte(strings.Replace(s, `"object":{`, `"object":{"spec":{},`, 1)))
+		f.Add([]byte(strings.Replace(s, `{"kind":"AdmissionReview"`, `{"Kind":"x","kind":"AdmissionReview"`, 1)))
+		f.Add([]byte(strings.Replace(s, `"group":"apps"`, `"group":"extensions"`, 1)))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { compare(t, body) })
 }
