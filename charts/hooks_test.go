@@ -67,30 +67,50 @@ func (h *hookRunner) run(ctx context.Context, t *testing.T, env *testenv.Env, bi
 	c := spec.Containers[0]
 	dir := t.TempDir()
 	args := append([]string{}, c.Args...)
+	// Mounts are written under dir at their own paths, so nested ones
+	// (the trust sources under /etc/podguard-trust) keep their layout.
 	for _, m := range c.VolumeMounts {
 		for _, v := range spec.Volumes {
-			if v.Name != m.Name || v.ConfigMap == nil {
+			if v.Name != m.Name || (v.ConfigMap == nil && v.Secret == nil) {
 				continue
 			}
-			cm, err := env.Clientset.CoreV1().ConfigMaps(job.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
-			if err != nil {
-				t.Errorf("hook Job %s mounts ConfigMap %s, which does not exist: %v", job.Name, v.ConfigMap.Name, err)
+			data, optional, err := map[string][]byte{}, false, error(nil)
+			if v.ConfigMap != nil {
+				optional = v.ConfigMap.Optional != nil && *v.ConfigMap.Optional
+				var cm *corev1.ConfigMap
+				if cm, err = env.Clientset.CoreV1().ConfigMaps(job.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{}); err == nil {
+					for k, d := range cm.Data {
+						data[k] = []byte(d)
+					}
+				}
+			} else {
+				optional = v.Secret.Optional != nil && *v.Secret.Optional
+				var sec *corev1.Secret
+				if sec, err = env.Clientset.CoreV1().Secrets(job.Namespace).Get(ctx, v.Secret.SecretName, metav1.GetOptions{}); err == nil {
+					data = sec.Data
+				}
+			}
+			if err != nil && !optional {
+				t.Errorf("hook Job %s mounts %s, which does not exist: %v", job.Name, v.Name, err)
 				return
 			}
-			local := filepath.Join(dir, m.Name)
+			// A missing optional object is an empty directory, as the kubelet makes it.
+			local := filepath.Join(dir, m.MountPath)
 			if err := os.MkdirAll(local, 0o755); err != nil {
 				t.Error(err)
 				return
 			}
-			for k, data := range cm.Data {
-				if err := os.WriteFile(filepath.Join(local, k), []byte(data), 0o644); err != nil {
+			for k, d := range data {
+				if err := os.WriteFile(filepath.Join(local, k), d, 0o644); err != nil {
 					t.Error(err)
 					return
 				}
 			}
-			for i := range args {
-				args[i] = strings.ReplaceAll(args[i], m.MountPath, local)
-			}
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		for i := range args {
+			args[i] = strings.ReplaceAll(args[i], m.MountPath, filepath.Join(dir, m.MountPath))
 		}
 	}
 	for _, e := range c.Env {

@@ -53,6 +53,10 @@ type Metrics struct {
 	// answered (cache: hit, miss). stale is a digest admitted on an
 	// earlier verification while its registry cannot be reached.
 	ImageVerifications *prometheus.CounterVec
+	// TrustProblems is how many trust sources (ConfigMap or Secret keys
+	// the image rules read) the policy in force could not use: each one
+	// leaves the images its authority vouches for denied.
+	TrustProblems prometheus.Gauge
 }
 
 func (m *Metrics) observeImage(status imagetrust.Status, cached bool) {
@@ -112,10 +116,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "podguard_image_verifications_total",
 			Help: "imageSignatures verdicts by result (verified, unsigned, stale: admitted on an earlier verification while the registry is unreachable, unreachable) and cache (hit, miss).",
 		}, []string{"result", "cache"}),
+		TrustProblems: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "podguard_trust_source_problems",
+			Help: "Trust sources (ConfigMap or Secret keys the image rules read) that are missing or hold no usable key or trusted root; the images their authorities vouch for are denied.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Requests, m.Findings, m.Decisions, m.Latency, m.PolicyReloads, m.PolicyInfo, m.CertExpiry, m.RequestsRefused, m.BuildInfo,
-			m.ExemptionExpiry, m.Exceptions, m.ImageVerifications)
+			m.ExemptionExpiry, m.Exceptions, m.ImageVerifications, m.TrustProblems)
 	}
 	return m
 }

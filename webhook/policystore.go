@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/defaults"
@@ -25,6 +28,16 @@ import (
 // and a metric; the last good policy keeps serving.
 type PolicyStore struct {
 	path, namespace string
+	// trust reads what the image rules take from ConfigMaps and Secrets;
+	// sourced says the current policy reads any (then each periodic check
+	// reads them again: a rotated key is picked up within poll).
+	trust    rules.TrustReader
+	trustDir string
+	sourced  bool
+	// watch are the directories of the trust sources the policy reads,
+	// for Start to watch: the kubelet updates a mounted ConfigMap there.
+	watch atomic.Pointer[[]string]
+	fileSum [sha256.Size]byte
 	log             logr.Logger
 	metrics         *Metrics
 	poll            time.Duration
@@ -41,9 +54,12 @@ type PolicyStore struct {
 }
 
 // NewPolicyStore loads the policy file (the default policy when path is
-// empty) and fails if it is invalid: a server must not start without a policy.
-func NewPolicyStore(path, namespace string, log logr.Logger, m *Metrics) (*PolicyStore, error) {
-	s := &PolicyStore{path: path, namespace: namespace, log: log, metrics: m, poll: 10 * time.Second}
+// empty) and fails if it is invalid: a server must not start without a
+// policy. What its image rules take from ConfigMaps and Secrets is read
+// from trustDir (see TrustDir); trust material missing or unusable there
+// is logged, and only the images it was to vouch for are denied.
+func NewPolicyStore(path, namespace, trustDir string, log logr.Logger, m *Metrics) (*PolicyStore, error) {
+	s := &PolicyStore{path: path, namespace: namespace, trust: TrustDir(trustDir), trustDir: trustDir, log: log, metrics: m, poll: 10 * time.Second}
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
@@ -67,11 +83,29 @@ func (s *PolicyStore) reload() error {
 		s.metrics.PolicyReloads.WithLabelValues("failure").Inc()
 		return err
 	}
-	sum := sha256.Sum256(data)
-	if s.current.Load() != nil && bytes.Equal(sum[:], s.sum[:]) {
+	fileSum := sha256.Sum256(data)
+	if s.current.Load() != nil && !s.sourced && fileSum == s.fileSum {
 		return nil
 	}
 	p, err := load.Bytes(data, source, s.namespace)
+	var problems field.ErrorList
+	sum := fileSum
+	if err == nil {
+		var trustSum string
+		trustSum, problems = rules.ResolveTrust(p, s.trust)
+		if srcs := rules.TrustSources(p); len(srcs) > 0 {
+			sum = sha256.Sum256(append(fileSum[:], trustSum...))
+			dirs := make([]string, len(srcs))
+			for i, src := range srcs {
+				kind, name, _ := strings.Cut(src, "/")
+				dirs[i] = filepath.Join(s.trustDir, kind+"s", name)
+			}
+			s.watch.Store(&dirs)
+		}
+		if s.current.Load() != nil && bytes.Equal(sum[:], s.sum[:]) {
+			return nil
+		}
+	}
 	if err == nil {
 		s.mu.Lock()
 		_, err = s.build(p, s.exceptions)
@@ -80,7 +114,7 @@ func (s *PolicyStore) reload() error {
 		}
 		s.mu.Unlock()
 		if err == nil {
-			s.sum = sum
+			s.sum, s.fileSum, s.sourced = sum, fileSum, len(rules.TrustSources(p)) > 0
 			s.metrics.PolicyReloads.WithLabelValues("success").Inc()
 			s.metrics.PolicyInfo.Reset()
 			s.metrics.PolicyInfo.WithLabelValues(string(p.Mode), shortSum(sum)).Set(1)
@@ -88,6 +122,10 @@ func (s *PolicyStore) reload() error {
 			broad, _ := rules.ExemptionBreadth(p)
 			for _, w := range append(rules.PSSWeakenings(p), broad...) {
 				s.log.Info("warning: the policy gives up a Pod Security Standards control", "setting", w.Field, "control", w.Control, "detail", w.Detail)
+			}
+			s.metrics.TrustProblems.Set(float64(len(problems)))
+			for _, pr := range problems {
+				s.log.Error(errors.New(pr.Detail), "trust material unusable: images that need this authority are denied", "field", pr.Field)
 			}
 			return nil
 		}
@@ -155,10 +193,23 @@ func (s *PolicyStore) Start(ctx context.Context) error {
 	}
 	tick := time.NewTicker(s.poll)
 	defer tick.Stop()
+	watched := map[string]bool{}
+	watchTrust := func() {
+		if dirs := s.watch.Load(); dirs != nil {
+			for _, d := range *dirs {
+				// A directory that is not there yet is read on each periodic check.
+				if !watched[d] && w.Add(d) == nil {
+					watched[d] = true
+				}
+			}
+		}
+	}
+	watchTrust()
 	check := func(why string) {
 		if err := s.reload(); err != nil {
 			s.log.Error(err, "policy rejected; the last good policy keeps serving", "source", s.path, "trigger", why)
 		}
+		watchTrust()
 	}
 	for {
 		select {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -46,6 +47,9 @@ const (
 // Options configure `podguard serve`.
 type Options struct {
 	PolicyFile string
+	// TrustDir is where the ConfigMaps and Secrets the policy's image
+	// rules name are mounted (DefaultTrustDir when empty).
+	TrustDir string
 	// Namespace is podguard's own namespace.
 	Namespace string
 	CertMode  string
@@ -281,7 +285,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	metrics := DefaultMetrics()
 	metrics.BuildInfo.Reset()
 	metrics.BuildInfo.WithLabelValues(orUnknown(o.Version), orUnknown(o.Commit), goruntime.Version()).Set(1)
-	store, err := NewPolicyStore(o.PolicyFile, o.Namespace, log.WithName("policy"), metrics)
+	store, err := NewPolicyStore(o.PolicyFile, o.Namespace, cmp.Or(o.TrustDir, DefaultTrustDir), log.WithName("policy"), metrics)
 	if err != nil {
 		return err
 	}

@@ -5,9 +5,14 @@ package rules
 // entry's images and authorities.
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/sets"
+	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
@@ -84,4 +89,180 @@ func covering[E any](entries []E, images func(E) []string, ref string) []int {
 		}
 	}
 	return out
+}
+
+// TrustSource names trust material (a PEM key, a trusted root) kept in a
+// ConfigMap or a Secret in podguard's namespace rather than in the policy:
+// one of the two references, as in a container's env valueFrom.
+type TrustSource struct {
+	// ConfigMapKeyRef is a key of a ConfigMap.
+	ConfigMapKeyRef *ObjectKeyRef `json:"configMapKeyRef,omitempty"`
+	// SecretKeyRef is a key of a Secret.
+	SecretKeyRef *ObjectKeyRef `json:"secretKeyRef,omitempty"`
+}
+
+// ObjectKeyRef is one key of a ConfigMap or Secret in podguard's namespace.
+type ObjectKeyRef struct {
+	// Name is the object's name.
+	Name string `json:"name"`
+	// Key is the key in its data.
+	Key string `json:"key"`
+}
+
+// The kinds a TrustSource reads.
+const (
+	KindConfigMap = "ConfigMap"
+	KindSecret    = "Secret"
+)
+
+// Ref returns the kind of object s reads and which key of which object.
+func (s TrustSource) Ref() (kind string, ref ObjectKeyRef) {
+	if s.SecretKeyRef != nil {
+		return KindSecret, *s.SecretKeyRef
+	}
+	if s.ConfigMapKeyRef != nil {
+		return KindConfigMap, *s.ConfigMapKeyRef
+	}
+	return "", ObjectKeyRef{}
+}
+
+// String names the source in messages: ConfigMap "name" key "key".
+func (s TrustSource) String() string {
+	kind, ref := s.Ref()
+	return fmt.Sprintf("%s %q key %q", kind, ref.Name, ref.Key)
+}
+
+func (s TrustSource) validate(p *field.Path) field.ErrorList {
+	if (s.ConfigMapKeyRef == nil) == (s.SecretKeyRef == nil) {
+		return field.ErrorList{field.Required(p, "set exactly one of configMapKeyRef or secretKeyRef")}
+	}
+	var errs field.ErrorList
+	kind, ref := s.Ref()
+	rp := p.Child(map[string]string{KindConfigMap: "configMapKeyRef", KindSecret: "secretKeyRef"}[kind])
+	for _, msg := range k8svalidation.IsDNS1123Subdomain(ref.Name) {
+		errs = append(errs, field.Invalid(rp.Child("name"), ref.Name, msg))
+	}
+	for _, msg := range k8svalidation.IsConfigMapKey(ref.Key) {
+		errs = append(errs, field.Invalid(rp.Child("key"), ref.Key, msg))
+	}
+	return errs
+}
+
+// sourced is what ResolveTrust read for one TrustSource.
+type sourced struct {
+	read bool
+	data string
+	err  error
+}
+
+func (s sourced) get(src *TrustSource) (string, error) {
+	if !s.read {
+		return "", fmt.Errorf("%s was not read: this program was not given the directory it is mounted in (--trust-dir)", src)
+	}
+	return s.data, s.err
+}
+
+// Material returns the public key's PEM, given inline or read from its
+// source, or why there is none.
+func (k *KeyAuthority) Material() (string, error) {
+	if k.PEMFrom == nil {
+		return k.PEM, nil
+	}
+	return k.from.get(k.PEMFrom)
+}
+
+// Material returns the trusted root's JSON, given inline or read from
+// its source, or why there is none.
+func (k *KeylessAuthority) Material() (string, error) {
+	if k.TrustedRootFrom == nil {
+		return k.TrustedRoot, nil
+	}
+	return k.from.get(k.TrustedRootFrom)
+}
+
+// Material returns the authority's key or trusted root (see those).
+func (a Authority) Material() (string, error) {
+	switch {
+	case a.Key != nil:
+		return a.Key.Material()
+	case a.Keyless != nil:
+		return a.Keyless.Material()
+	}
+	return "", fmt.Errorf("authority %q has neither key nor keyless", a.Name)
+}
+
+// TrustReader reads one key of a ConfigMap or Secret (kind) in podguard's
+// namespace: where the program finds them (a mounted directory) is the
+// caller's business; the rules do no I/O.
+type TrustReader func(kind, name, key string) ([]byte, error)
+
+// ResolveTrust reads, with read, the material each authority of the image
+// rules takes from a ConfigMap or Secret, and checks its form. It returns
+// a digest of everything read (a caller reloads when it changes) and one
+// error per source that could not be read or holds no usable material,
+// with its field path.
+//
+// Such a source does not make the policy invalid: its authority cannot
+// vouch for anything, so the images that need it are denied, saying why,
+// and nothing else is. A missing ConfigMap then blocks the images it was
+// to vouch for, not every pod in the cluster.
+func ResolveTrust(p *v1alpha1.Policy, read TrustReader) (sum string, problems field.ErrorList) {
+	h := sha256.New()
+	resolve := func(path *field.Path, src *TrustSource, into *sourced, check func(string) error) {
+		kind, ref := src.Ref()
+		data, err := read(kind, ref.Name, ref.Key)
+		if err == nil {
+			err = check(string(data))
+		}
+		*into = sourced{read: true, data: string(data), err: err}
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d\x00", kind, ref.Name, ref.Key, len(data))
+		h.Write(data)
+		if err != nil {
+			into.err = fmt.Errorf("%s: %w", src, err)
+			// The source in the detail, not as a quoted value: it reads
+			// as written in the policy.
+			problems = append(problems, &field.Error{Type: field.ErrorTypeInvalid, Field: path.String(), BadValue: field.OmitValueType{}, Detail: into.err.Error()})
+		}
+	}
+	eachTrustSource(p, resolve)
+	return hex.EncodeToString(h.Sum(nil)), problems
+}
+
+// TrustSources lists the ConfigMaps and Secrets the policy's image rules
+// read (kind/name, sorted, each once): what must be mounted.
+func TrustSources(p *v1alpha1.Policy) []string {
+	seen := sets.New[string]()
+	eachTrustSource(p, func(_ *field.Path, src *TrustSource, _ *sourced, _ func(string) error) {
+		kind, ref := src.Ref()
+		seen.Insert(strings.ToLower(kind) + "/" + ref.Name)
+	})
+	return sets.List(seen)
+}
+
+// eachTrustSource calls fn for each TrustSource of the image rules'
+// authorities, with its path, where what is read for it goes, and the
+// check of its form.
+func eachTrustSource(p *v1alpha1.Policy, fn func(path *field.Path, src *TrustSource, into *sourced, check func(string) error)) {
+	each := func(path *field.Path, as []Authority) {
+		for i := range as {
+			ap := path.Child("authorities").Index(i)
+			if k := as[i].Key; k != nil && k.PEMFrom != nil {
+				fn(ap.Child("key", "pemFrom"), k.PEMFrom, &k.from, checkPublicKey)
+			}
+			if k := as[i].Keyless; k != nil && k.TrustedRootFrom != nil {
+				fn(ap.Child("keyless", "trustedRootFrom"), k.TrustedRootFrom, &k.from, checkTrustedRoot)
+			}
+		}
+	}
+	rulesPath := field.NewPath("rules")
+	if ps := params[*ImageSignaturesParams](p, "imageSignatures"); ps != nil {
+		for i := range ps.Trust {
+			each(rulesPath.Child("imageSignatures", "trust").Index(i), ps.Trust[i].Authorities)
+		}
+	}
+	if ps := params[*ImageVulnerabilitiesParams](p, "imageVulnerabilities"); ps != nil {
+		for i := range ps.Scans {
+			each(rulesPath.Child("imageVulnerabilities", "scans").Index(i), ps.Scans[i].Authorities)
+		}
+	}
 }

@@ -43,7 +43,8 @@ func init() {
 		Doc: `Images matching a trust entry's globs carry a signature of their
 digest by its authorities (any, or all with require: all): a public
 key, or a keyless identity (OIDC issuer and subject) under a Sigstore
-trusted root given here. Cosign's legacy .sig tag and Sigstore bundles
+trusted root, given here or read from a ConfigMap or Secret in
+podguard's namespace. Cosign's legacy .sig tag and Sigstore bundles
 stored as OCI referrers both verify. Verified at admission by the
 webhook; nothing is verified until a trust entry exists.`,
 		Example: `trust:
@@ -56,11 +57,14 @@ webhook; nothing is verified until a trust entry exists.`,
         -----BEGIN PUBLIC KEY-----
         ...
         -----END PUBLIC KEY-----
+  - name: team-key  # or read from a ConfigMap (or Secret) in podguard's namespace
+    key:
+      pemFrom: {configMapKeyRef: {name: cosign-keys, key: team.pub}}
   - name: ci
     keyless:
       issuer: https://token.actions.githubusercontent.com
       subjectRegExp: ^https://github.com/example/app/
-      trustedRoot: |
+      trustedRoot: |  # or trustedRootFrom: {configMapKeyRef: {name: ..., key: ...}}
         {"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1", ...}`,
 		Params: func() v1alpha1.RuleParams { return &ImageSignaturesParams{} },
 		New:    newImageSignatures,
@@ -105,7 +109,12 @@ type Authority struct {
 // KeyAuthority is a signer known by its public key.
 type KeyAuthority struct {
 	// PEM is the public key (ECDSA, RSA or Ed25519), PEM-encoded.
-	PEM string `json:"pem"`
+	PEM string `json:"pem,omitempty"`
+	// PEMFrom reads the PEM from a ConfigMap or Secret in podguard's
+	// namespace instead (the chart mounts those the policy names), so a
+	// key is rotated without editing the policy.
+	PEMFrom *TrustSource `json:"pemFrom,omitempty"`
+	from    sourced
 }
 
 // KeylessAuthority is a signer known by the identity its certificate
@@ -122,7 +131,11 @@ type KeylessAuthority struct {
 	// TrustedRoot is a Sigstore trusted_root.json (Fulcio CAs, Rekor logs,
 	// timestamp authorities): the public good instance's or a private
 	// one's. Given here, so verification needs no network.
-	TrustedRoot string `json:"trustedRoot"`
+	TrustedRoot string `json:"trustedRoot,omitempty"`
+	// TrustedRootFrom reads the trusted root from a ConfigMap or Secret in
+	// podguard's namespace instead (still no network).
+	TrustedRootFrom *TrustSource `json:"trustedRootFrom,omitempty"`
+	from            sourced
 }
 
 // The require values.
@@ -168,8 +181,15 @@ func (a Authority) validate(p *field.Path, names sets.Set[string]) field.ErrorLi
 		return append(errs, field.Invalid(p, a.Name, "set exactly one of key or keyless"))
 	}
 	if a.Key != nil {
-		if _, err := ParsePublicKey(a.Key.PEM); err != nil {
-			errs = append(errs, field.Invalid(p.Child("key", "pem"), "(PEM)", err.Error()))
+		kp := p.Child("key")
+		if (a.Key.PEM == "") == (a.Key.PEMFrom == nil) {
+			return append(errs, field.Required(kp, "set exactly one of pem or pemFrom"))
+		}
+		if a.Key.PEMFrom != nil {
+			return append(errs, a.Key.PEMFrom.validate(kp.Child("pemFrom"))...)
+		}
+		if err := checkPublicKey(a.Key.PEM); err != nil {
+			errs = append(errs, field.Invalid(kp.Child("pem"), "(PEM)", err.Error()))
 		}
 		return errs
 	}
@@ -184,13 +204,35 @@ func (a Authority) validate(p *field.Path, names sets.Set[string]) field.ErrorLi
 			}
 		}
 	}
+	switch {
+	case (k.TrustedRoot == "") == (k.TrustedRootFrom == nil):
+		errs = append(errs, field.Required(kp.Child("trustedRoot"), "set exactly one of trustedRoot or trustedRootFrom"))
+	case k.TrustedRootFrom != nil:
+		errs = append(errs, k.TrustedRootFrom.validate(kp.Child("trustedRootFrom"))...)
+	default:
+		if err := checkTrustedRoot(k.TrustedRoot); err != nil {
+			errs = append(errs, field.Invalid(kp.Child("trustedRoot"), "(JSON)", err.Error()))
+		}
+	}
+	return errs
+}
+
+// checkPublicKey says why s is not a usable public key, if it is not.
+func checkPublicKey(s string) error {
+	_, err := ParsePublicKey(s)
+	return err
+}
+
+// checkTrustedRoot says why s is not a Sigstore trusted root, if it is
+// not (its form only: sigstore-go reads the rest when verifying).
+func checkTrustedRoot(s string) error {
 	var root struct {
 		MediaType string `json:"mediaType"`
 	}
-	if err := json.Unmarshal([]byte(k.TrustedRoot), &root); err != nil || !strings.HasPrefix(root.MediaType, "application/vnd.dev.sigstore.trustedroot") {
-		errs = append(errs, field.Invalid(kp.Child("trustedRoot"), "(JSON)", "a Sigstore trusted_root.json (mediaType application/vnd.dev.sigstore.trustedroot...)"))
+	if err := json.Unmarshal([]byte(s), &root); err != nil || !strings.HasPrefix(root.MediaType, "application/vnd.dev.sigstore.trustedroot") {
+		return fmt.Errorf("a Sigstore trusted_root.json (mediaType application/vnd.dev.sigstore.trustedroot...)")
 	}
-	return errs
+	return nil
 }
 
 // ParsePublicKey reads a PEM public key (PKIX: ECDSA, RSA or Ed25519).

@@ -193,8 +193,12 @@ type authority struct {
 
 func newAuthority(a rules.Authority) (*authority, error) {
 	out := &authority{name: a.Name}
+	material, err := a.Material()
+	if err != nil {
+		return nil, err
+	}
 	if a.Key != nil {
-		pub, err := rules.ParsePublicKey(a.Key.PEM)
+		pub, err := rules.ParsePublicKey(material)
 		if err != nil {
 			return nil, err
 		}
@@ -206,7 +210,7 @@ func newAuthority(a rules.Authority) (*authority, error) {
 		return out, nil
 	}
 	k := a.Keyless
-	tr, err := root.NewTrustedRootFromJSON([]byte(k.TrustedRoot))
+	tr, err := root.NewTrustedRootFromJSON([]byte(material))
 	if err != nil {
 		return nil, fmt.Errorf("trustedRoot: %w", err)
 	}

@@ -105,7 +105,7 @@ func (v *Verifier) Verify(ctx context.Context, ps *rules.ImageSignaturesParams, 
 	stale, ttl := ps.Durations()
 	checks := make([]check, len(ps.Trust))
 	for i, tr := range ps.Trust {
-		checks[i] = check{id: "sig|" + hashOf(tr), judge: func(set *signatureSet, d v1.Hash) imagetrust.Verdict { return v.judge(set, d, tr) }}
+		checks[i] = check{id: "sig|" + hashOf(tr, tr.Authorities), judge: func(set *signatureSet, d v1.Hash) imagetrust.Verdict { return v.judge(set, d, tr) }}
 	}
 	return v.run(ctx, refs, digests, ps.Covers, checks, stale, ttl)
 }
@@ -119,7 +119,7 @@ func (v *Verifier) VerifyScans(ctx context.Context, ps *rules.ImageVulnerabiliti
 	checks := make([]check, len(ps.Scans))
 	for i, sc := range ps.Scans {
 		as := sc.Authorities
-		checks[i] = check{id: "scan|" + hashOf(as), judge: func(set *signatureSet, d v1.Hash) imagetrust.Verdict { return v.judgeScan(set, d, as) }}
+		checks[i] = check{id: "scan|" + hashOf(as, as), judge: func(set *signatureSet, d v1.Hash) imagetrust.Verdict { return v.judgeScan(set, d, as) }}
 	}
 	return v.run(ctx, refs, digests, ps.Covers, checks, stale, ttl)
 }
@@ -131,10 +131,20 @@ type check struct {
 	judge func(set *signatureSet, d v1.Hash) imagetrust.Verdict
 }
 
-func hashOf(x any) string {
-	b, _ := json.Marshal(x) // plain data
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
+// hashOf identifies an entry x in the cache: its settings and the trust
+// material of its authorities, which a ConfigMap may change under the same
+// settings (a rotated key must not inherit the old key's verdicts).
+func hashOf(x any, authorities []rules.Authority) string {
+	h := sha256.New()
+	_ = json.NewEncoder(h).Encode(x) // plain data
+	for _, a := range authorities {
+		m, err := a.Material()
+		if err != nil {
+			m = "error: " + err.Error()
+		}
+		fmt.Fprintf(h, "%d:%s", len(m), m)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
 func (v *Verifier) run(ctx context.Context, refs []string, digests map[string]string, covers func(string) []int, checks []check, stale, ttl time.Duration) imagetrust.Verdicts {
@@ -324,8 +334,8 @@ func (v *Verifier) judge(set *signatureSet, d v1.Hash, tr rules.ImageTrust) imag
 }
 
 func (v *Verifier) authority(pa rules.Authority) (*authority, error) {
-	k, _ := json.Marshal(pa) // plain data
-	if a, ok := v.authorities.Load(string(k)); ok {
+	k := hashOf(pa, []rules.Authority{pa})
+	if a, ok := v.authorities.Load(k); ok {
 		if err, bad := a.(error); bad {
 			return nil, err
 		}
@@ -333,10 +343,10 @@ func (v *Verifier) authority(pa rules.Authority) (*authority, error) {
 	}
 	a, err := newAuthority(pa)
 	if err != nil {
-		v.authorities.Store(string(k), err)
+		v.authorities.Store(k, err)
 		return nil, err
 	}
-	v.authorities.Store(string(k), a)
+	v.authorities.Store(k, a)
 	return a, nil
 }
 

@@ -327,3 +327,57 @@ value can never end its literal and become CEL. */ -}}
 {{- end }}
 {{- join ", " $out }}
 {{- end }}
+
+{{- /*
+The ConfigMaps and Secrets values.policy's image rules read (pemFrom,
+trustedRootFrom), as a JSON map from their directory under
+/etc/podguard-trust (configmaps/NAME, secrets/NAME) to their kind and name.
+*/ -}}
+{{- define "podguard.trustSources" -}}
+{{- $srcs := dict -}}
+{{- $rules := (.Values.policy).rules | default dict -}}
+{{- $entries := list -}}
+{{- with (get $rules "imageSignatures") }}{{ $entries = concat $entries (.trust | default list) }}{{ end -}}
+{{- with (get $rules "imageVulnerabilities") }}{{ $entries = concat $entries (.scans | default list) }}{{ end -}}
+{{- range $e := $entries -}}
+{{- range $a := ($e.authorities | default list) -}}
+{{- range $from := list (($a.key | default dict).pemFrom) (($a.keyless | default dict).trustedRootFrom) -}}
+{{- with $from -}}
+{{- with .configMapKeyRef }}{{ $_ := set $srcs (printf "configmaps/%s" .name) (dict "kind" "configMap" "name" .name) }}{{ end -}}
+{{- with .secretKeyRef }}{{ $_ := set $srcs (printf "secrets/%s" .name) (dict "kind" "secret" "name" .name) }}{{ end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $srcs -}}
+{{- end -}}
+
+{{- /*
+Volumes for the trust sources. Optional: a missing ConfigMap must not keep
+podguard from starting (with failurePolicy Fail that would block every
+pod); podguard then denies only the images its authority was to vouch
+for, saying which object is missing. Names are written as JSON strings.
+*/ -}}
+{{- define "podguard.trustVolumes" -}}
+{{- range $i, $path := keys (include "podguard.trustSources" . | fromJson) | sortAlpha }}
+{{- $s := get (include "podguard.trustSources" $ | fromJson) $path }}
+- name: trust-{{ $i }}
+  {{- if eq $s.kind "secret" }}
+  secret:
+    secretName: {{ $s.name | toJson }}
+    optional: true
+  {{- else }}
+  configMap:
+    name: {{ $s.name | toJson }}
+    optional: true
+  {{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "podguard.trustVolumeMounts" -}}
+{{- range $i, $path := keys (include "podguard.trustSources" . | fromJson) | sortAlpha }}
+- name: trust-{{ $i }}
+  mountPath: {{ printf "/etc/podguard-trust/%s" $path | toJson }}
+  readOnly: true
+{{- end }}
+{{- end -}}

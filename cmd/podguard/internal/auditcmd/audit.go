@@ -96,6 +96,7 @@ error (unreachable API server, missing permission, bad policy or flags).`,
 	fs.StringVarP(&o.Namespace, "namespace", "n", "", "namespace to audit; default the context's namespace")
 	fs.BoolVarP(&o.AllNamespaces, "all-namespaces", "A", false, "audit every namespace")
 	fs.StringVar(&o.Policy.File, "policy", "", "policy file (podguard.dev/v1alpha1 Policy); default: the built-in default policy")
+	o.Policy.AddTrustFlag(fs)
 	ownNS := os.Getenv("POD_NAMESPACE")
 	if ownNS == "" {
 		ownNS = v1alpha1.DefaultNamespace

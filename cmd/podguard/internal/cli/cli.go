@@ -18,7 +18,9 @@ import (
 	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/manifest"
+	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/policies/safetext"
+	"podguard.dev/podguard/webhook"
 )
 
 // Exit codes, a contract with users' scripts and CI.
@@ -103,6 +105,9 @@ type PolicyOptions struct {
 	ExceptionFiles []string
 	// Note, when set, is told of exceptions the policy ignores.
 	Note func(string)
+	// TrustDir is --trust-dir: where the ConfigMaps and Secrets the image
+	// rules read are, laid out as the chart mounts them.
+	TrustDir string
 }
 
 // AddExceptionFlags registers --exceptions.
@@ -114,6 +119,12 @@ func (o *PolicyOptions) AddExceptionFlags(fs *pflag.FlagSet) {
 func (o *PolicyOptions) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.File, "policy", "", "policy file (podguard.dev/v1alpha1 Policy); default: the built-in default policy")
 	AddOwnNamespaceFlag(fs, &o.Namespace, "podguard's own namespace, exempt under the default exemptions (env POD_NAMESPACE)")
+}
+
+// AddTrustFlag registers --trust-dir, for the commands that verify images
+// or check the policy's trust material.
+func (o *PolicyOptions) AddTrustFlag(fs *pflag.FlagSet) {
+	fs.StringVar(&o.TrustDir, "trust-dir", "", "directory holding the ConfigMaps and Secrets the policy's pemFrom and trustedRootFrom name, as the chart mounts them (configmaps/NAME/KEY, secrets/NAME/KEY); a missing or malformed one is an error; without it their authorities verify nothing")
 }
 
 // OwnNamespaceFlag names podguard's own namespace on every command.
@@ -162,10 +173,24 @@ func (o *PolicyOptions) Load(ctx context.Context) (*v1alpha1.Policy, error) {
 	if err == nil {
 		var p *v1alpha1.Policy
 		if p, err = load.Bytes(data, o.File, o.Namespace); err == nil {
-			return p, nil
+			return p, o.resolveTrust(p)
 		}
 	}
 	return nil, &ExitError{Code: ExitBadInput, Err: err}
+}
+
+// resolveTrust reads what the image rules take from ConfigMaps and
+// Secrets from --trust-dir. Unlike the webhook, which keeps serving and
+// denies the images a missing key was to vouch for, the CLI refuses: in
+// CI a missing file is a mistake to fix, not an outage to ride out.
+func (o *PolicyOptions) resolveTrust(p *v1alpha1.Policy) error {
+	if o.TrustDir == "" {
+		return nil
+	}
+	if _, problems := rules.ResolveTrust(p, webhook.TrustDir(o.TrustDir)); len(problems) > 0 {
+		return &ExitError{Code: ExitBadInput, Err: fmt.Errorf("%s: --trust-dir %s: %w", o.File, o.TrustDir, problems.ToAggregate())}
+	}
+	return nil
 }
 
 // Enforcer builds the engine for the policy and the --exceptions.

@@ -60,6 +60,7 @@ interrupted.`,
 	fs := verify.Flags()
 	fs.StringVarP(&o.Output, "output", "o", "text", "output format: text or json")
 	o.Policy.AddFlags(fs)
+	o.Policy.AddTrustFlag(fs)
 	o.Digests.AddRegistryFlags(fs)
 	cmd.AddCommand(verify)
 	return cmd

@@ -82,6 +82,7 @@ invalid or unreadable (every problem is listed with its line).`,
 			fmt.Fprintf(s.Out, "policy %s is valid (mode %s)\n\n", file, p.Mode)
 			printRules(s, p)
 			printImageTrust(s, p)
+			printTrustSources(s, p, o.TrustDir != "")
 			printExemptions(s, p, time.Now())
 			weak := rules.PSSWeakenings(p)
 			broad, wide := rules.ExemptionBreadth(p)
@@ -101,6 +102,7 @@ invalid or unreadable (every problem is listed with its line).`,
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "policy file")
 	cmd.Flags().BoolVar(&strict, "strict", false, "exit 1 when the policy gives up a Pod Security Standards control")
 	o.AddFlags(cmd.Flags())
+	o.AddTrustFlag(cmd.Flags())
 	_ = cmd.Flags().MarkHidden("policy")
 	return cmd
 }
@@ -138,13 +140,34 @@ func printImageTrust(s cli.Streams, p *v1alpha1.Policy) {
 		var who []string
 		for _, a := range tr.Authorities {
 			kind := "key"
+			if a.Key != nil && a.Key.PEMFrom != nil {
+				kind += " from " + a.Key.PEMFrom.String()
+			}
 			if a.Keyless != nil {
 				kind = "keyless " + a.Keyless.Issuer + a.Keyless.IssuerRegExp + " " + a.Keyless.Subject + a.Keyless.SubjectRegExp
+				if a.Keyless.TrustedRootFrom != nil {
+					kind += ", trusted root from " + a.Keyless.TrustedRootFrom.String()
+				}
 			}
 			who = append(who, fmt.Sprintf("%q (%s)", a.Name, kind))
 		}
 		fmt.Fprintf(s.Out, "  %d. images %s: a signature by %s of %s\n", i+1, safetext.Line(strings.Join(tr.Images, ", ")), tr.Require, safetext.Line(strings.Join(who, ", ")))
 	}
+}
+
+// printTrustSources names the ConfigMaps and Secrets the image rules read
+// in podguard's namespace: what must exist (and be mounted) for their
+// authorities to vouch for anything.
+func printTrustSources(s cli.Streams, p *v1alpha1.Policy, checked bool) {
+	srcs := rules.TrustSources(p)
+	if len(srcs) == 0 {
+		return
+	}
+	how := "not checked here: give --trust-dir to read them"
+	if checked {
+		how = "read from --trust-dir and usable"
+	}
+	fmt.Fprintf(s.Out, "\ntrust material in podguard's namespace (%s): %s\n", how, safetext.Line(strings.Join(srcs, ", ")))
 }
 
 // printExemptions lists each exemption with its full scope, and says

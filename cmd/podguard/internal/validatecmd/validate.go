@@ -116,6 +116,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	o.Request.AddFlags(fs)
 	o.Policy.AddFlags(fs)
 	o.Policy.AddExceptionFlags(fs)
+	o.Policy.AddTrustFlag(fs)
 	o.Digests.AddFlags(fs)
 	o.Digests.AddVerifyFlags(fs)
 	return cmd
