@@ -156,3 +156,53 @@ func TestTrustSourcesCheckedBeforeInstall(t *testing.T) {
 		t.Errorf("the policy check does not say it read the trust sources:\n%s", out)
 	}
 }
+
+// TestRegistryValuesMounted: each registry credential Secret and the CA
+// ConfigMap of values.registries reaches serve, in the webhook's and the
+// audit's pods, as a file its flag names inside a read-only mount of an
+// optional volume of that object.
+func TestRegistryValuesMounted(t *testing.T) {
+	want := map[string]string{"--registry-auth-file": "secret pull-secret,secret mirror-pull", "--registry-ca-file": "configMap registry-ca"}
+	serving := 0
+	for _, o := range objects(t, render(t, combos["registries"])) {
+		spec := podSpecOf(o)
+		if spec == nil || o["kind"] != "Deployment" {
+			continue
+		}
+		serving++
+		vols := map[string]string{}
+		for _, v := range spec["volumes"].([]any) {
+			v := v.(map[string]any)
+			if sec, ok := v["secret"].(map[string]any); ok && sec["optional"] == true {
+				vols[v["name"].(string)] = "secret " + sec["secretName"].(string)
+			}
+			if cm, ok := v["configMap"].(map[string]any); ok && cm["optional"] == true {
+				vols[v["name"].(string)] = "configMap " + cm["name"].(string)
+			}
+		}
+		c := spec["containers"].([]any)[0].(map[string]any)
+		got := map[string][]string{}
+		for _, a := range c["args"].([]any) {
+			flag, path, _ := strings.Cut(a.(string), "=")
+			if want[flag] == "" {
+				continue
+			}
+			from := ""
+			for _, m := range c["volumeMounts"].([]any) {
+				m := m.(map[string]any)
+				if strings.HasPrefix(path, m["mountPath"].(string)+"/") && m["readOnly"] == true {
+					from = vols[m["name"].(string)]
+				}
+			}
+			got[flag] = append(got[flag], from)
+		}
+		for flag, w := range want {
+			if g := strings.Join(got[flag], ","); g != w {
+				t.Errorf("%s: %s reads %q, want %q", kindName(o), flag, g, w)
+			}
+		}
+	}
+	if serving != 2 {
+		t.Errorf("%d Deployments, want the webhook's and the audit's", serving)
+	}
+}

@@ -457,12 +457,18 @@ type registryClients struct {
 }
 
 func newRegistryClients(o Options, log logr.Logger, metrics *Metrics) (*registryClients, error) {
-	registries, err := RegistryTransport(o.RegistryCAFile)
+	registries, err := ReloadingRegistryTransport(o.RegistryCAFile, log.WithName("registries"))
 	if err != nil {
 		return nil, err
 	}
-	if err := CheckAuthFiles(o.RegistryAuthFiles); err != nil {
+	// A Secret mounted as optional may not exist yet: registries are asked
+	// anonymously until the kubelet writes it (each lookup reads the files).
+	missing, err := checkAuthFiles(o.RegistryAuthFiles)
+	if err != nil {
 		return nil, err
+	}
+	for _, f := range missing {
+		log.Info("warning: a registry auth file is not there (yet); it applies once it appears", "file", f)
 	}
 	r := &registryClients{digests: NewDigestResolver(registries, log.WithName("digests")), images: imageverify.New(registries, log.WithName("images"))}
 	if len(o.RegistryAuthFiles) > 0 {

@@ -353,12 +353,24 @@ trustedRootFrom), as a JSON map from their directory under
 {{- end -}}
 
 {{- /*
-Volumes for the trust sources. Optional: a missing ConfigMap must not keep
+Volumes for the trust sources and the registries' credentials and CA. Optional: a missing ConfigMap must not keep
 podguard from starting (with failurePolicy Fail that would block every
 pod); podguard then denies only the images its authority was to vouch
 for, saying which object is missing. Names are written as JSON strings.
 */ -}}
 {{- define "podguard.trustVolumes" -}}
+{{- range $i, $name := .Values.registries.authSecrets }}
+- name: registry-auth-{{ $i }}
+  secret:
+    secretName: {{ $name | toJson }}
+    optional: true
+{{- end }}
+{{- with .Values.registries.caConfigMap }}
+- name: registry-ca
+  configMap:
+    name: {{ . | toJson }}
+    optional: true
+{{- end }}
 {{- range $i, $path := keys (include "podguard.trustSources" . | fromJson) | sortAlpha }}
 {{- $s := get (include "podguard.trustSources" $ | fromJson) $path }}
 - name: trust-{{ $i }}
@@ -375,9 +387,29 @@ for, saying which object is missing. Names are written as JSON strings.
 {{- end -}}
 
 {{- define "podguard.trustVolumeMounts" -}}
+{{- range $i, $name := .Values.registries.authSecrets }}
+- name: registry-auth-{{ $i }}
+  mountPath: /etc/podguard-registries/auth/{{ $i }}
+  readOnly: true
+{{- end }}
+{{- if .Values.registries.caConfigMap }}
+- name: registry-ca
+  mountPath: /etc/podguard-registries/ca
+  readOnly: true
+{{- end }}
 {{- range $i, $path := keys (include "podguard.trustSources" . | fromJson) | sortAlpha }}
 - name: trust-{{ $i }}
   mountPath: {{ printf "/etc/podguard-trust/%s" $path | toJson }}
   readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- /* serve's flags for the registries' credentials and CA (see podguard.trustVolumes). */ -}}
+{{- define "podguard.registryArgs" -}}
+{{- range $i, $name := .Values.registries.authSecrets }}
+- --registry-auth-file=/etc/podguard-registries/auth/{{ $i }}/.dockerconfigjson
+{{- end }}
+{{- if .Values.registries.caConfigMap }}
+- --registry-ca-file=/etc/podguard-registries/ca/ca.crt
 {{- end }}
 {{- end -}}
