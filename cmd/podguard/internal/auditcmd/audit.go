@@ -112,6 +112,7 @@ error (unreachable API server, missing permission, bad policy or flags).`,
 	fs.DurationVar(&o.RequestTimeout, "request-timeout", time.Minute, "how long one API request may take")
 	o.Images.AddRegistryFlags(fs)
 	o.Images.AddVerifyFlags(fs)
+	o.Images.AddCacheFlags(fs)
 	return cmd
 }
 
@@ -146,6 +147,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	expiresText, _, err := parseExpiry(o.BaselineExpires, time.Now())
 	if err != nil {
 		return cli.BadInput("--baseline-expires: %v", err)
+	}
+	if err := o.Images.CheckCacheFlags(); err != nil {
+		return err
 	}
 	policy, err := o.Policy.Load(ctx)
 	if err != nil {
@@ -182,6 +186,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		return err
 	}
 	r := report.Build(enf, in)
+	if err := o.Images.Save(); err != nil {
+		return err
+	}
 	if err := render(r); err != nil {
 		return err
 	}

@@ -2,6 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,6 +36,10 @@ type DigestOptions struct {
 	CAFile    string
 	AuthFiles []string
 	Timeout   time.Duration
+	// CacheDir keeps verified digests between runs (--cache-dir); with
+	// Offline no registry is asked and only what it holds counts.
+	CacheDir string
+	Offline  bool
 
 	resolver *webhook.DigestResolver
 	verifier *imageverify.Verifier
@@ -49,19 +59,54 @@ func (o *DigestOptions) AddRegistryFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Timeout, "resolve-timeout", 10*time.Second, "how long the registries of one object may take to answer, with --resolve-digests or --verify-images")
 }
 
+// AddCacheFlags registers --cache-dir and --offline.
+func (o *DigestOptions) AddCacheFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "keep the digests verified (and the image users read) in DIR/image-verdicts.json between runs, judged under the policy's verdictTTL and staleIfError as the webhook's cache is; only its user must be able to write it")
+	fs.BoolVar(&o.Offline, "offline", false, "ask no registry: only what --cache-dir holds counts (a digest verified within staleIfError is admitted with a warning, others are reported unverifiable); references must carry their digest")
+}
+
 // AddVerifyFlags registers --verify-images (validate only: mutate
 // verifies nothing).
 func (o *DigestOptions) AddVerifyFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures and scan attestations the policy's imageSignatures and imageVulnerabilities rules require, and read the image users runAsUser's imageUser compares, from each image's registry as the webhook does; without it, covered images are noted as not verified")
 }
 
+// CheckCacheFlags refuses --offline and --cache-dir without
+// --verify-images (they are about its verdicts), and --offline without
+// --cache-dir (there would be nothing to judge by).
+func (o *DigestOptions) CheckCacheFlags() error {
+	if (o.Offline || o.CacheDir != "") && !o.Verify {
+		return BadInput("--offline and --cache-dir are about image verification: add --verify-images")
+	}
+	if o.Offline && o.CacheDir == "" {
+		return BadInput("--offline judges images by what --cache-dir holds: give --cache-dir")
+	}
+	return nil
+}
+
+// cacheFile is where --cache-dir keeps the verdicts.
+func (o *DigestOptions) cacheFile() string { return filepath.Join(o.CacheDir, "image-verdicts.json") }
+
+// errOffline is every registry request's answer under --offline.
+var errOffline = errors.New("offline (--offline): no registry is asked")
+
+type offlineTransport struct{}
+
+func (offlineTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, errOffline }
+
 func (o *DigestOptions) init() error {
 	if o.resolver != nil {
 		return nil
 	}
+	if o.Offline && o.CacheDir == "" {
+		return BadInput("--offline judges images by what --cache-dir holds: give --cache-dir")
+	}
 	tr, err := webhook.RegistryTransport(o.CAFile)
 	if err != nil {
 		return BadInput("%v", err)
+	}
+	if o.Offline {
+		tr = offlineTransport{}
 	}
 	if err := webhook.CheckAuthFiles(o.AuthFiles); err != nil {
 		return BadInput("--registry-auth-file: %v", err)
@@ -69,6 +114,47 @@ func (o *DigestOptions) init() error {
 	o.resolver, o.verifier = webhook.NewDigestResolver(tr, logr.Discard()), imageverify.New(tr, logr.Discard())
 	if len(o.AuthFiles) > 0 {
 		o.resolver.Keychain, o.verifier.Keychain = webhook.AuthFiles(o.AuthFiles), webhook.AuthFiles(o.AuthFiles)
+	}
+	if o.CacheDir != "" {
+		f, err := os.Open(o.cacheFile())
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // the first run fills it
+		}
+		if err != nil {
+			return BadInput("--cache-dir: %v", err)
+		}
+		defer f.Close()
+		if err := o.verifier.Load(f); err != nil {
+			return BadInput("--cache-dir %s: %v", o.cacheFile(), err)
+		}
+	}
+	return nil
+}
+
+// Save writes what this run verified to --cache-dir (nothing without it,
+// nor offline, which learns nothing). Written to a temporary file and
+// renamed, so a concurrent run reads a whole file.
+func (o *DigestOptions) Save() error {
+	if o.CacheDir == "" || o.Offline || o.verifier == nil {
+		return nil
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o700); err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
+	}
+	tmp, err := os.CreateTemp(o.CacheDir, ".image-verdicts-*")
+	if err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := o.verifier.Save(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("--cache-dir: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), o.cacheFile()); err != nil {
+		return fmt.Errorf("--cache-dir: %w", err)
 	}
 	return nil
 }

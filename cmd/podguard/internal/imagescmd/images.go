@@ -62,6 +62,7 @@ interrupted.`,
 	o.Policy.AddFlags(fs)
 	o.Policy.AddTrustFlag(fs)
 	o.Digests.AddRegistryFlags(fs)
+	o.Digests.AddCacheFlags(fs)
 	cmd.AddCommand(verify)
 	return cmd
 }
@@ -116,6 +117,10 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 	if !on {
 		ps = &rules.ImageSignaturesParams{}
 	}
+	o.Digests.Verify = true // what images verify does: the cache flags go with it
+	if err := o.Digests.CheckCacheFlags(); err != nil {
+		return err
+	}
 	resolver, verifier, err := o.Digests.Verifier()
 	if err != nil {
 		return err
@@ -135,6 +140,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 		scans = verifier.VerifyScans(ctx, vs, refs, digests)
 	}
 
+	if err := o.Digests.Save(); err != nil {
+		return err
+	}
 	rep := Report{Images: []Image{}}
 	failed := false
 	for _, r := range refs {

@@ -119,6 +119,7 @@ object denied, 2 bad input or usage (the message names file, document, line),
 	o.Policy.AddTrustFlag(fs)
 	o.Digests.AddFlags(fs)
 	o.Digests.AddVerifyFlags(fs)
+	o.Digests.AddCacheFlags(fs)
 	return cmd
 }
 
@@ -128,6 +129,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		return cli.BadInput("unknown output format %q: use text, lines, json, sarif or junit", o.Output)
 	}
 	if err := o.Request.CheckTargetNamespace(); err != nil {
+		return err
+	}
+	if err := o.Digests.CheckCacheFlags(); err != nil {
 		return err
 	}
 	o.Policy.Note = func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }
@@ -226,6 +230,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	}
 	if st.objects == 0 && problems == 0 {
 		fmt.Fprintln(s.Err, "podguard: note: the input holds no Kubernetes objects")
+	}
+	if err := o.Digests.Save(); err != nil {
+		problem(err)
 	}
 	if err := w.finish(st.summary()); err != nil {
 		return err

@@ -1,0 +1,84 @@
+package imageverify
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"podguard.dev/podguard/policies/imagetrust"
+)
+
+// savedVersion marks the layout of Save's output.
+const savedVersion = 1
+
+// saved is what Save writes: the last good verdict of each key (its
+// repository, digest and trust entry, the entry's trust material
+// included, so a changed policy or key matches nothing) and the image
+// users read.
+type saved struct {
+	Version  int                           `json:"version"`
+	Verdicts map[string]imagetrust.Verdict `json:"verdicts"`
+	Users    map[string]string             `json:"users,omitempty"`
+}
+
+// Save writes the verifier's verified digests and image users, for Load
+// in a later run (the CLI's --cache-dir). Only Verified verdicts are kept:
+// a later run must verify anything else again.
+func (v *Verifier) Save(w io.Writer) error {
+	out := saved{Version: savedVersion, Verdicts: map[string]imagetrust.Verdict{}}
+	v.mu.Lock()
+	for k, e := range v.cache {
+		if e.lastGood != nil {
+			out.Verdicts[k] = *e.lastGood
+		}
+	}
+	v.mu.Unlock()
+	v.users.mu.Lock()
+	out.Users = make(map[string]string, len(v.users.m))
+	for k, u := range v.users.m {
+		out.Users[k] = u
+	}
+	v.users.mu.Unlock()
+	return json.NewEncoder(w).Encode(out)
+}
+
+// Load reads what Save wrote. Each verdict counts as of when it was
+// verified, under the policy's durations as any cached one does: fresh
+// within verdictTTL, and within staleIfError the fallback when a registry
+// cannot be reached (or, with --offline, is never asked). What is loaded
+// is trusted like the verifier's own memory: it must come from a file
+// only its user writes.
+func (v *Verifier) Load(r io.Reader) error {
+	var in saved
+	if err := json.NewDecoder(io.LimitReader(r, 64<<20)).Decode(&in); err != nil {
+		return fmt.Errorf("reading the verdict cache: %w", err)
+	}
+	if in.Version != savedVersion {
+		return fmt.Errorf("the verdict cache has version %d; this podguard reads %d (delete it)", in.Version, savedVersion)
+	}
+	now := v.Now()
+	v.mu.Lock()
+	for k, verdict := range in.Verdicts {
+		if len(v.cache) >= maxEntries {
+			break
+		}
+		if verdict.Status != imagetrust.Verified || verdict.VerifiedAt.IsZero() || verdict.VerifiedAt.After(now.Add(time.Minute)) {
+			continue // only what was verified, and not in the future
+		}
+		good := verdict
+		v.cache[k] = &entry{verdict: verdict, checked: verdict.VerifiedAt, lastGood: &good}
+	}
+	v.mu.Unlock()
+	v.users.mu.Lock()
+	if v.users.m == nil {
+		v.users.m = map[string]string{}
+	}
+	for k, u := range in.Users {
+		if len(v.users.m) < maxUsers {
+			v.users.m[k] = u
+		}
+	}
+	v.users.mu.Unlock()
+	return nil
+}
