@@ -36,11 +36,11 @@ type PolicyStore struct {
 	sourced  bool
 	// watch are the directories of the trust sources the policy reads,
 	// for Start to watch: the kubelet updates a mounted ConfigMap there.
-	watch atomic.Pointer[[]string]
+	watch   atomic.Pointer[[]string]
 	fileSum [sha256.Size]byte
-	log             logr.Logger
-	metrics         *Metrics
-	poll            time.Duration
+	log     logr.Logger
+	metrics *Metrics
+	poll    time.Duration
 
 	current atomic.Pointer[policies.Enforcer]
 	sum     [sha256.Size]byte
