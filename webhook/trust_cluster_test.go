@@ -2,6 +2,8 @@ package webhook_test
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/notaryproject/notation-core-go/testhelper"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -54,7 +57,9 @@ func kubeletWrite(t *testing.T, dir string, files map[string]string) {
 // admitted; once the key is there they are admitted; when the key is
 // rotated to another one, the images signed by the old key are denied
 // (no verdict of the old key carries over), and podguard validate
-// --verify-images --trust-dir decides as the webhook does.
+// --verify-images --trust-dir decides as the webhook does. A notation
+// authority whose CA is in a ConfigMap admits the image its leaf signed
+// and not one signed under another CA.
 func TestTrustSourcesOnTheAPIServer(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	oldKey, newKey := sigtest.NewSigner(t), sigtest.NewSigner(t)
@@ -65,11 +70,22 @@ func TestTrustSourcesOnTheAPIServer(t *testing.T) {
 		return reg.Host + "/" + repoTag + "@" + d.String()
 	}
 	teamImage, otherImage := sign("team/app:1"), sign("other/app:1")
+	// Notary Project signatures: one chaining to the CA the ConfigMap
+	// holds, one to another CA.
+	root, leaf := testhelper.GetRSARootCertificate(), testhelper.GetRSALeafCertificate()
+	otherRoot, otherLeaf := testhelper.GetECRootCertificate(), testhelper.GetECLeafCertificate()
+	notarySigned := reg.PushRandom(t, "notary/app:1")
+	sigtest.SignNotation(t, reg, "notary/app", notarySigned, leaf.PrivateKey, []*x509.Certificate{leaf.Cert, root.Cert}, "application/cose", nil)
+	notaryOther := reg.PushRandom(t, "notary/app:2")
+	sigtest.SignNotation(t, reg, "notary/app", notaryOther, otherLeaf.PrivateKey, []*x509.Certificate{otherLeaf.Cert, otherRoot.Cert}, "application/jose+json", nil)
 
 	ps := rules.ImageSignaturesParams{VerdictCache: rules.VerdictCache{VerdictTTL: "1s"}, Trust: []rules.ImageTrust{
 		{Images: []string{reg.Host + "/team/*"}, Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{
 			PEMFrom: &rules.TrustSource{ConfigMapKeyRef: &rules.ObjectKeyRef{Name: "cosign-keys", Key: "release.pub"}}}}}},
 		{Images: []string{reg.Host + "/other/*"}, Authorities: []rules.Authority{{Name: "inline", Key: &rules.KeyAuthority{PEM: oldKey.PEM}}}},
+		{Images: []string{reg.Host + "/notary/*"}, Authorities: []rules.Authority{{Name: "notary", Notation: &rules.NotationAuthority{
+			CertificatesFrom:  &rules.TrustSource{ConfigMapKeyRef: &rules.ObjectKeyRef{Name: "notation-ca", Key: "ca.crt"}},
+			TrustedIdentities: []string{"x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=Notation Test RSA Leaf Cert"}}}}},
 	}}
 	policy, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps},
 		"exemptions": []map[string]any{{"reason": "system", "namespaces": []string{"kube-system", "podguard"}}}})
@@ -81,6 +97,8 @@ func TestTrustSourcesOnTheAPIServer(t *testing.T) {
 	if err := os.MkdirAll(cmDir, 0o755); err != nil { // an optional volume of a missing ConfigMap: empty
 		t.Fatal(err)
 	}
+	kubeletWrite(t, filepath.Join(trustDir, "configmaps", "notation-ca"), map[string]string{
+		"ca.crt": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Cert.Raw}))})
 	c := startCluster(t, clusterConfig{policy: string(policy), mutate: func(o *webhook.Options) { o.RegistryCAFile, o.TrustDir = reg.CAFile, trustDir }})
 	c.namespace(t, "trust", nil)
 	ctx := context.Background()
@@ -98,6 +116,12 @@ func TestTrustSourcesOnTheAPIServer(t *testing.T) {
 	}
 	if err := create(otherImage); err != nil {
 		t.Errorf("an image of another trust entry while a ConfigMap is missing: %v", err)
+	}
+	if err := create(reg.Host + "/notary/app:1@" + notarySigned.String()); err != nil {
+		t.Errorf("an image signed with notation by the ConfigMap's CA: %v", err)
+	}
+	if err := create(reg.Host + "/notary/app:2@" + notaryOther.String()); err == nil || !strings.Contains(err.Error(), "no valid signature") {
+		t.Errorf("an image signed with notation under another CA: want a denial, got %v", err)
 	}
 
 	kubeletWrite(t, cmDir, map[string]string{"release.pub": oldKey.PEM})

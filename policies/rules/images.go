@@ -180,13 +180,24 @@ func (k *KeylessAuthority) Material() (string, error) {
 	return k.from.get(k.TrustedRootFrom)
 }
 
-// Material returns the authority's key or trusted root (see those).
+// Material returns the notation trust store's certificates (PEM), given
+// inline or read from their source, or why there are none.
+func (n *NotationAuthority) Material() (string, error) {
+	if n.CertificatesFrom == nil {
+		return n.Certificates, nil
+	}
+	return n.from.get(n.CertificatesFrom)
+}
+
+// Material returns the authority's key, trusted root or certificates.
 func (a Authority) Material() (string, error) {
 	switch {
 	case a.Key != nil:
 		return a.Key.Material()
 	case a.Keyless != nil:
 		return a.Keyless.Material()
+	case a.Notation != nil:
+		return a.Notation.Material()
 	}
 	return "", fmt.Errorf("authority %q has neither key nor keyless", a.Name)
 }
@@ -251,6 +262,9 @@ func eachTrustSource(p *v1alpha1.Policy, fn func(path *field.Path, src *TrustSou
 			}
 			if k := as[i].Keyless; k != nil && k.TrustedRootFrom != nil {
 				fn(ap.Child("keyless", "trustedRootFrom"), k.TrustedRootFrom, &k.from, checkTrustedRoot)
+			}
+			if n := as[i].Notation; n != nil && n.CertificatesFrom != nil {
+				fn(ap.Child("notation", "certificatesFrom"), n.CertificatesFrom, &n.from, checkCertificates)
 			}
 		}
 	}

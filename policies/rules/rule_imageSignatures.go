@@ -45,7 +45,8 @@ digest by its authorities (any, or all with require: all): a public
 key, or a keyless identity (OIDC issuer and subject) under a Sigstore
 trusted root, given here or read from a ConfigMap or Secret in
 podguard's namespace. Cosign's legacy .sig tag and Sigstore bundles
-stored as OCI referrers both verify. Verified at admission by the
+stored as OCI referrers both verify, and so do Notary Project (notation)
+signatures, by a CA and the identities it may certify. Verified at admission by the
 webhook; nothing is verified until a trust entry exists.`,
 		Example: `trust:
 - images: ["registry.example/team/*"]
@@ -60,6 +61,10 @@ webhook; nothing is verified until a trust entry exists.`,
   - name: team-key  # or read from a ConfigMap (or Secret) in podguard's namespace
     key:
       pemFrom: {configMapKeyRef: {name: cosign-keys, key: team.pub}}
+  - name: notary  # a Notary Project signer (notation sign)
+    notation:
+      certificatesFrom: {configMapKeyRef: {name: notation-ca, key: ca.crt}}
+      trustedIdentities: ["x509.subject: C=US, O=Example, CN=release"]
   - name: ci
     keyless:
       issuer: https://token.actions.githubusercontent.com
@@ -104,6 +109,29 @@ type Authority struct {
 	Key *KeyAuthority `json:"key,omitempty"`
 	// Keyless is an identity certified by a Sigstore CA (Fulcio).
 	Keyless *KeylessAuthority `json:"keyless,omitempty"`
+	// Notation is a signer of the Notary Project (notation sign), known by
+	// the CA its certificate chains to and the identities it may name.
+	Notation *NotationAuthority `json:"notation,omitempty"`
+}
+
+// NotationAuthority verifies Notary Project signatures (JWS or COSE
+// envelopes stored as OCI referrers) as notation verify does under a trust
+// policy of one statement: this authority's CA certificates as its trust
+// store (type ca), its trusted identities, verification level strict,
+// revocation not checked (that would need the network at admission),
+// plugins never run (a signature that needs one does not verify).
+type NotationAuthority struct {
+	// Certificates are the PEM certificates of the trust store: the root
+	// CA (or CAs) signing certificates chain to.
+	Certificates string `json:"certificates,omitempty"`
+	// CertificatesFrom reads them from a ConfigMap or Secret in
+	// podguard's namespace instead.
+	CertificatesFrom *TrustSource `json:"certificatesFrom,omitempty"`
+	// TrustedIdentities are who may sign, as in a notation trust policy:
+	// "x509.subject: C=US, O=Example, CN=release", or "*" for any
+	// certificate chaining to the CA.
+	TrustedIdentities []string `json:"trustedIdentities"`
+	from              sourced
 }
 
 // KeyAuthority is a signer known by its public key.
@@ -177,8 +205,11 @@ func (a Authority) validate(p *field.Path, names sets.Set[string]) field.ErrorLi
 		errs = append(errs, field.Duplicate(p.Child("name"), a.Name))
 	}
 	names.Insert(a.Name)
-	if (a.Key == nil) == (a.Keyless == nil) {
-		return append(errs, field.Invalid(p, a.Name, "set exactly one of key or keyless"))
+	if n := count(a.Key != nil, a.Keyless != nil, a.Notation != nil); n != 1 {
+		return append(errs, field.Invalid(p, a.Name, "set exactly one of key, keyless or notation"))
+	}
+	if a.Notation != nil {
+		return append(errs, a.Notation.validate(p.Child("notation"))...)
 	}
 	if a.Key != nil {
 		kp := p.Child("key")
@@ -215,6 +246,75 @@ func (a Authority) validate(p *field.Path, names sets.Set[string]) field.ErrorLi
 		}
 	}
 	return errs
+}
+
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+func (n *NotationAuthority) validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	switch {
+	case (n.Certificates == "") == (n.CertificatesFrom == nil):
+		errs = append(errs, field.Required(p.Child("certificates"), "set exactly one of certificates or certificatesFrom"))
+	case n.CertificatesFrom != nil:
+		errs = append(errs, n.CertificatesFrom.validate(p.Child("certificatesFrom"))...)
+	default:
+		if err := checkCertificates(n.Certificates); err != nil {
+			errs = append(errs, field.Invalid(p.Child("certificates"), "(PEM)", err.Error()))
+		}
+	}
+	if len(n.TrustedIdentities) == 0 {
+		errs = append(errs, field.Required(p.Child("trustedIdentities"), `who may sign: "x509.subject: ..." or "*" for any certificate chaining to the CA`))
+	}
+	for i, id := range n.TrustedIdentities {
+		if id == "*" {
+			if len(n.TrustedIdentities) > 1 {
+				errs = append(errs, field.Invalid(p.Child("trustedIdentities").Index(i), id, `"*" stands alone`))
+			}
+			continue
+		}
+		if v, ok := strings.CutPrefix(id, "x509.subject:"); !ok || strings.TrimSpace(v) == "" {
+			errs = append(errs, field.Invalid(p.Child("trustedIdentities").Index(i), id, `"x509.subject: <distinguished name>" or "*"`))
+		}
+	}
+	return errs
+}
+
+// ParseCertificates reads PEM certificates (at least one, nothing else).
+func ParseCertificates(s string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	rest := []byte(s)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("a PEM block of type %q, not CERTIFICATE", b.Type)
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no PEM certificate")
+	}
+	return out, nil
+}
+
+func checkCertificates(s string) error {
+	_, err := ParseCertificates(s)
+	return err
 }
 
 // checkPublicKey says why s is not a usable public key, if it is not.

@@ -142,6 +142,12 @@ func (r *ImageVulnerabilitiesParams) Validate(path *field.Path) field.ErrorList 
 	for i, sc := range r.Scans {
 		p := path.Child("scans").Index(i)
 		errs = append(errs, validateEntry(p, sc.Images, sc.Authorities, "the scan attestations")...)
+		for j, a := range sc.Authorities {
+			if a.Notation != nil {
+				errs = append(errs, field.Forbidden(p.Child("authorities").Index(j).Child("notation"),
+					"scan attestations are read from Sigstore bundles (cosign attest): name the key or keyless identity that signs them"))
+			}
+		}
 		if v, err := v1alpha1.ParseDuration(sc.MaxAge); err != nil || v <= 0 {
 			errs = append(errs, field.Invalid(p.Child("maxAge"), sc.MaxAge, "a positive duration: days (7d) or a Go duration (168h)"))
 		}

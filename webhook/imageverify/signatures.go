@@ -20,6 +20,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/notaryproject/notation-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -62,6 +64,12 @@ const (
 type signatureSet struct {
 	legacy  []legacySignature
 	bundles []*bundle.Bundle
+	// notation are Notary Project envelopes; subject is the image's
+	// manifest descriptor they must name (read only when there are some)
+	// and repo its repository.
+	notation []notationSignature
+	subject  *ocispec.Descriptor
+	repo     string
 	// skipped counts what was found but not read (limits, bad form).
 	skipped int
 }
@@ -79,7 +87,7 @@ func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, err
 		auth = remote.WithAuthFromKeychain(v.Keychain)
 	}
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(v.transport), auth}
-	set := &signatureSet{}
+	set := &signatureSet{repo: d.Context().Name()}
 
 	sigTag := d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
 	img, err := remote.Image(sigTag, opts...)
@@ -124,11 +132,13 @@ func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, err
 	for _, desc := range im.Manifests {
 		// A registry lists the manifest's artifactType, or, as the OCI
 		// spec allows and some registries do whatever the manifest says,
-		// its config's media type: cosign's is the empty config.
-		if !strings.HasPrefix(desc.ArtifactType, bundleArtifactTypePrefix) && desc.ArtifactType != emptyConfigMediaType {
+		// its config's media type: cosign's and notation's is the empty
+		// config.
+		at := desc.ArtifactType
+		if !strings.HasPrefix(at, bundleArtifactTypePrefix) && at != notationArtifactType && at != emptyConfigMediaType {
 			continue
 		}
-		if len(set.bundles)+set.skipped >= maxSignatures {
+		if len(set.bundles)+len(set.notation)+set.skipped >= maxSignatures {
 			set.skipped++
 			continue
 		}
@@ -139,6 +149,12 @@ func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, err
 		m, err := art.Manifest()
 		if err != nil {
 			return nil, err
+		}
+		if m.ArtifactType == notationArtifactType {
+			if err := readNotation(d, art, m, set); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		if len(m.Layers) != 1 || !strings.HasPrefix(string(m.Layers[0].MediaType), bundleArtifactTypePrefix) ||
 			(m.ArtifactType != "" && !strings.HasPrefix(m.ArtifactType, bundleArtifactTypePrefix)) {
@@ -159,7 +175,30 @@ func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, err
 		}
 		set.bundles = append(set.bundles, b)
 	}
+	if len(set.notation) > 0 {
+		desc, err := remote.Head(d, opts...)
+		if err != nil {
+			return nil, err
+		}
+		set.subject = ociDescriptor(desc)
+	}
 	return set, nil
+}
+
+// readNotation reads the envelope of notation signature manifest m (of
+// artifact art, a referrer of d) into set.
+func readNotation(d name.Digest, art v1.Image, m *v1.Manifest, set *signatureSet) error {
+	if len(m.Layers) != 1 || (m.Layers[0].MediaType != notationJWS && m.Layers[0].MediaType != notationCOSE) ||
+		m.Subject == nil || m.Subject.Digest.String() != d.DigestStr() || m.Layers[0].Size > maxArtifactSize {
+		set.skipped++
+		return nil
+	}
+	data, err := readBlob(art, m.Layers[0].Digest)
+	if err != nil {
+		return err
+	}
+	set.notation = append(set.notation, notationSignature{mediaType: string(m.Layers[0].MediaType), envelope: data})
+	return nil
 }
 
 func readBlob(img v1.Image, d v1.Hash) ([]byte, error) {
@@ -189,6 +228,8 @@ type authority struct {
 	// trustedRoot and identity verify keyless bundles.
 	trustedRoot root.TrustedMaterial
 	identity    verify.CertificateIdentity
+	// notation verifies Notary Project signatures.
+	notation notation.Verifier
 }
 
 func newAuthority(a rules.Authority) (*authority, error) {
@@ -196,6 +237,12 @@ func newAuthority(a rules.Authority) (*authority, error) {
 	material, err := a.Material()
 	if err != nil {
 		return nil, err
+	}
+	if a.Notation != nil {
+		if out.notation, err = newNotationVerifier(a.Notation, material); err != nil {
+			return nil, err
+		}
+		return out, nil
 	}
 	if a.Key != nil {
 		pub, err := rules.ParsePublicKey(material)
@@ -224,6 +271,20 @@ func newAuthority(a rules.Authority) (*authority, error) {
 // check reports whether one of set's signatures of digest d is this
 // authority's, and otherwise why not.
 func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
+	if a.notation != nil {
+		// Only notation signatures are a notation signer's.
+		ok, reasons := a.checkNotation(set)
+		if ok {
+			return true, ""
+		}
+		if set.skipped > 0 {
+			reasons = append(reasons, fmt.Sprintf("%d signature artifacts unreadable or beyond the limits", set.skipped))
+		}
+		if len(reasons) == 0 {
+			return false, "no notation signature found"
+		}
+		return false, strings.Join(reasons, "; ")
+	}
 	var reasons []string
 	if a.key != nil {
 		for _, s := range set.legacy {

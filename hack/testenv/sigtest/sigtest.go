@@ -16,6 +16,8 @@ package sigtest
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +32,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/notaryproject/notation-go"
+	notationsigner "github.com/notaryproject/notation-go/signer"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
@@ -239,6 +245,45 @@ func PushReferrer(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, b *
 // config, one layer holding the bundle, and the image as its subject.
 func PushReferrerJSON(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, data []byte) {
 	t.Helper()
+	pushReferrer(t, r, repo, d, BundleMediaType, BundleMediaType, data)
+}
+
+// NotationArtifactType is the artifactType of a Notary Project signature.
+const NotationArtifactType = "application/vnd.cncf.notary.signature"
+
+// SignNotation stores a Notary Project signature of repo@d as notation
+// sign does: an envelope of mediaType (application/jose+json or
+// application/cose) naming the image's manifest descriptor, signed by key
+// with its certificate chain (leaf first), in an OCI manifest of
+// artifactType application/vnd.cncf.notary.signature whose subject is the
+// image. With target set, the envelope names that descriptor instead (a
+// signature of another image copied next to this one).
+func SignNotation(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, key crypto.PrivateKey, chain []*x509.Certificate, mediaType string, target *v1.Descriptor) {
+	t.Helper()
+	if target == nil {
+		subject, err := remote.Head(ref(t, r, repo+"@"+d.String()), remote.WithTransport(r.Client().Transport))
+		if err != nil {
+			t.Fatal(err)
+		}
+		target = subject
+	}
+	s, err := notationsigner.NewGenericSigner(key, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc := ocispec.Descriptor{MediaType: string(target.MediaType), Digest: digest.Digest(target.Digest.String()), Size: target.Size}
+	env, _, err := s.Sign(context.Background(), desc, notation.SignerSignOptions{SignatureMediaType: mediaType})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushReferrer(t, r, repo, d, NotationArtifactType, mediaType, env)
+}
+
+// pushReferrer stores data as the one layer of an OCI image manifest of
+// artifactType, with the empty config and repo@d as its subject: how
+// cosign and notation both store what they attach to an image.
+func pushReferrer(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, artifactType, layerMediaType string, data []byte) {
+	t.Helper()
 	opt := remote.WithTransport(r.Client().Transport)
 	subject, err := remote.Head(ref(t, r, repo+"@"+d.String()), opt)
 	if err != nil {
@@ -246,7 +291,7 @@ func PushReferrerJSON(t testing.TB, r *testenv.Registry, repo string, d v1.Hash,
 	}
 	repository := ref(t, r, repo).Context()
 	config := static.NewLayer([]byte("{}"), "application/vnd.oci.empty.v1+json")
-	layer := static.NewLayer(data, BundleMediaType)
+	layer := static.NewLayer(data, types.MediaType(layerMediaType))
 	var descs []v1.Descriptor
 	for _, l := range []v1.Layer{config, layer} {
 		if err := remote.WriteLayer(repository, l, opt); err != nil {
@@ -257,7 +302,7 @@ func PushReferrerJSON(t testing.TB, r *testenv.Registry, repo string, d v1.Hash,
 		mt, _ := l.MediaType()
 		descs = append(descs, v1.Descriptor{MediaType: mt, Digest: dg, Size: size})
 	}
-	m, err := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: BundleMediaType,
+	m, err := json.Marshal(v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1, ArtifactType: artifactType,
 		Config: descs[0], Layers: descs[1:], Subject: &v1.Descriptor{MediaType: subject.MediaType, Digest: subject.Digest, Size: subject.Size}})
 	if err != nil {
 		t.Fatal(err)

@@ -143,6 +143,12 @@ func printImageTrust(s cli.Streams, p *v1alpha1.Policy) {
 			if a.Key != nil && a.Key.PEMFrom != nil {
 				kind += " from " + a.Key.PEMFrom.String()
 			}
+			if a.Notation != nil {
+				kind = "notation " + strings.Join(a.Notation.TrustedIdentities, " | ")
+				if a.Notation.CertificatesFrom != nil {
+					kind += ", CA from " + a.Notation.CertificatesFrom.String()
+				}
+			}
 			if a.Keyless != nil {
 				kind = "keyless " + a.Keyless.Issuer + a.Keyless.IssuerRegExp + " " + a.Keyless.Subject + a.Keyless.SubjectRegExp
 				if a.Keyless.TrustedRootFrom != nil {

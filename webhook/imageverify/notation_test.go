@@ -1,0 +1,80 @@
+package imageverify_test
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/notaryproject/notation-core-go/testhelper"
+
+	"podguard.dev/podguard/hack/testenv/sigtest"
+	"podguard.dev/podguard/policies/imagetrust"
+	"podguard.dev/podguard/policies/rules"
+)
+
+func certPEM(certs ...*x509.Certificate) string {
+	var out []byte
+	for _, c := range certs {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return string(out)
+}
+
+func notationTrust(ca *x509.Certificate, identities ...string) rules.ImageTrust {
+	return rules.ImageTrust{Authorities: []rules.Authority{{Name: "notary", Notation: &rules.NotationAuthority{
+		Certificates: certPEM(ca), TrustedIdentities: identities}}}}
+}
+
+// TestNotationSignatures: Notary Project signatures (JWS and COSE
+// envelopes as OCI referrers, as notation sign stores them) verify by the
+// CA and the identity the policy names, and nothing else does: a chain to
+// another CA, an identity not listed, a signature naming another image's
+// manifest copied next to this one, a notation signature for a cosign key
+// authority or a cosign signature for a notation authority.
+func TestNotationSignatures(t *testing.T) {
+	f := newFixture(t)
+	root, leaf := testhelper.GetRSARootCertificate(), testhelper.GetRSALeafCertificate()
+	otherRoot, otherLeaf := testhelper.GetECRootCertificate(), testhelper.GetECLeafCertificate()
+	leafSubject := "x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=Notation Test RSA Leaf Cert"
+	cosign := sigtest.NewSigner(t)
+
+	jws := f.reg.PushRandom(t, "team/jws:1")
+	sigtest.SignNotation(t, f.reg, "team/jws", jws, leaf.PrivateKey, []*x509.Certificate{leaf.Cert, root.Cert}, "application/jose+json", nil)
+	cose := f.reg.PushRandom(t, "team/cose:1")
+	sigtest.SignNotation(t, f.reg, "team/cose", cose, leaf.PrivateKey, []*x509.Certificate{leaf.Cert, root.Cert}, "application/cose", nil)
+	other := f.reg.PushRandom(t, "team/other:1")
+	sigtest.SignNotation(t, f.reg, "team/other", other, otherLeaf.PrivateKey, []*x509.Certificate{otherLeaf.Cert, otherRoot.Cert}, "application/jose+json", nil)
+	// A signature of jws's manifest, attached to another image.
+	jwsRef, err := name.ParseReference(f.reg.Host + "/team/jws@" + jws.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwsDesc, err := remote.Head(jwsRef, remote.WithTransport(f.reg.Client().Transport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := f.reg.PushRandom(t, "team/copied:1")
+	sigtest.SignNotation(t, f.reg, "team/copied", copied, leaf.PrivateKey, []*x509.Certificate{leaf.Cert, root.Cert}, "application/jose+json", &v1.Descriptor{MediaType: jwsDesc.MediaType, Digest: jwsDesc.Digest, Size: jwsDesc.Size})
+	cosigned := f.reg.PushRandom(t, "team/cosigned:1")
+	sigtest.SignLegacy(t, f.reg, cosign, "team/cosigned", cosigned, sigtest.SimpleSigningPayload(f.reg.Host+"/team/cosigned", cosigned))
+
+	byCA := notationTrust(root.Cert, "*")
+	want(t, "JWS, by the CA", f.verify(t, "team/jws@"+jws.String(), byCA, "24h"), imagetrust.Verified, "")
+	want(t, "COSE, by the CA", f.verify(t, "team/cose@"+cose.String(), byCA, "24h"), imagetrust.Verified, "")
+	want(t, "the named identity", f.verify(t, "team/jws@"+jws.String(), notationTrust(root.Cert, leafSubject), "24h"), imagetrust.Verified, "")
+	want(t, "a tag, verified at its digest", f.verify(t, "team/jws:1@"+jws.String(), byCA, "24h"), imagetrust.Verified, "")
+
+	want(t, "an identity not listed", f.verify(t, "team/jws@"+jws.String(), notationTrust(root.Cert, "x509.subject: C=US, ST=WA, L=Seattle, O=Notary, CN=someone else"), "24h"), imagetrust.Unsigned, "notation:")
+	want(t, "a chain to another CA", f.verify(t, "team/other@"+other.String(), byCA, "24h"), imagetrust.Unsigned, "notation:")
+	want(t, "a signature of another image copied here", f.verify(t, "team/copied@"+copied.String(), byCA, "24h"), imagetrust.Unsigned, "notation:")
+	want(t, "a cosign signature, for a notation authority", f.verify(t, "team/cosigned@"+cosigned.String(), byCA, "24h"), imagetrust.Unsigned, "no notation signature")
+	want(t, "a notation signature, for a cosign key", f.verify(t, "team/jws@"+jws.String(), keyTrust(cosign), "24h"), imagetrust.Unsigned, "no signature found")
+	// Both kinds of signer, require: all, on an image signed by both.
+	sigtest.SignLegacy(t, f.reg, cosign, "team/jws", jws, sigtest.SimpleSigningPayload(f.reg.Host+"/team/jws", jws))
+	both := rules.ImageTrust{Require: rules.RequireAll, Authorities: append(keyTrust(cosign).Authorities, byCA.Authorities...)}
+	want(t, "a cosign key and a notation CA, both required", f.verify(t, "team/jws@"+jws.String(), both, "24h"), imagetrust.Verified, "")
+	want(t, "a cosign key and a notation CA, one signed", f.verify(t, "team/cose@"+cose.String(), both, "24h"), imagetrust.Unsigned, "")
+}
