@@ -42,11 +42,11 @@ func init() {
 		Checklist: ItemSignedImages, PlatformOnly: true,
 		Doc: `Images matching a trust entry's globs carry a signature of their
 digest by its authorities (any, or all with require: all): a public
-key, or a keyless identity (OIDC issuer and subject) under a Sigstore
-trusted root, given here or read from a ConfigMap or Secret in
-podguard's namespace. Cosign's legacy .sig tag and Sigstore bundles
-stored as OCI referrers both verify, and so do Notary Project (notation)
-signatures, by a CA and the identities it may certify. Verified at admission by the
+key, a keyless identity (OIDC issuer and subject) under a Sigstore
+trusted root, or a Notary Project CA and the identities it may certify,
+given here or read from a ConfigMap or Secret in podguard's namespace.
+Cosign's legacy .sig tag, Sigstore bundles and notation signatures
+stored as OCI referrers all verify. Verified at admission by the
 webhook; nothing is verified until a trust entry exists.`,
 		Example: `trust:
 - images: ["registry.example/team/*"]
