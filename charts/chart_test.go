@@ -41,7 +41,7 @@ var combos = map[string][]string{
 	"backstop":     {"nativePolicies.backstop=true"},
 	"audit-off":    {"audit.enabled=false", "audit.readerClusterRole=false"},
 	"audit-crds":   {"audit.installCRDs=true", "audit.interval=30m"},
-	"registries":   {"registries.authSecrets[0]=pull-secret", "registries.authSecrets[1]=mirror-pull", "registries.caConfigMap=registry-ca"},
+	"registries":   {"registries.authSecrets[0]=pull-secret", "registries.authSecrets[1]=mirror-pull", "registries.caConfigMap=registry-ca", "registries.podPullSecrets=true"},
 	"conventions": {"image.registry=registry.example.com:5000", "image.repository=platform/podguard", "commonLabels.team=platform",
 		"commonAnnotations.owner=platform-team", "extraArgs[0]=--log-decisions=denied", "extraEnv[0].name=GODEBUG", "extraEnv[0].value=madvdontneed=1",
 		"extraVolumes[0].name=extra", "extraVolumes[0].emptyDir.sizeLimit=1Mi", "extraVolumeMounts[0].name=extra", "extraVolumeMounts[0].mountPath=/extra",

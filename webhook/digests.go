@@ -93,7 +93,7 @@ func (r *DigestResolver) Resolve(ctx context.Context, refs []string) map[string]
 			case <-ctx.Done():
 				return
 			}
-			ch := r.group.DoChan(ref, func() (any, error) { return r.lookup(ctx, ref) })
+			ch := r.group.DoChan(imageverify.SharedKey(ctx, ref), func() (any, error) { return r.lookup(ctx, ref) })
 			select {
 			case res := <-ch:
 				if res.Err != nil {
@@ -128,7 +128,7 @@ func (r *DigestResolver) lookup(ctx context.Context, ref string) (string, error)
 	if err != nil {
 		return "", err
 	}
-	desc, err := remote.Head(parsed, remote.WithContext(ctx), remote.WithTransport(r.transport), auth(r.Keychain))
+	desc, err := remote.Head(parsed, remote.WithContext(ctx), remote.WithTransport(r.transport), remote.WithAuthFromKeychain(imageverify.Keychain(ctx, r.Keychain)))
 	if err != nil {
 		return "", err
 	}
@@ -281,12 +281,4 @@ func pinnedToo(verdicts imagetrust.Verdicts, resolved map[string]string) imagetr
 		}
 	}
 	return verdicts
-}
-
-// auth is the remote option presenting kc's credentials (nil: anonymous).
-func auth(kc authn.Keychain) remote.Option {
-	if kc == nil {
-		return remote.WithAuth(authn.Anonymous)
-	}
-	return remote.WithAuthFromKeychain(kc)
 }

@@ -81,6 +81,9 @@ type Handler struct {
 	// mutating webhook wrote is taken on trust.
 	Images      *imageverify.Verifier
 	ImageBudget time.Duration
+	// PullSecrets, when set, presents the pod's own imagePullSecrets to
+	// registries for Digests and Images.
+	PullSecrets *PullSecrets
 	// Mutating selects the mutating endpoint's behaviour.
 	Mutating bool
 	// Decisions selects which decisions are logged: LogDecisionsAll (the
@@ -306,6 +309,7 @@ func (h *Handler) mutate(req admission.Request, gk schema.GroupKind, t *podspec.
 			// The registry's answer, within a budget well inside the
 			// webhook's timeout; what it cannot answer stays unpinned.
 			ctx, cancel := context.WithTimeout(context.Background(), h.DigestBudget)
+			ctx = h.PullSecrets.With(ctx, attrs.Namespace, t.Spec)
 			attrs.Digests = h.Digests.Resolve(ctx, refs)
 			cancel()
 		}
@@ -379,6 +383,7 @@ func (h *Handler) verifyImages(enf *policies.Enforcer, t *podspec.Target, attrs 
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), h.ImageBudget)
 	defer cancel()
+	ctx = h.PullSecrets.With(ctx, attrs.Namespace, t.Spec)
 	VerifyImages(ctx, h.Digests, h.Images, enf.Policy(), t, attrs.EphemeralContainers).Apply(attrs)
 }
 

@@ -110,6 +110,10 @@ type Options struct {
 	// kubernetes.io/dockerconfigjson Secrets) whose credentials podguard
 	// presents to registries; empty: anonymous.
 	RegistryAuthFiles []string
+	// PodPullSecrets presents a pod's own imagePullSecrets (read from its
+	// namespace) to registries, before RegistryAuthFiles; needs get on
+	// Secrets wherever podguard judges pods.
+	PodPullSecrets bool
 	// Events records Kubernetes Events for denials and for what mutation
 	// injects into Pods (needs create and patch on events.k8s.io events);
 	// EventsQPS and EventsBurst bound how many, across every object.
@@ -348,6 +352,9 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	if o.PodPullSecrets && apiAccess {
+		reg.pullSecrets = NewPullSecrets(mgr.GetAPIReader(), log.WithName("pull-secrets"))
+	}
 	if o.runs(OperationWebhook) {
 		var events *Events
 		if apiAccess && o.Events {
@@ -454,6 +461,8 @@ func newManager(cfg *rest.Config, o Options, log logr.Logger, whServer *tlsServe
 type registryClients struct {
 	digests *DigestResolver
 	images  *imageverify.Verifier
+	// pullSecrets, when set, adds each pod's own imagePullSecrets.
+	pullSecrets *PullSecrets
 }
 
 func newRegistryClients(o Options, log logr.Logger, metrics *Metrics) (*registryClients, error) {
@@ -489,6 +498,7 @@ func (r *registryClients) facts(budget time.Duration) func(*v1alpha1.Policy, *po
 	return func(p *v1alpha1.Policy, t *podspec.Target, a *policies.Attributes) {
 		ctx, cancel := context.WithTimeout(context.Background(), budget)
 		defer cancel()
+		ctx = r.pullSecrets.With(ctx, a.Namespace, t.Spec)
 		VerifyImages(ctx, r.digests, r.images, p, t, nil).Apply(a)
 	}
 }
@@ -510,7 +520,7 @@ func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicySt
 	}
 	digests, images := reg.digests, reg.images
 	for path, mutating := range map[string]bool{MutatePath: true, ValidatePath: false} {
-		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions, Events: events}
+		h := &Handler{Store: store, Log: decisions.WithName("admission"), Metrics: metrics, Mutating: mutating, Decisions: o.LogDecisions, Events: events, PullSecrets: reg.pullSecrets}
 		if mutating {
 			// A fifth of the webhook's timeout: with the body's read
 			// (two fifths at most) the answer still leaves in time.

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -53,7 +52,7 @@ func (v *Verifier) ImageUsers(ctx context.Context, refs []string, digests map[st
 			case <-ctx.Done():
 				return
 			}
-			ch := v.group.DoChan("user|"+key, func() (any, error) { return v.readUser(ctx, key, d) })
+			ch := v.group.DoChan(SharedKey(ctx, "user|"+key), func() (any, error) { return v.readUser(ctx, key, d) })
 			select {
 			case res := <-ch:
 				if res.Err != nil {
@@ -81,10 +80,7 @@ func (v *Verifier) cachedUser(key string) (string, bool) {
 }
 
 func (v *Verifier) readUser(ctx context.Context, key string, d name.Digest) (string, error) {
-	auth := remote.WithAuth(authn.Anonymous)
-	if v.Keychain != nil {
-		auth = remote.WithAuthFromKeychain(v.Keychain)
-	}
+	auth := remote.WithAuthFromKeychain(Keychain(ctx, v.Keychain))
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(v.transport), auth}
 	desc, err := remote.Get(d, opts...)
 	if err != nil {

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -82,10 +81,7 @@ type legacySignature struct {
 // the registry could not be asked: an answer without signatures is an
 // empty set.
 func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, error) {
-	auth := remote.WithAuth(authn.Anonymous)
-	if v.Keychain != nil {
-		auth = remote.WithAuthFromKeychain(v.Keychain)
-	}
+	auth := remote.WithAuthFromKeychain(Keychain(ctx, v.Keychain))
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(v.transport), auth}
 	set := &signatureSet{repo: d.Context().Name()}
 

@@ -215,7 +215,7 @@ func digestOf(ref string, digests map[string]string) (name.Digest, error) {
 // verify returns one verdict from the registry, sharing the lookup with
 // concurrent callers of the same key; false when ctx ended first.
 func (v *Verifier) verify(ctx context.Context, key string, d name.Digest, c check, stale time.Duration) (imagetrust.Verdict, bool) {
-	ch := v.group.DoChan(key, func() (any, error) {
+	ch := v.group.DoChan(SharedKey(ctx, key), func() (any, error) {
 		return v.lookup(ctx, key, d, c, stale), nil
 	})
 	select {
@@ -290,9 +290,11 @@ func (v *Verifier) lookup(ctx context.Context, key string, d name.Digest, c chec
 			e = &entry{verdict: imagetrust.Verdict{Digest: hash.String()}}
 			v.cache[key] = e
 		}
-		if e != nil && ctx.Err() == nil {
+		if e != nil && ctx.Err() == nil && !isAuthError(err) {
 			// A request that ran out of time says nothing of the
-			// registry; a registry that failed is remembered briefly.
+			// registry, nor does one whose credentials were refused (the
+			// next pod may carry others); a registry that failed is
+			// remembered briefly.
 			e.failedAt, e.failDetail = now, detail
 		}
 		verdict := fallback(e, now, stale, detail)

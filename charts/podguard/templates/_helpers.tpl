@@ -412,4 +412,14 @@ for, saying which object is missing. Names are written as JSON strings.
 {{- if .Values.registries.caConfigMap }}
 - --registry-ca-file=/etc/podguard-registries/ca/ca.crt
 {{- end }}
+{{- if .Values.registries.podPullSecrets }}
+- --pod-pull-secrets
+{{- end }}
 {{- end -}}
+
+{{- /* registries.podPullSecrets: the Secrets pods name as imagePullSecrets, read one by one (get, never list or watch: podguard holds no Secret it was not pointed at). */ -}}
+{{- define "podguard.pullSecretRules" }}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
