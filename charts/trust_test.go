@@ -206,3 +206,47 @@ func TestRegistryValuesMounted(t *testing.T) {
 		t.Errorf("%d Deployments, want the webhook's and the audit's", serving)
 	}
 }
+
+// TestPodPullSecretsRBAC: registries.podPullSecrets grants the webhook's
+// and the audit's ClusterRoles get on Secrets, nothing more (no list or
+// watch), and without it neither ClusterRole names Secrets.
+func TestPodPullSecretsRBAC(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		var sets []string
+		if on {
+			sets = []string{"registries.podPullSecrets=true"}
+		}
+		roles := 0
+		for _, o := range objects(t, render(t, sets)) {
+			if o["kind"] != "ClusterRole" {
+				continue
+			}
+			name := o["metadata"].(map[string]any)["name"].(string)
+			if name != "podguard" && name != "podguard-audit" {
+				continue
+			}
+			roles++
+			var verbs []string
+			for _, r := range o["rules"].([]any) {
+				r := r.(map[string]any)
+				for _, res := range r["resources"].([]any) {
+					if res == "secrets" {
+						for _, v := range r["verbs"].([]any) {
+							verbs = append(verbs, v.(string))
+						}
+					}
+				}
+			}
+			want := ""
+			if on {
+				want = "get"
+			}
+			if got := strings.Join(verbs, ","); got != want {
+				t.Errorf("podPullSecrets=%v: ClusterRole %s has %q on secrets, want %q", on, name, got, want)
+			}
+		}
+		if roles != 2 {
+			t.Errorf("podPullSecrets=%v: %d of the webhook's and audit's ClusterRoles rendered", on, roles)
+		}
+	}
+}
