@@ -63,7 +63,7 @@ type clusterConfig struct {
 	crds []string
 }
 
-func startCluster(t *testing.T, cc clusterConfig) *cluster {
+func startCluster(t testing.TB, cc clusterConfig) *cluster {
 	t.Helper()
 	env := testenv.StartT(t, cc.apiserverFlags)
 	c := &cluster{Env: env, cs: env.Clientset, logs: &testenv.LogBuffer{}}
@@ -133,7 +133,7 @@ func (c *cluster) logger() logr.Logger {
 	return zap.New(zap.WriteTo(c.logs), zap.Level(&lvl))
 }
 
-func (c *cluster) startPodguard(t *testing.T) {
+func (c *cluster) startPodguard(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	c.stop = cancel
@@ -142,7 +142,7 @@ func (c *cluster) startPodguard(t *testing.T) {
 	c.waitReady(t, 60*time.Second)
 }
 
-func (c *cluster) stopPodguard(t *testing.T) {
+func (c *cluster) stopPodguard(t testing.TB) {
 	if c.stop == nil {
 		return
 	}
@@ -162,7 +162,7 @@ func (c *cluster) stopPodguard(t *testing.T) {
 // waits until the API server has stopped calling them: the API server
 // reads webhook configurations through an informer, so for a moment
 // after the delete it still calls the stopped server.
-func (c *cluster) removePodguard(t *testing.T) {
+func (c *cluster) removePodguard(t testing.TB) {
 	t.Helper()
 	c.stopPodguard(t)
 	ctx := context.Background()
@@ -186,7 +186,7 @@ func (c *cluster) removePodguard(t *testing.T) {
 }
 
 // waitReady polls /readyz until podguard reports ready.
-func (c *cluster) waitReady(t *testing.T, timeout time.Duration) {
+func (c *cluster) waitReady(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -210,7 +210,7 @@ func (c *cluster) waitReady(t *testing.T, timeout time.Duration) {
 	t.Fatalf("podguard not ready after %s: %s\nlogs:\n%s", timeout, last, c.logs.String())
 }
 
-func (c *cluster) namespace(t *testing.T, name string, labels map[string]string) {
+func (c *cluster) namespace(t testing.TB, name string, labels map[string]string) {
 	t.Helper()
 	_, err := c.cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}, metav1.CreateOptions{})
 	if err != nil {
@@ -219,7 +219,7 @@ func (c *cluster) namespace(t *testing.T, name string, labels map[string]string)
 }
 
 // kubectlRun runs the real kubectl against the test API server.
-func (c *cluster) kubectlRun(t *testing.T, stdin string, args ...string) (string, string, error) {
+func (c *cluster) kubectlRun(t testing.TB, stdin string, args ...string) (string, string, error) {
 	t.Helper()
 	cmd := exec.Command(c.Kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,6 +39,11 @@ type results struct {
 	E2E      []e2eResult        `json:"e2e"`
 	Audit    *auditResult       `json:"audit,omitempty"`
 	Images   []imageResult      `json:"images"`
+	// ImagesE2E are pod creates through kube-apiserver with image
+	// verification (BenchmarkPodCreateImages); ImagesStarted is when they
+	// and Images were measured, if by a later -only images -merge run.
+	ImagesE2E     []imageResult `json:"imagesE2E"`
+	ImagesStarted time.Time     `json:"imagesStarted,omitzero"`
 	Profile  []string           `json:"profile"`
 	Commands []string           `json:"commands"`
 	Quick    bool               `json:"quick"`
@@ -55,6 +61,7 @@ func main() {
 	dataDir := flag.String("data", "dist/bench", "where raw results and the plot go")
 	only := flag.String("only", "", "run one part only (engine, https, e2e, audit, images), printing results without writing the report")
 	replot := flag.Bool("replot", false, "rewrite the report and the plot from the last run's results.json, measuring nothing")
+	merge := flag.Bool("merge", false, "with -only images: measure image verification again and merge it into the last run's results.json and the report (which then says when each part was measured)")
 	flag.Parse()
 	root := testenv.Root()
 	if err := os.Chdir(root); err != nil {
@@ -102,9 +109,21 @@ func main() {
 	}
 	if *only == "" || *only == "images" {
 		step("image verification")
-		r.Images = imageBenchmarks(r, *quick)
+		r.Images, r.ImagesE2E = imageBenchmarks(r, *quick)
 	}
-	if *only != "" {
+	if *only == "images" && *merge {
+		raw, err := os.ReadFile(filepath.Join(*dataDir, "results.json"))
+		if err != nil {
+			fatal(fmt.Errorf("-merge needs the results.json of an earlier full run: %w", err))
+		}
+		var last results
+		if err := json.Unmarshal(raw, &last); err != nil {
+			fatal(err)
+		}
+		last.Images, last.ImagesE2E, last.ImagesStarted = r.Images, r.ImagesE2E, r.Started
+		last.Commands = append(slices.DeleteFunc(last.Commands, isImageCommand), r.Commands...)
+		r = &last
+	} else if *only != "" {
 		return
 	}
 	raw, _ := json.MarshalIndent(r, "", "  ")
@@ -225,12 +244,25 @@ var metricRE = regexp.MustCompile(`([\d.]+) (\S+)`)
 // imageBenchmarks runs webhook/imageverify's benchmarks: verifying a
 // pod's signed images against an in-process registry over TLS on the
 // loopback, cold and warm, and during an outage.
-func imageBenchmarks(r *results, quick bool) []imageResult {
-	bt := "20x"
+func imageBenchmarks(r *results, quick bool) (verifier, e2e []imageResult) {
+	bt, e2eBt := "20x", "40x"
 	if quick {
-		bt = "2x"
+		bt, e2eBt = "2x", "3x"
 	}
-	args := []string{"test", "-run", "^$", "-bench", "^BenchmarkVerify(Cold|Warm|Outage)$", "-benchtime", bt, "./webhook/imageverify/"}
+	verifier = goBenchmarks(r, []string{"test", "-run", "^$", "-bench", "^BenchmarkVerify(Cold|Warm|Outage)$", "-benchtime", bt, "./webhook/imageverify/"})
+	// Through kube-apiserver: the envtest binaries hack/tools.sh built.
+	e2e = goBenchmarks(r, []string{"test", "-run", "^$", "-bench", "^BenchmarkPodCreateImages$", "-benchtime", e2eBt, "-timeout", "30m", "./webhook/"})
+	return verifier, e2e
+}
+
+// isImageCommand reports whether a command of the report measured image
+// verification (replaced by -merge).
+func isImageCommand(c string) bool {
+	return strings.Contains(c, "BenchmarkVerify") || strings.Contains(c, "BenchmarkPodCreateImages")
+}
+
+// goBenchmarks runs go with args (a go test -bench) and reads its results.
+func goBenchmarks(r *results, args []string) []imageResult {
 	r.Commands = append(r.Commands, "go "+strings.Join(args, " "))
 	out, err := exec.Command("go", args...).CombinedOutput()
 	if err != nil {
@@ -258,9 +290,11 @@ func imageBenchmarks(r *results, quick bool) []imageResult {
 }
 
 func imageResultOf(r *results, name string) *imageResult {
-	for i := range r.Images {
-		if r.Images[i].Name == name {
-			return &r.Images[i]
+	for _, rs := range [][]imageResult{r.Images, r.ImagesE2E} {
+		for i := range rs {
+			if rs[i].Name == name {
+				return &rs[i]
+			}
 		}
 	}
 	return nil
