@@ -31,22 +31,22 @@ import (
 )
 
 type results struct {
-	Started  time.Time          `json:"started"`
-	Machine  machine            `json:"machine"`
-	Engine   []engineResult     `json:"engine"`
-	HTTPS    []loadResult       `json:"https"`
-	RSS      map[string]float64 `json:"peakRSSMiB"`
-	E2E      []e2eResult        `json:"e2e"`
-	Audit    *auditResult       `json:"audit,omitempty"`
-	Images   []imageResult      `json:"images"`
+	Started time.Time          `json:"started"`
+	Machine machine            `json:"machine"`
+	Engine  []engineResult     `json:"engine"`
+	HTTPS   []loadResult       `json:"https"`
+	RSS     map[string]float64 `json:"peakRSSMiB"`
+	E2E     []e2eResult        `json:"e2e"`
+	Audit   *auditResult       `json:"audit,omitempty"`
+	Images  []imageResult      `json:"images"`
 	// ImagesE2E are pod creates through kube-apiserver with image
 	// verification (BenchmarkPodCreateImages); ImagesStarted is when they
 	// and Images were measured, if by a later -only images -merge run.
 	ImagesE2E     []imageResult `json:"imagesE2E"`
 	ImagesStarted time.Time     `json:"imagesStarted,omitzero"`
-	Profile  []string           `json:"profile"`
-	Commands []string           `json:"commands"`
-	Quick    bool               `json:"quick"`
+	Profile       []string      `json:"profile"`
+	Commands      []string      `json:"commands"`
+	Quick         bool          `json:"quick"`
 }
 
 type machine struct {
