@@ -11,7 +11,7 @@ BIN      := bin/podguard
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
-.PHONY: generate all build test unit lint bench bench-engine fuzz chaos run demo tools tools-paths image chart release clean help
+.PHONY: generate all build test unit lint bench bench-engine bench-images fuzz chaos run demo tools tools-paths image chart release clean help
 
 all: lint build test
 
@@ -55,6 +55,9 @@ bench-engine: ## Go benchmarks of the engine beside pod-security-admission
 
 bench: build tools ## every benchmark, regenerating BENCHMARKS.md and hack/bench/latency.svg (about 10 minutes)
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/bench -out BENCHMARKS.md
+
+bench-images: build tools ## image verification only (verifier and pod creates through kube-apiserver), merged into the last make bench run's BENCHMARKS.md
+	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" $(GO) run ./hack/bench -only images -merge -out BENCHMARKS.md
 
 fuzz: ## run each fuzz test for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzValidateMutate$$' -fuzztime $(FUZZTIME) ./policies/
