@@ -203,7 +203,13 @@ func report(r *results) string {
 	}
 	if off, warm, cold := imageResultOf(r, "PodCreateImages/images=10/verification=off"), imageResultOf(r, "PodCreateImages/images=10/verification=warm"), imageResultOf(r, "PodCreateImages/images=10/verification=cold"); off != nil && warm != nil && cold != nil {
 		d := warm.Metrics["p99-ms"] - off.Metrics["p99-ms"]
-		w("| images, through kube-apiserver: warm cache adds ≤ 1 ms at p99 over verification off (10-image pod) | p99 %.2f vs %.2f ms (%+.2f ms) | %s |\n", warm.Metrics["p99-ms"], off.Metrics["p99-ms"], d, yes(d <= 1))
+		noise := ""
+		if d < 0 {
+			// Each case is one run of a few dozen creates: its p99 is
+			// near its slowest create, and the difference is noise.
+			noise = "; warm below off: within one run's noise"
+		}
+		w("| images, through kube-apiserver: warm cache adds ≤ 1 ms at p99 over verification off (10-image pod) | p99 %.2f vs %.2f ms (%+.2f ms%s) | %s |\n", warm.Metrics["p99-ms"], off.Metrics["p99-ms"], d, noise, yes(d <= 1))
 		w("| images, through kube-apiserver: a cold 10-image pod created ≤ 300 ms at p99 | %.2f ms | %s |\n", cold.Metrics["p99-ms"], yes(cold.Metrics["p99-ms"] <= 300))
 	}
 	if o := imageResultOf(r, "VerifyOutage"); o != nil {
