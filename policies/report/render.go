@@ -75,6 +75,7 @@ func (r *Report) Text(w io.Writer) error {
 			}
 			fmt.Fprintf(&b, "  exempted: %s: %s%s\n", x.Rule, x.Reason, exp)
 		}
+		writeImages(&b, ns.Images)
 		for _, sub := range ns.Subjects {
 			if sub.Result == Skip {
 				fmt.Fprintf(&b, "  skipped: %s/%s: %s\n", sub.Kind, sub.Name, sub.Reason)
@@ -168,6 +169,28 @@ func (r *Report) Text(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeImages writes what the image rules made of a namespace's images:
+// each one that fails, warns or could not be checked, with the subjects
+// running it, and how many pass.
+func writeImages(b *strings.Builder, images []ImageSubject) {
+	pass := 0
+	for _, is := range images {
+		if is.Result == Pass {
+			pass++
+			continue
+		}
+		what := map[string]string{Fail: "denied", Warn: "warned", Skip: "not checked"}[is.Result]
+		ref := is.Image
+		if is.Digest != "" && !strings.Contains(ref, "@") {
+			ref += "@" + is.Digest
+		}
+		fmt.Fprintf(b, "  image %s by %s: %s: %s (run by %s)\n", what, is.Rule, ref, is.Detail, listSome(is.Subjects, 8))
+	}
+	if pass > 0 {
+		fmt.Fprintf(b, "  images passing the image rules: %d\n", pass)
+	}
 }
 
 // writeFindings writes a subject's findings grouped by rule: the first of
@@ -350,6 +373,11 @@ Workloads are judged as admitted (what their next rollout gets), Pods as they ru
 {{end}}{{with .Pods}}{{if .OutOfPolicy}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td class="fail">running</td><td>{{join .Rules ", "}}</td><td></td><td>{{.OutOfPolicy}} of its {{.Total}} pods run out of policy (created before it, or under an expired exemption)</td><td>roll the workload out again</td><td></td></tr>
 {{end}}{{end}}{{if eq $s.Result "skip"}}<tr><td>{{$s.Kind}}/{{$s.Name}}</td><td>skipped</td><td></td><td></td><td>{{$s.Reason}}</td><td></td><td></td></tr>
 {{end}}{{end}}</table>
+{{if .Images}}<table class="findings images">
+<colgroup><col style="width:30%"><col style="width:8%"><col style="width:12%"><col style="width:32%"><col style="width:18%"></colgroup>
+<tr><th>image</th><th>result</th><th>rule</th><th>detail</th><th>run by</th></tr>
+{{range .Images}}<tr><td><code>{{.Image}}</code>{{with .Digest}}<br><code>{{.}}</code>{{end}}</td><td class="{{.Result}}">{{.Result}}</td><td>{{.Rule}}</td><td>{{.Detail}}{{with .Signers}} (signed by {{join . ", "}}){{end}}</td><td>{{join .Subjects ", "}}</td></tr>
+{{end}}</table>{{end}}
 {{end}}
 {{if .Exceptions}}<h2 id="exceptions">PodGuardExceptions</h2>
 <table><tr><th>exception</th><th>state</th><th>rules</th><th>expires</th><th>reason</th><th>applied to</th></tr>

@@ -88,6 +88,7 @@ type Subject struct {
 	Pods       *PodsSummary    `json:"pods,omitempty"`
 	Isolated   *bool           `json:"networkIsolated,omitempty"`
 	labels     map[string]bool // checklist items this subject fails
+	images     []ImageSubject  // what the image rules made of its images
 	podLabels  labels.Set
 	uid        types.UID
 	// containers are the subject's containers' names by field path
@@ -118,6 +119,9 @@ type Namespace struct {
 	Summary   Summary         `json:"summary"`
 	Checklist []ChecklistItem `json:"checklist"`
 	Subjects  []Subject       `json:"subjects"`
+	// Images are the images the image rules judged here, by digest
+	// (with audit --verify-images and in the background audit).
+	Images []ImageSubject `json:"images"`
 	// Exemptions are the exemptions that applied here.
 	Exemptions []Exempted `json:"exemptions"`
 }
@@ -329,6 +333,9 @@ func judgeOwnedPod(e *policies.Enforcer, s *Subject, pod runtime.Object, now tim
 		facts(e.Policy(), t, &attrs)
 	}
 	res, _ := e.Validate(pod, attrs)
+	// A Pod of an older revision may run another digest than the
+	// template: its images are the workload's too.
+	s.addImages(t, &attrs, res)
 	if !res.Allowed {
 		s.Pods.OutOfPolicy++
 		for _, f := range res.Violations {
@@ -351,6 +358,7 @@ func judgeOwnedPod(e *policies.Enforcer, s *Subject, pod runtime.Object, now tim
 // cluster's.
 func (r *Report) addNamespaces(order []*Subject, networkPolicies []networkingv1.NetworkPolicy) {
 	byNS := map[string]*Namespace{}
+	subjectsOf := map[string][]*Subject{}
 	for _, s := range order {
 		ns := byNS[s.Namespace]
 		if ns == nil {
@@ -358,6 +366,10 @@ func (r *Report) addNamespaces(order []*Subject, networkPolicies []networkingv1.
 			byNS[s.Namespace] = ns
 		}
 		ns.Subjects = append(ns.Subjects, *s)
+		subjectsOf[s.Namespace] = append(subjectsOf[s.Namespace], s)
+	}
+	for n, ns := range byNS {
+		ns.Images = namespaceImages(subjectsOf[n])
 	}
 	netpols := map[string][]networkingv1.NetworkPolicy{}
 	for _, np := range networkPolicies {
@@ -421,6 +433,7 @@ func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.T
 	for _, x := range res.Exempted {
 		s.Exempted = append(s.Exempted, x)
 	}
+	s.addImages(t, &attrs, res)
 	switch {
 	case !res.Allowed:
 		s.Result = Fail

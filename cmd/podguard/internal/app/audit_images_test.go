@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -48,6 +49,7 @@ func TestAuditVerifiesImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	policy := write(t, t.TempDir(), "policy.yaml", string(b))
+	var images []report.ImageSubject
 	audited := func(args ...string) map[string]report.Subject {
 		t.Helper()
 		r := podguard(t, "", append([]string{"audit", "--kubeconfig", env.Kubeconfig, "-n", "apps", "--policy", policy, "-o", "json"}, args...)...)
@@ -56,10 +58,12 @@ func TestAuditVerifiesImages(t *testing.T) {
 			t.Fatalf("%v\n%s%s", err, r.out, r.err)
 		}
 		out := map[string]report.Subject{}
+		images = nil
 		for _, ns := range rep.Namespaces {
 			for _, s := range ns.Subjects {
 				out[s.Name] = s
 			}
+			images = append(images, ns.Images...)
 		}
 		return out
 	}
@@ -67,7 +71,15 @@ func TestAuditVerifiesImages(t *testing.T) {
 	if verified["signed"].Result != report.Pass || verified["unsigned"].Result != report.Fail {
 		t.Errorf("--verify-images: signed %s, unsigned %s; want pass and fail", verified["signed"].Result, verified["unsigned"].Result)
 	}
+	// The same verdicts, image by image: the unsigned digest fails first.
+	if len(images) != 2 || images[0].Result != report.Fail || strings.Join(images[0].Subjects, ",") != "Pod/unsigned" ||
+		images[1].Result != report.Pass || strings.Join(images[1].Signers, ",") != "release" || !strings.HasPrefix(images[1].Digest, "sha256:") {
+		t.Errorf("--verify-images: images %+v, want the unsigned digest failing and the signed one passing, with their pods", images)
+	}
 	offline := audited()
+	if len(images) != 0 {
+		t.Errorf("without --verify-images: images %+v, want none", images)
+	}
 	if offline["signed"].Result == report.Fail || offline["unsigned"].Result == report.Fail {
 		t.Errorf("offline: signed %s, unsigned %s; neither may fail for a signature nobody checked", offline["signed"].Result, offline["unsigned"].Result)
 	}
