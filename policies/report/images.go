@@ -37,6 +37,8 @@ type ImageSubject struct {
 	VerifiedAt *time.Time `json:"verifiedAt,omitempty"`
 	// Subjects are the subjects running it (Kind/name).
 	Subjects []string `json:"subjects"`
+	// field is where the first subject names it.
+	field string
 }
 
 // imageRules are the rules whose verdicts are listed by image, with where
@@ -82,7 +84,7 @@ func (s *Subject) addImages(t *podspec.Target, attrs *policies.Attributes, res *
 				} else if v.Status == imagetrust.Unreachable {
 					is.Result = Skip
 				}
-				is.Subjects = []string{s.Kind + "/" + s.Name}
+				is.Subjects, is.field = []string{s.Kind + "/" + s.Name}, field
 				s.images = append(s.images, is)
 			}
 		}

@@ -112,6 +112,19 @@ rules:
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Namespaces) != 1 || len(back.Namespaces[0].Images) != 2 {
 		t.Errorf("JSON: %v %+v", err, back)
 	}
+	// The background audit's report object: the finding's result names
+	// the image and the digest judged.
+	obj, _ := r.Namespaces[0].Object(report.OpenReports, now)
+	found := false
+	for _, res := range obj["results"].([]any) {
+		props, _ := res.(map[string]any)["properties"].(map[string]any)
+		if res.(map[string]any)["rule"] == "imageSignatures" && props["digest"] == unsigned && props["image"] == "registry.example/web@"+unsigned {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no report result names the unsigned image and its digest: %v", obj["results"])
+	}
 	// Without image verdicts (no --verify-images), no image is listed.
 	plain := report.Build(e, report.Input{Objects: []runtime.Object{web, rs, old, tool}, Now: now})
 	if n := len(plain.Namespaces[0].Images); n != 0 {

@@ -141,6 +141,10 @@ func (s *Subject) result(f Finding, result string) map[string]any {
 	if s.Pods != nil {
 		props["pods"] = fmt.Sprint(s.Pods.Total)
 	}
+	if is, ok := s.imageAt[f.Field]; ok && is.Rule == f.Rule {
+		// An image rule's finding: the image and the digest judged.
+		props["image"], props["digest"] = is.Image, is.Digest
+	}
 	category := ""
 	if d, ok := rules.Lookup(f.Rule); ok {
 		category = d.Checklist.Title

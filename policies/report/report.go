@@ -79,16 +79,17 @@ type Subject struct {
 	Namespace  string `json:"namespace"`
 	Name       string `json:"name"`
 	// Result is fail, warn, pass or skip.
-	Result     string          `json:"result"`
-	Reason     string          `json:"reason,omitempty"`
-	Violations []Finding       `json:"violations"`
-	Warnings   []Finding       `json:"warnings"`
-	Audits     []Finding       `json:"audits"`
-	Exempted   []Exempted      `json:"exempted"`
-	Pods       *PodsSummary    `json:"pods,omitempty"`
-	Isolated   *bool           `json:"networkIsolated,omitempty"`
-	labels     map[string]bool // checklist items this subject fails
-	images     []ImageSubject  // what the image rules made of its images
+	Result     string                  `json:"result"`
+	Reason     string                  `json:"reason,omitempty"`
+	Violations []Finding               `json:"violations"`
+	Warnings   []Finding               `json:"warnings"`
+	Audits     []Finding               `json:"audits"`
+	Exempted   []Exempted              `json:"exempted"`
+	Pods       *PodsSummary            `json:"pods,omitempty"`
+	Isolated   *bool                   `json:"networkIsolated,omitempty"`
+	labels     map[string]bool         // checklist items this subject fails
+	images     []ImageSubject          // what the image rules made of its images
+	imageAt    map[string]ImageSubject // its own images by field path, for report results
 	podLabels  labels.Set
 	uid        types.UID
 	// containers are the subject's containers' names by field path
@@ -434,6 +435,12 @@ func judge(e *policies.Enforcer, o runtime.Object, t *podspec.Target, now time.T
 		s.Exempted = append(s.Exempted, x)
 	}
 	s.addImages(t, &attrs, res)
+	for _, is := range s.images {
+		if s.imageAt == nil {
+			s.imageAt = map[string]ImageSubject{}
+		}
+		s.imageAt[is.field] = is
+	}
 	switch {
 	case !res.Allowed:
 		s.Result = Fail
