@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/notaryproject/notation-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -39,6 +44,14 @@ const (
 	// the digest, its signature in an annotation.
 	legacySignatureMediaType  = "application/vnd.dev.cosign.simplesigning.v1+json"
 	legacySignatureAnnotation = "dev.cosignproject.cosign/signature"
+	// A keyless legacy signature (cosign sign without --key and without
+	// --new-bundle-format) adds its Fulcio certificate, its Rekor entry
+	// ("bundle": the entry's body, integrated time, index, log ID and
+	// signed entry timestamp) and, with a timestamp authority, an RFC 3161
+	// timestamp as further annotations of the same layer.
+	legacyCertificateAnnotation = "dev.sigstore.cosign/certificate"
+	legacyRekorAnnotation       = "dev.sigstore.cosign/bundle"
+	legacyTimestampAnnotation   = "dev.sigstore.cosign/rfc3161timestamp"
 	// bundleArtifactTypePrefix is the artifactType of a Sigstore bundle
 	// stored as an OCI referrer of the image (cosign sign
 	// --new-bundle-format); its one layer is the bundle's JSON.
@@ -75,6 +88,9 @@ type signatureSet struct {
 
 type legacySignature struct {
 	payload, sig []byte
+	// cert, rekor and timestamp are a keyless signature's annotations,
+	// as written (empty for a key's signature).
+	cert, rekor, timestamp string
 }
 
 // fetch reads the signatures of digest d in its repository. An error means
@@ -110,7 +126,9 @@ func (v *Verifier) fetch(ctx context.Context, d name.Digest) (*signatureSet, err
 			if err != nil {
 				return nil, err
 			}
-			set.legacy = append(set.legacy, legacySignature{payload: payload, sig: sig})
+			set.legacy = append(set.legacy, legacySignature{payload: payload, sig: sig,
+				cert: l.Annotations[legacyCertificateAnnotation], rekor: l.Annotations[legacyRekorAnnotation],
+				timestamp: l.Annotations[legacyTimestampAnnotation]})
 		}
 	}
 
@@ -218,7 +236,7 @@ func isNotFound(err error) bool {
 // authority is a policy authority made ready to verify.
 type authority struct {
 	name string
-	// key verifies legacy signatures; keyMaterial bundles signed by it.
+	// key verifies legacy signatures made with it; keyMaterial bundles.
 	key         signature.Verifier
 	keyMaterial root.TrustedMaterial
 	// trustedRoot and identity verify keyless bundles.
@@ -282,17 +300,23 @@ func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
 		return false, strings.Join(reasons, "; ")
 	}
 	var reasons []string
-	if a.key != nil {
-		for _, s := range set.legacy {
-			err := a.key.VerifySignature(bytes.NewReader(s.sig), bytes.NewReader(s.payload))
-			if err == nil {
-				err = payloadNames(s.payload, d)
-			}
-			if err == nil {
-				return true, ""
-			}
-			reasons = append(reasons, "legacy signature: "+err.Error())
+	for _, s := range set.legacy {
+		var err error
+		switch {
+		case a.key != nil:
+			err = a.key.VerifySignature(bytes.NewReader(s.sig), bytes.NewReader(s.payload))
+		case s.cert == "":
+			err = errors.New("signed by a key, not by a keyless identity (no certificate)")
+		default:
+			err = a.verifyLegacyKeyless(s)
 		}
+		if err == nil {
+			err = payloadNames(s.payload, d)
+		}
+		if err == nil {
+			return true, ""
+		}
+		reasons = append(reasons, "legacy signature: "+err.Error())
 	}
 	for _, b := range set.bundles {
 		res, err := a.verifyBundle(b, d)
@@ -308,12 +332,102 @@ func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
 		reasons = append(reasons, fmt.Sprintf("%d signature artifacts unreadable or beyond the limits", set.skipped))
 	}
 	if len(reasons) == 0 {
-		if a.key == nil && len(set.legacy) > 0 {
-			return false, "no signature found (legacy .sig signatures verify against keys only)"
-		}
 		return false, "no signature found"
 	}
 	return false, strings.Join(reasons, "; ")
+}
+
+// verifyLegacyKeyless verifies a keyless legacy signature as sigstore-go
+// verifies a bundle, by reading it as the bundle it is equivalent to: the
+// same certificate, transparency log entry and timestamps, and a message
+// signature of the payload. So the certificate chains to the trusted
+// root's Fulcio, the identity matches, the Rekor entry's signed entry
+// timestamp verifies and its body names this signature, certificate and
+// payload digest, exactly as for a bundle; nothing is verified by hand.
+func (a *authority) verifyLegacyKeyless(s legacySignature) error {
+	b, err := legacyBundle(s)
+	if err != nil {
+		return err
+	}
+	verifier, err := verify.NewVerifier(a.trustedRoot, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+	if err != nil {
+		return err
+	}
+	_, err = verifier.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(s.payload)), verify.WithCertificateIdentity(a.identity)))
+	return err
+}
+
+// legacyBundleMediaType is the bundle version that carries what a legacy
+// signature carries: a certificate chain and an entry with an inclusion
+// promise (no inclusion proof).
+const legacyBundleMediaType = "application/vnd.dev.sigstore.bundle+json;version=0.1"
+
+// legacyBundle is keyless legacy signature s as a Sigstore bundle.
+func legacyBundle(s legacySignature) (*bundle.Bundle, error) {
+	block, _ := pem.Decode([]byte(s.cert))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("annotation %s is not a PEM certificate", legacyCertificateAnnotation)
+	}
+	if s.rekor == "" {
+		return nil, fmt.Errorf("no transparency log entry (annotation %s): a keyless signature needs one", legacyRekorAnnotation)
+	}
+	// cosign's RekorBundle: the signed entry timestamp over the payload.
+	var rb struct {
+		SignedEntryTimestamp []byte
+		Payload              struct {
+			Body           string `json:"body"`
+			IntegratedTime int64  `json:"integratedTime"`
+			LogIndex       int64  `json:"logIndex"`
+			LogID          string `json:"logID"`
+		}
+	}
+	if err := json.Unmarshal([]byte(s.rekor), &rb); err != nil {
+		return nil, fmt.Errorf("annotation %s: %w", legacyRekorAnnotation, err)
+	}
+	body, err := base64.StdEncoding.DecodeString(rb.Payload.Body)
+	if err != nil {
+		return nil, fmt.Errorf("annotation %s: Payload.body: %w", legacyRekorAnnotation, err)
+	}
+	logID, err := hex.DecodeString(rb.Payload.LogID)
+	if err != nil {
+		return nil, fmt.Errorf("annotation %s: Payload.logID: %w", legacyRekorAnnotation, err)
+	}
+	var kind struct {
+		Kind       string `json:"kind"`
+		APIVersion string `json:"apiVersion"`
+	}
+	if err := json.Unmarshal(body, &kind); err != nil {
+		return nil, fmt.Errorf("annotation %s: Payload.body: %w", legacyRekorAnnotation, err)
+	}
+	vm := &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_X509CertificateChain{X509CertificateChain: &protocommon.X509CertificateChain{
+			Certificates: []*protocommon.X509Certificate{{RawBytes: block.Bytes}}}},
+		TlogEntries: []*protorekor.TransparencyLogEntry{{
+			LogIndex:          rb.Payload.LogIndex,
+			LogId:             &protocommon.LogId{KeyId: logID},
+			KindVersion:       &protorekor.KindVersion{Kind: kind.Kind, Version: kind.APIVersion},
+			IntegratedTime:    rb.Payload.IntegratedTime,
+			InclusionPromise:  &protorekor.InclusionPromise{SignedEntryTimestamp: rb.SignedEntryTimestamp},
+			CanonicalizedBody: body,
+		}},
+		TimestampVerificationData: &protobundle.TimestampVerificationData{},
+	}
+	if s.timestamp != "" {
+		var ts struct{ SignedRFC3161Timestamp []byte }
+		if err := json.Unmarshal([]byte(s.timestamp), &ts); err != nil {
+			return nil, fmt.Errorf("annotation %s: %w", legacyTimestampAnnotation, err)
+		}
+		vm.TimestampVerificationData.Rfc3161Timestamps = []*protocommon.RFC3161SignedTimestamp{{SignedTimestamp: ts.SignedRFC3161Timestamp}}
+	}
+	digest := sha256.Sum256(s.payload)
+	return bundle.NewBundle(&protobundle.Bundle{
+		MediaType:            legacyBundleMediaType,
+		VerificationMaterial: vm,
+		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
+			Signature:     s.sig,
+		}},
+	})
 }
 
 // verifyBundle verifies bundle b as this authority's, for digest d: a key

@@ -186,10 +186,55 @@ func TestKeylessBundles(t *testing.T) {
 	sigtest.SignKeyless(t, f.reg, vs, subject, issuer, "team/app", att, sigtest.Statement(repo, att, sigtest.SLSAPredicate))
 	want(t, "keyless attestation", f.verify(t, "team/app:attested@"+att.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "an attestation")
 
-	// A legacy signature verifies against keys only.
+	// A key's legacy signature is not a keyless identity's.
 	legacy := f.reg.PushRandom(t, "team/app:legacy")
 	sigtest.SignLegacy(t, f.reg, sigtest.NewSigner(t), "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
-	want(t, "legacy under a keyless authority", f.verify(t, "team/app:legacy@"+legacy.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "keys only")
+	want(t, "a key's legacy signature under a keyless authority", f.verify(t, "team/app:legacy@"+legacy.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "no certificate")
+}
+
+// TestKeylessLegacySignatures: cosign's legacy format signed keyless (a
+// Fulcio certificate and a Rekor entry in the layer's annotations)
+// verifies as a bundle does, and fails where a bundle would.
+func TestKeylessLegacySignatures(t *testing.T) {
+	f := newFixture(t)
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := f.reg.Host + "/team/app"
+	d := f.reg.PushRandom(t, "team/app:legacy")
+	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
+	ref := "team/app:legacy@" + d.String()
+	want(t, "right issuer and subject", f.verify(t, ref, keylessTrust(t, vs, subject, ""), ""), imagetrust.Verified, "")
+	want(t, "subject by regular expression", f.verify(t, ref, keylessTrust(t, vs, "", `^https://github\.com/example/app/`), ""), imagetrust.Verified, "")
+	want(t, "right issuer, wrong subject", f.verify(t, ref, keylessTrust(t, vs, "https://github.com/example/other/.github/workflows/release.yaml@refs/heads/main", ""), ""), imagetrust.Unsigned, "legacy signature")
+	want(t, "untrusted root", f.verify(t, ref, keylessTrust(t, other, subject, ""), ""), imagetrust.Unsigned, "legacy signature")
+	want(t, "a key authority", f.verify(t, ref, keyTrust(sigtest.NewSigner(t)), ""), imagetrust.Unsigned, "legacy signature")
+
+	// The signature of another digest, copied under this digest's tag:
+	// everything verifies but the payload, which names the other image.
+	copied := f.reg.PushRandom(t, "team/app:copied")
+	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", copied, sigtest.SimpleSigningPayload(repo, d))
+	want(t, "a signature of another digest", f.verify(t, "team/app:copied@"+copied.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "signs "+d.String())
+
+	// Without its Rekor entry a keyless signature proves nothing about when
+	// the short-lived certificate signed.
+	bare := f.reg.PushRandom(t, "team/app:bare")
+	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", bare, sigtest.SimpleSigningPayload(repo, bare))
+	sigtest.EditLegacyAnnotations(t, f.reg, "team/app", bare, func(a map[string]string) { delete(a, "dev.sigstore.cosign/bundle") })
+	want(t, "no Rekor entry", f.verify(t, "team/app:bare@"+bare.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "no transparency log entry")
+
+	// A Rekor entry of another signature: its signed entry timestamp
+	// verifies, but its body names another signature and certificate.
+	swapped := f.reg.PushRandom(t, "team/app:swapped")
+	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", swapped, sigtest.SimpleSigningPayload(repo, swapped))
+	rekorOfD := sigtest.LegacyAnnotations(t, f.reg, "team/app", d)["dev.sigstore.cosign/bundle"]
+	sigtest.EditLegacyAnnotations(t, f.reg, "team/app", swapped, func(a map[string]string) { a["dev.sigstore.cosign/bundle"] = rekorOfD })
+	want(t, "another signature's Rekor entry", f.verify(t, "team/app:swapped@"+swapped.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "does not match")
 }
 
 // TestRegistryOutage: a digest verified within staleIfError stays

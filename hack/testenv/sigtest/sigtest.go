@@ -5,7 +5,8 @@ package sigtest
 
 // Signing images as cosign does, for tests of imageSignatures: the legacy
 // format (a simple-signing payload under the sha256-<hex>.sig tag, its
-// signature in a layer annotation) and the Sigstore bundle format (a
+// signature in a layer annotation, with a keyless signer's certificate and
+// Rekor entry beside it) and the Sigstore bundle format (a
 // bundle stored as an OCI referrer of the image, cosign sign
 // --new-bundle-format), by a key (sigstore-go's signer) or keyless (a
 // certificate of sigstore-go's virtual Sigstore: Fulcio CA, Rekor and a
@@ -21,6 +22,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"testing"
 	"time"
@@ -101,6 +103,14 @@ func SignLegacy(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.
 	if err != nil {
 		t.Fatal(err)
 	}
+	appendLegacyLayer(t, r, repo, d, payload, map[string]string{
+		"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)})
+}
+
+// appendLegacyLayer adds payload with annotations as a layer of repo's
+// sha256-<hex>.sig image for digest d, creating it if need be.
+func appendLegacyLayer(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, payload []byte, annotations map[string]string) {
+	t.Helper()
 	tag := ref(t, r, fmt.Sprintf("%s:%s-%s.sig", repo, d.Algorithm, d.Hex))
 	opt := remote.WithTransport(r.Client().Transport)
 	base := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
@@ -108,12 +118,96 @@ func SignLegacy(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.
 		base = existing
 	}
 	layer := static.NewLayer(payload, "application/vnd.dev.cosign.simplesigning.v1+json")
-	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, Annotations: map[string]string{
-		"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)}})
+	img, err := mutate.Append(base, mutate.Addendum{Layer: layer, Annotations: annotations})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := remote.Write(tag, img, opt); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SignLegacyKeyless stores a keyless legacy signature of payload under
+// repo's sha256-<hex>.sig tag for digest d, as cosign sign does without
+// --key and without --new-bundle-format: the signature, the Fulcio
+// certificate of vs for identity and issuer and its chain, the Rekor entry
+// (cosign's "bundle" annotation: body, integrated time, index, log ID and
+// signed entry timestamp) and an RFC 3161 timestamp, each an annotation of
+// the payload's layer.
+func SignLegacyKeyless(t testing.TB, r *testenv.Registry, vs *ca.VirtualSigstore, identity, issuer, repo string, d v1.Hash, payload []byte) {
+	t.Helper()
+	e, err := vs.SignAtTime(identity, issuer, payload, time.Now().Add(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, _ := e.VerificationContent()
+	leaf := vc.(*sgbundle.Certificate).Certificate()
+	sc, _ := e.SignatureContent()
+	sig := sc.(*sgbundle.MessageSignature).Signature()
+	entries, _ := e.TlogEntries()
+	tle := entries[0].TransparencyLogEntry()
+	rekorPayload := tlog.RekorPayload{
+		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
+		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId),
+	}
+	set, err := vs.RekorSignPayload(rekorPayload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rekorBundle, _ := json.Marshal(map[string]any{"SignedEntryTimestamp": set, "Payload": rekorPayload})
+	tss, _ := e.Timestamps()
+	stamp, _ := json.Marshal(map[string]any{"SignedRFC3161Timestamp": tss[0]})
+	var chain bytes.Buffer
+	fulcio := vs.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority)
+	for _, c := range append(append([]*x509.Certificate{}, fulcio.Intermediates...), fulcio.Root) {
+		_ = pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	appendLegacyLayer(t, r, repo, d, payload, map[string]string{
+		"dev.cosignproject.cosign/signature":   base64.StdEncoding.EncodeToString(sig),
+		"dev.sigstore.cosign/certificate":      string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})),
+		"dev.sigstore.cosign/chain":            chain.String(),
+		"dev.sigstore.cosign/bundle":           string(rekorBundle),
+		"dev.sigstore.cosign/rfc3161timestamp": string(stamp),
+	})
+}
+
+// LegacyAnnotations are the annotations of the first layer of repo's
+// sha256-<hex>.sig image for digest d.
+func LegacyAnnotations(t testing.TB, r *testenv.Registry, repo string, d v1.Hash) map[string]string {
+	t.Helper()
+	img, err := remote.Image(ref(t, r, fmt.Sprintf("%s:%s-%s.sig", repo, d.Algorithm, d.Hex)), remote.WithTransport(r.Client().Transport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Layers[0].Annotations
+}
+
+// EditLegacyAnnotations rewrites the first layer's annotations of repo's
+// sha256-<hex>.sig image for digest d with edit: a signature tampered
+// with after signing.
+func EditLegacyAnnotations(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, edit func(map[string]string)) {
+	t.Helper()
+	tag := ref(t, r, fmt.Sprintf("%s:%s-%s.sig", repo, d.Algorithm, d.Hex))
+	opt := remote.WithTransport(r.Client().Transport)
+	img, err := remote.Image(tag, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = m.DeepCopy()
+	edit(m.Layers[0].Annotations)
+	raw, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(tag, rawManifest(raw), opt); err != nil {
 		t.Fatal(err)
 	}
 }
