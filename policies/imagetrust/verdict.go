@@ -66,6 +66,10 @@ type ScanReport struct {
 	FinishedAt time.Time `json:"finishedAt"`
 	// Vulnerabilities are the findings, each once.
 	Vulnerabilities []Vulnerability `json:"vulnerabilities,omitempty"`
+	// NotAffected counts the vulnerabilities the attestation lists but
+	// says do not apply to the image (a CycloneDX-VEX analysis state of
+	// not_affected, false_positive or resolved): not findings.
+	NotAffected int `json:"notAffected,omitempty"`
 }
 
 // Vulnerability is one finding of a scan.

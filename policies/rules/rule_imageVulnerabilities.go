@@ -5,13 +5,16 @@ package rules
 // authorities, no older than maxAge, with no finding at or above
 // maxSeverity unless allowedVulnerabilities lists it (with a reason and an
 // expiry). The write-up's "scan images", made a condition of admission.
-// Supported form: the cosign vuln predicate
-// (https://cosign.sigstore.dev/attestation/vuln/v1) with a Trivy JSON
-// report as its scanner result, which `trivy image --format cosign-vuln`
-// writes, attested with `cosign attest --type vuln` as a Sigstore bundle
-// (an OCI referrer): the one predicate with a standard place for the scan
-// time and for per-finding severities; SARIF and CycloneDX-VEX
-// attestations are not read yet.
+// Supported forms, as Sigstore bundles (OCI referrers), both with a
+// standard place for the scan time and for per-finding severities: the
+// cosign vuln predicate (https://cosign.sigstore.dev/attestation/vuln/v1)
+// with a Trivy JSON report as its scanner result (`trivy image --format
+// cosign-vuln`, `cosign attest --type vuln`), and a CycloneDX BOM with
+// vulnerabilities (https://cyclonedx.org/bom: `trivy image --format
+// cyclonedx --scanners vuln` or `grype -o cyclonedx-json`, `cosign attest
+// --type cyclonedx`), whose VEX analysis states can mark a listed
+// vulnerability not affected. SARIF is not read: no registered predicate
+// type, no standard scan time, tool-specific severities.
 // The rule does no I/O: the caller verifies the attestation and hands over
 // what it reports (imagetrust.ScanReport); the rule judges age, severities
 // and allowances, so a new finding or an expired allowance takes effect at
@@ -34,9 +37,15 @@ import (
 // ItemScannedImages is the write-up's "scan images".
 var ItemScannedImages = ChecklistItem{ID: "scannedImages", Title: "Scanned images (a signed vulnerability scan, recent, within a severity threshold)", Order: 106}
 
-// VulnPredicate is the in-toto predicate type of cosign's vulnerability
-// attestations (cosign attest --type vuln).
-const VulnPredicate = "https://cosign.sigstore.dev/attestation/vuln/v1"
+// The in-toto predicate types of the scan attestations read.
+const (
+	// VulnPredicate is cosign's vulnerability attestation (cosign attest
+	// --type vuln).
+	VulnPredicate = "https://cosign.sigstore.dev/attestation/vuln/v1"
+	// CycloneDXPredicate is a CycloneDX BOM (cosign attest --type
+	// cyclonedx); it counts as a scan when it has a vulnerabilities array.
+	CycloneDXPredicate = "https://cyclonedx.org/bom"
+)
 
 func init() {
 	Register(Definition{
@@ -44,8 +53,9 @@ func init() {
 		ID:    "imageVulnerabilities", Order: 217, Action: v1alpha1.ActionEnforce,
 		Checklist: ItemScannedImages, PlatformOnly: true,
 		Doc: `Images matching a scan entry's globs carry a vulnerability-scan
-attestation of their digest (cosign attest --type vuln, a Trivy report,
-as a Sigstore bundle) signed by one of its authorities, at most maxAge
+attestation of their digest (cosign attest --type vuln with a Trivy
+report, or --type cyclonedx with a CycloneDX BOM's vulnerabilities, as a
+Sigstore bundle) signed by one of its authorities, at most maxAge
 old, with no finding at or above maxSeverity but those
 allowedVulnerabilities lists until they expire. Verified at admission by
 the webhook; nothing is verified until a scan entry exists.`,

@@ -13,9 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -30,9 +28,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature"
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"podguard.dev/podguard/policies/imagetrust"
 
 	"podguard.dev/podguard/policies/rules"
 )
@@ -476,115 +471,4 @@ func payloadNames(payload []byte, d v1.Hash) error {
 		return fmt.Errorf("signs %s, not %s", p.Critical.Image.Digest, d)
 	}
 	return nil
-}
-
-// maxVulnerabilities bounds what a cached scan report keeps: the most
-// severe first, so a cut never hides a finding above one it keeps.
-const maxVulnerabilities = 4096
-
-// judgeScan finds the newest scan attestation of digest d signed by one
-// of the authorities.
-func (v *Verifier) judgeScan(set *signatureSet, d v1.Hash, authorities []rules.Authority) imagetrust.Verdict {
-	var best *imagetrust.ScanReport
-	var signer string
-	var reasons []string
-	for _, pa := range authorities {
-		a, err := v.authority(pa)
-		if err != nil {
-			reasons = append(reasons, fmt.Sprintf("%s: %v", pa.Name, err))
-			continue
-		}
-		found := false
-		for _, b := range set.bundles {
-			res, err := a.verifyBundle(b, d)
-			if err != nil {
-				reasons = append(reasons, fmt.Sprintf("%s: bundle: %v", a.name, err))
-				continue
-			}
-			if res.Statement == nil || res.Statement.GetPredicateType() != rules.VulnPredicate {
-				continue // a signature, or another attestation
-			}
-			predicate, err := protojson.Marshal(res.Statement.GetPredicate())
-			if err == nil {
-				var rep *imagetrust.ScanReport
-				if rep, err = parseVulnPredicate(predicate); err == nil {
-					found = true
-					if best == nil || rep.FinishedAt.After(best.FinishedAt) {
-						best, signer = rep, a.name
-					}
-					continue
-				}
-			}
-			reasons = append(reasons, fmt.Sprintf("%s: vuln attestation: %v", a.name, err))
-		}
-		if !found && len(set.bundles) == 0 {
-			reasons = append(reasons, a.name+": no attestation found")
-		}
-	}
-	if best != nil {
-		return imagetrust.Verdict{Status: imagetrust.Verified, Signers: []string{signer}, Scan: best}
-	}
-	if len(reasons) == 0 {
-		reasons = append(reasons, "no vulnerability-scan attestation (predicate "+rules.VulnPredicate+") found")
-	}
-	return imagetrust.Verdict{Status: imagetrust.Unsigned, Detail: truncate(strings.Join(reasons, "; "))}
-}
-
-// parseVulnPredicate reads cosign's vuln predicate whose scanner result
-// is a Trivy JSON report (trivy image --format cosign-vuln).
-func parseVulnPredicate(data []byte) (*imagetrust.ScanReport, error) {
-	var p struct {
-		Scanner struct {
-			URI     string          `json:"uri"`
-			Version string          `json:"version"`
-			Result  json.RawMessage `json:"result"`
-		} `json:"scanner"`
-		Metadata struct {
-			ScanFinishedOn time.Time `json:"scanFinishedOn"`
-		} `json:"metadata"`
-	}
-	if err := json.Unmarshal(data, &p); err != nil {
-		return nil, err
-	}
-	if p.Metadata.ScanFinishedOn.IsZero() {
-		return nil, fmt.Errorf("no metadata.scanFinishedOn")
-	}
-	var trivy struct {
-		Results *[]struct {
-			Vulnerabilities []struct {
-				VulnerabilityID string `json:"VulnerabilityID"`
-				Severity        string `json:"Severity"`
-			} `json:"Vulnerabilities"`
-		} `json:"Results"`
-	}
-	if err := json.Unmarshal(p.Scanner.Result, &trivy); err != nil || trivy.Results == nil {
-		return nil, fmt.Errorf("scanner.result is not a Trivy JSON report (Results[].Vulnerabilities[])")
-	}
-	worst := map[string]string{}
-	for _, r := range *trivy.Results {
-		for _, vu := range r.Vulnerabilities {
-			if vu.VulnerabilityID == "" {
-				continue
-			}
-			sev := strings.ToLower(vu.Severity)
-			if prev, ok := worst[vu.VulnerabilityID]; !ok || rules.SeverityRank(sev) > rules.SeverityRank(prev) {
-				worst[vu.VulnerabilityID] = sev
-			}
-		}
-	}
-	rep := &imagetrust.ScanReport{Scanner: strings.TrimSpace(p.Scanner.URI + " " + p.Scanner.Version), FinishedAt: p.Metadata.ScanFinishedOn.UTC()}
-	for id, sev := range worst {
-		rep.Vulnerabilities = append(rep.Vulnerabilities, imagetrust.Vulnerability{ID: id, Severity: sev})
-	}
-	sort.Slice(rep.Vulnerabilities, func(i, j int) bool {
-		a, b := rep.Vulnerabilities[i], rep.Vulnerabilities[j]
-		if ra, rb := rules.SeverityRank(a.Severity), rules.SeverityRank(b.Severity); ra != rb {
-			return ra > rb
-		}
-		return a.ID < b.ID
-	})
-	if len(rep.Vulnerabilities) > maxVulnerabilities {
-		rep.Vulnerabilities = rep.Vulnerabilities[:maxVulnerabilities]
-	}
-	return rep, nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -383,5 +384,61 @@ func TestScanAttestations(t *testing.T) {
 	f.now = f.now.Add(time.Hour)
 	if v := scans("team/app:1@"+d.String(), scanner); v.Status != imagetrust.Stale || v.Scan == nil || len(v.Scan.Vulnerabilities) != 2 {
 		t.Errorf("registry down, verified an hour ago: %+v", v)
+	}
+}
+
+// TestCycloneDXScanAttestations: a CycloneDX BOM with vulnerabilities is
+// a scan (worst rating per finding, VEX states that say "not affected"
+// not counted); a BOM without them is an SBOM and never a clean scan; the
+// newest scan counts whichever form it has.
+func TestCycloneDXScanAttestations(t *testing.T) {
+	f := newFixture(t)
+	scanner := sigtest.NewSigner(t)
+	repo := f.reg.Host + "/team/app"
+	scans := func(d v1.Hash) imagetrust.Verdict {
+		t.Helper()
+		ps := &rules.ImageVulnerabilitiesParams{Scans: []rules.ImageScan{{Images: []string{"*"},
+			Authorities: []rules.Authority{{Name: "scanner", Key: &rules.KeyAuthority{PEM: scanner.PEM}}}}}}
+		ps.Default()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		full := repo + "@" + d.String()
+		return f.verifier.VerifyScans(ctx, ps, []string{full}, nil)[imagetrust.Key{Ref: full}]
+	}
+	when := time.Now().Add(-time.Hour).Truncate(time.Second)
+
+	scanned := f.reg.PushRandom(t, "team/app:scanned")
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", scanned, sigtest.CycloneDXStatement(repo, scanned, when, map[string]sigtest.CycloneDXFinding{
+		"CVE-2026-0001": {Severities: []string{"critical"}},
+		"CVE-2026-0002": {Severities: []string{"critical"}, State: "not_affected"},
+		"CVE-2026-0003": {Severities: []string{"low", "high"}},
+		"CVE-2026-0004": {Severities: []string{"high"}, State: "in_triage"},
+	}))
+	v := scans(scanned)
+	if v.Status != imagetrust.Verified || v.Scan == nil || !v.Scan.FinishedAt.Equal(when.UTC()) || v.Scan.Scanner != "trivy 0.58.0" {
+		t.Fatalf("a CycloneDX scan: %+v", v)
+	}
+	want := []imagetrust.Vulnerability{{ID: "CVE-2026-0001", Severity: "critical"}, {ID: "CVE-2026-0003", Severity: "high"}, {ID: "CVE-2026-0004", Severity: "high"}}
+	if got := v.Scan.Vulnerabilities; !slices.Equal(got, want) || v.Scan.NotAffected != 1 {
+		t.Errorf("findings %+v (%d not affected), want %+v (1 not affected)", got, v.Scan.NotAffected, want)
+	}
+
+	sbom := f.reg.PushRandom(t, "team/app:sbom")
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", sbom, sigtest.CycloneDXStatement(repo, sbom, when, nil))
+	if v := scans(sbom); v.Status != imagetrust.Unsigned || v.Scan != nil || !strings.Contains(v.Detail, "an SBOM, not a vulnerability scan") {
+		t.Errorf("an SBOM attested by the scanner's key: %+v", v)
+	}
+
+	undated := f.reg.PushRandom(t, "team/app:undated")
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", undated, sigtest.CycloneDXStatement(repo, undated, time.Time{}, map[string]sigtest.CycloneDXFinding{}))
+	if v := scans(undated); v.Status != imagetrust.Unsigned || !strings.Contains(v.Detail, "no metadata.timestamp") {
+		t.Errorf("a BOM without a timestamp: %+v", v)
+	}
+
+	both := f.reg.PushRandom(t, "team/app:both")
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", both, sigtest.VulnStatement(repo, both, when.Add(-time.Hour), map[string]string{"CVE-2026-0001": "CRITICAL"}))
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", both, sigtest.CycloneDXStatement(repo, both, when, map[string]sigtest.CycloneDXFinding{}))
+	if v := scans(both); v.Status != imagetrust.Verified || v.Scan == nil || !v.Scan.FinishedAt.Equal(when.UTC()) || len(v.Scan.Vulnerabilities) != 0 {
+		t.Errorf("the newer CycloneDX scan over an older cosign vuln one: %+v", v)
 	}
 }

@@ -250,6 +250,54 @@ func VulnStatement(repo string, d v1.Hash, finished time.Time, findings map[stri
 	return b
 }
 
+// CycloneDXPredicate is the predicate type of a CycloneDX BOM attestation
+// (cosign attest --type cyclonedx).
+const CycloneDXPredicate = "https://cyclonedx.org/bom"
+
+// CycloneDXFinding is one vulnerabilities[] entry of a CycloneDX BOM: its
+// ratings' severities (CycloneDX's lowercase) and, for VEX, an analysis
+// state ("" for none).
+type CycloneDXFinding struct {
+	Severities []string
+	State      string
+}
+
+// CycloneDXStatement is an in-toto statement about repo@d with a
+// CycloneDX 1.5 BOM as trivy image --format cyclonedx --scanners vuln
+// writes it, timestamped at when (omitted if zero): findings (by ID) as
+// its vulnerabilities, or, with findings nil, no vulnerabilities array at
+// all (an SBOM).
+func CycloneDXStatement(repo string, d v1.Hash, when time.Time, findings map[string]CycloneDXFinding) []byte {
+	metadata := map[string]any{"tools": map[string]any{"components": []any{map[string]any{"type": "application", "name": "trivy", "version": "0.58.0"}}}}
+	if !when.IsZero() {
+		metadata["timestamp"] = when.UTC().Format(time.RFC3339)
+	}
+	bom := map[string]any{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "metadata": metadata,
+		"components": []any{map[string]any{"type": "library", "name": "openssl", "bom-ref": "pkg:deb/debian/openssl"}}}
+	if findings != nil {
+		vulns := []any{}
+		for id, f := range findings {
+			var ratings []any
+			for _, s := range f.Severities {
+				ratings = append(ratings, map[string]any{"severity": s, "method": "CVSSv31"})
+			}
+			v := map[string]any{"id": id, "ratings": ratings, "affects": []any{map[string]any{"ref": "pkg:deb/debian/openssl"}}}
+			if f.State != "" {
+				v["analysis"] = map[string]any{"state": f.State}
+			}
+			vulns = append(vulns, v)
+		}
+		bom["vulnerabilities"] = vulns
+	}
+	b, _ := json.Marshal(map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": repo, "digest": map[string]string{d.Algorithm: d.Hex}}},
+		"predicateType": CycloneDXPredicate,
+		"predicate":     bom,
+	})
+	return b
+}
+
 // SignBundle stores s's Sigstore bundle (a DSSE envelope of statement,
 // key-signed, no transparency log) as a referrer of repo@d.
 func SignBundle(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.Hash, statement []byte) {

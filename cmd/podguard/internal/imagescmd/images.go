@@ -215,7 +215,11 @@ func printText(w io.Writer, rep Report) {
 			fmt.Fprintf(w, "Scan %d:  images %s, an attestation by one of %s\n", v.Trust, safetext.Line(strings.Join(v.Images, ", ")), safetext.Line(fmt.Sprintf("%q", v.Authorities)))
 			fmt.Fprintf(w, "  Verdict: %s\n", v.Status)
 			if r := v.Scan; r != nil {
-				fmt.Fprintf(w, "  Scanned: %s by %s, %d findings\n", r.FinishedAt.Format("2006-01-02T15:04:05Z"), safetext.Line(r.Scanner), len(r.Vulnerabilities))
+				notAffected := ""
+				if r.NotAffected > 0 {
+					notAffected = fmt.Sprintf(" (%d more listed as not affecting the image)", r.NotAffected)
+				}
+				fmt.Fprintf(w, "  Scanned: %s by %s, %d findings%s\n", r.FinishedAt.Format("2006-01-02T15:04:05Z"), safetext.Line(r.Scanner), len(r.Vulnerabilities), notAffected)
 				for j, vu := range r.Vulnerabilities {
 					if j == 10 {
 						fmt.Fprintf(w, "    ... %d more (-o json lists them)\n", len(r.Vulnerabilities)-10)
