@@ -48,9 +48,9 @@ type Attributes struct {
 	// ImageScans are the verdicts of the caller's verification of the scan
 	// attestations imageVulnerabilities requires; nil offline.
 	ImageScans imagetrust.Verdicts
-	// ImageUsers are the users the images' configs declare, read by the
+	// ImageConfigs are what the images' configs declare, read by the
 	// caller for runAsUser's imageUser check; nil offline.
-	ImageUsers map[string]string
+	ImageConfigs map[string]imagetrust.ImageConfig
 	// Rules, when not nil, limits judging to these rule IDs.
 	Rules []string
 	// MaxFindings, when above 0, keeps at most this many findings in each
@@ -267,7 +267,7 @@ type activeExemption struct {
 // newScope finds the containers in scope and the exemptions that apply,
 // and records expired exemptions in res.
 func (e *Enforcer) newScope(t *podspec.Target, a *Attributes, res *Result) *requestScope {
-	t.Namespace, t.Digests, t.ImageVerdicts, t.ImageScans, t.ImageUsers = a.Namespace, a.Digests, a.ImageVerdicts, a.ImageScans, a.ImageUsers
+	t.Namespace, t.Digests, t.ImageVerdicts, t.ImageScans, t.ImageConfigs = a.Namespace, a.Digests, a.ImageVerdicts, a.ImageScans, a.ImageConfigs
 	if t.Now = a.Now; t.Now.IsZero() {
 		t.Now = time.Now()
 	}

@@ -204,21 +204,21 @@ func UnpinnedImages(t *podspec.Target, only []string) []string {
 // the engine (policies.Attributes).
 type ImageFacts struct {
 	// Signatures and Scans are imageSignatures' and imageVulnerabilities'
-	// verdicts; Users the users the images' configs declare (runAsUser's
+	// verdicts; Configs what the images' configs declare (runAsUser's
 	// imageUser). Each is nil when its rule asks nothing.
 	Signatures, Scans imagetrust.Verdicts
-	Users             map[string]string
+	Configs           map[string]imagetrust.ImageConfig
 }
 
 // Apply hands the facts to the engine.
 func (f ImageFacts) Apply(a *policies.Attributes) {
-	a.ImageVerdicts, a.ImageScans, a.ImageUsers = f.Signatures, f.Scans, f.Users
+	a.ImageVerdicts, a.ImageScans, a.ImageConfigs = f.Signatures, f.Scans, f.Configs
 }
 
 // VerifyImages asks the registries what the policy's image rules need to
 // know of t's images: imageSignatures' and imageVulnerabilities' verdicts
 // for the images their entries cover, and, with runAsUser's imageUser on,
-// the user each image's config declares; with only set, of these
+// what each image's config declares; with only set, of these
 // containers alone (the new ephemeral containers of a
 // pods/ephemeralcontainers request). Tags are resolved with digests; all
 // of it ends with ctx. The one definition of what is verified, for the
@@ -261,10 +261,10 @@ func VerifyImages(ctx context.Context, digests *DigestResolver, v *imageverify.V
 		facts.Scans = pinnedToo(v.VerifyScans(ctx, vulns, refs, resolved), resolved)
 	}
 	if usersOn {
-		facts.Users = v.ImageUsers(ctx, containerRefs, resolved)
-		for ref, u := range facts.Users {
+		facts.Configs = v.ImageConfigs(ctx, containerRefs, resolved)
+		for ref, c := range facts.Configs {
 			if d, ok := resolved[ref]; ok {
-				facts.Users[ref+"@"+d] = u
+				facts.Configs[ref+"@"+d] = c
 			}
 		}
 	}

@@ -78,3 +78,16 @@ type Vulnerability struct {
 	// Severity is lowercase: critical, high, medium, low, or unknown.
 	Severity string `json:"severity"`
 }
+
+// ImageConfig is what an image's config declares that the rules read
+// (runAsUser's imageUser): who it runs as, what it listens on and where it
+// keeps data, as its Dockerfile's USER, EXPOSE and VOLUME said.
+type ImageConfig struct {
+	// User is the config's User ("" for none: root).
+	User string `json:"user,omitempty"`
+	// ExposedPorts are its exposed ports as the config writes them
+	// ("80/tcp"), sorted.
+	ExposedPorts []string `json:"exposedPorts,omitempty"`
+	// Volumes are the paths it declares volumes at, sorted.
+	Volumes []string `json:"volumes,omitempty"`
+}

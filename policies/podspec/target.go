@@ -88,10 +88,10 @@ type Target struct {
 	// ImageScans are the verdicts of imageVulnerabilities' scan
 	// attestations, with what each verified one reports; nil offline.
 	ImageScans imagetrust.Verdicts
-	// ImageUsers maps image references to the user their image config
-	// declares (USER; "" for none), as the caller read it from the
+	// ImageConfigs maps image references to what their image config
+	// declares (USER, EXPOSE, VOLUME), as the caller read it from the
 	// registry; nil offline, and a reference it could not read is absent.
-	ImageUsers map[string]string
+	ImageConfigs map[string]imagetrust.ImageConfig
 	// Now is the time the request is judged at (scan ages), set by the
 	// engine.
 	Now time.Time

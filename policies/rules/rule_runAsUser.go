@@ -11,6 +11,8 @@ package rules
 
 import (
 	"fmt"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -18,12 +20,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"podguard.dev/podguard/policies/api/v1alpha1"
+	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/podspec"
 )
 
 func init() {
 	Register(Definition{
-		Reads: podspec.Fields{"os", "securityContext.runAsUser", "securityContext.windowsOptions.runAsUserName", "*containers.securityContext.runAsUser", "*containers.securityContext.windowsOptions.runAsUserName"},
+		Reads: podspec.Fields{"os", "securityContext.runAsUser", "securityContext.windowsOptions.runAsUserName", "*containers.securityContext.runAsUser", "*containers.securityContext.windowsOptions.runAsUserName",
+			// imageUser: what the image declares, against the container.
+			"*containers.image", "*containers.volumeMounts", "*containers.securityContext.capabilities", "securityContext.sysctls"},
 		ID:    "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemNonRoot,
 		Doc: `Containers run as one of these UIDs (IDs, or ranges such as
@@ -33,7 +38,9 @@ overrides give the containers of some images or namespaces their own
 list (e.g. images: ["docker.io/bitnami/*"], allowedUIDs: [1001]).
 imageUser (off by default; warn or enforce) reads each image's config
 from its registry and reports an image built to run as root, or as
-another user than the one it runs as here, before it crash-loops.`,
+another user than the one it runs as here, before it crash-loops; it
+also warns of ports below 1024 the image exposes and volumes it declares
+that the UID here may not be able to use.`,
 		PSS:    []PSSCheck{{ID: "runAsUser", Level: Restricted}},
 		CIS:    []string{"5.2.7", "5.7.3"},
 		Params: func() v1alpha1.RuleParams { return &RunAsUserParams{} },
@@ -116,8 +123,10 @@ type RunAsUserParams struct {
 	// declares (the webhook asks the registry; the CLI with
 	// --verify-images) and reports an image built to run as root, or as
 	// another UID than it runs as here: a warning, or under enforce a
-	// finding of this rule's action. Default off: no registry is asked.
-	// Where the config cannot be read, nothing is reported.
+	// finding of this rule's action. Ports below 1024 the image exposes
+	// and volumes it declares that the UID may not use are warnings under
+	// either. Default off: no registry is asked. Where the config cannot
+	// be read, nothing is reported.
 	ImageUser v1alpha1.Action `json:"imageUser,omitempty"`
 }
 
@@ -132,9 +141,13 @@ func ImageUserRead(p *v1alpha1.Policy) bool {
 
 // imageUserFindings compares each container's UID with the user its
 // image declares: what runs as root by default, or as another UID than
-// its image expects, may fail once podguard has set the UID.
+// its image expects, may fail once podguard has set the UID. Two more
+// consequences of the UID are warnings only, whatever imageUser's action,
+// since whether they fail depends on the node and on the image's files:
+// a port below 1024 it exposes, and a volume it declares that no mount
+// covers (the runtime creates it with the image's ownership).
 func imageUserFindings(t *podspec.Target, s podDefault[int64], advisory bool) []Finding {
-	if t.ImageUsers == nil {
+	if t.ImageConfigs == nil {
 		return nil
 	}
 	var podUID *int64
@@ -143,7 +156,7 @@ func imageUserFindings(t *podspec.Target, s podDefault[int64], advisory bool) []
 	}
 	var out []Finding
 	for _, c := range t.Containers {
-		user, known := t.ImageUsers[c.Image]
+		cfg, known := t.ImageConfigs[c.Image]
 		uid := podUID
 		if c.SecurityContext != nil && c.SecurityContext.RunAsUser != nil {
 			uid = c.SecurityContext.RunAsUser
@@ -151,10 +164,12 @@ func imageUserFindings(t *podspec.Target, s podDefault[int64], advisory bool) []
 		if !known || uid == nil {
 			continue // offline, or nothing set: the rule's own finding says so
 		}
-		name, _, _ := strings.Cut(user, ":")
+		name, _, _ := strings.Cut(cfg.User, ":")
+		n, err := strconv.ParseInt(name, 10, 64)
+		root := name == "" || name == "root" || (err == nil && n == 0)
 		f := Finding{Type: field.ErrorTypeInvalid, Field: c.Path().Child("image").String(), Advisory: advisory}
-		switch n, err := strconv.ParseInt(name, 10, 64); {
-		case name == "" || name == "root" || (err == nil && n == 0):
+		switch {
+		case root:
 			// Warnings are cut at 256 characters: the reference last.
 			f.Message = fmt.Sprintf("container %q: its image runs as root by default; it runs as UID %d here: check that it can (image %q)", c.Name, *uid, c.Image)
 			f.Fix = "build the image to run as a non-root user (USER 1000 in its Dockerfile), owning what it writes"
@@ -166,12 +181,82 @@ func imageUserFindings(t *podspec.Target, s podDefault[int64], advisory bool) []
 				f.Fix = fmt.Sprintf("UID %d is not allowed (allowed: %s): rebuild the image for an allowed UID, or a platform team allows %d for this image (rules.runAsUser.overrides)", n, want, n)
 			}
 		case err != nil:
-			f.Message = fmt.Sprintf("container %q: its image runs as user %q, a name resolved at run time; it runs as UID %d here: check that it can (image %q)", c.Name, user, *uid, c.Image)
+			f.Message = fmt.Sprintf("container %q: its image runs as user %q, a name resolved at run time; it runs as UID %d here: check that it can (image %q)", c.Name, cfg.User, *uid, c.Image)
 			f.Fix = "build the image with a numeric USER (USER 1000) so the UID is known before it runs"
-		default:
+		}
+		if f.Message != "" {
+			out = append(out, f)
+		}
+		if *uid != 0 {
+			out = append(out, imagePortFindings(t, c, cfg, *uid)...)
+		}
+		// A volume keeps the image's ownership: a problem when the image
+		// was built for root or for another UID than it runs as here.
+		if *uid != 0 && (root || (err == nil && n != *uid)) {
+			out = append(out, imageVolumeFindings(c, cfg, *uid)...)
+		}
+	}
+	return out
+}
+
+// unprivilegedPortSysctl lowers the first port an unprivileged process may
+// bind (a safe sysctl, set per pod).
+const unprivilegedPortSysctl = "net.ipv4.ip_unprivileged_port_start"
+
+// imagePortFindings warns of the ports below 1024 container c's image
+// exposes when c, running as non-root uid, may not bind them: without
+// NET_BIND_SERVICE, and unless the pod's sysctls lower the threshold.
+// Nodes differ (containerd 2 lets pods bind any port by default; 1.x
+// does not), hence a warning.
+func imagePortFindings(t *podspec.Target, c podspec.Container, cfg imagetrust.ImageConfig, uid int64) []Finding {
+	if c.SecurityContext != nil && c.SecurityContext.Capabilities != nil && slices.ContainsFunc(c.SecurityContext.Capabilities.Add, func(cp corev1.Capability) bool {
+		return strings.TrimPrefix(strings.ToUpper(string(cp)), "CAP_") == "NET_BIND_SERVICE"
+	}) {
+		return nil
+	}
+	start := int64(1024)
+	if sc := t.Spec.SecurityContext; sc != nil {
+		for _, sy := range sc.Sysctls {
+			if sy.Name == unprivilegedPortSysctl {
+				if v, err := strconv.ParseInt(sy.Value, 10, 64); err == nil {
+					start = v
+				}
+			}
+		}
+	}
+	var low []string
+	for _, p := range cfg.ExposedPorts {
+		num, _, _ := strings.Cut(p, "/")
+		if n, err := strconv.ParseInt(num, 10, 64); err == nil && n > 0 && n < start {
+			low = append(low, num)
+		}
+	}
+	if len(low) == 0 {
+		return nil
+	}
+	return []Finding{{Type: field.ErrorTypeInvalid, Field: c.Path().Child("image").String(), Advisory: true,
+		Message: fmt.Sprintf("container %q: its image exposes port %s, below 1024; as UID %d without NET_BIND_SERVICE it may not bind it (image %q)", c.Name, strings.Join(low, ", "), uid, c.Image),
+		Fix:     fmt.Sprintf("listen on a port of 1024 or more, add NET_BIND_SERVICE to container %q's capabilities, or set the pod sysctl %s=%s", c.Name, unprivilegedPortSysctl, low[0]),
+	}}
+}
+
+// imageVolumeFindings warns of the volumes container c's image declares
+// at a path no mount of c covers: the runtime creates them with the
+// image's ownership, which uid may not be allowed to write.
+func imageVolumeFindings(c podspec.Container, cfg imagetrust.ImageConfig, uid int64) []Finding {
+	var out []Finding
+	for _, v := range cfg.Volumes {
+		p := path.Clean("/" + v)
+		if slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool {
+			mp := path.Clean("/" + m.MountPath)
+			return mp == p || mp == "/" || strings.HasPrefix(p, mp+"/")
+		}) {
 			continue
 		}
-		out = append(out, f)
+		out = append(out, Finding{Type: field.ErrorTypeInvalid, Field: c.Path().Child("volumeMounts").String(), Advisory: true,
+			Message: fmt.Sprintf("container %q: its image declares VOLUME %s, created with the image's ownership; as UID %d it may not write there (image %q)", c.Name, p, uid, c.Image),
+			Fix:     fmt.Sprintf("mount an emptyDir at %s in container %q (the pod's fsGroup makes it writable)", p, c.Name),
+		})
 	}
 	return out
 }

@@ -3,33 +3,36 @@ package imageverify
 import (
 	"context"
 	"errors"
+	"sort"
 	"strings"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"podguard.dev/podguard/policies/imagetrust"
 )
 
-// maxUsers bounds the cache of image users; a digest's config never
+// maxConfigs bounds the cache of image configs; a digest's config never
 // changes, so entries do not expire: the cache is emptied when full.
-const maxUsers = 10000
+const maxConfigs = 10000
 
-// users caches the user each image digest's config declares.
-type users struct {
+// configs caches what each image digest's config declares.
+type configs struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[string]imagetrust.ImageConfig
 }
 
-// ImageUsers returns the user the config of each reference's image
-// declares (its USER; "" for none), for runAsUser's imageUser check. A
+// ImageConfigs returns what the config of each reference's image declares
+// (its USER, EXPOSE and VOLUME), for runAsUser's imageUser check. A
 // multi-arch image is read for linux/amd64, else its first platform (the
-// node's is not known at admission; images rarely differ in USER). A
+// node's is not known at admission; images rarely differ in these). A
 // reference without a digest is read at the digest digests gives it; one
 // that cannot be read before ctx ends is absent: nothing is reported
 // about it.
-func (v *Verifier) ImageUsers(ctx context.Context, refs []string, digests map[string]string) map[string]string {
-	out := map[string]string{}
+func (v *Verifier) ImageConfigs(ctx context.Context, refs []string, digests map[string]string) map[string]imagetrust.ImageConfig {
+	out := map[string]imagetrust.ImageConfig{}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, maxParallel)
@@ -39,8 +42,8 @@ func (v *Verifier) ImageUsers(ctx context.Context, refs []string, digests map[st
 			continue
 		}
 		key := d.Context().Name() + "@" + d.DigestStr()
-		if u, ok := v.cachedUser(key); ok {
-			out[ref] = u
+		if c, ok := v.cachedConfig(key); ok {
+			out[ref] = c
 			continue
 		}
 		wg.Add(1)
@@ -52,7 +55,7 @@ func (v *Verifier) ImageUsers(ctx context.Context, refs []string, digests map[st
 			case <-ctx.Done():
 				return
 			}
-			ch := v.group.DoChan(SharedKey(ctx, "user|"+key), func() (any, error) { return v.readUser(ctx, key, d) })
+			ch := v.group.DoChan(SharedKey(ctx, "config|"+key), func() (any, error) { return v.readConfig(ctx, key, d) })
 			select {
 			case res := <-ch:
 				if res.Err != nil {
@@ -60,7 +63,7 @@ func (v *Verifier) ImageUsers(ctx context.Context, refs []string, digests map[st
 					return
 				}
 				mu.Lock()
-				out[ref] = res.Val.(string)
+				out[ref] = res.Val.(imagetrust.ImageConfig)
 				mu.Unlock()
 			case <-ctx.Done():
 			}
@@ -72,29 +75,30 @@ func (v *Verifier) ImageUsers(ctx context.Context, refs []string, digests map[st
 	return out
 }
 
-func (v *Verifier) cachedUser(key string) (string, bool) {
-	v.users.mu.Lock()
-	defer v.users.mu.Unlock()
-	u, ok := v.users.m[key]
-	return u, ok
+func (v *Verifier) cachedConfig(key string) (imagetrust.ImageConfig, bool) {
+	v.configs.mu.Lock()
+	defer v.configs.mu.Unlock()
+	c, ok := v.configs.m[key]
+	return c, ok
 }
 
-func (v *Verifier) readUser(ctx context.Context, key string, d name.Digest) (string, error) {
+func (v *Verifier) readConfig(ctx context.Context, key string, d name.Digest) (imagetrust.ImageConfig, error) {
+	var none imagetrust.ImageConfig
 	auth := remote.WithAuthFromKeychain(Keychain(ctx, v.Keychain))
 	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(v.transport), auth}
 	desc, err := remote.Get(d, opts...)
 	if err != nil {
-		return "", err
+		return none, err
 	}
 	var img v1.Image
 	if desc.MediaType.IsIndex() {
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return "", err
+			return none, err
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			return "", err
+			return none, err
 		}
 		pick := -1
 		for i, m := range im.Manifests {
@@ -109,26 +113,42 @@ func (v *Verifier) readUser(ctx context.Context, key string, d name.Digest) (str
 			pick = 0
 		}
 		if len(im.Manifests) == 0 {
-			return "", errNoManifest
+			return none, errNoManifest
 		}
 		if img, err = idx.Image(im.Manifests[pick].Digest); err != nil {
-			return "", err
+			return none, err
 		}
 	} else if img, err = desc.Image(); err != nil {
-		return "", err
+		return none, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return "", err
+		return none, err
 	}
-	user := strings.TrimSpace(cf.Config.User)
-	v.users.mu.Lock()
-	defer v.users.mu.Unlock()
-	if v.users.m == nil || len(v.users.m) >= maxUsers {
-		v.users.m = map[string]string{}
+	c := imagetrust.ImageConfig{User: strings.TrimSpace(cf.Config.User)}
+	// Bounded: a config is the image author's, and cached per digest.
+	for p := range cf.Config.ExposedPorts {
+		if len(c.ExposedPorts) < maxDeclared {
+			c.ExposedPorts = append(c.ExposedPorts, p)
+		}
 	}
-	v.users.m[key] = user
-	return user, nil
+	for p := range cf.Config.Volumes {
+		if len(c.Volumes) < maxDeclared {
+			c.Volumes = append(c.Volumes, p)
+		}
+	}
+	sort.Strings(c.ExposedPorts)
+	sort.Strings(c.Volumes)
+	v.configs.mu.Lock()
+	defer v.configs.mu.Unlock()
+	if v.configs.m == nil || len(v.configs.m) >= maxConfigs {
+		v.configs.m = map[string]imagetrust.ImageConfig{}
+	}
+	v.configs.m[key] = c
+	return c, nil
 }
+
+// maxDeclared bounds the ports and the volumes kept of one config.
+const maxDeclared = 64
 
 var errNoManifest = errors.New("an image index without manifests")

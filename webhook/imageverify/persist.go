@@ -15,14 +15,17 @@ const savedVersion = 1
 // saved is what Save writes: the last good verdict of each key (its
 // repository, digest and trust entry, the entry's trust material
 // included, so a changed policy or key matches nothing) and the image
-// users read.
+// configs read.
 type saved struct {
-	Version  int                           `json:"version"`
-	Verdicts map[string]imagetrust.Verdict `json:"verdicts"`
-	Users    map[string]string             `json:"users,omitempty"`
+	Version  int                               `json:"version"`
+	Verdicts map[string]imagetrust.Verdict     `json:"verdicts"`
+	Configs  map[string]imagetrust.ImageConfig `json:"configs,omitempty"`
+	// Users are the image users an earlier podguard kept, before the
+	// configs' ports and volumes were read: read, never written.
+	Users map[string]string `json:"users,omitempty"`
 }
 
-// Save writes the verifier's verified digests and image users, for Load
+// Save writes the verifier's verified digests and image configs, for Load
 // in a later run (the CLI's --cache-dir). Only Verified verdicts are kept:
 // a later run must verify anything else again.
 func (v *Verifier) Save(w io.Writer) error {
@@ -34,12 +37,12 @@ func (v *Verifier) Save(w io.Writer) error {
 		}
 	}
 	v.mu.Unlock()
-	v.users.mu.Lock()
-	out.Users = make(map[string]string, len(v.users.m))
-	for k, u := range v.users.m {
-		out.Users[k] = u
+	v.configs.mu.Lock()
+	out.Configs = make(map[string]imagetrust.ImageConfig, len(v.configs.m))
+	for k, c := range v.configs.m {
+		out.Configs[k] = c
 	}
-	v.users.mu.Unlock()
+	v.configs.mu.Unlock()
 	return json.NewEncoder(w).Encode(out)
 }
 
@@ -70,15 +73,22 @@ func (v *Verifier) Load(r io.Reader) error {
 		v.cache[k] = &entry{verdict: verdict, checked: verdict.VerifiedAt, lastGood: &good}
 	}
 	v.mu.Unlock()
-	v.users.mu.Lock()
-	if v.users.m == nil {
-		v.users.m = map[string]string{}
+	v.configs.mu.Lock()
+	if v.configs.m == nil {
+		v.configs.m = map[string]imagetrust.ImageConfig{}
 	}
+	// The users of an older file, as configs declaring no ports or
+	// volumes: what they say is all that is known offline.
 	for k, u := range in.Users {
-		if len(v.users.m) < maxUsers {
-			v.users.m[k] = u
+		if _, ok := in.Configs[k]; !ok && len(v.configs.m) < maxConfigs {
+			v.configs.m[k] = imagetrust.ImageConfig{User: u}
 		}
 	}
-	v.users.mu.Unlock()
+	for k, c := range in.Configs {
+		if len(v.configs.m) < maxConfigs {
+			v.configs.m[k] = c
+		}
+	}
+	v.configs.mu.Unlock()
 	return nil
 }

@@ -71,7 +71,7 @@ type Verifier struct {
 	cache       map[string]*entry
 	group       singleflight.Group
 	authorities sync.Map // authority JSON -> *authority or error
-	users       users
+	configs     configs
 }
 
 type entry struct {

@@ -1,10 +1,12 @@
 package imageverify_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/go-logr/logr"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sigstore/sigstore-go/pkg/testing/ca"
@@ -440,5 +443,53 @@ func TestCycloneDXScanAttestations(t *testing.T) {
 	sigtest.SignBundle(t, f.reg, scanner, "team/app", both, sigtest.CycloneDXStatement(repo, both, when, map[string]sigtest.CycloneDXFinding{}))
 	if v := scans(both); v.Status != imagetrust.Verified || v.Scan == nil || !v.Scan.FinishedAt.Equal(when.UTC()) || len(v.Scan.Vulnerabilities) != 0 {
 		t.Errorf("the newer CycloneDX scan over an older cosign vuln one: %+v", v)
+	}
+}
+
+// TestImageConfigsSavedAndLoaded: what an image's config declares (user,
+// ports, volumes) is kept by Save and served by Load without a registry;
+// a file of an older podguard, which kept users only, still gives them.
+func TestImageConfigsSavedAndLoaded(t *testing.T) {
+	f := newFixture(t)
+	img, err := random.Image(64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf.Config.User = "101"
+	cf.Config.ExposedPorts = map[string]struct{}{"443/tcp": {}, "80/tcp": {}}
+	cf.Config.Volumes = map[string]struct{}{"/var/cache/nginx": {}}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		t.Fatal(err)
+	}
+	ref := f.reg.Host + "/team/web@" + f.reg.Push(t, "team/web:1", img).String()
+	want := imagetrust.ImageConfig{User: "101", ExposedPorts: []string{"443/tcp", "80/tcp"}, Volumes: []string{"/var/cache/nginx"}}
+	if got := f.verifier.ImageConfigs(context.Background(), []string{ref}, nil)[ref]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("read from the registry: %+v, want %+v", got, want)
+	}
+	var saved bytes.Buffer
+	if err := f.verifier.Save(&saved); err != nil {
+		t.Fatal(err)
+	}
+	f.reg.Close()
+	offline := imageverify.New(http.DefaultTransport, logr.Discard())
+	if err := offline.Load(&saved); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if got := offline.ImageConfigs(ctx, []string{ref}, nil)[ref]; !reflect.DeepEqual(got, want) {
+		t.Errorf("loaded: %+v, want %+v", got, want)
+	}
+	older := imageverify.New(http.DefaultTransport, logr.Discard())
+	old := `{"version":1,"verdicts":{},"users":{"` + ref + `":"1001"}}`
+	if err := older.Load(strings.NewReader(old)); err != nil {
+		t.Fatal(err)
+	}
+	if got := older.ImageConfigs(ctx, []string{ref}, nil)[ref]; !reflect.DeepEqual(got, imagetrust.ImageConfig{User: "1001"}) {
+		t.Errorf("an older file's user: %+v", got)
 	}
 }

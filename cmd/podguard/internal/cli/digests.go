@@ -61,14 +61,14 @@ func (o *DigestOptions) AddRegistryFlags(fs *pflag.FlagSet) {
 
 // AddCacheFlags registers --cache-dir and --offline.
 func (o *DigestOptions) AddCacheFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&o.CacheDir, "cache-dir", "", "keep the digests verified (and the image users read) in DIR/image-verdicts.json between runs, judged under the policy's verdictTTL and staleIfError as the webhook's cache is; only its user must be able to write it")
+	fs.StringVar(&o.CacheDir, "cache-dir", "", "keep the digests verified (and the image configs read) in DIR/image-verdicts.json between runs, judged under the policy's verdictTTL and staleIfError as the webhook's cache is; only its user must be able to write it")
 	fs.BoolVar(&o.Offline, "offline", false, "ask no registry: only what --cache-dir holds counts (a digest verified within staleIfError is admitted with a warning, others are reported unverifiable); references must carry their digest")
 }
 
 // AddVerifyFlags registers --verify-images (validate only: mutate
 // verifies nothing).
 func (o *DigestOptions) AddVerifyFlags(fs *pflag.FlagSet) {
-	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures and scan attestations the policy's imageSignatures and imageVulnerabilities rules require, and read the image users runAsUser's imageUser compares, from each image's registry as the webhook does; without it, covered images are noted as not verified")
+	fs.BoolVar(&o.Verify, "verify-images", false, "verify the signatures and scan attestations the policy's imageSignatures and imageVulnerabilities rules require, and read the image configs runAsUser's imageUser compares, from each image's registry as the webhook does; without it, covered images are noted as not verified")
 }
 
 // CheckCacheFlags refuses --offline and --cache-dir without
