@@ -29,7 +29,7 @@ func init() {
 		Reads: podspec.Fields{"os", "securityContext.runAsUser", "securityContext.windowsOptions.runAsUserName", "*containers.securityContext.runAsUser", "*containers.securityContext.windowsOptions.runAsUserName",
 			// imageUser: what the image declares, against the container.
 			"*containers.image", "*containers.volumeMounts", "*containers.securityContext.capabilities", "securityContext.sysctls"},
-		ID:    "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
+		ID: "runAsUser", Order: 10, Action: v1alpha1.ActionEnforce, Mutate: true,
 		Checklist: ItemNonRoot,
 		Doc: `Containers run as one of these UIDs (IDs, or ranges such as
 {min: 10000, max: 65535}); the first is injected as the pod's
