@@ -30,7 +30,6 @@ var decidedNotToRead = map[string]string{
 	"hostnameOverride":                    "the pod's own hostname (1.34): no host namespace",
 	"subdomain":                           "the pod's own DNS name",
 	"setHostnameAsFQDN":                   "the pod's own hostname",
-	"imagePullSecrets":                    "credentials to pull, by reference: no privilege on the node; the images themselves are judged",
 	"nodeName":                            "scheduling only",
 	"nodeSelector":                        "scheduling only",
 	"tolerations":                         "scheduling only",

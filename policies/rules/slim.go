@@ -49,13 +49,14 @@ func Slim(obj runtime.Object) runtime.Object {
 }
 
 // auditReads are the pod spec fields read besides the rules': exemptions
-// match containers by name and image, and the audit's report names the
-// containers of a baseline.
-var auditReads = podspec.Fields{"*containers.name", "*containers.image"}
+// match containers by name and image, the audit's report names the
+// containers of a baseline, and image verification presents the pod's own
+// imagePullSecrets (--pod-pull-secrets).
+var auditReads = podspec.Fields{"*containers.name", "*containers.image", "imagePullSecrets"}
 
 // AuditReads are the pod spec fields read besides the rules' own:
-// exemptions match containers by name and image, and the audit's baseline
-// names containers.
+// exemptions match containers by name and image, the audit's baseline
+// names containers, and image verification presents imagePullSecrets.
 func AuditReads() podspec.Fields { return append(podspec.Fields{}, auditReads...) }
 
 var (

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -82,5 +83,92 @@ func TestAuditVerifiesImages(t *testing.T) {
 	}
 	if offline["signed"].Result == report.Fail || offline["unsigned"].Result == report.Fail {
 		t.Errorf("offline: signed %s, unsigned %s; neither may fail for a signature nobody checked", offline["signed"].Result, offline["unsigned"].Result)
+	}
+}
+
+// TestAuditPodPullSecrets: podguard audit --verify-images --pod-pull-secrets
+// asks a private registry with each pod's own imagePullSecrets, read with
+// the caller's credentials: the pod naming its namespace's Secret passes,
+// and so does the one naming none, since a verdict is about the digest (as
+// in the webhook); without the flag both are reported unreachable (not
+// unsigned); the credentials never reach the output.
+func TestAuditPodPullSecrets(t *testing.T) {
+	reg := testenv.StartRegistry(t)
+	key := sigtest.NewSigner(t)
+	d := reg.PushRandom(t, "team/app:1")
+	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
+	reg.RequireBasicAuth("team", "s3cret-pull")
+	image := reg.Host + "/team/app:1@" + d.String()
+
+	env := testenv.StartT(t, nil)
+	ctx := context.Background()
+	if _, err := env.Clientset.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "apps"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	auth := base64.StdEncoding.EncodeToString([]byte("team:s3cret-pull"))
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "registry"}, Type: corev1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{corev1.DockerConfigJsonKey: []byte(`{"auths":{"` + reg.Host + `":{"auth":"` + auth + `"}}}`)}}
+	if _, err := env.Clientset.CoreV1().Secrets("apps").Create(ctx, sec, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, secret := range map[string]string{"with": "registry", "without": ""} {
+		p := &corev1.Pod{}
+		if err := yaml.Unmarshal([]byte(compliantPod), p); err != nil {
+			t.Fatal(err)
+		}
+		p.Name, p.Namespace, p.Spec.Containers[0].Image = name, "apps", image
+		if secret != "" {
+			p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: secret}}
+		}
+		if _, err := env.Clientset.CoreV1().Pods("apps").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
+		Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
+	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := write(t, t.TempDir(), "policy.yaml", string(b))
+	audited := func(args ...string) map[string]report.Subject {
+		t.Helper()
+		r := podguard(t, "", append([]string{"audit", "--kubeconfig", env.Kubeconfig, "-n", "apps", "--policy", policy, "-o", "json",
+			"--verify-images", "--registry-ca-file", reg.CAFile}, args...)...)
+		if strings.Contains(r.out+r.err, "s3cret-pull") || strings.Contains(r.out+r.err, auth) {
+			t.Errorf("the pull secret's credentials in the output:\n%s%s", r.out, r.err)
+		}
+		var rep report.Report
+		if err := json.Unmarshal([]byte(r.out), &rep); err != nil {
+			t.Fatalf("%v\n%s%s", err, r.out, r.err)
+		}
+		out := map[string]report.Subject{}
+		for _, ns := range rep.Namespaces {
+			for _, s := range ns.Subjects {
+				out[s.Name] = s
+			}
+		}
+		return out
+	}
+	unreachable := func(what string, s report.Subject) {
+		t.Helper()
+		b, _ := json.Marshal(s)
+		if s.Result != report.Fail || !strings.Contains(string(b), "unreachable") {
+			t.Errorf("%s: %s, want a failure saying the registry was unreachable: %s", what, s.Result, b)
+		}
+	}
+	got := audited("--pod-pull-secrets")
+	if got["with"].Result != report.Pass {
+		b, _ := json.Marshal(got["with"])
+		t.Errorf("--pod-pull-secrets, the pod naming its pull secret: %s, want pass: %s", got["with"].Result, b)
+	}
+	if got["without"].Result != report.Pass {
+		t.Errorf("--pod-pull-secrets, the pod naming none: %s, want pass (the digest was verified with the other pod's credentials)", got["without"].Result)
+	}
+	got = audited()
+	unreachable("without --pod-pull-secrets, the pod naming its pull secret", got["with"])
+	unreachable("without --pod-pull-secrets, the pod naming none", got["without"])
+	if r := podguard(t, "", "audit", "--kubeconfig", env.Kubeconfig, "--policy", policy, "--pod-pull-secrets"); r.code != 2 || !strings.Contains(r.err, "needs --verify-images") {
+		t.Errorf("--pod-pull-secrets without --verify-images: exit %d, %s", r.code, r.err)
 	}
 }

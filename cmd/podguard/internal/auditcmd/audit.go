@@ -9,19 +9,22 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"podguard.dev/podguard/policies/safetext"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"podguard.dev/podguard/cmd/podguard/internal/cli"
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
 	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/report"
+	"podguard.dev/podguard/policies/safetext"
+	"podguard.dev/podguard/webhook"
 	"podguard.dev/podguard/webhook/audit"
 )
 
@@ -46,6 +49,9 @@ type Options struct {
 	// Images asks registries what the image rules need (--verify-images,
 	// --registry-ca-file, --registry-auth-file, --resolve-timeout).
 	Images cli.DigestOptions
+	// PodPullSecrets presents each pod's own imagePullSecrets, read with
+	// the caller's credentials, to its registries (--pod-pull-secrets).
+	PodPullSecrets bool
 	// exceptions are the cluster's PodGuardExceptions, once listed.
 	exceptions []v1alpha1.PodGuardException
 	// AfterList is handed to audit.List (tests).
@@ -113,6 +119,7 @@ error (unreachable API server, missing permission, bad policy or flags).`,
 	o.Images.AddRegistryFlags(fs)
 	o.Images.AddVerifyFlags(fs)
 	o.Images.AddCacheFlags(fs)
+	fs.BoolVar(&o.PodPullSecrets, "pod-pull-secrets", false, "with --verify-images, present each pod's own imagePullSecrets (read from its namespace with your credentials: needs get on secrets) to its registries, as serve --pod-pull-secrets does; never printed")
 	return cmd
 }
 
@@ -151,6 +158,9 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if err := o.Images.CheckCacheFlags(); err != nil {
 		return err
 	}
+	if o.PodPullSecrets && (!o.Images.Verify || o.Images.Offline) {
+		return cli.BadInput("--pod-pull-secrets presents credentials to registries: it needs --verify-images, without --offline")
+	}
 	policy, err := o.Policy.Load(ctx)
 	if err != nil {
 		return err
@@ -182,6 +192,13 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		return cli.BadInput("%v", err)
 	}
 	in.Cluster, in.Selector = cluster, sel
+	if o.PodPullSecrets {
+		c, err := client.New(cfg, client.Options{})
+		if err != nil {
+			return cli.BadInput("%v", err)
+		}
+		o.Images.PullSecrets = webhook.NewPullSecrets(c, logr.Discard())
+	}
 	if in.ImageFacts, err = o.Images.Facts(ctx); err != nil {
 		return err
 	}

@@ -41,6 +41,10 @@ type DigestOptions struct {
 	CacheDir string
 	Offline  bool
 
+	// PullSecrets, when set, presents each pod's own imagePullSecrets to
+	// its registries (the audit's --pod-pull-secrets).
+	PullSecrets *webhook.PullSecrets
+
 	resolver *webhook.DigestResolver
 	verifier *imageverify.Verifier
 }
@@ -193,6 +197,7 @@ func (o *DigestOptions) Facts(ctx context.Context) (func(*v1alpha1.Policy, *pods
 	return func(p *v1alpha1.Policy, t *podspec.Target, a *policies.Attributes) {
 		ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 		defer cancel()
+		ctx = o.PullSecrets.With(ctx, a.Namespace, t.Spec)
 		webhook.VerifyImages(ctx, o.resolver, o.verifier, p, t, nil).Apply(a)
 	}, nil
 }
