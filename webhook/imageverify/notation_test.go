@@ -1,18 +1,25 @@
 package imageverify_test
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/notaryproject/notation-core-go/testhelper"
+	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
 	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/rules"
+	"podguard.dev/podguard/webhook/imageverify"
 )
 
 func certPEM(certs ...*x509.Certificate) string {
@@ -77,4 +84,67 @@ func TestNotationSignatures(t *testing.T) {
 	both := rules.ImageTrust{Require: rules.RequireAll, Authorities: append(keyTrust(cosign).Authorities, byCA.Authorities...)}
 	want(t, "a cosign key and a notation CA, both required", f.verify(t, "team/jws@"+jws.String(), both, "24h"), imagetrust.Verified, "")
 	want(t, "a cosign key and a notation CA, one signed", f.verify(t, "team/cose@"+cose.String(), both, "24h"), imagetrust.Unsigned, "")
+}
+
+// TestInspect lists what a registry holds for a digest, one signature or
+// attestation at a time, with who each names as its signer, when, and
+// the authorities it verifies under: a key's legacy signature, a keyless
+// legacy signature, a keyless bundle, a key's scan attestation, a notation
+// signature, and one by a key no authority holds.
+func TestInspect(t *testing.T) {
+	f := newFixture(t)
+	vs, err := ca.NewVirtualSigstore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, leaf := testhelper.GetRSARootCertificate(), testhelper.GetRSALeafCertificate()
+	release, scanner, stranger := sigtest.NewSigner(t), sigtest.NewSigner(t), sigtest.NewSigner(t)
+	repo := f.reg.Host + "/team/app"
+	d := f.reg.PushRandom(t, "team/app:1")
+	sigtest.SignLegacy(t, f.reg, release, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
+	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
+	sigtest.SignKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
+	sigtest.SignBundle(t, f.reg, scanner, "team/app", d, sigtest.VulnStatement(repo, d, time.Now(), nil))
+	sigtest.SignBundle(t, f.reg, stranger, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
+	sigtest.SignNotation(t, f.reg, "team/app", d, leaf.PrivateKey, []*x509.Certificate{leaf.Cert, root.Cert}, "application/jose+json", nil)
+
+	authorities := []rules.Authority{
+		{Name: "release", Key: &rules.KeyAuthority{PEM: release.PEM}},
+		{Name: "ci", Keyless: &rules.KeylessAuthority{Issuer: issuer, Subject: subject, TrustedRoot: sigtest.TrustedRootJSON(t, vs)}},
+		{Name: "scanner", Key: &rules.KeyAuthority{PEM: scanner.PEM}},
+		{Name: "notary", Notation: &rules.NotationAuthority{Certificates: certPEM(root.Cert), TrustedIdentities: []string{"*"}}},
+	}
+	found, err := f.verifier.Inspect(context.Background(), repo+"@"+d.String(), authorities)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct{ format, kind, predicate, signer, by string }
+	var got []row
+	for _, x := range found {
+		got = append(got, row{x.Format, x.Kind, x.PredicateType, x.Signer, strings.Join(x.VerifiedBy, ",")})
+		timed := x.Format == imageverify.FormatNotation || x.Signer != "a key"
+		if timed != (x.SignedAt != nil) {
+			t.Errorf("%+v: signedAt %v", x, x.SignedAt)
+		}
+	}
+	fulcio := subject + " (issuer " + issuer + ")"
+	want := []row{
+		{imageverify.FormatCosign, imageverify.KindSignature, "", "a key", "release"},
+		{imageverify.FormatCosign, imageverify.KindSignature, "", fulcio, "ci"},
+		{imageverify.FormatBundle, imageverify.KindSignature, "", fulcio, "ci"},
+		{imageverify.FormatBundle, imageverify.KindSignature, "", "a key", ""},
+		{imageverify.FormatNotation, imageverify.KindSignature, "", leaf.Cert.Subject.String(), "notary"},
+		{imageverify.FormatBundle, imageverify.KindAttestation, sigtest.VulnPredicate, "a key", "scanner"},
+	}
+	// In the registry's order of referrers, signatures first: compared
+	// as sets.
+	byText := func(a, b row) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) }
+	if !slices.Equal(got[len(got)-1:], want[len(want)-1:]) {
+		t.Errorf("the attestation is not listed last: %+v", got)
+	}
+	slices.SortFunc(got, byText)
+	slices.SortFunc(want, byText)
+	if !slices.Equal(got, want) {
+		t.Errorf("found:\n got  %+v\n want %+v", got, want)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/rules"
+	"podguard.dev/podguard/webhook/imageverify"
 )
 
 // TestImagesVerifyAndValidateVerifyImages: podguard images verify and
@@ -48,12 +49,27 @@ func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 		if img != uncovered && (len(rep.Images[0].Verdicts) != 1 || rep.Images[0].Digest == "") {
 			t.Errorf("images verify %s: %+v", img, rep.Images[0])
 		}
+		// What the registry holds, listed: the signed digest's one bundle,
+		// verified by the release key; nothing for the others.
+		found := rep.Images[0].Found
+		switch {
+		case found == nil:
+			t.Errorf("images verify %s: nothing listed (%s)", img, rep.Images[0].FoundError)
+		case img == signedTag || img == signedDigest:
+			if len(found) != 1 || found[0].Format != imageverify.FormatBundle || found[0].Kind != imageverify.KindSignature ||
+				found[0].Signer != "a key" || strings.Join(found[0].VerifiedBy, ",") != "release" {
+				t.Errorf("images verify %s: found %+v, want one bundle signature verified by release", img, found)
+			}
+		case len(found) != 0:
+			t.Errorf("images verify %s: found %+v, want none", img, found)
+		}
 	}
 	if !viaImages[signedTag] || !viaImages[signedDigest] || viaImages[unsigned] || !viaImages[uncovered] {
 		t.Errorf("images verify: %v", viaImages)
 	}
 	text := podguard(t, "", "images", "verify", signedTag, unsigned, "--policy", policy, "--registry-ca-file", reg.CAFile)
-	if text.code != 1 || !strings.Contains(text.out, `verified, signed by "release"`) || !strings.Contains(text.out, "unsigned") || !strings.Contains(text.out, d.String()) {
+	if text.code != 1 || !strings.Contains(text.out, `verified, signed by "release"`) || !strings.Contains(text.out, "unsigned") || !strings.Contains(text.out, d.String()) ||
+		!strings.Contains(text.out, `signature (sigstore-bundle), by a key: verified by ["release"]`) || !strings.Contains(text.out, "Found:   no signature or attestation") {
 		t.Errorf("images verify, text: exit %d\n%s%s", text.code, text.out, text.err)
 	}
 

@@ -19,6 +19,7 @@ import (
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/policies/safetext"
+	"podguard.dev/podguard/webhook/imageverify"
 )
 
 // Options are the flags of `podguard images verify`.
@@ -45,7 +46,12 @@ the policy that cover it, and each one's verdict: verified (and by whom),
 unsigned (and why each authority's signatures do not count), or
 unreachable; and for each imageVulnerabilities scan entry, the newest
 scan attestation an authority signed, with its time and findings (whether
-they pass, by age and severity, the rule decides at admission).
+they pass, by age and severity, the rule decides at admission). Then each
+signature and attestation the registry holds for the digest: its format,
+who it names as its signer (a certificate's identity and issuer, or a key),
+when (the transparency log's time, or notation's signing time), and which
+of the covering entries' authorities it verifies under (not with
+--offline).
 Signatures and attestations are read from the image's registry (cosign's
 legacy .sig tag and Sigstore bundle referrers) and verified against the
 policy's keys and trusted roots, with the webhook's verifier.
@@ -78,6 +84,12 @@ type Image struct {
 	// Scans has one entry per imageVulnerabilities scan entry covering
 	// the image, with the newest scan attestation verified.
 	Scans []Verdict `json:"scans"`
+	// Found lists each signature and attestation the registry holds for
+	// the digest: who it names as its signer, when, and the authorities
+	// of the covering entries it verifies under. Null offline, or when
+	// the registry could not be asked (FoundError says why).
+	Found      []imageverify.Found `json:"found"`
+	FoundError string              `json:"foundError,omitempty"`
 }
 
 // Verdict is one trust entry's verdict on an image.
@@ -165,6 +177,12 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 		for _, v := range slices.Concat(img.Verdicts, img.Scans) {
 			failed = failed || (v.Status != imagetrust.Verified && v.Status != imagetrust.Stale)
 		}
+		if img.Digest != "" && !o.Digests.Offline {
+			img.Found, err = verifier.Inspect(ctx, digestRef(r, img.Digest), covering(ps, vs, vulnsOn, r))
+			if err != nil {
+				img.FoundError = err.Error()
+			}
+		}
 		rep.Images = append(rep.Images, img)
 	}
 	if o.Output == "json" {
@@ -180,6 +198,29 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 		return cli.Exit(cli.ExitDenied)
 	}
 	return nil
+}
+
+// digestRef is reference r at digest d (repository@digest).
+func digestRef(r, d string) string {
+	if ref, err := name.ParseReference(r); err == nil {
+		return ref.Context().Name() + "@" + d
+	}
+	return r
+}
+
+// covering lists the authorities of the trust and scan entries that
+// cover r.
+func covering(ps *rules.ImageSignaturesParams, vs *rules.ImageVulnerabilitiesParams, vulnsOn bool, r string) []rules.Authority {
+	var out []rules.Authority
+	for _, i := range ps.Covers(r) {
+		out = append(out, ps.Trust[i].Authorities...)
+	}
+	if vulnsOn {
+		for _, i := range vs.Covers(r) {
+			out = append(out, vs.Scans[i].Authorities...)
+		}
+	}
+	return out
 }
 
 // entryVerdict is the verdict of entry i (its images, require and
@@ -207,6 +248,7 @@ func printText(w io.Writer, rep Report) {
 			digest = "(not resolved)"
 		}
 		fmt.Fprintf(w, "Digest:  %s\n", safetext.Line(digest))
+		printFound(w, img)
 		if len(img.Verdicts) == 0 && len(img.Scans) == 0 {
 			fmt.Fprintln(w, "Trust:   no trust or scan entry covers it: the webhook does not verify it")
 			continue
@@ -254,5 +296,37 @@ func printText(w io.Writer, rep Report) {
 				fmt.Fprintf(w, "  Detail:  %s\n", safetext.Line(v.Detail))
 			}
 		}
+	}
+}
+
+// printFound lists what the registry holds for an image's digest, a line
+// each: what it is, who it names, when, and whose authority verified it.
+func printFound(w io.Writer, img Image) {
+	switch {
+	case img.FoundError != "":
+		fmt.Fprintf(w, "Found:   not listed: %s\n", safetext.Line(img.FoundError))
+		return
+	case img.Found == nil:
+		return
+	case len(img.Found) == 0:
+		fmt.Fprintln(w, "Found:   no signature or attestation")
+		return
+	}
+	fmt.Fprintf(w, "Found:   %d %s\n", len(img.Found), safetext.Plural(len(img.Found), "signature or attestation", "signatures and attestations"))
+	for _, f := range img.Found {
+		what := f.Kind
+		if f.PredicateType != "" {
+			what += " " + f.PredicateType
+		}
+		line := fmt.Sprintf("%s (%s), by %s", what, f.Format, f.Signer)
+		if f.SignedAt != nil {
+			line += ", at " + f.SignedAt.Format("2006-01-02T15:04:05Z")
+		}
+		if len(f.VerifiedBy) == 0 {
+			line += ": verified by none of the policy's authorities"
+		} else {
+			line += fmt.Sprintf(": verified by %q", f.VerifiedBy)
+		}
+		fmt.Fprintf(w, "  %s\n", safetext.Line(line))
 	}
 }
