@@ -64,6 +64,7 @@ fuzz: ## run each fuzz test for FUZZTIME
 	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) ./policies/manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitLikeKubectl$$' -fuzztime $(FUZZTIME) ./policies/manifest/
 	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime $(FUZZTIME) ./webhook/
+	$(GO) test -run '^$$' -fuzz '^FuzzAttestationParsing$$' -fuzztime $(FUZZTIME) ./webhook/imageverify/
 
 # The dev cluster runs as a built binary, not under go run: on Ctrl-C go run
 # exits 1 even when the program it ran stopped cleanly with 0.
