@@ -163,7 +163,13 @@ type KeylessAuthority struct {
 	// TrustedRootFrom reads the trusted root from a ConfigMap or Secret in
 	// podguard's namespace instead (still no network).
 	TrustedRootFrom *TrustSource `json:"trustedRootFrom,omitempty"`
-	from            sourced
+	// IgnoreSCT accepts certificates without a signed certificate
+	// timestamp of one of the trusted root's CT logs (a private Fulcio
+	// without certificate transparency). Default false: an SCT is
+	// required, as cosign requires it, so a certificate Fulcio issued
+	// outside the public CT log does not count.
+	IgnoreSCT bool `json:"ignoreSCT,omitempty"`
+	from      sourced
 }
 
 // The require values.

@@ -14,7 +14,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/notaryproject/notation-core-go/testhelper"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
 	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/imagetrust"
@@ -93,10 +92,7 @@ func TestNotationSignatures(t *testing.T) {
 // signature, and one by a key no authority holds.
 func TestInspect(t *testing.T) {
 	f := newFixture(t)
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs := sigtest.NewSigstore(t)
 	root, leaf := testhelper.GetRSARootCertificate(), testhelper.GetRSALeafCertificate()
 	release, scanner, stranger := sigtest.NewSigner(t), sigtest.NewSigner(t), sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/app"
@@ -110,7 +106,7 @@ func TestInspect(t *testing.T) {
 
 	authorities := []rules.Authority{
 		{Name: "release", Key: &rules.KeyAuthority{PEM: release.PEM}},
-		{Name: "ci", Keyless: &rules.KeylessAuthority{Issuer: issuer, Subject: subject, TrustedRoot: sigtest.TrustedRootJSON(t, vs)}},
+		{Name: "ci", Keyless: &rules.KeylessAuthority{Issuer: issuer, Subject: subject, TrustedRoot: vs.TrustedRootJSON(t)}},
 		{Name: "scanner", Key: &rules.KeyAuthority{PEM: scanner.PEM}},
 		{Name: "notary", Notation: &rules.NotationAuthority{Certificates: certPEM(root.Cert), TrustedIdentities: []string{"*"}}},
 	}

@@ -234,9 +234,11 @@ type authority struct {
 	// key verifies legacy signatures made with it; keyMaterial bundles.
 	key         signature.Verifier
 	keyMaterial root.TrustedMaterial
-	// trustedRoot and identity verify keyless bundles.
+	// trustedRoot and identity verify keyless signatures; requireSCT
+	// asks their certificates for an SCT of one of its CT logs.
 	trustedRoot root.TrustedMaterial
 	identity    verify.CertificateIdentity
+	requireSCT  bool
 	// notation verifies Notary Project signatures.
 	notation notation.Verifier
 }
@@ -270,7 +272,7 @@ func newAuthority(a rules.Authority) (*authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trustedRoot: %w", err)
 	}
-	out.trustedRoot = tr
+	out.trustedRoot, out.requireSCT = tr, !k.IgnoreSCT
 	if out.identity, err = verify.NewShortCertificateIdentity(k.Issuer, k.IssuerRegExp, k.Subject, k.SubjectRegExp); err != nil {
 		return nil, err
 	}
@@ -344,12 +346,24 @@ func (a *authority) verifyLegacyKeyless(s legacySignature) error {
 	if err != nil {
 		return err
 	}
-	verifier, err := verify.NewVerifier(a.trustedRoot, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+	verifier, err := a.keylessVerifier()
 	if err != nil {
 		return err
 	}
 	_, err = verifier.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(s.payload)), verify.WithCertificateIdentity(a.identity)))
 	return err
+}
+
+// keylessVerifier verifies keyless signatures as cosign does: the
+// certificate chains to a Fulcio CA of the trusted root at a time a
+// transparency log entry (and an observer timestamp) proves, and, unless
+// the authority says ignoreSCT, carries an SCT of one of its CT logs.
+func (a *authority) keylessVerifier() (*verify.Verifier, error) {
+	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
+	if a.requireSCT {
+		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
+	}
+	return verify.NewVerifier(a.trustedRoot, opts...)
 }
 
 // legacyBundleMediaType is the bundle version that carries what a legacy
@@ -427,8 +441,8 @@ func legacyBundle(s legacySignature) (*bundle.Bundle, error) {
 
 // verifyBundle verifies bundle b as this authority's, for digest d: a key
 // bundle against the key, a keyless one against the trusted root (a
-// transparency log entry and an observer timestamp required) and the
-// identity.
+// transparency log entry, an observer timestamp and, unless ignoreSCT, an
+// SCT required) and the identity.
 func (a *authority) verifyBundle(b *bundle.Bundle, d v1.Hash) (*verify.VerificationResult, error) {
 	digest, err := hex.DecodeString(d.Hex)
 	if err != nil {
@@ -440,7 +454,7 @@ func (a *authority) verifyBundle(b *bundle.Bundle, d v1.Hash) (*verify.Verificat
 		verifier, err = verify.NewVerifier(a.keyMaterial, verify.WithNoObserverTimestamps())
 		policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithKey())
 	} else {
-		verifier, err = verify.NewVerifier(a.trustedRoot, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+		verifier, err = a.keylessVerifier()
 		policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithCertificateIdentity(a.identity))
 	}
 	if err != nil {

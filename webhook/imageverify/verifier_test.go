@@ -17,7 +17,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
 
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/hack/testenv/sigtest"
@@ -76,9 +75,21 @@ func keyTrust(signers ...*sigtest.Signer) rules.ImageTrust {
 	return rules.ImageTrust{Authorities: as}
 }
 
-func keylessTrust(t *testing.T, vs *ca.VirtualSigstore, subj, subjRE string) rules.ImageTrust {
+func keylessTrust(t *testing.T, vs *sigtest.Sigstore, subj, subjRE string) rules.ImageTrust {
 	return rules.ImageTrust{Authorities: []rules.Authority{{Name: "ci", Keyless: &rules.KeylessAuthority{
-		Issuer: issuer, Subject: subj, SubjectRegExp: subjRE, TrustedRoot: sigtest.TrustedRootJSON(t, vs)}}}}
+		Issuer: issuer, Subject: subj, SubjectRegExp: subjRE, TrustedRoot: vs.TrustedRootJSON(t)}}}}
+}
+
+// ignoringSCT is tr with ignoreSCT set on its keyless authorities.
+func ignoringSCT(tr rules.ImageTrust) rules.ImageTrust {
+	for i := range tr.Authorities {
+		if k := tr.Authorities[i].Keyless; k != nil {
+			c := *k
+			c.IgnoreSCT = true
+			tr.Authorities[i].Keyless = &c
+		}
+	}
+	return tr
 }
 
 func want(t *testing.T, what string, v imagetrust.Verdict, status imagetrust.Status, detail string) {
@@ -169,14 +180,8 @@ func TestMultiArchIndexVerifiedByItsDigest(t *testing.T) {
 
 func TestKeylessBundles(t *testing.T) {
 	f := newFixture(t)
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs := sigtest.NewSigstore(t)
+	other := sigtest.NewSigstore(t)
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:keyless")
 	sigtest.SignKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
@@ -190,6 +195,17 @@ func TestKeylessBundles(t *testing.T) {
 	sigtest.SignKeyless(t, f.reg, vs, subject, issuer, "team/app", att, sigtest.Statement(repo, att, sigtest.SLSAPredicate))
 	want(t, "keyless attestation", f.verify(t, "team/app:attested@"+att.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "an attestation")
 
+	// A certificate without an SCT (a Fulcio outside certificate
+	// transparency) counts only under ignoreSCT.
+	noSCT := f.reg.PushRandom(t, "team/app:nosct")
+	sigtest.SignKeyless(t, f.reg, vs.WithoutSCT(), subject, issuer, "team/app", noSCT, sigtest.Statement(repo, noSCT, sigtest.CosignSignPredicate))
+	want(t, "no SCT", f.verify(t, "team/app:nosct@"+noSCT.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "signed certificate timestamp")
+	want(t, "no SCT, ignoreSCT", f.verify(t, "team/app:nosct@"+noSCT.String(), ignoringSCT(keylessTrust(t, vs, subject, "")), ""), imagetrust.Verified, "")
+	// An SCT of a CT log the trusted root does not name counts for nothing.
+	otherSCT := f.reg.PushRandom(t, "team/app:othersct")
+	sigtest.SignKeyless(t, f.reg, vs.WithCTLogOf(other), subject, issuer, "team/app", otherSCT, sigtest.Statement(repo, otherSCT, sigtest.CosignSignPredicate))
+	want(t, "an SCT of another log", f.verify(t, "team/app:othersct@"+otherSCT.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "signed certificate timestamp")
+
 	// A key's legacy signature is not a keyless identity's.
 	legacy := f.reg.PushRandom(t, "team/app:legacy")
 	sigtest.SignLegacy(t, f.reg, sigtest.NewSigner(t), "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
@@ -201,14 +217,8 @@ func TestKeylessBundles(t *testing.T) {
 // verifies as a bundle does, and fails where a bundle would.
 func TestKeylessLegacySignatures(t *testing.T) {
 	f := newFixture(t)
-	vs, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := ca.NewVirtualSigstore()
-	if err != nil {
-		t.Fatal(err)
-	}
+	vs := sigtest.NewSigstore(t)
+	other := sigtest.NewSigstore(t)
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:legacy")
 	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
@@ -224,6 +234,11 @@ func TestKeylessLegacySignatures(t *testing.T) {
 	copied := f.reg.PushRandom(t, "team/app:copied")
 	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", copied, sigtest.SimpleSigningPayload(repo, d))
 	want(t, "a signature of another digest", f.verify(t, "team/app:copied@"+copied.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "signs "+d.String())
+
+	noSCT := f.reg.PushRandom(t, "team/app:nosct")
+	sigtest.SignLegacyKeyless(t, f.reg, vs.WithoutSCT(), subject, issuer, "team/app", noSCT, sigtest.SimpleSigningPayload(repo, noSCT))
+	want(t, "no SCT", f.verify(t, "team/app:nosct@"+noSCT.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "signed certificate timestamp")
+	want(t, "no SCT, ignoreSCT", f.verify(t, "team/app:nosct@"+noSCT.String(), ignoringSCT(keylessTrust(t, vs, subject, "")), ""), imagetrust.Verified, "")
 
 	// Without its Rekor entry a keyless signature proves nothing about when
 	// the short-lived certificate signed.

@@ -20,9 +20,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"testing"
 	"time"
@@ -39,14 +37,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
-	protorekor "github.com/sigstore/protobuf-specs/gen/pb-go/rekor/v1"
-	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
-	"github.com/sigstore/sigstore-go/pkg/testing/ca"
-	"github.com/sigstore/sigstore-go/pkg/tlog"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"podguard.dev/podguard/hack/testenv"
@@ -125,50 +116,6 @@ func appendLegacyLayer(t testing.TB, r *testenv.Registry, repo string, d v1.Hash
 	if err := remote.Write(tag, img, opt); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// SignLegacyKeyless stores a keyless legacy signature of payload under
-// repo's sha256-<hex>.sig tag for digest d, as cosign sign does without
-// --key and without --new-bundle-format: the signature, the Fulcio
-// certificate of vs for identity and issuer and its chain, the Rekor entry
-// (cosign's "bundle" annotation: body, integrated time, index, log ID and
-// signed entry timestamp) and an RFC 3161 timestamp, each an annotation of
-// the payload's layer.
-func SignLegacyKeyless(t testing.TB, r *testenv.Registry, vs *ca.VirtualSigstore, identity, issuer, repo string, d v1.Hash, payload []byte) {
-	t.Helper()
-	e, err := vs.SignAtTime(identity, issuer, payload, time.Now().Add(5*time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, _ := e.VerificationContent()
-	leaf := vc.(*sgbundle.Certificate).Certificate()
-	sc, _ := e.SignatureContent()
-	sig := sc.(*sgbundle.MessageSignature).Signature()
-	entries, _ := e.TlogEntries()
-	tle := entries[0].TransparencyLogEntry()
-	rekorPayload := tlog.RekorPayload{
-		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
-		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId),
-	}
-	set, err := vs.RekorSignPayload(rekorPayload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rekorBundle, _ := json.Marshal(map[string]any{"SignedEntryTimestamp": set, "Payload": rekorPayload})
-	tss, _ := e.Timestamps()
-	stamp, _ := json.Marshal(map[string]any{"SignedRFC3161Timestamp": tss[0]})
-	var chain bytes.Buffer
-	fulcio := vs.FulcioCertificateAuthorities()[0].(*root.FulcioCertificateAuthority)
-	for _, c := range append(append([]*x509.Certificate{}, fulcio.Intermediates...), fulcio.Root) {
-		_ = pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	}
-	appendLegacyLayer(t, r, repo, d, payload, map[string]string{
-		"dev.cosignproject.cosign/signature":   base64.StdEncoding.EncodeToString(sig),
-		"dev.sigstore.cosign/certificate":      string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})),
-		"dev.sigstore.cosign/chain":            chain.String(),
-		"dev.sigstore.cosign/bundle":           string(rekorBundle),
-		"dev.sigstore.cosign/rfc3161timestamp": string(stamp),
-	})
 }
 
 // LegacyAnnotations are the annotations of the first layer of repo's
@@ -309,67 +256,6 @@ func SignBundle(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.
 	PushReferrer(t, r, repo, d, b)
 }
 
-// SignKeyless stores a keyless Sigstore bundle of statement as a referrer
-// of repo@d: a certificate of vs's Fulcio for identity and issuer, a
-// Rekor entry with its signed entry timestamp, and an RFC 3161 timestamp.
-func SignKeyless(t testing.TB, r *testenv.Registry, vs *ca.VirtualSigstore, identity, issuer, repo string, d v1.Hash, statement []byte) {
-	t.Helper()
-	// As Attest does, at a time the certificate is valid; with an
-	// inclusion proof, which bundles of v0.2 on carry.
-	e, err := vs.AttestAtTime(identity, issuer, statement, time.Now().Add(5*time.Minute), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	vc, _ := e.VerificationContent()
-	cert := vc.(*sgbundle.Certificate).Certificate()
-	sc, _ := e.SignatureContent()
-	env := sc.(*sgbundle.Envelope)
-	payload, err := base64.StdEncoding.DecodeString(env.Payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tss, _ := e.Timestamps()
-	entries, _ := e.TlogEntries()
-	tle := tlogEntry(t, vs, entries[0])
-	var stamps []*protocommon.RFC3161SignedTimestamp
-	for _, ts := range tss {
-		stamps = append(stamps, &protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts})
-	}
-	b := &protobundle.Bundle{
-		MediaType: BundleMediaType,
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content:                   &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: cert.Raw}},
-			TlogEntries:               []*protorekor.TransparencyLogEntry{tle},
-			TimestampVerificationData: &protobundle.TimestampVerificationData{Rfc3161Timestamps: stamps},
-		},
-		Content: &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
-			Payload: payload, PayloadType: env.PayloadType, Signatures: []*protodsse.Signature{{Sig: sig}}}},
-	}
-	PushReferrer(t, r, repo, d, b)
-}
-
-// tlogEntry is the Rekor entry as a bundle carries it: the virtual
-// Sigstore keeps its signed entry timestamp inside the parsed entry, so
-// it is signed again here (any valid signature of the same payload is).
-func tlogEntry(t testing.TB, vs *ca.VirtualSigstore, e *tlog.Entry) *protorekor.TransparencyLogEntry {
-	t.Helper()
-	tle := e.TransparencyLogEntry()
-	set, err := vs.RekorSignPayload(tlog.RekorPayload{
-		Body:           base64.StdEncoding.EncodeToString(tle.CanonicalizedBody),
-		IntegratedTime: tle.IntegratedTime, LogIndex: tle.LogIndex, LogID: hex.EncodeToString(tle.LogId.KeyId),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tle.InclusionPromise = &protorekor.InclusionPromise{SignedEntryTimestamp: set}
-	tle.KindVersion = &protorekor.KindVersion{Kind: "dsse", Version: "0.0.1"}
-	return tle
-}
-
 // PushReferrer stores bundle b as an OCI 1.1 referrer of repo@d: an
 // artifact manifest whose subject is the image, its one layer the
 // bundle's JSON.
@@ -468,32 +354,4 @@ func ref(t testing.TB, r *testenv.Registry, s string) name.Reference {
 		t.Fatal(err)
 	}
 	return ref
-}
-
-// TrustedRootJSON is vs's trusted_root.json (its Fulcio CA, Rekor and CT
-// logs, timestamp authority), as a policy names it.
-func TrustedRootJSON(t testing.TB, vs *ca.VirtualSigstore) string {
-	t.Helper()
-	// The virtual Sigstore names its logs by the hex of their key IDs,
-	// and holds those hex strings as the IDs: a trusted root carries the
-	// raw key IDs.
-	raw := func(logs map[string]*root.TransparencyLog) map[string]*root.TransparencyLog {
-		for k, l := range logs {
-			id, err := hex.DecodeString(k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			l.ID = id
-		}
-		return logs
-	}
-	tr, err := root.NewTrustedRoot(root.TrustedRootMediaType01, vs.FulcioCertificateAuthorities(), raw(vs.CTLogs()), vs.TimestampingAuthorities(), raw(vs.RekorLogs()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := tr.MarshalJSON()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
