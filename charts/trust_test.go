@@ -250,3 +250,26 @@ func TestPodPullSecretsRBAC(t *testing.T) {
 		}
 	}
 }
+
+// TestTUFRootMounted: the ConfigMap holding a TUF repository's initial
+// root.json is mounted like any trust source, where podguard reads it:
+// the chart's template and rules.TrustSources agree.
+func TestTUFRootMounted(t *testing.T) {
+	out, stderr, err := helm(t, append([]string{"template", "podguard", chart, "-n", "podguard", "-f", "testdata/tuf-values.yaml"}, apiVersions...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr)
+	}
+	for _, o := range objects(t, out) {
+		spec := podSpecOf(o)
+		if spec == nil {
+			continue
+		}
+		mounted := false
+		for _, m := range spec["containers"].([]any)[0].(map[string]any)["volumeMounts"].([]any) {
+			mounted = mounted || m.(map[string]any)["mountPath"] == "/etc/podguard-trust/configmaps/sigstore-tuf"
+		}
+		if !mounted {
+			t.Errorf("%s does not mount the TUF root's ConfigMap", kindName(o))
+		}
+	}
+}

@@ -34,6 +34,8 @@ type PolicyStore struct {
 	trust    rules.TrustReader
 	trustDir string
 	sourced  bool
+	// tuf fetches the trusted roots of TUF repositories (nil: none is).
+	tuf rules.TUFReader
 	// watch are the directories of the trust sources the policy reads,
 	// for Start to watch: the kubelet updates a mounted ConfigMap there.
 	watch   atomic.Pointer[[]string]
@@ -57,9 +59,14 @@ type PolicyStore struct {
 // empty) and fails if it is invalid: a server must not start without a
 // policy. What its image rules take from ConfigMaps and Secrets is read
 // from trustDir (see TrustDir); trust material missing or unusable there
-// is logged, and only the images it was to vouch for are denied.
-func NewPolicyStore(path, namespace, trustDir string, log logr.Logger, m *Metrics) (*PolicyStore, error) {
+// is logged, and only the images it was to vouch for are denied. Trusted
+// roots of TUF repositories are read with tuf (TUFRoots: refreshed on its
+// own schedule), when given.
+func NewPolicyStore(path, namespace, trustDir string, log logr.Logger, m *Metrics, tuf ...rules.TUFReader) (*PolicyStore, error) {
 	s := &PolicyStore{path: path, namespace: namespace, trust: TrustDir(trustDir), trustDir: trustDir, log: log, metrics: m, poll: 10 * time.Second}
+	if len(tuf) > 0 {
+		s.tuf = tuf[0]
+	}
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
@@ -92,9 +99,11 @@ func (s *PolicyStore) reload() error {
 	sum := fileSum
 	if err == nil {
 		var trustSum string
-		trustSum, problems = rules.ResolveTrust(p, s.trust)
-		if srcs := rules.TrustSources(p); len(srcs) > 0 {
+		trustSum, problems = rules.ResolveTrust(p, s.trust, s.tuf)
+		if len(rules.TrustSources(p)) > 0 || rules.UsesTUF(p) {
 			sum = sha256.Sum256(append(fileSum[:], trustSum...))
+		}
+		if srcs := rules.TrustSources(p); len(srcs) > 0 {
 			dirs := make([]string, len(srcs))
 			for i, src := range srcs {
 				kind, name, _ := strings.Cut(src, "/")
@@ -114,7 +123,7 @@ func (s *PolicyStore) reload() error {
 		}
 		s.mu.Unlock()
 		if err == nil {
-			s.sum, s.fileSum, s.sourced = sum, fileSum, len(rules.TrustSources(p)) > 0
+			s.sum, s.fileSum, s.sourced = sum, fileSum, len(rules.TrustSources(p)) > 0 || rules.UsesTUF(p)
 			s.metrics.PolicyReloads.WithLabelValues("success").Inc()
 			s.metrics.PolicyInfo.Reset()
 			s.metrics.PolicyInfo.WithLabelValues(string(p.Mode), shortSum(sum)).Set(1)

@@ -289,7 +289,14 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	metrics := DefaultMetrics()
 	metrics.BuildInfo.Reset()
 	metrics.BuildInfo.WithLabelValues(orUnknown(o.Version), orUnknown(o.Commit), goruntime.Version()).Set(1)
-	store, err := NewPolicyStore(o.PolicyFile, o.Namespace, cmp.Or(o.TrustDir, DefaultTrustDir), log.WithName("policy"), metrics)
+	// TUF repositories a policy names are reached as registries are:
+	// through the registry CA bundle, when one is given.
+	tufTransport, err := ReloadingRegistryTransport(o.RegistryCAFile, log.WithName("tuf"))
+	if err != nil {
+		return err
+	}
+	store, err := NewPolicyStore(o.PolicyFile, o.Namespace, cmp.Or(o.TrustDir, DefaultTrustDir), log.WithName("policy"), metrics,
+		NewTUFRoots(tufTransport, log.WithName("tuf")).Read)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,9 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -174,10 +176,73 @@ func (k *KeyAuthority) Material() (string, error) {
 // Material returns the trusted root's JSON, given inline or read from
 // its source, or why there is none.
 func (k *KeylessAuthority) Material() (string, error) {
-	if k.TrustedRootFrom == nil {
-		return k.TrustedRoot, nil
+	switch {
+	case k.TUF != nil:
+		if !k.TUF.fetched.read {
+			return "", fmt.Errorf("the trusted root of TUF repository %s was not fetched: this program reads no TUF repository", k.TUF.URL)
+		}
+		return k.TUF.fetched.data, k.TUF.fetched.err
+	case k.TrustedRootFrom != nil:
+		return k.from.get(k.TrustedRootFrom)
 	}
-	return k.from.get(k.TrustedRootFrom)
+	return k.TrustedRoot, nil
+}
+
+// TUFSource is a TUF repository serving a Sigstore trusted_root.json (its
+// target of that name), as the public good instance and private Sigstore
+// deployments publish theirs: the trusted root follows the repository's
+// rotations, verified by the TUF client from the root of trust given.
+type TUFSource struct {
+	// URL is the repository's base URL (https).
+	URL string `json:"url"`
+	// Root is the repository's initial root.json, the client's root of
+	// trust (never fetched: no trust on first use); or RootFrom reads it
+	// from a ConfigMap or Secret in podguard's namespace.
+	Root     string       `json:"root,omitempty"`
+	RootFrom *TrustSource `json:"rootFrom,omitempty"`
+	// root is what RootFrom read; fetched the trusted root the TUF client
+	// gave.
+	root, fetched sourced
+}
+
+// TUFTarget is the target a TUF repository serves the trusted root as.
+const TUFTarget = "trusted_root.json"
+
+// TUFReader returns the TUF repository at url's trusted_root.json, its
+// metadata verified from root (the initial root.json): the caller's
+// client, with its own cache and network; the rules do no I/O.
+type TUFReader func(url string, root []byte) ([]byte, error)
+
+func (t *TUFSource) validate(p *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if u, err := url.Parse(t.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+		errs = append(errs, field.Invalid(p.Child("url"), t.URL, "the TUF repository's base URL, https://host[/path]"))
+	}
+	switch {
+	case (t.Root == "") == (t.RootFrom == nil):
+		errs = append(errs, field.Required(p.Child("root"), "set exactly one of root or rootFrom: the repository's initial root.json"))
+	case t.RootFrom != nil:
+		errs = append(errs, t.RootFrom.validate(p.Child("rootFrom"))...)
+	default:
+		if err := checkTUFRoot(t.Root); err != nil {
+			errs = append(errs, field.Invalid(p.Child("root"), "(JSON)", err.Error()))
+		}
+	}
+	return errs
+}
+
+// checkTUFRoot checks that s reads as TUF root metadata; the client
+// verifies its signatures.
+func checkTUFRoot(s string) error {
+	var m struct {
+		Signed struct {
+			Type string `json:"_type"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal([]byte(s), &m); err != nil || m.Signed.Type != "root" {
+		return fmt.Errorf("a TUF root.json (signed._type root)")
+	}
+	return nil
 }
 
 // Material returns the notation trust store's certificates (PEM), given
@@ -217,9 +282,15 @@ type TrustReader func(kind, name, key string) ([]byte, error)
 // vouch for anything, so the images that need it are denied, saying why,
 // and nothing else is. A missing ConfigMap then blocks the images it was
 // to vouch for, not every pod in the cluster.
-func ResolveTrust(p *v1alpha1.Policy, read TrustReader) (sum string, problems field.ErrorList) {
+//
+// A nil read leaves the sources unread and a nil tuf the TUF repositories
+// unfetched: their authorities then say so when asked to verify.
+func ResolveTrust(p *v1alpha1.Policy, read TrustReader, tuf TUFReader) (sum string, problems field.ErrorList) {
 	h := sha256.New()
 	resolve := func(path *field.Path, src *TrustSource, into *sourced, check func(string) error) {
+		if read == nil {
+			return
+		}
 		kind, ref := src.Ref()
 		data, err := read(kind, ref.Name, ref.Key)
 		if err == nil {
@@ -236,7 +307,50 @@ func ResolveTrust(p *v1alpha1.Policy, read TrustReader) (sum string, problems fi
 		}
 	}
 	eachTrustSource(p, resolve)
+	if tuf != nil {
+		eachAuthority(p, func(path *field.Path, a *Authority) {
+			t := a.TUF()
+			if t == nil {
+				return
+			}
+			path = path.Child("keyless", "tuf")
+			root, err := t.Root, error(nil)
+			if t.RootFrom != nil {
+				root, err = t.root.get(t.RootFrom)
+			}
+			var data []byte
+			if err != nil {
+				err = fmt.Errorf("root: %w", err)
+			} else if data, err = tuf(t.URL, []byte(root)); err == nil {
+				err = checkTrustedRoot(string(data))
+			}
+			t.fetched = sourced{read: true, data: string(data), err: err}
+			fmt.Fprintf(h, "tuf\x00%s\x00%d\x00", t.URL, len(data))
+			h.Write(data)
+			if err != nil {
+				t.fetched.err = fmt.Errorf("TUF repository %s: %w", t.URL, err)
+				problems = append(problems, &field.Error{Type: field.ErrorTypeInvalid, Field: path.String(), BadValue: field.OmitValueType{}, Detail: t.fetched.err.Error()})
+			}
+		})
+	}
 	return hex.EncodeToString(h.Sum(nil)), problems
+}
+
+// UsesTUF reports whether an authority of the image rules reads its
+// trusted root from a TUF repository (the caller refreshes it).
+func UsesTUF(p *v1alpha1.Policy) bool {
+	found := false
+	eachAuthority(p, func(_ *field.Path, a *Authority) { found = found || a.TUF() != nil })
+	return found
+}
+
+// TUF returns the authority's TUF repository, if its trusted root comes
+// from one.
+func (a *Authority) TUF() *TUFSource {
+	if a.Keyless == nil {
+		return nil
+	}
+	return a.Keyless.TUF
 }
 
 // TrustSources lists the ConfigMaps and Secrets the policy's image rules
@@ -254,18 +368,28 @@ func TrustSources(p *v1alpha1.Policy) []string {
 // authorities, with its path, where what is read for it goes, and the
 // check of its form.
 func eachTrustSource(p *v1alpha1.Policy, fn func(path *field.Path, src *TrustSource, into *sourced, check func(string) error)) {
+	eachAuthority(p, func(ap *field.Path, a *Authority) {
+		if k := a.Key; k != nil && k.PEMFrom != nil {
+			fn(ap.Child("key", "pemFrom"), k.PEMFrom, &k.from, checkPublicKey)
+		}
+		if k := a.Keyless; k != nil && k.TrustedRootFrom != nil {
+			fn(ap.Child("keyless", "trustedRootFrom"), k.TrustedRootFrom, &k.from, checkTrustedRoot)
+		}
+		if t := a.TUF(); t != nil && t.RootFrom != nil {
+			fn(ap.Child("keyless", "tuf", "rootFrom"), t.RootFrom, &t.root, checkTUFRoot)
+		}
+		if n := a.Notation; n != nil && n.CertificatesFrom != nil {
+			fn(ap.Child("notation", "certificatesFrom"), n.CertificatesFrom, &n.from, checkCertificates)
+		}
+	})
+}
+
+// eachAuthority calls fn for each authority of the image rules, with its
+// path.
+func eachAuthority(p *v1alpha1.Policy, fn func(path *field.Path, a *Authority)) {
 	each := func(path *field.Path, as []Authority) {
 		for i := range as {
-			ap := path.Child("authorities").Index(i)
-			if k := as[i].Key; k != nil && k.PEMFrom != nil {
-				fn(ap.Child("key", "pemFrom"), k.PEMFrom, &k.from, checkPublicKey)
-			}
-			if k := as[i].Keyless; k != nil && k.TrustedRootFrom != nil {
-				fn(ap.Child("keyless", "trustedRootFrom"), k.TrustedRootFrom, &k.from, checkTrustedRoot)
-			}
-			if n := as[i].Notation; n != nil && n.CertificatesFrom != nil {
-				fn(ap.Child("notation", "certificatesFrom"), n.CertificatesFrom, &n.from, checkCertificates)
-			}
+			fn(path.Child("authorities").Index(i), &as[i])
 		}
 	}
 	rulesPath := field.NewPath("rules")

@@ -69,7 +69,9 @@ webhook; nothing is verified until a trust entry exists.`,
     keyless:
       issuer: https://token.actions.githubusercontent.com
       subjectRegExp: ^https://github.com/example/app/
-      trustedRoot: |  # or trustedRootFrom: {configMapKeyRef: {name: ..., key: ...}}
+      # or trustedRootFrom: {configMapKeyRef: {name: ..., key: ...}}, or from a TUF
+      # repository: tuf: {url: https://tuf.example, rootFrom: {configMapKeyRef: ...}}
+      trustedRoot: |
         {"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1", ...}`,
 		Params: func() v1alpha1.RuleParams { return &ImageSignaturesParams{} },
 		New:    newImageSignatures,
@@ -163,6 +165,11 @@ type KeylessAuthority struct {
 	// TrustedRootFrom reads the trusted root from a ConfigMap or Secret in
 	// podguard's namespace instead (still no network).
 	TrustedRootFrom *TrustSource `json:"trustedRootFrom,omitempty"`
+	// TUF reads the trusted root from a TUF repository instead (its
+	// trusted_root.json target), refreshed as the repository rotates it:
+	// the one way podguard asks the network for trust material, and only
+	// where a policy names a repository.
+	TUF *TUFSource `json:"tuf,omitempty"`
 	// IgnoreSCT accepts certificates without a signed certificate
 	// timestamp of one of the trusted root's CT logs (a private Fulcio
 	// without certificate transparency). Default false: an SCT is
@@ -242,8 +249,10 @@ func (a Authority) validate(p *field.Path, names sets.Set[string]) field.ErrorLi
 		}
 	}
 	switch {
-	case (k.TrustedRoot == "") == (k.TrustedRootFrom == nil):
-		errs = append(errs, field.Required(kp.Child("trustedRoot"), "set exactly one of trustedRoot or trustedRootFrom"))
+	case count(k.TrustedRoot != "", k.TrustedRootFrom != nil, k.TUF != nil) != 1:
+		errs = append(errs, field.Required(kp.Child("trustedRoot"), "set exactly one of trustedRoot, trustedRootFrom or tuf"))
+	case k.TUF != nil:
+		errs = append(errs, k.TUF.validate(kp.Child("tuf"))...)
 	case k.TrustedRootFrom != nil:
 		errs = append(errs, k.TrustedRootFrom.validate(kp.Child("trustedRootFrom"))...)
 	default:

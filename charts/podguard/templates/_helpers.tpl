@@ -330,7 +330,7 @@ value can never end its literal and become CEL. */ -}}
 
 {{- /*
 The ConfigMaps and Secrets values.policy's image rules read (pemFrom,
-trustedRootFrom, certificatesFrom), as a JSON map from their directory under
+trustedRootFrom, tuf.rootFrom, certificatesFrom), as a JSON map from their directory under
 /etc/podguard-trust (configmaps/NAME, secrets/NAME) to their kind and name.
 */ -}}
 {{- define "podguard.trustSources" -}}
@@ -341,7 +341,7 @@ trustedRootFrom, certificatesFrom), as a JSON map from their directory under
 {{- with (get $rules "imageVulnerabilities") }}{{ $entries = concat $entries (.scans | default list) }}{{ end -}}
 {{- range $e := $entries -}}
 {{- range $a := ($e.authorities | default list) -}}
-{{- range $from := list (($a.key | default dict).pemFrom) (($a.keyless | default dict).trustedRootFrom) (($a.notation | default dict).certificatesFrom) -}}
+{{- range $from := list (($a.key | default dict).pemFrom) (($a.keyless | default dict).trustedRootFrom) ((($a.keyless | default dict).tuf | default dict).rootFrom) (($a.notation | default dict).certificatesFrom) -}}
 {{- with $from -}}
 {{- with .configMapKeyRef }}{{ $_ := set $srcs (printf "configmaps/%s" .name) (dict "kind" "configMap" "name" .name) }}{{ end -}}
 {{- with .secretKeyRef }}{{ $_ := set $srcs (printf "secrets/%s" .name) (dict "kind" "secret" "name" .name) }}{{ end -}}

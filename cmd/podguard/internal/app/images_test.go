@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"podguard.dev/podguard/cmd/podguard/internal/imagescmd"
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/hack/testenv/sigtest"
+	"podguard.dev/podguard/hack/testenv/tuftest"
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/webhook/imageverify"
 )
@@ -108,5 +110,61 @@ func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 
 	if bad := podguard(t, "", "images", "verify", "UPPER/Case:x", "--policy", policy); bad.code != 2 {
 		t.Errorf("a bad reference: exit %d\n%s", bad.code, bad.err)
+	}
+}
+
+// TestImagesVerifyTrustedRootFromTUF: a keyless authority whose trusted
+// root comes from a TUF repository (over TLS, its CA in
+// --registry-ca-file) verifies as one given inline; offline, --cache-dir
+// holds the repository's verified metadata as it holds verdicts; a
+// repository rotated to another Sigstore's root no longer vouches for the
+// old signer; a repository podguard cannot reach is an error naming it.
+func TestImagesVerifyTrustedRootFromTUF(t *testing.T) {
+	reg := testenv.StartRegistry(t)
+	const issuer, subject = "https://token.actions.githubusercontent.com", "https://github.com/example/app/.github/workflows/release.yaml@refs/heads/main"
+	sigstore := sigtest.NewSigstore(t)
+	d := reg.PushRandom(t, "team/app:1")
+	sigtest.SignKeyless(t, reg, sigstore, subject, issuer, "team/app", d, sigtest.Statement(reg.Host+"/team/app", d, sigtest.CosignSignPredicate))
+	image := reg.Host + "/team/app@" + d.String()
+	repo := tuftest.Start(t, []byte(sigstore.TrustedRootJSON(t)))
+
+	dir := t.TempDir()
+	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
+		Authorities: []rules.Authority{{Name: "ci", Keyless: &rules.KeylessAuthority{Issuer: issuer, Subject: subject,
+			TUF: &rules.TUFSource{URL: repo.URL, Root: string(repo.Root)}}}}}}}
+	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := write(t, dir, "policy.yaml", string(b))
+	regCA, err := os.ReadFile(reg.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tufCA, err := os.ReadFile(repo.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cas := write(t, dir, "cas.pem", string(regCA)+string(tufCA))
+
+	verify := func(args ...string) run {
+		t.Helper()
+		return podguard(t, "", append([]string{"images", "verify", image, "--policy", policy, "--registry-ca-file", cas}, args...)...)
+	}
+	cache := t.TempDir()
+	if r := verify("--cache-dir", cache); r.code != 0 || !strings.Contains(r.out, `verified, signed by "ci"`) {
+		t.Fatalf("trusted root from TUF: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	repo.SetDown(true)
+	if r := verify("--cache-dir", cache, "--offline"); r.code != 0 || !strings.Contains(r.out, `signed by "ci"`) {
+		t.Errorf("offline, from --cache-dir: exit %d\n%s%s", r.code, r.out, r.err)
+	}
+	if r := verify(); r.code != 2 || !strings.Contains(r.err, "TUF repository "+repo.URL) {
+		t.Errorf("the repository down, no cache: exit %d, want 2 naming it\n%s%s", r.code, r.out, r.err)
+	}
+	repo.SetDown(false)
+	repo.SetTarget(t, []byte(sigtest.NewSigstore(t).TrustedRootJSON(t)))
+	if r := verify(); r.code != 1 || !strings.Contains(r.out, "unsigned") {
+		t.Errorf("the repository rotated to another Sigstore: exit %d, want 1 (unsigned)\n%s%s", r.code, r.out, r.err)
 	}
 }

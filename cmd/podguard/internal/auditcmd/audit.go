@@ -161,6 +161,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if o.PodPullSecrets && (!o.Images.Verify || o.Images.Offline) {
 		return cli.BadInput("--pod-pull-secrets presents credentials to registries: it needs --verify-images, without --offline")
 	}
+	o.Policy.TUF = o.Images.TUFReader()
 	policy, err := o.Policy.Load(ctx)
 	if err != nil {
 		return err

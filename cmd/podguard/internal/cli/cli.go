@@ -108,6 +108,10 @@ type PolicyOptions struct {
 	// TrustDir is --trust-dir: where the ConfigMaps and Secrets the image
 	// rules read are, laid out as the chart mounts them.
 	TrustDir string
+	// TUF, when set, fetches the trusted roots of the TUF repositories the
+	// policy names (DigestOptions.TUFReader: the commands that verify
+	// images).
+	TUF rules.TUFReader
 }
 
 // AddExceptionFlags registers --exceptions.
@@ -183,12 +187,24 @@ func (o *PolicyOptions) Load(ctx context.Context) (*v1alpha1.Policy, error) {
 // Secrets from --trust-dir. Unlike the webhook, which keeps serving and
 // denies the images a missing key was to vouch for, the CLI refuses: in
 // CI a missing file is a mistake to fix, not an outage to ride out.
+//
+// Trusted roots of TUF repositories are fetched with o.TUF, which the
+// commands that ask registries set (their CA, --cache-dir, --offline); a
+// repository that cannot be read is an error too.
 func (o *PolicyOptions) resolveTrust(p *v1alpha1.Policy) error {
-	if o.TrustDir == "" {
+	if o.TrustDir == "" && o.TUF == nil {
 		return nil
 	}
-	if _, problems := rules.ResolveTrust(p, webhook.TrustDir(o.TrustDir)); len(problems) > 0 {
-		return &ExitError{Code: ExitBadInput, Err: fmt.Errorf("%s: --trust-dir %s: %w", o.File, o.TrustDir, problems.ToAggregate())}
+	var read rules.TrustReader
+	if o.TrustDir != "" {
+		read = webhook.TrustDir(o.TrustDir)
+	}
+	if _, problems := rules.ResolveTrust(p, read, o.TUF); len(problems) > 0 {
+		what := "trust material"
+		if o.TrustDir != "" {
+			what = "--trust-dir " + o.TrustDir
+		}
+		return &ExitError{Code: ExitBadInput, Err: fmt.Errorf("%s: %s: %w", o.File, what, problems.ToAggregate())}
 	}
 	return nil
 }

@@ -135,6 +135,27 @@ func (o *DigestOptions) init() error {
 	return nil
 }
 
+// TUFReader returns how this command fetches the trusted roots of the TUF
+// repositories a policy names, when it verifies images (nil otherwise):
+// through --registry-ca-file's CAs, keeping the verified metadata under
+// --cache-dir/tuf, and with --offline only from there.
+func (o *DigestOptions) TUFReader() rules.TUFReader {
+	if !o.Verify {
+		return nil
+	}
+	return func(url string, root []byte) ([]byte, error) {
+		tr, err := webhook.RegistryTransport(o.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		opts := webhook.TUFOptions{Transport: tr, Offline: o.Offline}
+		if o.CacheDir != "" {
+			opts.CacheDir = filepath.Join(o.CacheDir, "tuf")
+		}
+		return webhook.FetchTrustedRoot(url, root, opts)
+	}
+}
+
 // Save writes what this run verified to --cache-dir (nothing without it,
 // nor offline, which learns nothing). Written to a temporary file and
 // renamed, so a concurrent run reads a whole file.

@@ -117,6 +117,11 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 			return cli.BadInput("image %s: %v", safetext.Line(r), err)
 		}
 	}
+	o.Digests.Verify = true // what images verify does: the cache flags and TUF go with it
+	if err := o.Digests.CheckCacheFlags(); err != nil {
+		return err
+	}
+	o.Policy.TUF = o.Digests.TUFReader()
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
@@ -128,10 +133,6 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 	}
 	if !on {
 		ps = &rules.ImageSignaturesParams{}
-	}
-	o.Digests.Verify = true // what images verify does: the cache flags go with it
-	if err := o.Digests.CheckCacheFlags(); err != nil {
-		return err
 	}
 	resolver, verifier, err := o.Digests.Verifier()
 	if err != nil {

@@ -135,6 +135,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 		return err
 	}
 	o.Policy.Note = func(n string) { fmt.Fprintf(s.Err, "podguard: note: %s\n", safetext.Line(n)) }
+	o.Policy.TUF = o.Digests.TUFReader()
 	enf, err := o.Policy.Enforcer(ctx)
 	if err != nil {
 		return err
