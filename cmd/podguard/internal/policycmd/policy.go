@@ -154,6 +154,9 @@ func printImageTrust(s cli.Streams, p *v1alpha1.Policy) {
 				if a.Keyless.TrustedRootFrom != nil {
 					kind += ", trusted root from " + a.Keyless.TrustedRootFrom.String()
 				}
+				if t := a.Keyless.TUF; t != nil {
+					kind += ", trusted root from TUF repository " + t.URL
+				}
 				if a.Keyless.IgnoreSCT {
 					kind += ", no SCT required"
 				}
