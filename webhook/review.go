@@ -448,6 +448,12 @@ func decodeReview(body []byte) (req admission.Request, obj runtime.Object, ok bo
 		// the bytes. API servers send valid UTF-8; the rest goes generic.
 		return req, nil, false
 	}
+	if !json.Valid(body) {
+		// jsoniter takes what is not JSON (a raw control character in a
+		// string), which the generic decoder refuses: the same scanner as
+		// the generic path's says what is JSON.
+		return req, nil, false
+	}
 	it := jsonAPI.BorrowIterator(body)
 	defer jsonAPI.ReturnIterator(it)
 	var apiVersion, kind string
