@@ -61,6 +61,7 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 		case Skip:
 			skip++
 		}
+		skip += len(s.Exempted)
 		fail += len(s.Violations)
 		warn += len(s.Warnings)
 	}
@@ -104,6 +105,25 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 			}
 		}
 	}
+	// Exemptions last: what was not judged matters less than what was
+	// found, but an auditor reading the report in the cluster must see
+	// what was lifted, by which exemption or PodGuardException, until when.
+	for _, s := range ns.Subjects {
+		for _, x := range s.Exempted {
+			if budget < minResultBytes {
+				omitted++
+				continue
+			}
+			r := s.exemptedResult(x)
+			b, _ := json.Marshal(r)
+			if budget-len(b)-64 < 0 {
+				omitted++
+				continue
+			}
+			budget -= len(b) + 64
+			results = append(results, r)
+		}
+	}
 	if omitted > 0 {
 		results = append(results, map[string]any{"source": "podguard", "policy": "podguard", "rule": "omitted", "result": "skip", "scored": false,
 			"message": fmt.Sprintf("%d more findings are left out to keep this report under %d bytes; run podguard audit -n %s for all", omitted, MaxObjectBytes, ns.Name)})
@@ -125,12 +145,37 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 // result is built just to be left out.
 const minResultBytes = 256
 
-// result is one finding of a subject as a report result.
-func (s *Subject) result(f Finding, result string) map[string]any {
+// resource is the subject as a report result's resource reference.
+func (s *Subject) resource() map[string]any {
 	ref := map[string]any{"apiVersion": s.APIVersion, "kind": s.Kind, "namespace": s.Namespace, "name": s.Name}
 	if s.uid != "" {
 		ref["uid"] = string(s.uid)
 	}
+	return ref
+}
+
+// exemptedResult is an exemption that applied to a subject as a "skip"
+// result, as Kyverno reports a rule a PolicyException lifted: the rule
+// ("*" for every rule), the exemption's reason as the message, and where
+// it comes from (the policy, or a PodGuardException by namespace/name)
+// with its expiry.
+func (s *Subject) exemptedResult(x Exempted) map[string]any {
+	props := map[string]any{"exemption": "policy"}
+	if x.Exception != "" {
+		props["exemption"], props["exception"] = "PodGuardException", x.Exception
+	}
+	if x.Expires != "" {
+		props["expires"] = x.Expires
+	}
+	return map[string]any{
+		"source": "podguard", "policy": "podguard", "rule": x.Rule, "result": "skip", "scored": false,
+		"message": x.Reason, "resources": []any{s.resource()}, "properties": props,
+	}
+}
+
+// result is one finding of a subject as a report result.
+func (s *Subject) result(f Finding, result string) map[string]any {
+	ref := s.resource()
 	props := map[string]any{"field": f.Field, "fix": f.Fix, "action": f.Action}
 	if len(f.PSS) > 0 {
 		props["pss"] = strings.Join(f.PSS, ", ")

@@ -24,6 +24,7 @@ import (
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
+	"podguard.dev/podguard/policies/api/v1alpha1"
 	"podguard.dev/podguard/policies/report"
 )
 
@@ -436,5 +437,70 @@ func TestTextGroupsFindings(t *testing.T) {
 	}
 	if strings.Count(js.String(), `"rule": "probes"`) != 6 {
 		t.Errorf("the JSON report lost findings: %d probes findings", strings.Count(js.String(), `"rule": "probes"`))
+	}
+}
+
+// TestObjectListsExemptions: the report object shows, as "skip" results,
+// the exemptions and PodGuardExceptions that lifted rules from a subject,
+// with where each comes from and its expiry, and counts them; a subject
+// nothing exempted gets none.
+func TestObjectListsExemptions(t *testing.T) {
+	p, err := load.Bytes([]byte(`apiVersion: podguard.dev/v1alpha1
+kind: Policy
+exemptions:
+- namespaces: [ingress]
+  rules: [runAsUser, runAsGroup]
+  reason: "ingress-nginx runs as 101"
+  expires: "2027-06-01"
+`), "policy.yaml", "podguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := v1alpha1.PodGuardException{ObjectMeta: metav1.ObjectMeta{Namespace: "argocd", Name: "redis-uid", CreationTimestamp: metav1.NewTime(now.Add(-time.Hour))},
+		Spec: v1alpha1.PodGuardExceptionSpec{Rules: []string{"runAsUser"}, Workloads: []v1alpha1.WorkloadRef{{Kind: "Deployment", Name: "argocd-redis"}},
+			Reason: "redis runs as 999", Expires: "2026-12-20"}}
+	e, states, err := policies.NewWithExceptions(p, []v1alpha1.PodGuardException{x}, now)
+	if err != nil || states[0].State != policies.ExceptionActive {
+		t.Fatalf("exception: %v %+v", err, states)
+	}
+	r := report.Build(e, seed())
+	skips := func(ns string) (out []map[string]any, summary map[string]any) {
+		for _, n := range r.Namespaces {
+			if n.Name != ns {
+				continue
+			}
+			obj, _ := n.Object(report.OpenReports, now)
+			for _, res := range obj["results"].([]any) {
+				if m := res.(map[string]any); m["result"] == "skip" {
+					out = append(out, m)
+				}
+			}
+			return out, obj["summary"].(map[string]any)
+		}
+		t.Fatalf("no namespace %s", ns)
+		return nil, nil
+	}
+	got, summary := skips("argocd")
+	if len(got) != 1 || got[0]["rule"] != "runAsUser" || got[0]["message"] != "redis runs as 999" || summary["skip"] != 1 {
+		t.Fatalf("argocd: %v, summary %v", got, summary)
+	}
+	props := got[0]["properties"].(map[string]any)
+	res := got[0]["resources"].([]any)[0].(map[string]any)
+	if props["exemption"] != "PodGuardException" || props["exception"] != "argocd/redis-uid" || props["expires"] != "2026-12-20" || res["name"] != "argocd-redis" {
+		t.Errorf("the exception's result: %v %v", props, res)
+	}
+	got, summary = skips("ingress")
+	rulesSeen := map[any]bool{}
+	for _, g := range got {
+		rulesSeen[g["rule"]] = true
+		if p := g["properties"].(map[string]any); p["exemption"] != "policy" || p["expires"] != "2027-06-01" || g["message"] != "ingress-nginx runs as 101" {
+			t.Errorf("the policy exemption's result: %v", g)
+		}
+	}
+	if !rulesSeen["runAsUser"] || !rulesSeen["runAsGroup"] || len(got) != 2 || summary["fail"] != 0 || summary["skip"] != 2 {
+		t.Errorf("ingress: %v, summary %v", got, summary)
+	}
+	if got, _ := skips("apps"); len(got) != 0 {
+		t.Errorf("nothing exempted in apps, yet: %v", got)
 	}
 }

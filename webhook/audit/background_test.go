@@ -140,6 +140,21 @@ func TestBackgroundReports(t *testing.T) {
 	if v := testutil.ToFloat64(m.Subjects.WithLabelValues("shop", "fail")); v < 2 {
 		t.Errorf("podguard_audit_subjects{namespace=shop,result=fail} = %v", v)
 	}
+	// kube-system is exempted by the default policy: its report says so,
+	// in results the CRD's schema accepts.
+	ks, _ := getReport(dyn, policyReports, "kube-system")
+	ksResults, _, _ := unstructured.NestedSlice(ks.Object, "results")
+	exempted := 0
+	for _, r := range ksResults {
+		r := r.(map[string]any)
+		if props, _ := r["properties"].(map[string]any); r["result"] == "skip" && r["rule"] == "*" && props["exemption"] == "policy" {
+			exempted++
+		}
+	}
+	if exempted == 0 {
+		b, _ := json.MarshalIndent(ksResults, "", " ")
+		t.Errorf("kube-system's report does not show its exemption:\n%s", b)
+	}
 	if testutil.ToFloat64(m.LastRun) == 0 {
 		t.Error("podguard_audit_last_run_timestamp_seconds not set")
 	}
