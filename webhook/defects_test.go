@@ -342,7 +342,7 @@ func TestRequestMetricsOnePerRequest(t *testing.T) {
 func TestDefaultPolicyIsReported(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	if _, err := NewPolicyStore("", "podguard", "", logr.Discard(), m); err != nil {
+	if _, err := NewPolicyStore("", "podguard", "", logr.Discard(), m, nil); err != nil {
 		t.Fatal(err)
 	}
 	e := &testEndpoint{reg: reg}

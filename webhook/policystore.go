@@ -61,12 +61,9 @@ type PolicyStore struct {
 // from trustDir (see TrustDir); trust material missing or unusable there
 // is logged, and only the images it was to vouch for are denied. Trusted
 // roots of TUF repositories are read with tuf (TUFRoots: refreshed on its
-// own schedule), when given.
-func NewPolicyStore(path, namespace, trustDir string, log logr.Logger, m *Metrics, tuf ...rules.TUFReader) (*PolicyStore, error) {
-	s := &PolicyStore{path: path, namespace: namespace, trust: TrustDir(trustDir), trustDir: trustDir, log: log, metrics: m, poll: 10 * time.Second}
-	if len(tuf) > 0 {
-		s.tuf = tuf[0]
-	}
+// own schedule); nil reads none.
+func NewPolicyStore(path, namespace, trustDir string, log logr.Logger, m *Metrics, tuf rules.TUFReader) (*PolicyStore, error) {
+	s := &PolicyStore{path: path, namespace: namespace, trust: TrustDir(trustDir), trustDir: trustDir, tuf: tuf, log: log, metrics: m, poll: 10 * time.Second}
 	if err := s.reload(); err != nil {
 		return nil, err
 	}
@@ -97,13 +94,17 @@ func (s *PolicyStore) reload() error {
 	p, err := load.Bytes(data, source, s.namespace)
 	var problems field.ErrorList
 	sum := fileSum
+	// sourced: the policy reads trust material from outside its file,
+	// which can change while the file does not.
+	sourced := false
 	if err == nil {
 		var trustSum string
 		trustSum, problems = rules.ResolveTrust(p, s.trust, s.tuf)
-		if len(rules.TrustSources(p)) > 0 || rules.UsesTUF(p) {
+		srcs := rules.TrustSources(p)
+		if sourced = len(srcs) > 0 || rules.UsesTUF(p); sourced {
 			sum = sha256.Sum256(append(fileSum[:], trustSum...))
 		}
-		if srcs := rules.TrustSources(p); len(srcs) > 0 {
+		if len(srcs) > 0 {
 			dirs := make([]string, len(srcs))
 			for i, src := range srcs {
 				kind, name, _ := strings.Cut(src, "/")
@@ -123,7 +124,7 @@ func (s *PolicyStore) reload() error {
 		}
 		s.mu.Unlock()
 		if err == nil {
-			s.sum, s.fileSum, s.sourced = sum, fileSum, len(rules.TrustSources(p)) > 0 || rules.UsesTUF(p)
+			s.sum, s.fileSum, s.sourced = sum, fileSum, sourced
 			s.metrics.PolicyReloads.WithLabelValues("success").Inc()
 			s.metrics.PolicyInfo.Reset()
 			s.metrics.PolicyInfo.WithLabelValues(string(p.Mode), shortSum(sum)).Set(1)

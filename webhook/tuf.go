@@ -101,6 +101,7 @@ func (t *TUFRoots) Read(url string, root []byte) ([]byte, error) {
 	key := sha256.Sum256(append([]byte(url+"\x00"), root...))
 	now := t.now()
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	e := t.cache[key]
 	if e == nil {
 		e = &tufEntry{}
@@ -108,8 +109,9 @@ func (t *TUFRoots) Read(url string, root []byte) ([]byte, error) {
 	}
 	fresh := e.data != nil && now.Sub(e.fetched) < tufRefresh
 	recent := !e.tried.IsZero() && now.Sub(e.tried) < tufRetry
-	t.mu.Unlock()
 	if !fresh && !recent {
+		// Not under the lock: a fetch may take tufTimeout.
+		t.mu.Unlock()
 		data, err := FetchTrustedRoot(url, root, TUFOptions{Transport: t.transport})
 		t.mu.Lock()
 		e.tried = now
@@ -122,10 +124,7 @@ func (t *TUFRoots) Read(url string, root []byte) ([]byte, error) {
 			e.err = err
 			t.log.Error(err, "TUF repository not read; the last trusted root fetched from it serves for now", "url", url, "fetched", e.fetched)
 		}
-		t.mu.Unlock()
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	switch {
 	case e.data != nil && now.Sub(e.fetched) < tufMaxStale:
 		return e.data, nil

@@ -11,8 +11,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"sigs.k8s.io/yaml"
 
+	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/hack/testenv/tuftest"
 	"podguard.dev/podguard/policies/rules"
 )
@@ -131,11 +131,7 @@ func TestPolicyStoreFollowsTUF(t *testing.T) {
 	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{"registry.example/*"},
 		Authorities: []rules.Authority{{Name: "ci", Keyless: &rules.KeylessAuthority{Issuer: "https://issuer.example", Subject: "ci@example.com",
 			TUF: &rules.TUFSource{URL: repo.URL, Root: string(repo.Root)}}}}}}}
-	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(policy, b, 0o600); err != nil {
+	if err := os.WriteFile(policy, []byte(testenv.ImageSignaturesPolicy(t, ps)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	material := func(s *PolicyStore) (string, error) {
@@ -169,10 +165,7 @@ func TestPolicyStoreFollowsTUF(t *testing.T) {
 	down := tuftest.Start(t, []byte(rootV1))
 	down.SetDown(true)
 	ps.Trust[0].Authorities[0].Keyless.TUF = &rules.TUFSource{URL: down.URL, Root: string(down.Root)}
-	if b, err = yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(policy, b, 0o600); err != nil {
+	if err := os.WriteFile(policy, []byte(testenv.ImageSignaturesPolicy(t, ps)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.reload(); err != nil {

@@ -83,6 +83,22 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 	budget := MaxObjectBytes - len(base) - 2048
 	results := make([]any, 0, min(fail+warn, 1024))
 	omitted := 0
+	// add builds a result and keeps it if it fits; below minResultBytes
+	// left, none is built just to be left out.
+	add := func(build func() map[string]any) {
+		if budget < minResultBytes {
+			omitted++
+			return
+		}
+		r := build()
+		b, _ := json.Marshal(r)
+		if budget-len(b)-64 < 0 {
+			omitted++
+			return
+		}
+		budget -= len(b) + 64 // the timestamp added below, and a comma
+		results = append(results, r)
+	}
 	for _, failures := range []bool{true, false} {
 		for _, s := range ns.Subjects {
 			list, result := s.Warnings, "warn"
@@ -90,18 +106,7 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 				list, result = s.Violations, "fail"
 			}
 			for _, f := range list {
-				if budget < minResultBytes {
-					omitted++
-					continue
-				}
-				r := s.result(f, result)
-				b, _ := json.Marshal(r)
-				if budget-len(b)-64 < 0 {
-					omitted++
-					continue
-				}
-				budget -= len(b) + 64 // the timestamp added below, and a comma
-				results = append(results, r)
+				add(func() map[string]any { return s.result(f, result) })
 			}
 		}
 	}
@@ -110,18 +115,7 @@ func (ns *Namespace) Object(k ObjectKind, now time.Time) (map[string]any, string
 	// what was lifted, by which exemption or PodGuardException, until when.
 	for _, s := range ns.Subjects {
 		for _, x := range s.Exempted {
-			if budget < minResultBytes {
-				omitted++
-				continue
-			}
-			r := s.exemptedResult(x)
-			b, _ := json.Marshal(r)
-			if budget-len(b)-64 < 0 {
-				omitted++
-				continue
-			}
-			budget -= len(b) + 64
-			results = append(results, r)
+			add(func() map[string]any { return s.exemptedResult(x) })
 		}
 	}
 	if omitted > 0 {

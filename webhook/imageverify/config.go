@@ -3,7 +3,8 @@ package imageverify
 import (
 	"context"
 	"errors"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -125,20 +126,7 @@ func (v *Verifier) readConfig(ctx context.Context, key string, d name.Digest) (i
 	if err != nil {
 		return none, err
 	}
-	c := imagetrust.ImageConfig{User: strings.TrimSpace(cf.Config.User)}
-	// Bounded: a config is the image author's, and cached per digest.
-	for p := range cf.Config.ExposedPorts {
-		if len(c.ExposedPorts) < maxDeclared {
-			c.ExposedPorts = append(c.ExposedPorts, p)
-		}
-	}
-	for p := range cf.Config.Volumes {
-		if len(c.Volumes) < maxDeclared {
-			c.Volumes = append(c.Volumes, p)
-		}
-	}
-	sort.Strings(c.ExposedPorts)
-	sort.Strings(c.Volumes)
+	c := imagetrust.ImageConfig{User: strings.TrimSpace(cf.Config.User), ExposedPorts: declared(cf.Config.ExposedPorts), Volumes: declared(cf.Config.Volumes)}
 	v.configs.mu.Lock()
 	defer v.configs.mu.Unlock()
 	if v.configs.m == nil || len(v.configs.m) >= maxConfigs {
@@ -148,7 +136,18 @@ func (v *Verifier) readConfig(ctx context.Context, key string, d name.Digest) (i
 	return c, nil
 }
 
-// maxDeclared bounds the ports and the volumes kept of one config.
+// maxDeclared bounds the ports and the volumes kept of one config: a
+// config is the image author's, and cached per digest.
 const maxDeclared = 64
+
+// declared is the set of ports or volumes a config declares, sorted and
+// bounded by maxDeclared.
+func declared(set map[string]struct{}) []string {
+	if len(set) == 0 {
+		return nil
+	}
+	out := slices.Sorted(maps.Keys(set))
+	return out[:min(len(out), maxDeclared)]
+}
 
 var errNoManifest = errors.New("an image index without manifests")

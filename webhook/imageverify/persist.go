@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"time"
 
 	"podguard.dev/podguard/policies/imagetrust"
@@ -38,10 +39,7 @@ func (v *Verifier) Save(w io.Writer) error {
 	}
 	v.mu.Unlock()
 	v.configs.mu.Lock()
-	out.Configs = make(map[string]imagetrust.ImageConfig, len(v.configs.m))
-	for k, c := range v.configs.m {
-		out.Configs[k] = c
-	}
+	out.Configs = maps.Clone(v.configs.m)
 	v.configs.mu.Unlock()
 	return json.NewEncoder(w).Encode(out)
 }

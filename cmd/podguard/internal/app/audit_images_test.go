@@ -45,11 +45,7 @@ func TestAuditVerifiesImages(t *testing.T) {
 	}
 	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
 		Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
-	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := write(t, t.TempDir(), "policy.yaml", string(b))
+	policy := write(t, t.TempDir(), "policy.yaml", testenv.ImageSignaturesPolicy(t, ps))
 	var images []report.ImageSubject
 	audited := func(args ...string) map[string]report.Subject {
 		t.Helper()
@@ -126,11 +122,7 @@ func TestAuditPodPullSecrets(t *testing.T) {
 	}
 	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
 		Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
-	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := write(t, t.TempDir(), "policy.yaml", string(b))
+	policy := write(t, t.TempDir(), "policy.yaml", testenv.ImageSignaturesPolicy(t, ps))
 	audited := func(args ...string) map[string]report.Subject {
 		t.Helper()
 		r := podguard(t, "", append([]string{"audit", "--kubeconfig", env.Kubeconfig, "-n", "apps", "--policy", policy, "-o", "json",

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"sigs.k8s.io/yaml"
-
 	"podguard.dev/podguard/hack/testenv"
 	"podguard.dev/podguard/hack/testenv/sigtest"
 	"podguard.dev/podguard/policies/rules"
@@ -35,11 +33,7 @@ func TestVerifyImagesOfflineFromCacheDir(t *testing.T) {
 	policyWith := func(name, pem string) string {
 		ps := rules.ImageSignaturesParams{VerdictCache: rules.VerdictCache{VerdictTTL: "1s", StaleIfError: "4s"}, Trust: []rules.ImageTrust{{
 			Images: []string{reg.Host + "/team/*"}, Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: pem}}}}}}
-		b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(t, dir, name, string(b))
+		return write(t, dir, name, testenv.ImageSignaturesPolicy(t, ps))
 	}
 	policy, otherPolicy := policyWith("policy.yaml", key.PEM), policyWith("other.yaml", otherKey.PEM)
 	pod := func(image string) string {

@@ -34,11 +34,7 @@ func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 	dir := t.TempDir()
 	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
 		Authorities: []rules.Authority{{Name: "release", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
-	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := write(t, dir, "policy.yaml", string(b))
+	policy := write(t, dir, "policy.yaml", testenv.ImageSignaturesPolicy(t, ps))
 
 	viaImages := map[string]bool{}
 	for _, img := range []string{signedTag, signedDigest, unsigned, uncovered} {
@@ -95,7 +91,7 @@ func TestImagesVerifyAndValidateVerifyImages(t *testing.T) {
 	sigtest.SignBundle(t, reg, key, "team/scanned", scanned, sigtest.VulnStatement(reg.Host+"/team/scanned", scanned, time.Now(), map[string]string{"CVE-2026-0300": "HIGH"}))
 	vs := rules.ImageVulnerabilitiesParams{Scans: []rules.ImageScan{{Images: []string{reg.Host + "/team/*"},
 		Authorities: []rules.Authority{{Name: "scanner", Key: &rules.KeyAuthority{PEM: key.PEM}}}}}}
-	b, err = yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageVulnerabilities": vs}})
+	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageVulnerabilities": vs}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +128,7 @@ func TestImagesVerifyTrustedRootFromTUF(t *testing.T) {
 	ps := rules.ImageSignaturesParams{Trust: []rules.ImageTrust{{Images: []string{reg.Host + "/team/*"},
 		Authorities: []rules.Authority{{Name: "ci", Keyless: &rules.KeylessAuthority{Issuer: issuer, Subject: subject,
 			TUF: &rules.TUFSource{URL: repo.URL, Root: string(repo.Root)}}}}}}}
-	b, err := yaml.Marshal(map[string]any{"apiVersion": "podguard.dev/v1alpha1", "kind": "Policy", "rules": map[string]any{"imageSignatures": ps}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	policy := write(t, dir, "policy.yaml", string(b))
+	policy := write(t, dir, "policy.yaml", testenv.ImageSignaturesPolicy(t, ps))
 	regCA, err := os.ReadFile(reg.CAFile)
 	if err != nil {
 		t.Fatal(err)
