@@ -197,8 +197,9 @@ func TestExceptionsOnTheAPIServer(t *testing.T) {
 
 // agreeOnExceptions judges the same Deployments under the same exceptions
 // through the webhook, podguard validate --exceptions, podguard audit
-// (which reads the cluster's exceptions) and the native export with
-// --exceptions, and compares the verdicts.
+// (which reads the cluster's exceptions), validate --kubeconfig (which
+// does too) and the native export with --exceptions, and compares the
+// verdicts.
 func agreeOnExceptions(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	deployments := []*appsv1.Deployment{
@@ -253,6 +254,13 @@ func agreeOnExceptions(t *testing.T, c *cluster) {
 	}
 	cliV := validateVerdicts(t, objs, "--mutate", "--target-namespace", "team-a", "--exceptions", exFile)
 	t.Logf("CLI: %v", cliV)
+	// The same CLI reading the cluster's exceptions itself.
+	clusterV := validateVerdicts(t, objs, "--mutate", "--target-namespace", "team-a", "--kubeconfig", c.Kubeconfig)
+	t.Logf("CLI --kubeconfig: %v", clusterV)
+	// Without either, the exceptions are not applied: the test can fail.
+	if bare := validateVerdicts(t, objs, "--mutate", "--target-namespace", "team-a"); bare["redis"] || bare["batch"] {
+		t.Errorf("CLI without exceptions admits the excepted workloads: %v", bare)
+	}
 
 	// The audit: the Deployments created for real (podguard stopped and
 	// its configurations removed meanwhile), judged as admitted.
@@ -302,8 +310,8 @@ func agreeOnExceptions(t *testing.T, c *cluster) {
 	})
 	for _, d := range deployments {
 		n := d.Name
-		if cliV[n] != webhookV[n] || auditV[n] != webhookV[n] || nativeV[n] != webhookV[n] {
-			t.Errorf("%s: webhook %v, CLI %v, audit %v, native %v", n, webhookV[n], cliV[n], auditV[n], nativeV[n])
+		if cliV[n] != webhookV[n] || clusterV[n] != webhookV[n] || auditV[n] != webhookV[n] || nativeV[n] != webhookV[n] {
+			t.Errorf("%s: webhook %v, CLI %v, CLI --kubeconfig %v, audit %v, native %v", n, webhookV[n], cliV[n], clusterV[n], auditV[n], nativeV[n])
 		}
 	}
 }

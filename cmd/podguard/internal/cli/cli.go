@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 	k8svalidation "k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"podguard.dev/podguard/policies"
 	"podguard.dev/podguard/policies/api/load"
@@ -21,6 +22,7 @@ import (
 	"podguard.dev/podguard/policies/rules"
 	"podguard.dev/podguard/policies/safetext"
 	"podguard.dev/podguard/webhook"
+	"podguard.dev/podguard/webhook/audit"
 )
 
 // Exit codes, a contract with users' scripts and CI.
@@ -103,6 +105,10 @@ type PolicyOptions struct {
 	// ExceptionFiles are the --exceptions paths: PodGuardExceptions to
 	// honour as a cluster holding them would.
 	ExceptionFiles []string
+	// Kubeconfig is --kubeconfig: the PodGuardExceptions of that cluster
+	// are honoured too. Only when given: these commands ask no cluster
+	// otherwise.
+	Kubeconfig string
 	// Note, when set, is told of exceptions the policy ignores.
 	Note func(string)
 	// TrustDir is --trust-dir: where the ConfigMaps and Secrets the image
@@ -114,9 +120,36 @@ type PolicyOptions struct {
 	TUF rules.TUFReader
 }
 
-// AddExceptionFlags registers --exceptions.
+// AddExceptionFlags registers --exceptions and --kubeconfig.
 func (o *PolicyOptions) AddExceptionFlags(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&o.ExceptionFiles, "exceptions", nil, "file or directory of PodGuardExceptions to honour, as the cluster holding them would (each applies in its own metadata.namespace); repeatable")
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "also honour the PodGuardExceptions of the cluster this kubeconfig file names (needs list on podguardexceptions.podguard.dev); without it no cluster is asked")
+}
+
+// Exceptions reads the PodGuardExceptions to honour: the --exceptions
+// files, and the cluster's with --kubeconfig, listed as the audit lists
+// them.
+func (o *PolicyOptions) Exceptions(ctx context.Context) ([]v1alpha1.PodGuardException, error) {
+	var xs []v1alpha1.PodGuardException
+	if len(o.ExceptionFiles) > 0 {
+		var err error
+		if xs, err = ReadExceptions(ctx, o.ExceptionFiles, nil, DefaultMaxInputBytes); err != nil {
+			return nil, err
+		}
+	}
+	if o.Kubeconfig == "" {
+		return xs, nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", o.Kubeconfig)
+	if err != nil {
+		return nil, BadInput("--kubeconfig %s: %v", safetext.Line(o.Kubeconfig), err)
+	}
+	cfg.UserAgent = "podguard"
+	in, err := audit.ListExceptions(ctx, cfg, "")
+	if err != nil {
+		return nil, BadInput("--kubeconfig %s: %v", safetext.Line(o.Kubeconfig), err)
+	}
+	return append(xs, in...), nil
 }
 
 // AddFlags registers --policy and --podguard-namespace.
@@ -215,11 +248,9 @@ func (o *PolicyOptions) Enforcer(ctx context.Context) (*policies.Enforcer, error
 	if err != nil {
 		return nil, err
 	}
-	var xs []v1alpha1.PodGuardException
-	if len(o.ExceptionFiles) > 0 {
-		if xs, err = ReadExceptions(ctx, o.ExceptionFiles, nil, DefaultMaxInputBytes); err != nil {
-			return nil, err
-		}
+	xs, err := o.Exceptions(ctx)
+	if err != nil {
+		return nil, err
 	}
 	e, states, err := policies.NewWithExceptions(p, xs, time.Now())
 	if err != nil {

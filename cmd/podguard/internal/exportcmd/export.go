@@ -78,11 +78,11 @@ func (o *Options) Run(ctx context.Context, s cli.Streams) error {
 	if err != nil {
 		return err
 	}
-	if len(o.Policy.ExceptionFiles) > 0 {
-		xs, err := cli.ReadExceptions(ctx, o.Policy.ExceptionFiles, nil, cli.DefaultMaxInputBytes)
-		if err != nil {
-			return err
-		}
+	xs, err := o.Policy.Exceptions(ctx)
+	if err != nil {
+		return err
+	}
+	if len(xs) > 0 {
 		_, states, _ := policies.NewWithExceptions(p, xs, time.Now())
 		for _, st := range states {
 			if st.State == policies.ExceptionIgnored {
