@@ -8,6 +8,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 PKG      := podguard.dev/podguard/cmd/podguard/internal/versioncmd
 LDFLAGS  := -s -w -X $(PKG).version=$(VERSION) -X $(PKG).commit=$(COMMIT)
 BIN      := bin/podguard
+# make fuzz: a duration, or a count such as 200000x (a count avoids go.dev/issue/75804)
 FUZZTIME ?= 30s
 BENCHTIME ?= 2s
 
@@ -35,8 +36,11 @@ tools-paths: tools ## print where the cached kube-apiserver, etcd, kubectl and h
 test: tools ## every test: unit, fixtures, differential, CLI, and integration against a real kube-apiserver
 	KUBEBUILDER_ASSETS="$$(hack/tools.sh assets-dir)" PODGUARD_HELM="$$(hack/tools.sh helm-path)" \
 		$(GO) test -count=1 -timeout 60m ./...
-	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime 20s ./webhook/
-	$(GO) test -run '^$$' -fuzz '^FuzzSplitLikeKubectl$$' -fuzztime 20s ./policies/manifest/
+	# Counted, not timed: Go 1.26's fuzz coordinator can fail a run with
+	# "context deadline exceeded" when a -fuzztime duration ends (go.dev/issue/75804,
+	# fixed in Go 1.27); a count has no deadline to race, and bounds the time too.
+	$(GO) test -run '^$$' -fuzz '^FuzzReviewDecode$$' -fuzztime 100000x ./webhook/
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitLikeKubectl$$' -fuzztime 100000x ./policies/manifest/
 
 unit: ## fast tests that need no binaries (handlers included; cluster tests skip under -short)
 	$(GO) test -short ./policies/... ./cmd/... ./webhook/...
