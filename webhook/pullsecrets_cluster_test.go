@@ -25,7 +25,7 @@ func TestPodPullSecretsOnTheAPIServer(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
+	sigtest.Sign(t, reg, key, "team/app", d)
 	reg.RequireBasicAuth("team", "s3cret")
 	image := reg.Host + "/team/app:1@" + d.String()
 

@@ -27,7 +27,7 @@ func TestRegistryAuthFiles(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
+	sigtest.Sign(t, reg, key, "team/app", d)
 	reg.RequireBasicAuth("ci", "s3cret")
 
 	dir := t.TempDir()
@@ -85,7 +85,7 @@ func TestRegistryFilesMountedLater(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
+	sigtest.Sign(t, reg, key, "team/app", d)
 	reg.RequireBasicAuth("ci", "s3cret")
 
 	dir := t.TempDir()

@@ -61,7 +61,7 @@ func TestImageSignaturesOnTheAPIServer(t *testing.T) {
 	sign := func(repoTag string) string {
 		d := reg.PushRandom(t, repoTag)
 		repo := strings.SplitN(repoTag, ":", 2)[0]
-		sigtest.SignLegacy(t, reg, key, repo, d, sigtest.SimpleSigningPayload(reg.Host+"/"+repo, d))
+		sigtest.Sign(t, reg, key, repo, d)
 		return reg.Host + "/" + repoTag + "@" + d.String()
 	}
 	signed, signedTag := sign("team/app:1.0"), reg.Host+"/team/app:1.0"

@@ -66,7 +66,7 @@ func TestTrustSourcesOnTheAPIServer(t *testing.T) {
 	sign := func(repoTag string) string {
 		d := reg.PushRandom(t, repoTag)
 		repo := strings.SplitN(repoTag, ":", 2)[0]
-		sigtest.SignLegacy(t, reg, oldKey, repo, d, sigtest.SimpleSigningPayload(reg.Host+"/"+repo, d))
+		sigtest.Sign(t, reg, oldKey, repo, d)
 		return reg.Host + "/" + repoTag + "@" + d.String()
 	}
 	teamImage, otherImage := sign("team/app:1"), sign("other/app:1")

@@ -105,7 +105,7 @@ func TestKeySignatures(t *testing.T) {
 	repo := f.reg.Host + "/team/app"
 
 	legacy := f.reg.PushRandom(t, "team/app:legacy")
-	sigtest.SignLegacy(t, f.reg, right, "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
+	sigtest.Sign(t, f.reg, right, "team/app", legacy)
 	bundled := f.reg.PushRandom(t, "team/app:bundle")
 	sigtest.SignBundle(t, f.reg, right, "team/app", bundled, sigtest.Statement(repo, bundled, sigtest.CosignSignPredicate))
 	unsigned := f.reg.PushRandom(t, "team/app:unsigned")
@@ -136,7 +136,7 @@ func TestKeySignatures(t *testing.T) {
 	allOf := keyTrust(wrong, right)
 	allOf.Require = rules.RequireAll
 	want(t, "all of wrong, right", f.verify(t, at("legacy", legacy), allOf, ""), imagetrust.Unsigned, "a: ")
-	sigtest.SignLegacy(t, f.reg, wrong, "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
+	sigtest.Sign(t, f.reg, wrong, "team/app", legacy)
 	f.now = f.now.Add(time.Minute) // past the negative cache
 	if v := f.verify(t, at("legacy", legacy), allOf, ""); v.Status != imagetrust.Verified || len(v.Signers) != 2 {
 		t.Errorf("all of wrong, right, both signed: %+v", v)
@@ -148,7 +148,7 @@ func TestTamperedManifest(t *testing.T) {
 	s := sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, f.reg, s, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
+	sigtest.Sign(t, f.reg, s, "team/app", d)
 	sigtest.SignBundle(t, f.reg, s, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
 	// The tag now names other content: its digest differs, and the
 	// signatures of the original do not cover it.
@@ -208,7 +208,7 @@ func TestKeylessBundles(t *testing.T) {
 
 	// A key's legacy signature is not a keyless identity's.
 	legacy := f.reg.PushRandom(t, "team/app:legacy")
-	sigtest.SignLegacy(t, f.reg, sigtest.NewSigner(t), "team/app", legacy, sigtest.SimpleSigningPayload(repo, legacy))
+	sigtest.Sign(t, f.reg, sigtest.NewSigner(t), "team/app", legacy)
 	want(t, "a key's legacy signature under a keyless authority", f.verify(t, "team/app:legacy@"+legacy.String(), keylessTrust(t, vs, subject, ""), ""), imagetrust.Unsigned, "no certificate")
 }
 
@@ -263,11 +263,10 @@ func TestKeylessLegacySignatures(t *testing.T) {
 func TestRegistryOutage(t *testing.T) {
 	f := newFixture(t)
 	s := sigtest.NewSigner(t)
-	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, f.reg, s, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
+	sigtest.Sign(t, f.reg, s, "team/app", d)
 	never := f.reg.PushRandom(t, "team/app:2")
-	sigtest.SignLegacy(t, f.reg, s, "team/app", never, sigtest.SimpleSigningPayload(repo, never))
+	sigtest.Sign(t, f.reg, s, "team/app", never)
 	ref, neverRef := "team/app:1@"+d.String(), "team/app:2@"+never.String()
 	want(t, "before the outage", f.verify(t, ref, keyTrust(s), "1h"), imagetrust.Verified, "")
 
@@ -335,7 +334,7 @@ func TestConcurrentRequestsShareOneLookup(t *testing.T) {
 	f := newFixture(t)
 	s := sigtest.NewSigner(t)
 	d := f.reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, f.reg, s, "team/app", d, sigtest.SimpleSigningPayload(f.reg.Host+"/team/app", d))
+	sigtest.Sign(t, f.reg, s, "team/app", d)
 	var misses, hits int
 	f.verifier.Observe = func(_ imagetrust.Status, cached bool) {
 		if cached {

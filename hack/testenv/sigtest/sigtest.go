@@ -98,6 +98,13 @@ func SignLegacy(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.
 		"dev.cosignproject.cosign/signature": base64.StdEncoding.EncodeToString(sig)})
 }
 
+// Sign stores s's signature of repo's digest d as cosign sign does
+// without --new-bundle-format: SignLegacy with the faithful payload.
+func Sign(t testing.TB, r *testenv.Registry, s *Signer, repo string, d v1.Hash) {
+	t.Helper()
+	SignLegacy(t, r, s, repo, d, SimpleSigningPayload(r.Host+"/"+repo, d))
+}
+
 // appendLegacyLayer adds payload with annotations as a layer of repo's
 // sha256-<hex>.sig image for digest d, creating it if need be.
 func appendLegacyLayer(t testing.TB, r *testenv.Registry, repo string, d v1.Hash, payload []byte, annotations map[string]string) {

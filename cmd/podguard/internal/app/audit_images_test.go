@@ -25,7 +25,7 @@ func TestAuditVerifiesImages(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
+	sigtest.Sign(t, reg, key, "team/app", d)
 	signed, unsigned := reg.Host+"/team/app:1@"+d.String(), reg.Host+"/team/app:2@"+reg.PushRandom(t, "team/app:2").String()
 
 	env := testenv.StartT(t, nil)
@@ -92,7 +92,7 @@ func TestAuditPodPullSecrets(t *testing.T) {
 	reg := testenv.StartRegistry(t)
 	key := sigtest.NewSigner(t)
 	d := reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, reg, key, "team/app", d, sigtest.SimpleSigningPayload(reg.Host+"/team/app", d))
+	sigtest.Sign(t, reg, key, "team/app", d)
 	reg.RequireBasicAuth("team", "s3cret-pull")
 	image := reg.Host + "/team/app:1@" + d.String()
 

@@ -24,7 +24,7 @@ func TestVerifyImagesOfflineFromCacheDir(t *testing.T) {
 	sign := func(repoTag string) string {
 		d := reg.PushRandom(t, repoTag)
 		repo := strings.SplitN(repoTag, ":", 2)[0]
-		sigtest.SignLegacy(t, reg, key, repo, d, sigtest.SimpleSigningPayload(reg.Host+"/"+repo, d))
+		sigtest.Sign(t, reg, key, repo, d)
 		return reg.Host + "/" + repo + "@" + d.String()
 	}
 	cached, notCached := sign("team/app:1"), sign("team/app:2")
