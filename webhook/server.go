@@ -289,14 +289,14 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 	metrics := DefaultMetrics()
 	metrics.BuildInfo.Reset()
 	metrics.BuildInfo.WithLabelValues(orUnknown(o.Version), orUnknown(o.Commit), goruntime.Version()).Set(1)
-	// TUF repositories a policy names are reached as registries are:
-	// through the registry CA bundle, when one is given.
-	tufTransport, err := ReloadingRegistryTransport(o.RegistryCAFile, log.WithName("tuf"))
+	// One transport for registries and the TUF repositories a policy
+	// names: both trust the registry CA bundle, when one is given.
+	registries, err := ReloadingRegistryTransport(o.RegistryCAFile, log.WithName("registries"))
 	if err != nil {
 		return err
 	}
 	store, err := NewPolicyStore(o.PolicyFile, o.Namespace, cmp.Or(o.TrustDir, DefaultTrustDir), log.WithName("policy"), metrics,
-		NewTUFRoots(tufTransport, log.WithName("tuf")).Read)
+		NewTUFRoots(registries, log.WithName("tuf")).Read)
 	if err != nil {
 		return err
 	}
@@ -355,7 +355,7 @@ func Run(ctx context.Context, o Options, log logr.Logger) error {
 			return err
 		}
 	}
-	reg, err := newRegistryClients(o, log, metrics)
+	reg, err := newRegistryClients(o, registries, log, metrics)
 	if err != nil {
 		return err
 	}
@@ -461,8 +461,6 @@ func newManager(cfg *rest.Config, o Options, log logr.Logger, whServer *tlsServe
 	return ctrl.NewManager(cfg, mo)
 }
 
-// addWebhook registers the admission endpoints, the certificates and the
-// webhook's readiness checks.
 // registryClients are podguard's one digest resolver and one image
 // verifier, shared by the webhook and the background audit (one cache).
 type registryClients struct {
@@ -472,11 +470,9 @@ type registryClients struct {
 	pullSecrets *PullSecrets
 }
 
-func newRegistryClients(o Options, log logr.Logger, metrics *Metrics) (*registryClients, error) {
-	registries, err := ReloadingRegistryTransport(o.RegistryCAFile, log.WithName("registries"))
-	if err != nil {
-		return nil, err
-	}
+// newRegistryClients builds them on registries, serve's one registry
+// transport.
+func newRegistryClients(o Options, registries http.RoundTripper, log logr.Logger, metrics *Metrics) (*registryClients, error) {
 	// A Secret mounted as optional may not exist yet: registries are asked
 	// anonymously until the kubelet writes it (each lookup reads the files).
 	missing, err := checkAuthFiles(o.RegistryAuthFiles)
@@ -510,6 +506,8 @@ func (r *registryClients) facts(budget time.Duration) func(*v1alpha1.Policy, *po
 	}
 }
 
+// addWebhook registers the admission endpoints, the certificates and the
+// webhook's readiness checks.
 func addWebhook(mgr manager.Manager, o Options, log logr.Logger, store *PolicyStore, metrics *Metrics, certs *certSource, whServer *tlsServer,
 	draining *atomic.Bool, checks map[string]healthz.Checker, events *Events, reg *registryClients) error {
 	// GetWebhookServer also adds the server to the manager's runnables.

@@ -12,12 +12,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"fmt"
 	"slices"
 	"sort"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	notationsignature "github.com/notaryproject/notation-core-go/signature"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
@@ -61,14 +59,14 @@ type Found struct {
 	VerifiedBy []string `json:"verifiedBy"`
 }
 
-// Inspect lists what the registry holds for ref (a reference with a
-// digest): each signature and attestation read, as Verify reads them,
-// checked against each of authorities. An error means the registry could
-// not be asked.
-func (v *Verifier) Inspect(ctx context.Context, ref string, authorities []rules.Authority) ([]Found, error) {
-	d, err := name.NewDigest(ref)
+// Inspect lists what the registry holds for ref at its digest (its own,
+// or digests' resolution of its tag, as Verify takes them): each
+// signature and attestation read, as Verify reads them, checked against
+// each of authorities. An error means the registry could not be asked.
+func (v *Verifier) Inspect(ctx context.Context, ref string, digests map[string]string, authorities []rules.Authority) ([]Found, error) {
+	d, err := digestOf(ref, digests)
 	if err != nil {
-		return nil, fmt.Errorf("reference: %w", err)
+		return nil, err
 	}
 	h, err := v1.NewHash(d.DigestStr())
 	if err != nil {

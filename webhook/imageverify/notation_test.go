@@ -65,7 +65,7 @@ func TestNotationSignatures(t *testing.T) {
 	copied := f.reg.PushRandom(t, "team/copied:1")
 	sigtest.SignNotation(t, f.reg, "team/copied", copied, leaf.PrivateKey, []*x509.Certificate{leaf.Cert, root.Cert}, "application/jose+json", &v1.Descriptor{MediaType: jwsDesc.MediaType, Digest: jwsDesc.Digest, Size: jwsDesc.Size})
 	cosigned := f.reg.PushRandom(t, "team/cosigned:1")
-	sigtest.SignLegacy(t, f.reg, cosign, "team/cosigned", cosigned, sigtest.SimpleSigningPayload(f.reg.Host+"/team/cosigned", cosigned))
+	sigtest.Sign(t, f.reg, cosign, "team/cosigned", cosigned)
 
 	byCA := notationTrust(root.Cert, "*")
 	want(t, "JWS, by the CA", f.verify(t, "team/jws@"+jws.String(), byCA, "24h"), imagetrust.Verified, "")
@@ -79,7 +79,7 @@ func TestNotationSignatures(t *testing.T) {
 	want(t, "a cosign signature, for a notation authority", f.verify(t, "team/cosigned@"+cosigned.String(), byCA, "24h"), imagetrust.Unsigned, "no notation signature")
 	want(t, "a notation signature, for a cosign key", f.verify(t, "team/jws@"+jws.String(), keyTrust(cosign), "24h"), imagetrust.Unsigned, "no signature found")
 	// Both kinds of signer, require: all, on an image signed by both.
-	sigtest.SignLegacy(t, f.reg, cosign, "team/jws", jws, sigtest.SimpleSigningPayload(f.reg.Host+"/team/jws", jws))
+	sigtest.Sign(t, f.reg, cosign, "team/jws", jws)
 	both := rules.ImageTrust{Require: rules.RequireAll, Authorities: append(keyTrust(cosign).Authorities, byCA.Authorities...)}
 	want(t, "a cosign key and a notation CA, both required", f.verify(t, "team/jws@"+jws.String(), both, "24h"), imagetrust.Verified, "")
 	want(t, "a cosign key and a notation CA, one signed", f.verify(t, "team/cose@"+cose.String(), both, "24h"), imagetrust.Unsigned, "")
@@ -97,7 +97,7 @@ func TestInspect(t *testing.T) {
 	release, scanner, stranger := sigtest.NewSigner(t), sigtest.NewSigner(t), sigtest.NewSigner(t)
 	repo := f.reg.Host + "/team/app"
 	d := f.reg.PushRandom(t, "team/app:1")
-	sigtest.SignLegacy(t, f.reg, release, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
+	sigtest.Sign(t, f.reg, release, "team/app", d)
 	sigtest.SignLegacyKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.SimpleSigningPayload(repo, d))
 	sigtest.SignKeyless(t, f.reg, vs, subject, issuer, "team/app", d, sigtest.Statement(repo, d, sigtest.CosignSignPredicate))
 	sigtest.SignBundle(t, f.reg, scanner, "team/app", d, sigtest.VulnStatement(repo, d, time.Now(), nil))
@@ -110,7 +110,7 @@ func TestInspect(t *testing.T) {
 		{Name: "scanner", Key: &rules.KeyAuthority{PEM: scanner.PEM}},
 		{Name: "notary", Notation: &rules.NotationAuthority{Certificates: certPEM(root.Cert), TrustedIdentities: []string{"*"}}},
 	}
-	found, err := f.verifier.Inspect(context.Background(), repo+"@"+d.String(), authorities)
+	found, err := f.verifier.Inspect(context.Background(), repo+"@"+d.String(), nil, authorities)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"podguard.dev/podguard/policies/imagetrust"
 	"podguard.dev/podguard/policies/rules"
@@ -45,7 +46,9 @@ func (v *Verifier) judgeScan(set *signatureSet, d v1.Hash, authorities []rules.A
 			reasons = append(reasons, fmt.Sprintf("%s: %v", pa.Name, err))
 			continue
 		}
-		found := false
+		if len(set.bundles) == 0 {
+			reasons = append(reasons, a.name+": no attestation found")
+		}
 		for _, b := range set.bundles {
 			res, err := a.verifyBundle(b, d)
 			if err != nil {
@@ -59,21 +62,14 @@ func (v *Verifier) judgeScan(set *signatureSet, d v1.Hash, authorities []rules.A
 			if !ok {
 				continue // a signature, or another attestation
 			}
-			predicate, err := protojson.Marshal(res.Statement.GetPredicate())
-			if err == nil {
-				var rep *imagetrust.ScanReport
-				if rep, err = parse(predicate); err == nil {
-					found = true
-					if best == nil || rep.FinishedAt.After(best.FinishedAt) {
-						best, signer = rep, a.name
-					}
-					continue
-				}
+			rep, err := parseStatement(parse, res.Statement.GetPredicate())
+			if err != nil {
+				reasons = append(reasons, fmt.Sprintf("%s: scan attestation %s: %v", a.name, res.Statement.GetPredicateType(), err))
+				continue
 			}
-			reasons = append(reasons, fmt.Sprintf("%s: scan attestation %s: %v", a.name, res.Statement.GetPredicateType(), err))
-		}
-		if !found && len(set.bundles) == 0 {
-			reasons = append(reasons, a.name+": no attestation found")
+			if best == nil || rep.FinishedAt.After(best.FinishedAt) {
+				best, signer = rep, a.name
+			}
 		}
 	}
 	if best != nil {
@@ -83,6 +79,15 @@ func (v *Verifier) judgeScan(set *signatureSet, d v1.Hash, authorities []rules.A
 		reasons = append(reasons, "no vulnerability-scan attestation (predicate "+rules.VulnPredicate+" or "+rules.CycloneDXPredicate+") found")
 	}
 	return imagetrust.Verdict{Status: imagetrust.Unsigned, Detail: truncate(strings.Join(reasons, "; "))}
+}
+
+// parseStatement reads a verified statement's predicate with parse.
+func parseStatement(parse func([]byte) (*imagetrust.ScanReport, error), predicate proto.Message) (*imagetrust.ScanReport, error) {
+	data, err := protojson.Marshal(predicate)
+	if err != nil {
+		return nil, err
+	}
+	return parse(data)
 }
 
 // parseVulnPredicate reads cosign's vuln predicate whose scanner result

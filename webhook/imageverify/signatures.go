@@ -231,14 +231,14 @@ func isNotFound(err error) bool {
 // authority is a policy authority made ready to verify.
 type authority struct {
 	name string
-	// key verifies legacy signatures made with it; keyMaterial bundles.
-	key         signature.Verifier
-	keyMaterial root.TrustedMaterial
-	// trustedRoot and identity verify keyless signatures; requireSCT
-	// asks their certificates for an SCT of one of its CT logs.
-	trustedRoot root.TrustedMaterial
-	identity    verify.CertificateIdentity
-	requireSCT  bool
+	// key verifies legacy signatures made with it (nil: keyless).
+	key signature.Verifier
+	// sigstore verifies bundles, and a keyless authority's legacy
+	// signatures, whose certificates must name identity. Built once: the
+	// authority is cached and verifies concurrently, and a Verifier is
+	// immutable.
+	sigstore *verify.Verifier
+	identity verify.CertificateIdentity
 	// notation verifies Notary Project signatures.
 	notation notation.Verifier
 }
@@ -264,7 +264,10 @@ func newAuthority(a rules.Authority) (*authority, error) {
 			return nil, err
 		}
 		key := root.NewExpiringKey(out.key, timeZero, timeZero)
-		out.keyMaterial = root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+		keyMaterial := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) { return key, nil })
+		if out.sigstore, err = verify.NewVerifier(keyMaterial, verify.WithNoObserverTimestamps()); err != nil {
+			return nil, err
+		}
 		return out, nil
 	}
 	k := a.Keyless
@@ -272,7 +275,9 @@ func newAuthority(a rules.Authority) (*authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trustedRoot: %w", err)
 	}
-	out.trustedRoot, out.requireSCT = tr, !k.IgnoreSCT
+	if out.sigstore, err = keylessVerifier(tr, !k.IgnoreSCT); err != nil {
+		return nil, err
+	}
 	if out.identity, err = verify.NewShortCertificateIdentity(k.Issuer, k.IssuerRegExp, k.Subject, k.SubjectRegExp); err != nil {
 		return nil, err
 	}
@@ -288,13 +293,7 @@ func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
 		if ok {
 			return true, ""
 		}
-		if set.skipped > 0 {
-			reasons = append(reasons, fmt.Sprintf("%d signature artifacts unreadable or beyond the limits", set.skipped))
-		}
-		if len(reasons) == 0 {
-			return false, "no notation signature found"
-		}
-		return false, strings.Join(reasons, "; ")
+		return false, set.why(reasons, "no notation signature found")
 	}
 	var reasons []string
 	for _, s := range set.legacy {
@@ -325,13 +324,19 @@ func (a *authority) check(set *signatureSet, d v1.Hash) (bool, string) {
 		}
 		reasons = append(reasons, "bundle: "+err.Error())
 	}
+	return false, set.why(reasons, "no signature found")
+}
+
+// why says why no signature of set counted: the reasons each one failed,
+// and what was found but not read; none when there was nothing at all.
+func (set *signatureSet) why(reasons []string, none string) string {
 	if set.skipped > 0 {
 		reasons = append(reasons, fmt.Sprintf("%d signature artifacts unreadable or beyond the limits", set.skipped))
 	}
 	if len(reasons) == 0 {
-		return false, "no signature found"
+		return none
 	}
-	return false, strings.Join(reasons, "; ")
+	return strings.Join(reasons, "; ")
 }
 
 // verifyLegacyKeyless verifies a keyless legacy signature as sigstore-go
@@ -346,24 +351,21 @@ func (a *authority) verifyLegacyKeyless(s legacySignature) error {
 	if err != nil {
 		return err
 	}
-	verifier, err := a.keylessVerifier()
-	if err != nil {
-		return err
-	}
-	_, err = verifier.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(s.payload)), verify.WithCertificateIdentity(a.identity)))
+	_, err = a.sigstore.Verify(b, verify.NewPolicy(verify.WithArtifact(bytes.NewReader(s.payload)), verify.WithCertificateIdentity(a.identity)))
 	return err
 }
 
 // keylessVerifier verifies keyless signatures as cosign does: the
 // certificate chains to a Fulcio CA of the trusted root at a time a
-// transparency log entry (and an observer timestamp) proves, and, unless
-// the authority says ignoreSCT, carries an SCT of one of its CT logs.
-func (a *authority) keylessVerifier() (*verify.Verifier, error) {
+// transparency log entry (and an observer timestamp) proves, and, with
+// requireSCT (unless the authority says ignoreSCT), carries an SCT of one
+// of its CT logs.
+func keylessVerifier(tr root.TrustedMaterial, requireSCT bool) (*verify.Verifier, error) {
 	opts := []verify.VerifierOption{verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1)}
-	if a.requireSCT {
+	if requireSCT {
 		opts = append(opts, verify.WithSignedCertificateTimestamps(1))
 	}
-	return verify.NewVerifier(a.trustedRoot, opts...)
+	return verify.NewVerifier(tr, opts...)
 }
 
 // legacyBundleMediaType is the bundle version that carries what a legacy
@@ -448,19 +450,11 @@ func (a *authority) verifyBundle(b *bundle.Bundle, d v1.Hash) (*verify.Verificat
 	if err != nil {
 		return nil, fmt.Errorf("digest: %w", err)
 	}
-	var verifier *verify.Verifier
-	var policy verify.PolicyBuilder
-	if a.key != nil {
-		verifier, err = verify.NewVerifier(a.keyMaterial, verify.WithNoObserverTimestamps())
-		policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithKey())
-	} else {
-		verifier, err = a.keylessVerifier()
-		policy = verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), verify.WithCertificateIdentity(a.identity))
+	signer := verify.WithKey()
+	if a.key == nil {
+		signer = verify.WithCertificateIdentity(a.identity)
 	}
-	if err != nil {
-		return nil, err
-	}
-	return verifier.Verify(b, policy)
+	return a.sigstore.Verify(b, verify.NewPolicy(verify.WithArtifactDigest(d.Algorithm, digest), signer))
 }
 
 // payloadNames checks that a legacy signature's payload names digest d:

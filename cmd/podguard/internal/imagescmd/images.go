@@ -179,7 +179,7 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 			failed = failed || (v.Status != imagetrust.Verified && v.Status != imagetrust.Stale)
 		}
 		if img.Digest != "" && !o.Digests.Offline {
-			img.Found, err = verifier.Inspect(ctx, digestRef(r, img.Digest), covering(ps, vs, vulnsOn, r))
+			img.Found, err = verifier.Inspect(ctx, r, map[string]string{r: img.Digest}, covering(ps, vs, vulnsOn, r))
 			if err != nil {
 				img.FoundError = err.Error()
 			}
@@ -199,14 +199,6 @@ func (o *Options) Run(ctx context.Context, s cli.Streams, refs []string) error {
 		return cli.Exit(cli.ExitDenied)
 	}
 	return nil
-}
-
-// digestRef is reference r at digest d (repository@digest).
-func digestRef(r, d string) string {
-	if ref, err := name.ParseReference(r); err == nil {
-		return ref.Context().Name() + "@" + d
-	}
-	return r
 }
 
 // covering lists the authorities of the trust and scan entries that
