@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,12 +34,11 @@ import (
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 }
 
 // cluster is a real control plane with podguard serving in-process.
@@ -193,6 +193,9 @@ func (c *cluster) waitReady(t testing.TB, timeout time.Duration) {
 	for time.Now().Before(deadline) {
 		select {
 		case err := <-c.done:
+			// Nothing left to stop: the cleanup must not wait for it.
+			c.stop()
+			c.stop = nil
 			t.Fatalf("podguard exited: %v\n%s", err, c.logs.String())
 		default:
 		}

@@ -173,15 +173,35 @@ func (l *LogBuffer) String() string {
 	return l.b.String()
 }
 
-// FreePort returns a free TCP port on 127.0.0.1.
+// portsGiven are the ports FreePort has returned in this process.
+var portsGiven struct {
+	sync.Mutex
+	m map[int]bool
+}
+
+// FreePort returns a free TCP port on 127.0.0.1, never one it returned
+// before in this process: the kernel may hand a port out again as soon as
+// it is closed, and a test that gives one server's port to another (the
+// webhook's and the health probe's) fails to start it.
 func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	portsGiven.Lock()
+	defer portsGiven.Unlock()
+	if portsGiven.m == nil {
+		portsGiven.m = map[int]bool{}
 	}
-	defer l.Close()
-	_, p, _ := net.SplitHostPort(l.Addr().String())
-	return strconv.Atoi(p)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if !portsGiven.m[port] {
+			portsGiven.m[port] = true
+			return port, nil
+		}
+	}
+	return 0, fmt.Errorf("no free port on 127.0.0.1 that was not handed out before")
 }
 
 // InstallWebhooks installs a webhook configuration file (the one users
